@@ -1,0 +1,1 @@
+//! Loads and validates a city folder (city.toml, categories, agencies, jurisdictions, sensor sites).

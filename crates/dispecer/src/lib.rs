@@ -1,0 +1,1 @@
+//! The Dispecer server binary: CLI, configuration, signals, wiring, embedded MQTT broker.

@@ -1,0 +1,1 @@
+//! The dispatcher engine: fusion, routing and the single writer of incident state.

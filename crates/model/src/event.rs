@@ -1,0 +1,64 @@
+//! Inbound events: what a citizen, utility, sensor or operator tells Dispecer.
+
+use chrono::{DateTime, Utc};
+use geo::Point;
+
+use crate::ids::{CategoryId, EventId};
+
+/// Who sent an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A citizen's report.
+    Citizen,
+    /// A utility company, by its operator id.
+    Utility(String),
+}
+
+impl Source {
+    /// Stable name used in storage and logs, e.g. `citizen` or `utility:apa-brasov`.
+    pub fn as_label(&self) -> String {
+        match self {
+            Source::Citizen => "citizen".to_owned(),
+            Source::Utility(op) => format!("utility:{op}"),
+        }
+    }
+}
+
+/// What an event says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A report of a problem.
+    Report,
+}
+
+impl EventKind {
+    /// Lowercase name used in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Report => "report",
+        }
+    }
+}
+
+/// An event, validated against the city, ready for the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Identity for idempotency.
+    pub id: EventId,
+    /// Who sent it.
+    pub source: Source,
+    /// What it says.
+    pub kind: EventKind,
+    /// Category.
+    pub category: CategoryId,
+    /// Where (longitude, latitude).
+    pub location: Point,
+    /// Free text from the sender.
+    pub description: Option<String>,
+    /// When the sender says it happened.
+    pub occurred_at: DateTime<Utc>,
+    /// When Dispecer received it.
+    pub received_at: DateTime<Utc>,
+    /// The original payload, kept verbatim in the event log.
+    pub payload: String,
+}

@@ -1,0 +1,385 @@
+//! Routing: which agency is responsible for an incident, and why.
+//!
+//! Boundary: lookups run in memory on R-trees of the city's areas, never against a database.
+
+use geo::{Area as _, BoundingRect, Intersects, MultiPolygon, Point};
+use rstar::primitives::{GeomWithData, Rectangle};
+use rstar::{RTree, AABB};
+
+use crate::city::City;
+use crate::ids::{AgencyId, CategoryId, DistrictId};
+
+/// The rule that chose an agency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutingRule {
+    /// One of the agency's areas contains the place, and it handles the category.
+    Jurisdiction,
+    /// No agency covers this place and category: the city's fallback agency takes it.
+    Fallback,
+}
+
+impl RoutingRule {
+    /// snake_case name used on the wire and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoutingRule::Jurisdiction => "jurisdiction",
+            RoutingRule::Fallback => "fallback",
+        }
+    }
+
+    /// Parses [`RoutingRule::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "jurisdiction" => Some(RoutingRule::Jurisdiction),
+            "fallback" => Some(RoutingRule::Fallback),
+            _ => None,
+        }
+    }
+}
+
+/// An agency that could take an incident, with the rule and area that make it so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteCandidate {
+    /// The agency.
+    pub agency: AgencyId,
+    /// The rule.
+    pub rule: RoutingRule,
+    /// The area of the agency's jurisdiction that contains the place, if the rule is jurisdiction.
+    pub area: Option<String>,
+}
+
+/// The agency chosen for an incident, why, and the ranked alternatives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingDecision {
+    /// The choice.
+    pub chosen: RouteCandidate,
+    /// The other candidates, best first.
+    pub alternatives: Vec<RouteCandidate>,
+}
+
+type AreaEntry = GeomWithData<Rectangle<[f64; 2]>, (usize, usize)>;
+type DistrictEntry = GeomWithData<Rectangle<[f64; 2]>, usize>;
+
+/// A city with its spatial indexes: who is responsible where, and which district is where.
+#[derive(Debug)]
+pub struct CityIndex {
+    city: City,
+    areas: RTree<AreaEntry>,
+    /// Unsigned area (square degrees, for ranking only) of each agency's each area.
+    area_sizes: Vec<Vec<f64>>,
+    districts: RTree<DistrictEntry>,
+}
+
+fn rect_of(geometry: &MultiPolygon) -> Option<Rectangle<[f64; 2]>> {
+    geometry
+        .bounding_rect()
+        .map(|r| Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]))
+}
+
+impl CityIndex {
+    /// Builds the indexes (bulk-loaded R-trees). Areas with no geometry are skipped.
+    pub fn new(city: City) -> Self {
+        let mut area_entries = Vec::new();
+        let mut area_sizes = Vec::with_capacity(city.agencies.len());
+        for (ai, agency) in city.agencies.iter().enumerate() {
+            let mut sizes = Vec::with_capacity(agency.areas.len());
+            for (ri, area) in agency.areas.iter().enumerate() {
+                sizes.push(area.geometry.unsigned_area());
+                if let Some(rect) = rect_of(&area.geometry) {
+                    area_entries.push(GeomWithData::new(rect, (ai, ri)));
+                }
+            }
+            area_sizes.push(sizes);
+        }
+        let district_entries = city
+            .districts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| rect_of(&d.area).map(|r| GeomWithData::new(r, i)))
+            .collect();
+        CityIndex {
+            areas: RTree::bulk_load(area_entries),
+            area_sizes,
+            districts: RTree::bulk_load(district_entries),
+            city,
+        }
+    }
+
+    /// The city.
+    pub fn city(&self) -> &City {
+        &self.city
+    }
+
+    /// The district containing `point`, if any (the first one, should districts overlap).
+    pub fn district_at(&self, point: Point) -> Option<&DistrictId> {
+        let probe = AABB::from_point([point.x(), point.y()]);
+        self.districts
+            .locate_in_envelope_intersecting(&probe)
+            .map(|e| &self.city.districts[e.data])
+            .find(|d| d.area.intersects(&point))
+            .map(|d| &d.id)
+    }
+
+    /// Whether `point` is inside the municipality.
+    pub fn in_city(&self, point: Point) -> bool {
+        self.city.boundary.intersects(&point)
+    }
+
+    /// Chooses the agency for an incident of `category` at `point`: among agencies whose
+    /// jurisdiction contains the point and that handle the category, the lowest priority number
+    /// first, then the smallest (most specific) area, then the agency id; the city's fallback
+    /// agency when there is none.
+    pub fn route(&self, category: &CategoryId, point: Point) -> RoutingDecision {
+        let probe = AABB::from_point([point.x(), point.y()]);
+        // (priority, area size, agency index, area index); one entry per agency, its smallest area.
+        let mut found: Vec<(i32, f64, usize, usize)> = Vec::new();
+        for entry in self.areas.locate_in_envelope_intersecting(&probe) {
+            let (ai, ri) = entry.data;
+            let agency = &self.city.agencies[ai];
+            if !agency.handles(category) || !agency.areas[ri].geometry.intersects(&point) {
+                continue;
+            }
+            let size = self.area_sizes[ai][ri];
+            match found.iter_mut().find(|f| f.2 == ai) {
+                Some(existing) if existing.1 <= size => {}
+                Some(existing) => *existing = (agency.priority, size, ai, ri),
+                None => found.push((agency.priority, size, ai, ri)),
+            }
+        }
+        found.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then(a.1.total_cmp(&b.1))
+                .then_with(|| self.city.agencies[a.2].id.cmp(&self.city.agencies[b.2].id))
+        });
+        let mut ranked = found.into_iter().map(|(_, _, ai, ri)| {
+            let agency = &self.city.agencies[ai];
+            RouteCandidate {
+                agency: agency.id.clone(),
+                rule: RoutingRule::Jurisdiction,
+                area: Some(agency.areas[ri].id.clone()),
+            }
+        });
+        match ranked.next() {
+            Some(chosen) => RoutingDecision {
+                chosen,
+                alternatives: ranked.collect(),
+            },
+            None => RoutingDecision {
+                chosen: RouteCandidate {
+                    agency: self.city.fallback_agency.clone(),
+                    rule: RoutingRule::Fallback,
+                    area: None,
+                },
+                alternatives: Vec::new(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::city::{Agency, Area, Category, Contact, District};
+    use crate::i18n::{Language, Localized};
+    use crate::incident::Severity;
+    use geo::{polygon, Rect};
+
+    fn square(x0: f64, y0: f64, x1: f64, y1: f64) -> MultiPolygon {
+        MultiPolygon(vec![
+            polygon![(x: x0, y: y0), (x: x1, y: y0), (x: x1, y: y1), (x: x0, y: y1), (x: x0, y: y0)],
+        ])
+    }
+
+    fn loc(s: &str) -> Localized {
+        Localized {
+            ro: s.into(),
+            en: s.into(),
+        }
+    }
+
+    fn agency(id: &str, cats: &[&str], priority: i32, areas: Vec<(&str, MultiPolygon)>) -> Agency {
+        Agency {
+            id: id.into(),
+            kind: "k".into(),
+            name: loc(id),
+            categories: cats.iter().map(|c| CategoryId::from(*c)).collect(),
+            priority,
+            contact: Contact::default(),
+            areas: areas
+                .into_iter()
+                .map(|(aid, g)| Area {
+                    id: aid.into(),
+                    name: aid.into(),
+                    geometry: g,
+                })
+                .collect(),
+        }
+    }
+
+    fn city() -> City {
+        let whole = square(0.0, 0.0, 10.0, 10.0);
+        City {
+            id: "t".into(),
+            name: loc("T"),
+            default_language: Language::Ro,
+            languages: vec![Language::Ro, Language::En],
+            time_zone: "Europe/Bucharest".into(),
+            bounds: Rect::new((0.0, 0.0), (10.0, 10.0)),
+            center: Point::new(5.0, 5.0),
+            boundary: whole.clone(),
+            districts: vec![
+                District {
+                    id: "west".into(),
+                    name: "West".into(),
+                    area: square(0.0, 0.0, 5.0, 10.0),
+                },
+                District {
+                    id: "east".into(),
+                    name: "East".into(),
+                    area: square(5.0, 0.0, 10.0, 10.0),
+                },
+            ],
+            categories: vec![Category {
+                id: "heat".into(),
+                name: loc("heat"),
+                family: "heating".into(),
+                default_severity: Severity::Moderate,
+                agency_kind: "heating".into(),
+                merge_radius_m: 100.0,
+                merge_window: chrono::Duration::hours(1),
+            }],
+            agencies: vec![
+                agency(
+                    "dispatch",
+                    &["heat", "water"],
+                    100,
+                    vec![("city", whole.clone())],
+                ),
+                agency(
+                    "heat-west",
+                    &["heat"],
+                    10,
+                    vec![("west", square(0.0, 0.0, 5.0, 10.0))],
+                ),
+                agency(
+                    "heat-small",
+                    &["heat"],
+                    10,
+                    vec![("block", square(1.0, 1.0, 2.0, 2.0))],
+                ),
+                agency(
+                    "water",
+                    &["water"],
+                    10,
+                    vec![("north", square(0.0, 5.0, 10.0, 10.0))],
+                ),
+            ],
+            sensors: vec![],
+            fallback_agency: "dispatch".into(),
+        }
+    }
+
+    struct Case {
+        name: &'static str,
+        category: &'static str,
+        at: (f64, f64),
+        agency: &'static str,
+        rule: RoutingRule,
+        area: Option<&'static str>,
+        alternatives: &'static [&'static str],
+    }
+
+    #[test]
+    fn routing_table() {
+        let index = CityIndex::new(city());
+        let cases = [
+            Case {
+                name: "most specific area wins at equal priority",
+                category: "heat",
+                at: (1.5, 1.5),
+                agency: "heat-small",
+                rule: RoutingRule::Jurisdiction,
+                area: Some("block"),
+                alternatives: &["heat-west", "dispatch"],
+            },
+            Case {
+                name: "district agency",
+                category: "heat",
+                at: (3.0, 8.0),
+                agency: "heat-west",
+                rule: RoutingRule::Jurisdiction,
+                area: Some("west"),
+                alternatives: &["dispatch"],
+            },
+            Case {
+                name: "only the whole-city agency",
+                category: "heat",
+                at: (8.0, 2.0),
+                agency: "dispatch",
+                rule: RoutingRule::Jurisdiction,
+                area: Some("city"),
+                alternatives: &[],
+            },
+            Case {
+                name: "category must match",
+                category: "water",
+                at: (1.5, 1.5),
+                agency: "dispatch",
+                rule: RoutingRule::Jurisdiction,
+                area: Some("city"),
+                alternatives: &[],
+            },
+            Case {
+                name: "water north",
+                category: "water",
+                at: (7.0, 7.0),
+                agency: "water",
+                rule: RoutingRule::Jurisdiction,
+                area: Some("north"),
+                alternatives: &["dispatch"],
+            },
+            Case {
+                name: "outside everything falls back",
+                category: "heat",
+                at: (20.0, 20.0),
+                agency: "dispatch",
+                rule: RoutingRule::Fallback,
+                area: None,
+                alternatives: &[],
+            },
+            Case {
+                name: "unknown category falls back",
+                category: "nope",
+                at: (1.5, 1.5),
+                agency: "dispatch",
+                rule: RoutingRule::Fallback,
+                area: None,
+                alternatives: &[],
+            },
+        ];
+        for c in cases {
+            let d = index.route(&CategoryId::from(c.category), Point::new(c.at.0, c.at.1));
+            assert_eq!(d.chosen.agency.as_str(), c.agency, "{}", c.name);
+            assert_eq!(d.chosen.rule, c.rule, "{}", c.name);
+            assert_eq!(d.chosen.area.as_deref(), c.area, "{}", c.name);
+            let alts: Vec<&str> = d.alternatives.iter().map(|a| a.agency.as_str()).collect();
+            assert_eq!(alts, c.alternatives, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn districts_are_found() {
+        let index = CityIndex::new(city());
+        assert_eq!(
+            index.district_at(Point::new(2.0, 2.0)).map(|d| d.as_str()),
+            Some("west")
+        );
+        assert_eq!(
+            index.district_at(Point::new(7.0, 2.0)).map(|d| d.as_str()),
+            Some("east")
+        );
+        assert_eq!(index.district_at(Point::new(70.0, 2.0)), None);
+        assert!(index.in_city(Point::new(7.0, 2.0)));
+        assert!(!index.in_city(Point::new(-1.0, 2.0)));
+    }
+}

@@ -1,0 +1,1 @@
+//! Wire formats of Dispecer (MQTT payloads, HTTP/WebSocket JSON), versioned, converted by hand to the model.

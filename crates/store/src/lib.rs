@@ -1,0 +1,1 @@
+//! Durable storage of events and incidents: SQLite (embedded default), PostgreSQL and TimescaleDB through sqlx.

@@ -1,0 +1,1 @@
+//! Simulators: a living city over MQTT, seeded.
