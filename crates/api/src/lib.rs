@@ -1,1 +1,97 @@
-//! The HTTP API (axum): REST under /api/v1, the WebSocket stream and the dashboards.
+//! Dispecer's HTTP surface (axum): the REST API under `/api/v1`, the live WebSocket stream and
+//! the dashboards, embedded in the binary so that nothing is fetched from elsewhere.
+//!
+//! Boundary: handlers translate between HTTP and the engine/store; they hold no incident state
+//! of their own. Every client error is `application/problem+json` (RFC 9457); internal errors are
+//! logged once and answered generically.
+
+mod dashboards;
+mod incidents;
+mod problem;
+mod stream;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio_util::sync::CancellationToken;
+
+use engine::Engine;
+use store::Store;
+
+pub use problem::Problem;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    engine: Engine,
+    store: Store,
+    /// `GET /api/v1/city`, serialised once at start-up.
+    city_document: Arc<Vec<u8>>,
+    shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// State for a router over `engine` and `store`; `tile_url` is the optional base map
+    /// template given to the dashboards; WebSockets close when `shutdown` is cancelled.
+    pub fn new(
+        engine: Engine,
+        store: Store,
+        tile_url: Option<String>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let document = protocol::city::CityDocument::new(engine.city().city(), tile_url);
+        // Serialising plain data structures cannot fail; an empty body would show at once.
+        let city_document = Arc::new(serde_json::to_vec(&document).unwrap_or_default());
+        AppState {
+            engine,
+            store,
+            city_document,
+            shutdown,
+        }
+    }
+}
+
+/// The whole router: API, stream and dashboards.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/city", get(city))
+        .route("/api/v1/incidents", get(incidents::list))
+        .route("/api/v1/incidents/{id}", get(incidents::one))
+        .route("/api/v1/incidents/{id}/timeline", get(incidents::timeline))
+        .route("/api/v1/dead-letters", get(incidents::dead_letters))
+        .route("/api/v1/stream", get(stream::upgrade))
+        .fallback(dashboards::serve)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn health(State(state): State<AppState>) -> Result<impl IntoResponse, Problem> {
+    state
+        .store
+        .ping()
+        .await
+        .map_err(|e| Problem::unavailable(format!("store: {e}")))?;
+    let stats = state.engine.stats();
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(Json(serde_json::json!({
+        "status": "ok",
+        "store": state.store.backend().to_string(),
+        "events": load(&stats.events),
+        "incidents_opened": load(&stats.opened),
+        "reports_joined": load(&stats.joined),
+        "duplicates": load(&stats.duplicates),
+        "store_errors": load(&stats.store_errors),
+    })))
+}
+
+async fn city(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.city_document.as_ref().clone(),
+    )
+}

@@ -1,1 +1,56 @@
-fn main() {}
+//! `dispecer`: the integrated technical dispatch center's server.
+//!
+//! Boundary: the only place that reads configuration and environment, installs tracing and
+//! handles signals; everything else is wired from here.
+
+mod app;
+mod broker;
+mod config;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use config::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dispecer: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Run(opts) => app::run(opts, None).await,
+            Command::Demo(demo) => app::run(demo.run, Some(demo.sim)).await,
+            Command::Migrate(m) => app::migrate(&m.database_url).await,
+            Command::CheckCity(c) => app::check_city(&c.city),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("dispecer: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("DISPECER_LOG").unwrap_or_else(|_| {
+        EnvFilter::new("info,rumqttd=warn,rumqttc=warn,sqlx=warn,tower_http=warn")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

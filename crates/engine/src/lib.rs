@@ -1,1 +1,308 @@
-//! The dispatcher engine: fusion, routing and the single writer of incident state.
+//! The dispatcher engine: turns accepted events into incidents (fusing duplicates), chooses the
+//! responsible agency, records everything durably and tells the rest of the system.
+//!
+//! Invariant: one task, the engine actor, owns the incident state and is its only writer. Every
+//! change is committed to the store *before* it is applied in memory, announced, or answered to
+//! the caller, so an acknowledgement to a sender always means "durable".
+//!
+//! Boundary: no wire formats and no network here; adapters hand in [`model::Event`]s, and the
+//! API and the MQTT publisher listen to [`IncidentUpdate`]s.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use model::{CityIndex, Event, Incident, IncidentId, IncidentIndex, IncidentStatus};
+use store::{ChangeKind, IncidentChange, Recorded, Store, StoreError};
+
+/// Why the engine could not take an event.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store refused or is unreachable; nothing was recorded, the sender should retry.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The event names a category the city does not have (adapters validate; this is a bug guard).
+    #[error("unknown category {0:?}")]
+    UnknownCategory(String),
+    /// The engine is shutting down.
+    #[error("the engine is stopped")]
+    Stopped,
+}
+
+/// What an accepted event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// It opened a new incident.
+    Opened(IncidentId),
+    /// It joined an open incident.
+    Joined(IncidentId),
+    /// It had been recorded before; nothing changed.
+    Duplicate,
+}
+
+/// What happened to an incident, as announced to listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateKind {
+    /// A new incident.
+    Opened,
+    /// An existing incident changed.
+    Updated,
+}
+
+/// An incident's new state, announced after it was committed.
+#[derive(Debug, Clone)]
+pub struct IncidentUpdate {
+    /// Opened or updated.
+    pub kind: UpdateKind,
+    /// The incident as it is now.
+    pub incident: Arc<Incident>,
+}
+
+/// Counters, for health and metrics.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    /// Events recorded.
+    pub events: AtomicU64,
+    /// Incidents opened.
+    pub opened: AtomicU64,
+    /// Events that joined an open incident.
+    pub joined: AtomicU64,
+    /// Redeliveries recognised by event id.
+    pub duplicates: AtomicU64,
+    /// Store failures (the event was not taken).
+    pub store_errors: AtomicU64,
+}
+
+enum Command {
+    Ingest {
+        event: Box<Event>,
+        reply: oneshot::Sender<Result<IngestOutcome, EngineError>>,
+    },
+    Snapshot {
+        reply: oneshot::Sender<Vec<Arc<Incident>>>,
+    },
+}
+
+/// A handle on the running engine; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    commands: mpsc::Sender<Command>,
+    updates: broadcast::Sender<IncidentUpdate>,
+    city: Arc<CityIndex>,
+    stats: Arc<EngineStats>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Ingest { event, .. } => write!(f, "Ingest({})", event.id),
+            Command::Snapshot { .. } => f.write_str("Snapshot"),
+        }
+    }
+}
+
+/// Capacity of the command queue. When full, callers wait (back-pressure on the adapters,
+/// which then leave messages unacknowledged with the broker); nothing is dropped.
+const COMMAND_QUEUE: usize = 1024;
+
+/// Capacity of the update broadcast. A listener that falls further behind gets `Lagged` and
+/// must resynchronise from a snapshot (the WebSocket does); counted by the listener.
+const UPDATE_BROADCAST: usize = 4096;
+
+impl Engine {
+    /// Loads the open incidents from `store`, builds the spatial index and starts the actor on
+    /// `tracker`; it stops when `shutdown` is cancelled. Every committed update is also sent to
+    /// `outbox` (the agencies' publisher), waiting when it is full, so none is skipped.
+    pub async fn start(
+        city: Arc<CityIndex>,
+        store: Store,
+        outbox: Option<mpsc::Sender<IncidentUpdate>>,
+        shutdown: CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Result<Engine, EngineError> {
+        let open = store.open_incidents().await?;
+        let index = IncidentIndex::bulk_load(open.iter());
+        let incidents: HashMap<IncidentId, Incident> =
+            open.into_iter().map(|i| (i.id.clone(), i)).collect();
+        tracing::info!(open_incidents = incidents.len(), "engine state loaded");
+        let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
+        let (updates, _) = broadcast::channel(UPDATE_BROADCAST);
+        let stats = Arc::new(EngineStats::default());
+        let actor = Actor {
+            city: city.clone(),
+            store,
+            incidents,
+            index,
+            updates: updates.clone(),
+            outbox,
+            stats: stats.clone(),
+        };
+        tracker.spawn(actor.run(rx, shutdown));
+        Ok(Engine {
+            commands,
+            updates,
+            city,
+            stats,
+        })
+    }
+
+    /// Takes an event; returns once its effect is durable (or it was known already).
+    pub async fn ingest(&self, event: Event) -> Result<IngestOutcome, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Ingest {
+                event: Box::new(event),
+                reply,
+            })
+            .await
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// The open incidents now, newest first.
+    pub async fn open_incidents(&self) -> Result<Vec<Arc<Incident>>, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Snapshot { reply })
+            .await
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// Listens to committed incident updates.
+    pub fn subscribe(&self) -> broadcast::Receiver<IncidentUpdate> {
+        self.updates.subscribe()
+    }
+
+    /// The city and its spatial indexes.
+    pub fn city(&self) -> &Arc<CityIndex> {
+        &self.city
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+}
+
+struct Actor {
+    city: Arc<CityIndex>,
+    store: Store,
+    incidents: HashMap<IncidentId, Incident>,
+    index: IncidentIndex,
+    updates: broadcast::Sender<IncidentUpdate>,
+    outbox: Option<mpsc::Sender<IncidentUpdate>>,
+    stats: Arc<EngineStats>,
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
+        loop {
+            let command = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                c = rx.recv() => match c { Some(c) => c, None => break },
+            };
+            match command {
+                Command::Ingest { event, reply } => {
+                    let result = self.ingest(*event).await;
+                    // The caller may have given up (shutdown); the outcome is durable either way.
+                    let _ = reply.send(result);
+                }
+                Command::Snapshot { reply } => {
+                    let mut open: Vec<Arc<Incident>> = self
+                        .incidents
+                        .values()
+                        .filter(|i| i.status.is_open())
+                        .map(|i| Arc::new(i.clone()))
+                        .collect();
+                    open.sort_by(|a, b| b.opened_at.cmp(&a.opened_at));
+                    let _ = reply.send(open);
+                }
+            }
+        }
+        tracing::info!("engine stopped");
+    }
+
+    async fn ingest(&mut self, event: Event) -> Result<IngestOutcome, EngineError> {
+        let city = self.city.city();
+        let category = city
+            .category(event.category.as_str())
+            .ok_or_else(|| EngineError::UnknownCategory(event.category.to_string()))?;
+        let now = event.received_at;
+        let joined = self
+            .index
+            .find_match(&self.incidents, category, event.location, now);
+        let (incident, kind) = match joined.and_then(|id| self.incidents.get(&id)) {
+            Some(existing) => {
+                let mut i = existing.clone();
+                i.report_count = i.report_count.saturating_add(1);
+                i.updated_at = now;
+                (i, ChangeKind::ReportJoined)
+            }
+            None => {
+                let routing = self.city.route(&category.id, event.location);
+                let incident = Incident {
+                    id: IncidentId::new(uuid::Uuid::now_v7().to_string()),
+                    category: category.id.clone(),
+                    severity: category.default_severity,
+                    status: IncidentStatus::Assigned,
+                    location: event.location,
+                    district: self.city.district_at(event.location).cloned(),
+                    agency: routing.chosen.agency.clone(),
+                    routing,
+                    report_count: 1,
+                    description: event.description.clone(),
+                    opened_at: now,
+                    updated_at: now,
+                };
+                (incident, ChangeKind::Opened)
+            }
+        };
+        let change = IncidentChange { incident, kind };
+        match self.store.record(&event, &change).await {
+            Err(e) => {
+                self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(event = %event.id, error = %e, "event not recorded");
+                return Err(e.into());
+            }
+            Ok(Recorded::Duplicate) => {
+                self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                return Ok(IngestOutcome::Duplicate);
+            }
+            Ok(Recorded::Stored) => {}
+        }
+        self.stats.events.fetch_add(1, Ordering::Relaxed);
+        let IncidentChange { incident, kind } = change;
+        let id = incident.id.clone();
+        let (outcome, update_kind) = match kind {
+            ChangeKind::Opened => {
+                self.stats.opened.fetch_add(1, Ordering::Relaxed);
+                self.index.insert(id.clone(), incident.location);
+                tracing::debug!(incident = %id, agency = %incident.agency, "incident opened");
+                (IngestOutcome::Opened(id.clone()), UpdateKind::Opened)
+            }
+            ChangeKind::ReportJoined => {
+                self.stats.joined.fetch_add(1, Ordering::Relaxed);
+                (IngestOutcome::Joined(id.clone()), UpdateKind::Updated)
+            }
+        };
+        let update = IncidentUpdate {
+            kind: update_kind,
+            incident: Arc::new(incident.clone()),
+        };
+        self.incidents.insert(id, incident);
+        // No listener is fine (nobody watching); laggards resynchronise from a snapshot.
+        let _ = self.updates.send(update.clone());
+        if let Some(outbox) = &self.outbox {
+            if outbox.send(update).await.is_err() {
+                tracing::warn!("agency outbox closed; agencies will not be told of this change");
+            }
+        }
+        Ok(outcome)
+    }
+}

@@ -1,1 +1,566 @@
-//! Durable storage of events and incidents: SQLite (embedded default), PostgreSQL and TimescaleDB through sqlx.
+//! Durable storage of events and incidents: SQLite (embedded default), PostgreSQL and TimescaleDB
+//! through sqlx.
+//!
+//! One [`Store`] API over three backends, chosen by the URL given to [`Store::connect`]:
+//!
+//! | URL | backend |
+//! | --- | --- |
+//! | `sqlite://path/to/file.sqlite` (created, with its folder, if missing) | [`Backend::Sqlite`] |
+//! | `sqlite::memory:` (one connection; gone when the store closes) | [`Backend::Sqlite`] |
+//! | `postgres://…` or `postgresql://…` on a server with TimescaleDB | [`Backend::Timescale`] |
+//! | the same on a server without it, or with `?timescaledb=off` | [`Backend::Postgres`] |
+//!
+//! `timescaledb=off` is the store's own URL parameter (removed before the URL reaches the
+//! driver): it stops the store from running `CREATE EXTENSION IF NOT EXISTS timescaledb`. A
+//! database where the extension is already installed still gets a hypertable event log.
+//!
+//! The tables (see `migrations/`): `events` (the event log, every accepted event verbatim, a
+//! TimescaleDB hypertable on `received_at` where the extension is present), `event_keys`
+//! (PostgreSQL only: the event-id idempotency guard, since a hypertable's unique indexes must
+//! include its time column), `incidents`, `incident_timeline` and `dead_letters`.
+//!
+//! Invariant: [`Store::record`] writes the event, the incident and its timeline entry in one
+//! transaction, and returns only after commit (SQLite: WAL with `synchronous=FULL`; PostgreSQL:
+//! its default `fsync`). Recording an event id a second time writes nothing.
+//!
+//! Invariant: timestamps are stored to the microsecond (PostgreSQL's precision) on every backend;
+//! anything finer is dropped on write, so what is read back may differ from what was given by
+//! less than a microsecond.
+//!
+//! Boundary: the store does not decide anything. The engine computes an incident's new state and
+//! hands it over whole; the store writes it as given.
+
+mod error;
+mod rows;
+mod types;
+mod url;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::QueryBuilder;
+use tracing::{info, warn};
+
+use model::{Event, EventId, Incident, IncidentId, IncidentStatus};
+
+use crate::rows::{
+    routing_json, stored_time, DeadLetterRow, EventSummaryRow, IncidentRow, TimelineRow,
+    INCIDENT_COLUMNS,
+};
+use crate::url::Target;
+
+pub use crate::error::StoreError;
+pub use crate::types::{
+    Backend, ChangeKind, DeadLetter, EventSummary, IncidentChange, IncidentFilter, NewDeadLetter,
+    Recorded, TimelineEntry,
+};
+
+/// How many incidents [`Store::incidents`] returns when the filter sets no limit.
+pub const DEFAULT_LIMIT: u32 = 1000;
+/// The most incidents or dead letters one call returns, whatever the limit asked.
+pub const MAX_LIMIT: u32 = 10_000;
+
+/// How long to wait for a connection before reporting the database unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an SQLite writer waits for another one before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections to an SQLite file: one writer at a time anyway, a few readers beside it.
+const SQLITE_CONNECTIONS: u32 = 4;
+/// Connections to PostgreSQL.
+const POSTGRES_CONNECTIONS: u32 = 8;
+
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the store's pool, whichever backend it is. The SQL in the
+/// body must be valid on both: SQLite accepts PostgreSQL's `$1` placeholders.
+macro_rules! with_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Events, incidents, their timelines and dead letters, durably. Cheap to clone: clones share
+/// one connection pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: Pool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects to `url` (see the [crate] documentation for the forms it takes), applies the
+    /// schema migrations and detects TimescaleDB.
+    ///
+    /// Refuses with [`StoreError::SchemaTooNew`] a database migrated by a newer Dispecer.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let store = match url::parse(url)? {
+            Target::Sqlite { url, in_memory } => Self::open_sqlite(&url, in_memory).await?,
+            Target::Postgres {
+                url,
+                try_timescaledb,
+            } => Self::open_postgres(&url, try_timescaledb).await?,
+        };
+        if let Err(e) = store.migrate().await {
+            store.close().await;
+            return Err(e);
+        }
+        let store = match store.detect_backend().await {
+            Ok(backend) => Store { backend, ..store },
+            Err(e) => {
+                store.close().await;
+                return Err(e);
+            }
+        };
+        info!(backend = %store.backend, "store ready");
+        Ok(store)
+    }
+
+    async fn open_sqlite(url: &str, in_memory: bool) -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::InvalidUrl(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(SQLITE_BUSY_TIMEOUT);
+        let pool_options = if in_memory {
+            // An in-memory database lives as long as its last connection: keep exactly one.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            if let Some(folder) = options.get_filename().parent() {
+                if !folder.as_os_str().is_empty() {
+                    tokio::fs::create_dir_all(folder)
+                        .await
+                        .map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
+                }
+            }
+            SqlitePoolOptions::new().max_connections(SQLITE_CONNECTIONS)
+        };
+        let pool = pool_options
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        Ok(Store {
+            pool: Pool::Sqlite(pool),
+            backend: Backend::Sqlite,
+        })
+    }
+
+    async fn open_postgres(url: &str, try_timescaledb: bool) -> Result<Store, StoreError> {
+        let options =
+            PgConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(POSTGRES_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        if try_timescaledb {
+            // Before the migrations, so that the event log is created as a hypertable.
+            match sqlx::query("CREATE EXTENSION IF NOT EXISTS timescaledb")
+                .execute(&pool)
+                .await
+            {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(e)) => {
+                    info!(reason = %e, "timescaledb is not available, using plain postgresql");
+                }
+                Err(e) => {
+                    pool.close().await;
+                    return Err(StoreError::Unavailable(e));
+                }
+            }
+        }
+        Ok(Store {
+            pool: Pool::Postgres(pool),
+            backend: Backend::Postgres,
+        })
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self.pool {
+            Pool::Sqlite(_) => &SQLITE_MIGRATOR,
+            Pool::Postgres(_) => &POSTGRES_MIGRATOR,
+        }
+    }
+
+    /// Applies pending migrations; refuses a database that has migrations this binary lacks.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let result = match &self.pool {
+            Pool::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await,
+            Pool::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await,
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(MigrateError::VersionMissing(missing)) => {
+                let binary = self.migrator().iter().map(|m| m.version).max().unwrap_or(0);
+                let database: Option<i64> = with_pool!(self, |pool| {
+                    sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+                        .fetch_one(pool)
+                        .await?
+                });
+                match database {
+                    Some(database) if database > binary => {
+                        Err(StoreError::SchemaTooNew { database, binary })
+                    }
+                    _ => Err(StoreError::Migration(MigrateError::VersionMissing(missing))),
+                }
+            }
+            Err(e) => Err(StoreError::Migration(e)),
+        }
+    }
+
+    /// TimescaleDB if the extension is installed and the event log is a hypertable.
+    async fn detect_backend(&self) -> Result<Backend, StoreError> {
+        let Pool::Postgres(pool) = &self.pool else {
+            return Ok(Backend::Sqlite);
+        };
+        let installed: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')",
+        )
+        .fetch_one(pool)
+        .await?;
+        if !installed {
+            return Ok(Backend::Postgres);
+        }
+        let hypertables: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM timescaledb_information.hypertables \
+             WHERE hypertable_name = 'events' AND hypertable_schema = current_schema()",
+        )
+        .fetch_one(pool)
+        .await?;
+        if hypertables == 0 {
+            warn!(
+                "timescaledb is installed but the event log was created before it and is not a \
+                 hypertable; using it as plain postgresql"
+            );
+            return Ok(Backend::Postgres);
+        }
+        Ok(Backend::Timescale)
+    }
+
+    /// The database behind this store.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Durably records an accepted event and its effect on an incident, in one transaction: the
+    /// event (into the event log), then the incident (inserted or replaced as given), then a
+    /// timeline entry.
+    ///
+    /// The timeline entry has `kind` [`ChangeKind::as_str`], `actor` the event's source label,
+    /// `at` the incident's `updated_at`, and `detail`:
+    /// - opened: `{"event", "category", "severity", "status", "agency", "rule", "area",
+    ///   "district"}`;
+    /// - report joined: `{"event", "report_count"}`.
+    ///
+    /// If the event id is already recorded, writes nothing and returns [`Recorded::Duplicate`].
+    /// Returns only after commit.
+    pub async fn record(
+        &self,
+        event: &Event,
+        change: &IncidentChange,
+    ) -> Result<Recorded, StoreError> {
+        let incident = &change.incident;
+        let received_at = stored_time(event.received_at);
+        let occurred_at = stored_time(event.occurred_at);
+        let source = event.source.as_label();
+        let routing = routing_json(&incident.routing);
+        let detail = timeline_detail(event, change).to_string();
+        // PostgreSQL claims the id in `event_keys`; SQLite's `events.id` is the primary key.
+        let claim_key = self.backend != Backend::Sqlite;
+        let insert_event = if claim_key {
+            "INSERT INTO events (id, source, kind, category, lon, lat, occurred_at, received_at, \
+             incident_id, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        } else {
+            "INSERT INTO events (id, source, kind, category, lon, lat, occurred_at, received_at, \
+             incident_id, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (id) DO NOTHING"
+        };
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            if claim_key {
+                let claimed = sqlx::query(
+                    "INSERT INTO event_keys (id, received_at) VALUES ($1, $2) \
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(event.id.as_str())
+                .bind(received_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if claimed == 0 {
+                    tx.rollback().await?;
+                    return Ok(Recorded::Duplicate);
+                }
+            }
+            let inserted = sqlx::query(insert_event)
+                .bind(event.id.as_str())
+                .bind(&source)
+                .bind(event.kind.as_str())
+                .bind(event.category.as_str())
+                .bind(event.location.x())
+                .bind(event.location.y())
+                .bind(occurred_at)
+                .bind(received_at)
+                .bind(incident.id.as_str())
+                .bind(&event.payload)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if inserted == 0 {
+                tx.rollback().await?;
+                return Ok(Recorded::Duplicate);
+            }
+            sqlx::query(
+                "INSERT INTO incidents (id, category, severity, status, lon, lat, district, \
+                 agency, routing, report_count, description, opened_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                 ON CONFLICT (id) DO UPDATE SET category = excluded.category, \
+                 severity = excluded.severity, status = excluded.status, lon = excluded.lon, \
+                 lat = excluded.lat, district = excluded.district, agency = excluded.agency, \
+                 routing = excluded.routing, report_count = excluded.report_count, \
+                 description = excluded.description, opened_at = excluded.opened_at, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(incident.id.as_str())
+            .bind(incident.category.as_str())
+            .bind(incident.severity.as_str())
+            .bind(incident.status.as_str())
+            .bind(incident.location.x())
+            .bind(incident.location.y())
+            .bind(incident.district.as_ref().map(|d| d.as_str()))
+            .bind(incident.agency.as_str())
+            .bind(&routing)
+            .bind(i64::from(incident.report_count))
+            .bind(incident.description.as_deref())
+            .bind(stored_time(incident.opened_at))
+            .bind(stored_time(incident.updated_at))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO incident_timeline (incident_id, at, kind, actor, detail) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(incident.id.as_str())
+            .bind(stored_time(incident.updated_at))
+            .bind(change.kind.as_str())
+            .bind(&source)
+            .bind(&detail)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(Recorded::Stored)
+    }
+
+    /// Whether an event with this id is recorded.
+    pub async fn is_known_event(&self, id: &EventId) -> Result<bool, StoreError> {
+        let sql = match self.backend {
+            Backend::Sqlite => "SELECT count(*) FROM events WHERE id = $1",
+            Backend::Postgres | Backend::Timescale => {
+                "SELECT count(*) FROM event_keys WHERE id = $1"
+            }
+        };
+        let count: i64 = with_pool!(self, |pool| {
+            sqlx::query_scalar(sql)
+                .bind(id.as_str())
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(count > 0)
+    }
+
+    /// Every incident whose status is open ([`IncidentStatus::is_open`]), newest update first,
+    /// however many: for the engine's start-up.
+    pub async fn open_incidents(&self) -> Result<Vec<Incident>, StoreError> {
+        let filter = IncidentFilter {
+            statuses: IncidentStatus::ALL
+                .into_iter()
+                .filter(|s| s.is_open())
+                .collect(),
+            ..IncidentFilter::default()
+        };
+        self.select_incidents(&filter, None).await
+    }
+
+    /// The incident with this id.
+    pub async fn incident(&self, id: &IncidentId) -> Result<Option<Incident>, StoreError> {
+        let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1");
+        let row: Option<IncidentRow> = with_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(id.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(IncidentRow::into_model).transpose()
+    }
+
+    /// The incidents that match `filter`, newest `updated_at` first; at most the filter's limit
+    /// ([`DEFAULT_LIMIT`] if unset, never more than [`MAX_LIMIT`]).
+    pub async fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
+        let limit = filter.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
+        self.select_incidents(filter, Some(limit)).await
+    }
+
+    async fn select_incidents(
+        &self,
+        filter: &IncidentFilter,
+        limit: Option<u32>,
+    ) -> Result<Vec<Incident>, StoreError> {
+        let rows: Vec<IncidentRow> = with_pool!(self, |pool| {
+            let mut q = QueryBuilder::new(format!(
+                "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE 1 = 1"
+            ));
+            if let Some([west, south, east, north]) = filter.bbox {
+                if west <= east {
+                    q.push(" AND lon >= ").push_bind(west);
+                    q.push(" AND lon <= ").push_bind(east);
+                } else {
+                    // Across the antimeridian.
+                    q.push(" AND (lon >= ").push_bind(west);
+                    q.push(" OR lon <= ").push_bind(east).push(")");
+                }
+                q.push(" AND lat >= ").push_bind(south);
+                q.push(" AND lat <= ").push_bind(north);
+            }
+            if !filter.statuses.is_empty() {
+                q.push(" AND status IN (");
+                let mut list = q.separated(", ");
+                for status in &filter.statuses {
+                    list.push_bind(status.as_str());
+                }
+                q.push(")");
+            }
+            if let Some(category) = &filter.category {
+                q.push(" AND category = ").push_bind(category.as_str());
+            }
+            if let Some(agency) = &filter.agency {
+                q.push(" AND agency = ").push_bind(agency.as_str());
+            }
+            q.push(" ORDER BY updated_at DESC, id DESC");
+            if let Some(limit) = limit {
+                q.push(" LIMIT ").push_bind(i64::from(limit));
+            }
+            q.build_query_as().fetch_all(pool).await?
+        });
+        rows.into_iter().map(IncidentRow::into_model).collect()
+    }
+
+    /// The events that make up an incident, oldest first.
+    pub async fn incident_events(&self, id: &IncidentId) -> Result<Vec<EventSummary>, StoreError> {
+        let rows: Vec<EventSummaryRow> = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, source, received_at FROM events WHERE incident_id = $1 \
+                 ORDER BY received_at, id",
+            )
+            .bind(id.as_str())
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// An incident's history, oldest first.
+    pub async fn timeline(&self, id: &IncidentId) -> Result<Vec<TimelineEntry>, StoreError> {
+        let rows: Vec<TimelineRow> = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, at, kind, actor, detail FROM incident_timeline \
+                 WHERE incident_id = $1 ORDER BY at, id",
+            )
+            .bind(id.as_str())
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(|r| r.into_model(id)).collect()
+    }
+
+    /// Keeps a message that could not be accepted; returns its number.
+    pub async fn record_dead_letter(&self, dl: &NewDeadLetter) -> Result<i64, StoreError> {
+        let id: i64 = with_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "INSERT INTO dead_letters (received_at, channel, topic, payload, reason) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(stored_time(dl.received_at))
+            .bind(&dl.channel)
+            .bind(&dl.topic)
+            .bind(&dl.payload)
+            .bind(&dl.reason)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(id)
+    }
+
+    /// The newest dead letters, newest first; at most `limit` (never more than [`MAX_LIMIT`]).
+    pub async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
+        let limit = i64::from(limit.min(MAX_LIMIT));
+        let rows: Vec<DeadLetterRow> = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, received_at, channel, topic, payload, reason FROM dead_letters \
+                 ORDER BY received_at DESC, id DESC LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Waits for queries in flight, then closes every connection. Clones of this store are
+    /// closed too; their calls fail with [`StoreError::Unavailable`].
+    pub async fn close(&self) {
+        with_pool!(self, |pool| pool.close().await)
+    }
+}
+
+/// The `detail` of the timeline entry for `change`.
+fn timeline_detail(event: &Event, change: &IncidentChange) -> serde_json::Value {
+    let incident = &change.incident;
+    match change.kind {
+        ChangeKind::Opened => json!({
+            "event": event.id.as_str(),
+            "category": incident.category.as_str(),
+            "severity": incident.severity.as_str(),
+            "status": incident.status.as_str(),
+            "agency": incident.agency.as_str(),
+            "rule": incident.routing.chosen.rule.as_str(),
+            "area": incident.routing.chosen.area,
+            "district": incident.district.as_ref().map(|d| d.as_str()),
+        }),
+        ChangeKind::ReportJoined => json!({
+            "event": event.id.as_str(),
+            "report_count": incident.report_count,
+        }),
+    }
+}

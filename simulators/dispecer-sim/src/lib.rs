@@ -1,1 +1,8 @@
-//! Simulators: a living city over MQTT, seeded.
+//! Simulators of a city: a living stream of citizen reports and utility events, seeded so that
+//! the same seed gives the same stream.
+//!
+//! Boundary: simulators speak only the public wire protocol (MQTT topics and payloads of
+//! `protocol`); they never call the engine or the store.
+
+pub mod generator;
+pub mod live;

@@ -1,1 +1,510 @@
-//! Harness for the end-to-end tests.
+//! Harness for the end-to-end tests: starts the real `dispecer` binary, a real Mosquitto, a real
+//! TimescaleDB database and a real browser, as a user would, on ports of their own.
+//!
+//! Services the tests need are installed and started by `scripts/test.sh`; a test that needs one
+//! that is missing fails with a message saying so (it never passes silently).
+
+#![allow(clippy::unwrap_used)] // test harness: a failure should stop the test loudly
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use futures_util::StreamExt;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A free loopback port (never 1883, 5432 or 8080).
+pub fn free_port() -> u16 {
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if ![1883, 5432, 8080].contains(&port) {
+            return port;
+        }
+    }
+}
+
+/// A temporary directory removed on drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A new empty directory.
+    pub fn new(prefix: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn wait_for_port(port: u16, what: &str, child: &mut Child) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("{what} exited with {status} before listening on {port}");
+        }
+        if Instant::now() > deadline {
+            bail!("{what} did not listen on {port} within 20 s");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn terminate(child: &mut Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .stderr(Stdio::null())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A Mosquitto broker of the test's own, configured as Dispecer's documentation says
+/// (persistence with a short autosave, no queue cap for persistent sessions).
+#[derive(Debug)]
+pub struct Mosquitto {
+    child: Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Mosquitto {
+    /// Starts it on a free port.
+    pub async fn start() -> Result<Self> {
+        let bin =
+            std::env::var("DISPECER_MOSQUITTO").unwrap_or_else(|_| "/usr/sbin/mosquitto".into());
+        if !Path::new(&bin).exists() {
+            bail!("mosquitto not found at {bin}: run scripts/test.sh (it installs it) or set DISPECER_MOSQUITTO");
+        }
+        let dir = TempDir::new("dispecer-mosquitto");
+        let port = free_port();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n\
+                 autosave_interval 1\nautosave_on_changes true\nmax_queued_messages 0\nmax_inflight_messages 100\n",
+                dir.path().display()
+            ),
+        )?;
+        let log = std::fs::File::create(dir.path().join("mosquitto.log"))?;
+        let mut child = Command::new(&bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {bin}"))?;
+        wait_for_port(port, "mosquitto", &mut child).await?;
+        Ok(Mosquitto {
+            child,
+            port,
+            _dir: dir,
+        })
+    }
+
+    /// `mqtt://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        terminate(&mut self.child);
+    }
+}
+
+/// A fresh database on the test TimescaleDB server (`DISPECER_TEST_PG_URL`), dropped by
+/// [`PgDatabase::drop_database`].
+#[derive(Debug)]
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+    /// URL of the fresh database.
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// Creates `dispecer_e2e_<random>`.
+    pub async fn create() -> Result<Self> {
+        let admin_url = std::env::var("DISPECER_TEST_PG_URL").map_err(|_| {
+            anyhow!("DISPECER_TEST_PG_URL is not set: run scripts/test.sh (it starts TimescaleDB) or point it at a server")
+        })?;
+        let name = format!("dispecer_e2e_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await?;
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_owned())
+            .context("admin URL has no database")?;
+        Ok(PgDatabase {
+            url: format!("{base}/{name}"),
+            admin_url,
+            name,
+        })
+    }
+
+    /// Whether `table` is a TimescaleDB hypertable in this database.
+    pub async fn is_hypertable(&self, table: &str) -> Result<bool> {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url).await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name = $1",
+        )
+        .bind(table)
+        .fetch_one(&mut conn)
+        .await?;
+        Ok(n == 1)
+    }
+
+    /// Drops the database.
+    pub async fn drop_database(self) -> Result<()> {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&self.admin_url).await?;
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The broker a [`Dispecer`] uses.
+#[derive(Debug, Clone)]
+pub enum Broker {
+    /// Its embedded broker, on this port.
+    Embedded(u16),
+    /// An external broker at this URL.
+    External(String),
+}
+
+/// A running `dispecer run` process.
+#[derive(Debug)]
+pub struct Dispecer {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub http: String,
+    /// `127.0.0.1`, port of the broker it uses.
+    pub mqtt_port: u16,
+    log: PathBuf,
+}
+
+/// Where the `dispecer` binary is (built by `cargo build`, which `scripts/test.sh` runs first).
+pub fn dispecer_bin() -> Result<PathBuf> {
+    if let Ok(p) = std::env::var("DISPECER_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    // target/<profile>/deps/it-<hash> → target/<profile>/dispecer
+    let exe = std::env::current_exe()?;
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("dispecer"))
+        .context("no target dir")?;
+    if !bin.exists() {
+        bail!(
+            "{} is missing: build it first with `cargo build -p dispecer` (scripts/test.sh does)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+impl Dispecer {
+    /// Starts `dispecer run` with `database_url` and `broker`, and waits until it is ready.
+    pub async fn start(dir: &TempDir, database_url: &str, broker: &Broker) -> Result<Self> {
+        let ready = dir
+            .path()
+            .join(format!("ready-{}.json", uuid::Uuid::now_v7()));
+        let log = dir
+            .path()
+            .join(format!("dispecer-{}.log", uuid::Uuid::now_v7()));
+        let mut cmd = Command::new(dispecer_bin()?);
+        cmd.arg("run")
+            .arg("--city")
+            .arg(repo_root().join("cities/brasov"))
+            .arg("--database-url")
+            .arg(database_url)
+            .arg("--http-addr")
+            .arg("127.0.0.1:0")
+            .arg("--ready-file")
+            .arg(&ready)
+            .arg("--mqtt-client-id")
+            .arg(format!(
+                "dispecer-e2e-{}",
+                dir.path()
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("x")
+            ));
+        let mqtt_port = match broker {
+            Broker::Embedded(port) => {
+                cmd.arg("--mqtt-listen").arg(format!("127.0.0.1:{port}"));
+                *port
+            }
+            Broker::External(url) => {
+                cmd.arg("--mqtt-url").arg(url);
+                url.rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .context("broker url port")?
+            }
+        };
+        cmd.env("DISPECER_LOG", "info,dispecer=debug,engine=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?);
+        let mut child = cmd.spawn().context("cannot start dispecer")?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let doc: Value = loop {
+            if let Ok(text) = std::fs::read_to_string(&ready) {
+                if let Ok(v) = serde_json::from_str(&text) {
+                    break v;
+                }
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "dispecer exited with {status} before ready:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            if Instant::now() > deadline {
+                terminate(&mut child);
+                bail!(
+                    "dispecer not ready within 60 s:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        let http = format!(
+            "http://{}",
+            doc["http"].as_str().context("ready file has no http")?
+        );
+        Ok(Dispecer {
+            child,
+            http,
+            mqtt_port,
+            log,
+        })
+    }
+
+    /// Stops it with SIGTERM and waits.
+    pub fn stop(mut self) -> String {
+        terminate(&mut self.child);
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET a JSON document; returns status, content type and body.
+    pub async fn get(&self, path: &str) -> Result<(u16, String, Value)> {
+        let resp = reqwest::get(format!("{}{path}", self.http)).await?;
+        let status = resp.status().as_u16();
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        Ok((status, ctype, body))
+    }
+}
+
+impl Drop for Dispecer {
+    fn drop(&mut self) {
+        terminate(&mut self.child);
+    }
+}
+
+/// A test MQTT client: publishes with QoS 1 (waiting for the broker's acknowledgement) and
+/// collects what arrives on its subscriptions.
+#[derive(Debug)]
+pub struct MqttClient {
+    client: AsyncClient,
+    incoming: mpsc::UnboundedReceiver<(String, Value)>,
+    acks: mpsc::UnboundedReceiver<()>,
+}
+
+impl MqttClient {
+    /// Connects to 127.0.0.1:`port` and subscribes to `filters` (waiting for the SubAck).
+    pub async fn connect(port: u16, filters: &[&str]) -> Result<Self> {
+        let mut opts = MqttOptions::new(
+            format!("e2e-{}", uuid::Uuid::now_v7().simple()),
+            "127.0.0.1",
+            port,
+        );
+        opts.set_keep_alive(Duration::from_secs(5));
+        let (client, mut eventloop) = AsyncClient::new(opts, 64);
+        let (tx, incoming) = mpsc::unbounded_channel();
+        let (ack_tx, acks) = mpsc::unbounded_channel();
+        let (sub_tx, mut sub_rx) = mpsc::unbounded_channel();
+        let resubscribe = client.clone();
+        let filters_owned: Vec<String> = filters.iter().map(|f| (*f).to_owned()).collect();
+        tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        for f in &filters_owned {
+                            let _ = resubscribe.try_subscribe(f.clone(), QoS::AtLeastOnce);
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = sub_tx.send(());
+                    }
+                    Ok(Event::Incoming(Packet::PubAck(_))) => {
+                        let _ = ack_tx.send(());
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let v = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                        if tx.send((p.topic.clone(), v)).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        for _ in filters {
+            tokio::time::timeout(Duration::from_secs(10), sub_rx.recv())
+                .await
+                .context("no SubAck")?;
+        }
+        Ok(MqttClient {
+            client,
+            incoming,
+            acks,
+        })
+    }
+
+    /// Publishes `payload` with QoS 1 and waits for the broker's PubAck.
+    pub async fn publish(&mut self, topic: &str, payload: impl Into<Vec<u8>>) -> Result<()> {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.into())
+            .await?;
+        tokio::time::timeout(Duration::from_secs(10), self.acks.recv())
+            .await
+            .context("no PubAck")?;
+        Ok(())
+    }
+
+    /// The next message on the subscriptions whose JSON satisfies `pred`.
+    pub async fn next_matching(
+        &mut self,
+        mut pred: impl FnMut(&str, &Value) -> bool,
+    ) -> Result<(String, Value)> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let (topic, v) = tokio::time::timeout_at(deadline, self.incoming.recv())
+                .await
+                .context("no matching MQTT message within 15 s")?
+                .context("mqtt client closed")?;
+            if pred(&topic, &v) {
+                return Ok((topic, v));
+            }
+        }
+    }
+}
+
+/// A WebSocket client of `/api/v1/stream`.
+#[derive(Debug)]
+pub struct StreamClient {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl StreamClient {
+    /// Connects and returns the first frame (the snapshot) too.
+    pub async fn connect(http: &str) -> Result<(Self, Value)> {
+        let url = format!("{}/api/v1/stream", http.replacen("http://", "ws://", 1));
+        let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+        let mut client = StreamClient { ws };
+        let first = client.next_frame().await?;
+        Ok((client, first))
+    }
+
+    /// The next JSON frame.
+    pub async fn next_frame(&mut self) -> Result<Value> {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(15), self.ws.next())
+                .await
+                .context("no WebSocket frame within 15 s")?
+                .context("WebSocket closed")??;
+            if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+                return Ok(serde_json::from_str(t.as_str())?);
+            }
+        }
+    }
+
+    /// The next incident frame about an incident satisfying `pred`.
+    pub async fn next_incident(&mut self, mut pred: impl FnMut(&Value) -> bool) -> Result<Value> {
+        loop {
+            let f = self.next_frame().await?;
+            if f["type"] == "incident" && pred(&f["incident"]) {
+                return Ok(f);
+            }
+        }
+    }
+}
+
+/// A citizen report Feature.
+pub fn citizen_report(id: &str, category: &str, lon: f64, lat: f64) -> String {
+    serde_json::json!({
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [lon, lat]},
+        "properties": {"id": id, "category": category, "description": "raportat din testul end-to-end",
+            "reported_at": chrono::Utc::now().to_rfc3339()}
+    })
+    .to_string()
+}

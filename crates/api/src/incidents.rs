@@ -1,0 +1,176 @@
+//! `GET /api/v1/incidents`, `GET /api/v1/incidents/{id}`, its timeline, and the dead letters.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+
+use model::{AgencyId, CategoryId, IncidentId, IncidentStatus};
+use protocol::incident::{timestamp, IncidentCollection, IncidentFeature};
+use store::IncidentFilter;
+
+use crate::{AppState, Problem};
+
+const GEO_JSON: &str = "application/geo+json";
+
+/// Filters of the incident list; all optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `west,south,east,north` in degrees.
+    bbox: Option<String>,
+    /// Comma-separated statuses, or `open`.
+    status: Option<String>,
+    /// Category id.
+    category: Option<String>,
+    /// Agency id.
+    agency: Option<String>,
+    /// At most this many (1 to 10 000; default 1 000).
+    limit: Option<u32>,
+}
+
+fn parse_bbox(text: &str) -> Result<[f64; 4], Problem> {
+    let bad = || {
+        Problem::bad_request(format!(
+            "bbox {text:?} must be west,south,east,north in degrees"
+        ))
+    };
+    let parts: Vec<f64> = text
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    let [w, s, e, n]: [f64; 4] = parts.try_into().map_err(|_| bad())?;
+    if !(model::geometry::valid_position(w, s)
+        && model::geometry::valid_position(e, n)
+        && w <= e
+        && s <= n)
+    {
+        return Err(bad());
+    }
+    Ok([w, s, e, n])
+}
+
+fn parse_statuses(text: &str) -> Result<Vec<IncidentStatus>, Problem> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if part == "open" {
+            out.extend(IncidentStatus::ALL.into_iter().filter(|s| s.is_open()));
+        } else {
+            out.push(
+                part.parse::<IncidentStatus>()
+                    .map_err(Problem::bad_request)?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, Problem> {
+    let Query(q) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let city = state.engine.city().city();
+    if let Some(c) = &q.category {
+        if city.category(c).is_none() {
+            return Err(Problem::bad_request(format!(
+                "category {c:?} is not one of this city's"
+            )));
+        }
+    }
+    if let Some(a) = &q.agency {
+        if city.agency(a).is_none() {
+            return Err(Problem::bad_request(format!(
+                "agency {a:?} is not one of this city's"
+            )));
+        }
+    }
+    if matches!(q.limit, Some(l) if l == 0 || l > 10_000) {
+        return Err(Problem::bad_request("limit must be between 1 and 10000"));
+    }
+    let filter = IncidentFilter {
+        bbox: q.bbox.as_deref().map(parse_bbox).transpose()?,
+        statuses: q
+            .status
+            .as_deref()
+            .map(parse_statuses)
+            .transpose()?
+            .unwrap_or_default(),
+        category: q.category.as_deref().map(CategoryId::from),
+        agency: q.agency.as_deref().map(AgencyId::from),
+        limit: q.limit,
+    };
+    let incidents = state.store.incidents(&filter).await?;
+    Ok((
+        [(header::CONTENT_TYPE, GEO_JSON)],
+        Json(IncidentCollection::new(incidents.iter())),
+    ))
+}
+
+pub async fn one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    let incident = state
+        .store
+        .incident(&IncidentId::new(id.clone()))
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no incident {id:?}")))?;
+    Ok((
+        [(header::CONTENT_TYPE, GEO_JSON)],
+        Json(IncidentFeature::from(&incident)),
+    ))
+}
+
+pub async fn timeline(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    let id = IncidentId::new(id);
+    if state.store.incident(&id).await?.is_none() {
+        return Err(Problem::not_found(format!("no incident {:?}", id.as_str())));
+    }
+    let entries = state.store.timeline(&id).await?;
+    let events = state.store.incident_events(&id).await?;
+    Ok(Json(serde_json::json!({
+        "incident": id.as_str(),
+        "events": events.iter().map(|e| serde_json::json!({
+            "id": e.id.as_str(), "source": e.source, "received_at": timestamp(e.received_at),
+        })).collect::<Vec<_>>(),
+        "timeline": entries.iter().map(|t| serde_json::json!({
+            "at": timestamp(t.at), "kind": t.kind, "actor": t.actor, "detail": t.detail,
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+/// `?limit=` for the dead letters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterQuery {
+    limit: Option<u32>,
+}
+
+pub async fn dead_letters(
+    State(state): State<AppState>,
+    query: Result<Query<DeadLetterQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, Problem> {
+    let Query(q) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 10_000 {
+        return Err(Problem::bad_request("limit must be between 1 and 10000"));
+    }
+    let letters = state.store.dead_letters(limit).await?;
+    Ok(Json(serde_json::json!({
+        "dead_letters": letters.iter().map(|d| serde_json::json!({
+            "id": d.id,
+            "received_at": timestamp(d.received_at),
+            "channel": d.channel,
+            "topic": d.topic,
+            "reason": d.reason,
+            "payload": String::from_utf8_lossy(&d.payload),
+        })).collect::<Vec<_>>(),
+    })))
+}

@@ -1,0 +1,79 @@
+//! `application/problem+json` (RFC 9457) errors.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// An error answer.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    status: StatusCode,
+    title: &'static str,
+    detail: String,
+}
+
+impl Problem {
+    /// 400: the request is wrong; `detail` says how.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Problem {
+            status: StatusCode::BAD_REQUEST,
+            title: "Bad request",
+            detail: detail.into(),
+        }
+    }
+
+    /// 404.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Problem {
+            status: StatusCode::NOT_FOUND,
+            title: "Not found",
+            detail: detail.into(),
+        }
+    }
+
+    /// 503: a dependency is down; retry later. The detail is logged, not shown.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        tracing::warn!(%detail, "service unavailable");
+        Problem {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            title: "Service unavailable",
+            detail: "a dependency of Dispecer is unavailable; try again shortly".into(),
+        }
+    }
+
+    /// 500: logged once here, answered generically.
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "internal error");
+        Problem {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            title: "Internal error",
+            detail: "the server failed to answer; the error was logged".into(),
+        }
+    }
+}
+
+impl From<store::StoreError> for Problem {
+    fn from(e: store::StoreError) -> Self {
+        match e {
+            store::StoreError::Unavailable(_) => Problem::unavailable(e.to_string()),
+            other => Problem::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}

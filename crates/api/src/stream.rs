@@ -1,0 +1,87 @@
+//! `GET /api/v1/stream`: every incident change, live, as JSON text frames.
+//!
+//! A client first gets a snapshot of the open incidents, then one frame per change. A client that
+//! falls behind (the update broadcast overflowed for it) gets a fresh snapshot instead of being
+//! cut off; one that stops reading for [`SEND_TIMEOUT`] is closed, so a stuck client never holds
+//! memory or slows the others.
+
+use std::time::Duration;
+
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use tokio::sync::broadcast::error::RecvError;
+
+use engine::UpdateKind;
+use protocol::incident::{IncidentCollection, IncidentFeature};
+use protocol::stream::{Change, StreamFrame};
+
+use crate::AppState;
+
+/// How long one frame may take to leave before the client is considered gone.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    ws.on_upgrade(move |socket| client(socket, state))
+}
+
+async fn snapshot(state: &AppState) -> Option<StreamFrame> {
+    let open = state.engine.open_incidents().await.ok()?;
+    Some(StreamFrame::Snapshot {
+        incidents: IncidentCollection::new(open.iter().map(|i| i.as_ref())),
+    })
+}
+
+async fn send(socket: &mut WebSocket, frame: &StreamFrame) -> bool {
+    let Ok(text) = serde_json::to_string(frame) else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(
+            SEND_TIMEOUT,
+            socket.send(Message::Text(Utf8Bytes::from(text)))
+        )
+        .await,
+        Ok(Ok(()))
+    )
+}
+
+async fn client(mut socket: WebSocket, state: AppState) {
+    // Subscribe before the snapshot so no change falls between the two.
+    let mut updates = state.engine.subscribe();
+    let Some(first) = snapshot(&state).await else {
+        return;
+    };
+    if !send(&mut socket, &first).await {
+        return;
+    }
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => {
+                let _ = socket.send(Message::Close(None)).await;
+                break;
+            }
+            update = updates.recv() => {
+                let frame = match update {
+                    Ok(u) => StreamFrame::Incident {
+                        change: match u.kind { UpdateKind::Opened => Change::Opened, UpdateKind::Updated => Change::Updated },
+                        incident: IncidentFeature::from(u.incident.as_ref()),
+                    },
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::debug!(missed, "websocket client fell behind; sending a snapshot");
+                        match snapshot(&state).await { Some(s) => s, None => break }
+                    }
+                    Err(RecvError::Closed) => break,
+                };
+                if !send(&mut socket, &frame).await {
+                    break;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                // Clients have nothing to say yet; pings are answered by axum.
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}

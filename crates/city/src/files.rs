@@ -1,0 +1,107 @@
+//! The files of a city folder, as written by people. Unknown fields are refused so that a typo
+//! never silently becomes a default.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Names {
+    pub ro: String,
+    pub en: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CityFile {
+    pub id: String,
+    pub name: Names,
+    pub default_language: String,
+    pub languages: Vec<String>,
+    pub time_zone: String,
+    /// west, south, east, north
+    pub bounds: [f64; 4],
+    /// longitude, latitude
+    pub center: [f64; 2],
+    pub fallback_agency: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoriesFile {
+    #[serde(default)]
+    pub category: Vec<CategoryEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryEntry {
+    pub id: String,
+    pub name: Names,
+    pub family: String,
+    pub default_severity: String,
+    pub agency_kind: String,
+    pub merge_radius_m: f64,
+    pub merge_window_minutes: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgenciesFile {
+    #[serde(default)]
+    pub agency: Vec<AgencyEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgencyEntry {
+    pub id: String,
+    pub kind: String,
+    pub name: Names,
+    pub categories: Vec<String>,
+    pub priority: i32,
+    pub contact: Option<ContactEntry>,
+    pub jurisdiction: JurisdictionEntry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactEntry {
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JurisdictionEntry {
+    #[serde(default)]
+    pub whole_city: bool,
+    #[serde(default)]
+    pub districts: Vec<String>,
+    pub file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorsFile {
+    #[serde(default)]
+    pub sensor: Vec<SensorEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorEntry {
+    pub id: String,
+    pub name: String,
+    /// longitude, latitude
+    pub location: [f64; 2],
+    pub road: String,
+    pub direction: String,
+    pub free_flow_speed_kmh: f64,
+    #[serde(default = "one_lane")]
+    pub lanes: u32,
+}
+
+fn one_lane() -> u32 {
+    1
+}

@@ -1,0 +1,213 @@
+//! Wiring: city → store → broker → engine → adapters → HTTP, and one shutdown tree.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use engine::Engine;
+use model::CityIndex;
+use mqtt::{Endpoint, IngestOptions, PublisherOptions};
+use store::Store;
+
+use crate::config::{RunOptions, SimOptions};
+
+/// How long stopping may take before the process exits anyway.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Capacity of the agencies' outbox. When full the engine waits (nothing is skipped).
+const OUTBOX: usize = 1024;
+
+pub fn check_city(dir: &Path) -> anyhow::Result<()> {
+    let city = city::load(dir)?;
+    println!(
+        "{}: {} districts, {} categories, {} agencies, {} sensor sites: ok",
+        dir.display(),
+        city.districts.len(),
+        city.categories.len(),
+        city.agencies.len(),
+        city.sensors.len()
+    );
+    Ok(())
+}
+
+pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
+    prepare_sqlite_dir(database_url)?;
+    let store = Store::connect(database_url).await?;
+    println!("database is up to date ({})", store.backend());
+    store.close().await;
+    Ok(())
+}
+
+/// Creates the folder of a `sqlite://` database file.
+fn prepare_sqlite_dir(url: &str) -> anyhow::Result<()> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or(path);
+        if let Some(dir) = Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()> {
+    let city_dir = opts.city.clone();
+    let city = tokio::task::spawn_blocking(move || city::load(&city_dir)).await??;
+    tracing::info!(city = %city.id, districts = city.districts.len(), agencies = city.agencies.len(), "city loaded");
+    let city = Arc::new(CityIndex::new(city));
+
+    prepare_sqlite_dir(&opts.database_url)?;
+    let store = Store::connect(&opts.database_url).await.context("store")?;
+    tracing::info!(backend = %store.backend(), "store ready");
+
+    let endpoint = match &opts.mqtt_url {
+        Some(url) => Endpoint::parse(url)?,
+        None => {
+            crate::broker::start(opts.mqtt_listen)?;
+            tracing::info!(listen = %opts.mqtt_listen, "embedded mqtt broker started");
+            Endpoint {
+                host: opts.mqtt_listen.ip().to_string(),
+                port: opts.mqtt_listen.port(),
+            }
+        }
+    };
+
+    let http = tokio::net::TcpListener::bind(opts.http_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen for HTTP on {}; choose another address with --http-addr",
+                opts.http_addr
+            )
+        })?;
+    let http_addr = http.local_addr()?;
+
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX);
+    let engine = Engine::start(
+        city.clone(),
+        store.clone(),
+        Some(outbox_tx),
+        shutdown.child_token(),
+        &tracker,
+    )
+    .await?;
+    mqtt::run_agency_publisher(
+        PublisherOptions {
+            endpoint: endpoint.clone(),
+            client_id: format!("{}-out", opts.mqtt_client_id),
+        },
+        outbox_rx,
+        shutdown.child_token(),
+        &tracker,
+    );
+    let (mut ready, _ingest_stats) = mqtt::run_ingest(
+        IngestOptions {
+            endpoint: endpoint.clone(),
+            client_id: format!("{}-ingest", opts.mqtt_client_id),
+        },
+        engine.clone(),
+        store.clone(),
+        shutdown.child_token(),
+        &tracker,
+    );
+
+    let state = api::AppState::new(
+        engine.clone(),
+        store.clone(),
+        opts.tile_url.clone(),
+        shutdown.child_token(),
+    );
+    let http_shutdown = shutdown.child_token();
+    tracker.spawn(async move {
+        let served = axum::serve(http, api::router(state))
+            .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "http server failed");
+        }
+    });
+
+    // Ready means the input topics are subscribed: what is published from now on is ours.
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    tokio::select! {
+        r = ready.wait_for(|r| *r) => { r.context("mqtt ingest stopped before it was ready")?; }
+        () = &mut signal => { shutdown.cancel(); bail!("interrupted before ready"); }
+    }
+    if let Some(file) = &opts.ready_file {
+        let doc = serde_json::json!({"http": http_addr.to_string(), "mqtt": endpoint.to_string(), "pid": std::process::id()});
+        std::fs::write(file, doc.to_string())
+            .with_context(|| format!("cannot write {}", file.display()))?;
+    }
+    tracing::info!(dashboard = %format!("http://{http_addr}/"), mqtt = %endpoint, "dispecer ready");
+
+    if let Some(sim) = sim {
+        let sim_city = Arc::new(city.city().clone());
+        let options = dispecer_sim::live::LiveOptions {
+            seed: sim.seed,
+            reports_per_minute: sim.reports_per_minute,
+            utility_events_per_minute: sim.utility_events_per_minute,
+            host: endpoint.host.clone(),
+            port: endpoint.port,
+            client_id: format!("{}-demo-sim", opts.mqtt_client_id),
+        };
+        tracker.spawn(dispecer_sim::live::run(
+            sim_city,
+            options,
+            shutdown.child_token(),
+        ));
+        tracing::info!(seed = sim.seed, "simulated city started");
+    }
+
+    signal.await;
+    tracing::info!("stopping");
+    shutdown.cancel();
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some tasks did not stop in time");
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,103 @@
+//! Command line and environment: defaults → environment (`DISPECER_*`) → flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Dispecer, the open-source integrated technical dispatch center.
+#[derive(Debug, Parser)]
+#[command(name = "dispecer", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs the dispatch center.
+    Run(RunOptions),
+    /// Runs the dispatch center with a simulated living city feeding it (for a first look).
+    Demo(DemoOptions),
+    /// Applies the database migrations and exits.
+    Migrate(MigrateOptions),
+    /// Loads and validates a city folder, then exits.
+    CheckCity(CheckCityOptions),
+}
+
+/// Options of `run` (and `demo`).
+#[derive(Debug, Clone, Args)]
+pub struct RunOptions {
+    /// The city folder.
+    #[arg(long, env = "DISPECER_CITY", default_value = "cities/brasov")]
+    pub city: PathBuf,
+    /// Database: `sqlite://FILE` (the embedded default) or `postgres://…` (TimescaleDB when the
+    /// server has the extension).
+    #[arg(
+        long,
+        env = "DISPECER_DATABASE_URL",
+        default_value = "sqlite://dispecer-data/dispecer.sqlite"
+    )]
+    pub database_url: String,
+    /// An external MQTT broker, `mqtt://host:port`. Without it, an embedded broker is started.
+    #[arg(long, env = "DISPECER_MQTT_URL")]
+    pub mqtt_url: Option<String>,
+    /// Where the embedded broker listens (ignored with --mqtt-url).
+    #[arg(long, env = "DISPECER_MQTT_LISTEN", default_value = "127.0.0.1:1883")]
+    pub mqtt_listen: SocketAddr,
+    /// Where the HTTP API and dashboards listen (port 0: any free port).
+    #[arg(long, env = "DISPECER_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// MQTT client id prefix; the ingest session is `{prefix}-ingest` and must be stable across
+    /// restarts so that the broker keeps its messages while Dispecer is down.
+    #[arg(long, env = "DISPECER_MQTT_CLIENT_ID", default_value = "dispecer")]
+    pub mqtt_client_id: String,
+    /// Base map tiles for the dashboards (`https://…/{z}/{x}/{y}.png`); none by default, as a
+    /// dispatch center must work offline.
+    #[arg(long, env = "DISPECER_TILE_URL")]
+    pub tile_url: Option<String>,
+    /// Once ready, write `{"http": …, "mqtt": …}` to this file (for scripts and tests).
+    #[arg(long, env = "DISPECER_READY_FILE")]
+    pub ready_file: Option<PathBuf>,
+}
+
+/// Options of `demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoOptions {
+    #[command(flatten)]
+    pub run: RunOptions,
+    #[command(flatten)]
+    pub sim: SimOptions,
+}
+
+/// The simulated city of `demo`.
+#[derive(Debug, Clone, Args)]
+pub struct SimOptions {
+    /// Seed of the simulation: the same seed gives the same stream.
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+    /// Citizen reports per minute.
+    #[arg(long, default_value_t = 20.0)]
+    pub reports_per_minute: f64,
+    /// Utility events per minute.
+    #[arg(long, default_value_t = 2.0)]
+    pub utility_events_per_minute: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateOptions {
+    /// The database to migrate.
+    #[arg(
+        long,
+        env = "DISPECER_DATABASE_URL",
+        default_value = "sqlite://dispecer-data/dispecer.sqlite"
+    )]
+    pub database_url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckCityOptions {
+    /// The city folder.
+    #[arg(default_value = "cities/brasov")]
+    pub city: PathBuf,
+}

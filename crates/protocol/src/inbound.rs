@@ -1,0 +1,276 @@
+//! Inbound events: citizens' reports and utilities' events, both GeoJSON Features (RFC 7946).
+//!
+//! A citizen report, published with QoS 1 on [`crate::topics::CITIZEN_REPORTS`]:
+//!
+//! ```json
+//! {"type": "Feature",
+//!  "geometry": {"type": "Point", "coordinates": [25.5887, 45.6419]},
+//!  "properties": {"id": "r-123", "category": "pothole",
+//!                 "description": "Groapă adâncă", "reported_at": "2026-11-22T10:00:00+02:00"}}
+//! ```
+//!
+//! A utility event, on `dispecer/v1/in/utilities/{operator}/events`, has a Point, LineString,
+//! Polygon or MultiPolygon geometry and the properties `id`, `kind` (`outage`, `fault`,
+//! `planned_works`), `category`, and optionally `description`, `starts_at`.
+
+use chrono::{DateTime, Duration, Utc};
+use geo::{Centroid, Contains, Geometry, InteriorPoint, Point};
+use geojson::{Feature, JsonObject, JsonValue};
+
+use model::{ids::valid_id, CategoryId, City, Event, EventId, EventKind, Source};
+
+use crate::error::WireError;
+
+/// Largest payload accepted on an input topic, in bytes.
+pub const MAX_PAYLOAD: usize = 256 * 1024;
+
+/// Longest description accepted, in characters (Open311's limit).
+pub const MAX_DESCRIPTION: usize = 4000;
+
+/// How far in the future a sender's clock may be before its time is refused.
+const CLOCK_SKEW: Duration = Duration::minutes(5);
+
+/// Parses and validates a citizen report against `city`.
+pub fn citizen_report(
+    payload: &[u8],
+    city: &City,
+    received_at: DateTime<Utc>,
+) -> Result<Event, WireError> {
+    let (feature, text) = feature(payload)?;
+    let props = feature
+        .properties
+        .as_ref()
+        .ok_or(WireError::Missing("properties"))?;
+    let location = match geometry(&feature)? {
+        Geometry::Point(p) => p,
+        other => {
+            return Err(WireError::Geometry(format!(
+                "a citizen report is a Point, not a {}",
+                geometry_name(&other)
+            )))
+        }
+    };
+    let sender_id = sender_id(&feature, props)?;
+    let category = category(props, city)?;
+    check_in_city(location, city)?;
+    let occurred_at =
+        time(props, "reported_at", received_at)?.ok_or(WireError::Missing("reported_at"))?;
+    Ok(Event {
+        id: EventId::new(format!("citizen:{sender_id}")),
+        source: Source::Citizen,
+        kind: EventKind::Report,
+        category,
+        location,
+        description: description(props)?,
+        occurred_at,
+        received_at,
+        payload: text.to_owned(),
+    })
+}
+
+/// Parses and validates a utility company's event against `city`. The event's location is the
+/// point, or a point inside the line or area.
+pub fn utility_event(
+    payload: &[u8],
+    operator: &str,
+    city: &City,
+    received_at: DateTime<Utc>,
+) -> Result<Event, WireError> {
+    if !valid_id(operator) {
+        return Err(WireError::UnknownTopic(format!(
+            "dispecer/v1/in/utilities/{operator}/events"
+        )));
+    }
+    let (feature, text) = feature(payload)?;
+    let props = feature
+        .properties
+        .as_ref()
+        .ok_or(WireError::Missing("properties"))?;
+    let geometry = geometry(&feature)?;
+    let location = match &geometry {
+        Geometry::Point(p) => Some(*p),
+        Geometry::LineString(l) => l.centroid(),
+        Geometry::Polygon(p) => p.interior_point(),
+        Geometry::MultiPolygon(m) => m.interior_point(),
+        other => {
+            return Err(WireError::Geometry(format!(
+                "a utility event is a Point, LineString, Polygon or MultiPolygon, not a {}",
+                geometry_name(other)
+            )))
+        }
+    }
+    .ok_or_else(|| WireError::Geometry("the geometry is empty".into()))?;
+    let sender_id = sender_id(&feature, props)?;
+    match string(props, "kind")?.ok_or(WireError::Missing("kind"))? {
+        "outage" | "fault" | "planned_works" => {}
+        other => {
+            return Err(WireError::Invalid {
+                name: "kind",
+                reason: format!("{other:?} is not one of outage, fault, planned_works"),
+            })
+        }
+    }
+    let category = category(props, city)?;
+    check_in_city(location, city)?;
+    let occurred_at = time(props, "starts_at", received_at)?.unwrap_or(received_at);
+    Ok(Event {
+        id: EventId::new(format!("utility:{operator}:{sender_id}")),
+        source: Source::Utility(operator.to_owned()),
+        kind: EventKind::Report,
+        category,
+        location,
+        description: description(props)?,
+        occurred_at,
+        received_at,
+        payload: text.to_owned(),
+    })
+}
+
+fn feature(payload: &[u8]) -> Result<(Feature, &str), WireError> {
+    if payload.len() > MAX_PAYLOAD {
+        return Err(WireError::TooLarge {
+            size: payload.len(),
+            limit: MAX_PAYLOAD,
+        });
+    }
+    let text =
+        std::str::from_utf8(payload).map_err(|e| WireError::NotJson(format!("not UTF-8: {e}")))?;
+    let value: JsonValue =
+        serde_json::from_str(text).map_err(|e| WireError::NotJson(e.to_string()))?;
+    match value.get("type").and_then(JsonValue::as_str) {
+        Some("Feature") => {}
+        Some(other) => {
+            return Err(WireError::NotAFeature(format!(
+                "\"type\" is {other:?}, expected \"Feature\""
+            )))
+        }
+        None => {
+            return Err(WireError::NotAFeature(
+                "\"type\": \"Feature\" is missing".into(),
+            ))
+        }
+    }
+    let feature =
+        Feature::from_json_value(value).map_err(|e| WireError::NotAFeature(e.to_string()))?;
+    Ok((feature, text))
+}
+
+fn geometry(feature: &Feature) -> Result<Geometry, WireError> {
+    let g = feature
+        .geometry
+        .as_ref()
+        .ok_or_else(|| WireError::Geometry("geometry is missing".into()))?;
+    let geometry =
+        Geometry::try_from(g.value.clone()).map_err(|e| WireError::Geometry(e.to_string()))?;
+    let mut bad = None;
+    for c in geo::CoordsIter::coords_iter(&geometry) {
+        if !model::geometry::valid_position(c.x, c.y) {
+            bad = Some(c);
+            break;
+        }
+    }
+    match bad {
+        Some(c) => Err(WireError::Geometry(format!(
+            "position [{}, {}] is not [longitude, latitude] in degrees",
+            c.x, c.y
+        ))),
+        None => Ok(geometry),
+    }
+}
+
+fn geometry_name(g: &Geometry) -> &'static str {
+    match g {
+        Geometry::Point(_) => "Point",
+        Geometry::Line(_) | Geometry::LineString(_) => "LineString",
+        Geometry::Polygon(_) => "Polygon",
+        Geometry::MultiPoint(_) => "MultiPoint",
+        Geometry::MultiLineString(_) => "MultiLineString",
+        Geometry::MultiPolygon(_) => "MultiPolygon",
+        Geometry::GeometryCollection(_) => "GeometryCollection",
+        Geometry::Rect(_) | Geometry::Triangle(_) => "Polygon",
+    }
+}
+
+fn string<'a>(props: &'a JsonObject, name: &'static str) -> Result<Option<&'a str>, WireError> {
+    match props.get(name) {
+        None | Some(JsonValue::Null) => Ok(None),
+        Some(JsonValue::String(s)) => Ok(Some(s)),
+        Some(_) => Err(WireError::Invalid {
+            name,
+            reason: "must be a string".into(),
+        }),
+    }
+}
+
+fn sender_id<'a>(feature: &'a Feature, props: &'a JsonObject) -> Result<&'a str, WireError> {
+    let id = match string(props, "id")? {
+        Some(id) => id,
+        None => match &feature.id {
+            Some(geojson::feature::Id::String(s)) => s.as_str(),
+            _ => return Err(WireError::Missing("id")),
+        },
+    };
+    if valid_id(id) {
+        Ok(id)
+    } else {
+        Err(WireError::Invalid {
+            name: "id",
+            reason: "must be 1 to 128 characters with no spaces, '/', '+' or '#'".into(),
+        })
+    }
+}
+
+fn category(props: &JsonObject, city: &City) -> Result<CategoryId, WireError> {
+    let id = string(props, "category")?.ok_or(WireError::Missing("category"))?;
+    city.category(id)
+        .map(|c| c.id.clone())
+        .ok_or_else(|| WireError::UnknownCategory(id.to_owned()))
+}
+
+fn description(props: &JsonObject) -> Result<Option<String>, WireError> {
+    match string(props, "description")? {
+        None => Ok(None),
+        Some(d) if d.chars().count() > MAX_DESCRIPTION => Err(WireError::Invalid {
+            name: "description",
+            reason: format!("longer than {MAX_DESCRIPTION} characters"),
+        }),
+        Some(d) => {
+            let d = d.trim();
+            Ok((!d.is_empty()).then(|| d.to_owned()))
+        }
+    }
+}
+
+fn time(
+    props: &JsonObject,
+    name: &'static str,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, WireError> {
+    let Some(text) = string(props, name)? else {
+        return Ok(None);
+    };
+    let t = DateTime::parse_from_rfc3339(text)
+        .map_err(|e| WireError::Invalid {
+            name,
+            reason: format!("{text:?} is not an RFC 3339 date-time with a time zone ({e})"),
+        })?
+        .with_timezone(&Utc);
+    if t > now + CLOCK_SKEW {
+        return Err(WireError::Invalid {
+            name,
+            reason: format!("{text} is in the future"),
+        });
+    }
+    Ok(Some(t))
+}
+
+fn check_in_city(p: Point, city: &City) -> Result<(), WireError> {
+    if city.bounds.contains(&p) || city.boundary.contains(&p) {
+        Ok(())
+    } else {
+        Err(WireError::OutsideCity {
+            lon: p.x(),
+            lat: p.y(),
+        })
+    }
+}

@@ -1,0 +1,162 @@
+//! Incidents on the wire: a GeoJSON Feature (RFC 7946) with the incident's properties, used by
+//! the REST API, the WebSocket stream and the agencies' topics alike.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use model::{Incident, RouteCandidate, RoutingDecision};
+
+/// A GeoJSON Point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointGeometry {
+    /// Always `Point`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `[longitude, latitude]`, 6 decimals.
+    pub coordinates: [f64; 2],
+}
+
+impl PointGeometry {
+    /// A point from (longitude, latitude), rounded to 6 decimals (about 10 cm).
+    pub fn new(lon: f64, lat: f64) -> Self {
+        let r = |v: f64| (v * 1e6).round() / 1e6;
+        PointGeometry {
+            kind: "Point".into(),
+            coordinates: [r(lon), r(lat)],
+        }
+    }
+}
+
+/// One candidate agency and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteDto {
+    /// Agency id.
+    pub agency: String,
+    /// `jurisdiction` or `fallback`.
+    pub rule: String,
+    /// The area of the agency's jurisdiction containing the place.
+    pub area: Option<String>,
+}
+
+impl From<&RouteCandidate> for RouteDto {
+    fn from(c: &RouteCandidate) -> Self {
+        RouteDto {
+            agency: c.agency.to_string(),
+            rule: c.rule.as_str().into(),
+            area: c.area.clone(),
+        }
+    }
+}
+
+/// Why an incident went to its agency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutingDto {
+    /// Agency chosen.
+    pub agency: String,
+    /// Rule that chose it.
+    pub rule: String,
+    /// Area that contains the place.
+    pub area: Option<String>,
+    /// The other candidates, best first.
+    pub alternatives: Vec<RouteDto>,
+}
+
+impl From<&RoutingDecision> for RoutingDto {
+    fn from(d: &RoutingDecision) -> Self {
+        RoutingDto {
+            agency: d.chosen.agency.to_string(),
+            rule: d.chosen.rule.as_str().into(),
+            area: d.chosen.area.clone(),
+            alternatives: d.alternatives.iter().map(RouteDto::from).collect(),
+        }
+    }
+}
+
+/// An incident's properties.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentProperties {
+    /// Incident id.
+    pub id: String,
+    /// `new`, `assigned`, …
+    pub status: String,
+    /// Category id.
+    pub category: String,
+    /// `minor`, `moderate`, `severe` or `extreme`.
+    pub severity: String,
+    /// Responsible agency id.
+    pub agency: String,
+    /// District id.
+    pub district: Option<String>,
+    /// Number of distinct events describing it.
+    pub report_count: u32,
+    /// First description.
+    pub description: Option<String>,
+    /// RFC 3339.
+    pub opened_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+    /// Routing decision.
+    pub routing: RoutingDto,
+}
+
+/// An incident as a GeoJSON Feature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentFeature {
+    /// Always `Feature`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Incident id.
+    pub id: String,
+    /// Where.
+    pub geometry: PointGeometry,
+    /// What.
+    pub properties: IncidentProperties,
+}
+
+/// RFC 3339 with milliseconds and `Z`.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl From<&Incident> for IncidentFeature {
+    fn from(i: &Incident) -> Self {
+        IncidentFeature {
+            kind: "Feature".into(),
+            id: i.id.to_string(),
+            geometry: PointGeometry::new(i.location.x(), i.location.y()),
+            properties: IncidentProperties {
+                id: i.id.to_string(),
+                status: i.status.as_str().into(),
+                category: i.category.to_string(),
+                severity: i.severity.as_str().into(),
+                agency: i.agency.to_string(),
+                district: i.district.as_ref().map(|d| d.to_string()),
+                report_count: i.report_count,
+                description: i.description.clone(),
+                opened_at: timestamp(i.opened_at),
+                updated_at: timestamp(i.updated_at),
+                routing: RoutingDto::from(&i.routing),
+            },
+        }
+    }
+}
+
+/// Incidents as a GeoJSON FeatureCollection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentCollection {
+    /// Always `FeatureCollection`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The incidents.
+    pub features: Vec<IncidentFeature>,
+}
+
+impl IncidentCollection {
+    /// A collection of `incidents`.
+    pub fn new<'a>(incidents: impl IntoIterator<Item = &'a Incident>) -> Self {
+        IncidentCollection {
+            kind: "FeatureCollection".into(),
+            features: incidents.into_iter().map(IncidentFeature::from).collect(),
+        }
+    }
+}

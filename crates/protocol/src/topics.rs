@@ -1,0 +1,46 @@
+//! MQTT topics of version 1.
+
+/// Citizens' reports (GeoJSON Feature, QoS 1).
+pub const CITIZEN_REPORTS: &str = "dispecer/v1/in/citizen/reports";
+
+/// Utility companies' events, one topic per operator (GeoJSON Feature, QoS 1).
+pub const UTILITY_EVENTS_FILTER: &str = "dispecer/v1/in/utilities/+/events";
+
+/// Dead letters: what was refused, with the reason (JSON, QoS 1).
+pub const DEAD_LETTERS: &str = "dispecer/v1/out/dead-letters";
+
+/// The topic on which an agency receives its incidents.
+pub fn agency_incidents(agency: &str) -> String {
+    format!("dispecer/v1/out/agencies/{agency}/incidents")
+}
+
+/// The topic on which a utility operator publishes its events.
+pub fn utility_events(operator: &str) -> String {
+    format!("dispecer/v1/in/utilities/{operator}/events")
+}
+
+/// The operator id of a utility events topic, if `topic` is one.
+pub fn utility_operator(topic: &str) -> Option<&str> {
+    let rest = topic.strip_prefix("dispecer/v1/in/utilities/")?;
+    let op = rest.strip_suffix("/events")?;
+    (!op.is_empty() && !op.contains('/')).then_some(op)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utility_topics_round_trip() {
+        assert_eq!(
+            utility_operator(&utility_events("apa-brasov")),
+            Some("apa-brasov")
+        );
+        assert_eq!(utility_operator("dispecer/v1/in/utilities//events"), None);
+        assert_eq!(
+            utility_operator("dispecer/v1/in/utilities/a/b/events"),
+            None
+        );
+        assert_eq!(utility_operator(CITIZEN_REPORTS), None);
+    }
+}

@@ -1,0 +1,58 @@
+//! What can go wrong in the store, in terms a caller can act on.
+
+use sqlx::migrate::MigrateError;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or refused the operation (connection, I/O, lock, full
+    /// disk). Nothing was written; retry later.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// The database was migrated by a newer Dispecer than this one. Refused rather than risk
+    /// writing rows the newer schema does not expect; run the newer version (or restore a backup).
+    #[error(
+        "the database schema is version {database}, newer than this program's version {binary}: \
+         run the Dispecer that upgraded it"
+    )]
+    SchemaTooNew {
+        /// Highest migration applied to the database.
+        database: i64,
+        /// Highest migration this program knows.
+        binary: i64,
+    },
+    /// Applying the schema migrations failed.
+    #[error("schema migration failed: {0}")]
+    Migration(#[source] MigrateError),
+    /// A stored row does not parse back into the model.
+    #[error("corrupt row: {what}")]
+    Corrupt {
+        /// Which row and what is wrong with it.
+        what: String,
+    },
+    /// The database URL is not one the store understands. Never contains the URL itself (it may
+    /// hold a password).
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+}
+
+impl StoreError {
+    pub(crate) fn corrupt(what: impl Into<String>) -> Self {
+        StoreError::Corrupt { what: what.into() }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::Decode(_)
+            | sqlx::Error::ColumnNotFound(_)
+            | sqlx::Error::ColumnIndexOutOfBounds { .. }
+            | sqlx::Error::TypeNotFound { .. } => StoreError::Corrupt {
+                what: e.to_string(),
+            },
+            other => StoreError::Unavailable(other),
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Events and incidents the story records, and raw access to the database behind a store.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use geo::Point;
+use model::{
+    Event, EventKind, Incident, IncidentStatus, RouteCandidate, RoutingDecision, RoutingRule,
+    Severity, Source,
+};
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
+
+/// 2026-11-22 10:00:00.123456789 UTC: nanoseconds, which the store drops.
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0)
+        .single()
+        .expect("a valid instant")
+        + Duration::nanoseconds(123_456_789)
+}
+
+/// `t` as the store keeps it: to the microsecond.
+pub fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).expect("in range")
+}
+
+pub fn event(
+    id: &str,
+    source: Source,
+    category: &str,
+    lon: f64,
+    lat: f64,
+    at: DateTime<Utc>,
+) -> Event {
+    Event {
+        id: id.into(),
+        source,
+        kind: EventKind::Report,
+        category: category.into(),
+        location: Point::new(lon, lat),
+        description: Some("Groapă mare în carosabil".into()),
+        occurred_at: at - Duration::minutes(3),
+        received_at: at,
+        payload: format!(r#"{{"id":"{id}","note":"verbatim, ăîșț"}}"#),
+    }
+}
+
+/// A pothole in the centre, routed by jurisdiction.
+pub fn pothole(opened_at: DateTime<Utc>) -> Incident {
+    Incident {
+        id: "0193a6f0-0000-7000-8000-000000000001".into(),
+        category: "pothole".into(),
+        severity: Severity::Minor,
+        status: IncidentStatus::Assigned,
+        location: Point::new(25.5887, 45.6419),
+        district: Some("centru".into()),
+        agency: "drumuri".into(),
+        routing: RoutingDecision {
+            chosen: RouteCandidate {
+                agency: "drumuri".into(),
+                rule: RoutingRule::Jurisdiction,
+                area: Some("city".into()),
+            },
+            alternatives: vec![RouteCandidate {
+                agency: "dispecerat".into(),
+                rule: RoutingRule::Jurisdiction,
+                area: Some("city".into()),
+            }],
+        },
+        report_count: 1,
+        description: Some("Groapă mare în carosabil".into()),
+        opened_at,
+        updated_at: opened_at,
+    }
+}
+
+/// A water outage in Tractorul, already resolved, routed by fallback.
+pub fn outage(opened_at: DateTime<Utc>) -> Incident {
+    Incident {
+        id: "0193a6f0-0000-7000-8000-000000000002".into(),
+        category: "water_outage".into(),
+        severity: Severity::Severe,
+        status: IncidentStatus::Resolved,
+        location: Point::new(25.6100, 45.6600),
+        district: None,
+        agency: "apa-brasov".into(),
+        routing: RoutingDecision {
+            chosen: RouteCandidate {
+                agency: "apa-brasov".into(),
+                rule: RoutingRule::Fallback,
+                area: None,
+            },
+            alternatives: vec![],
+        },
+        report_count: 1,
+        description: None,
+        opened_at,
+        updated_at: opened_at,
+    }
+}
+
+/// `incident` as the store gives it back.
+pub fn as_stored(mut incident: Incident) -> Incident {
+    incident.opened_at = micros(incident.opened_at);
+    incident.updated_at = micros(incident.updated_at);
+    incident
+}
+
+/// A connection to the database behind a store, bypassing it.
+pub enum Raw {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Raw {
+    pub async fn connect(url: &str) -> Raw {
+        if url.starts_with("sqlite:") {
+            Raw::Sqlite(
+                SqlitePool::connect(url)
+                    .await
+                    .expect("raw sqlite connection"),
+            )
+        } else {
+            Raw::Postgres(PgPool::connect(url).await.expect("raw postgres connection"))
+        }
+    }
+
+    /// Records a migration that no Dispecer knows yet, as a newer Dispecer would.
+    pub async fn add_migration(&self, version: i64) {
+        let sql = "INSERT INTO _sqlx_migrations \
+                   (version, description, success, checksum, execution_time) \
+                   VALUES ($1, 'from the future', $2, $3, 0)";
+        let checksum = vec![0u8; 48];
+        match self {
+            Raw::Sqlite(pool) => sqlx::query(sql)
+                .bind(version)
+                .bind(true)
+                .bind(checksum)
+                .execute(pool)
+                .await
+                .map(drop),
+            Raw::Postgres(pool) => sqlx::query(sql)
+                .bind(version)
+                .bind(true)
+                .bind(checksum)
+                .execute(pool)
+                .await
+                .map(drop),
+        }
+        .expect("fake migration recorded");
+    }
+
+    /// Whether `events` is a TimescaleDB hypertable.
+    pub async fn events_is_hypertable(&self) -> bool {
+        let Raw::Postgres(pool) = self else {
+            return false;
+        };
+        let installed: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("extension query");
+        if !installed {
+            return false;
+        }
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM timescaledb_information.hypertables \
+             WHERE hypertable_name = 'events'",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("hypertables query");
+        count == 1
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Raw::Sqlite(pool) => pool.close().await,
+            Raw::Postgres(pool) => pool.close().await,
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! The storage story, the same on every backend.
+
+use chrono::Duration;
+use model::{Incident, IncidentStatus, Source};
+use serde_json::json;
+use store::{
+    Backend, ChangeKind, IncidentChange, IncidentFilter, NewDeadLetter, Recorded, Store, StoreError,
+};
+
+use crate::fixtures::{as_stored, event, micros, outage, pothole, t0, Raw};
+
+/// Where the story runs.
+pub struct Target {
+    /// The URL given to [`Store::connect`].
+    pub url: String,
+    /// The same database, for raw access around the store.
+    pub raw_url: String,
+    /// The backend the store must report.
+    pub backend: Backend,
+}
+
+fn opened(incident: &Incident) -> IncidentChange {
+    IncidentChange {
+        incident: incident.clone(),
+        kind: ChangeKind::Opened,
+    }
+}
+
+fn ids(incidents: &[Incident]) -> Vec<&str> {
+    incidents.iter().map(|i| i.id.as_str()).collect()
+}
+
+pub async fn run(target: Target) {
+    let store = Store::connect(&target.url).await.expect("connect");
+    assert_eq!(store.backend(), target.backend);
+    store.ping().await.expect("ping");
+    let t0 = t0();
+
+    // A citizen reports a pothole: it opens an incident.
+    let first = event(
+        "citizen:r-1",
+        Source::Citizen,
+        "pothole",
+        25.5887,
+        45.6419,
+        t0,
+    );
+    let opened_pothole = pothole(t0 + Duration::seconds(1));
+    assert!(!store.is_known_event(&first.id).await.expect("known?"));
+    assert_eq!(
+        store
+            .record(&first, &opened(&opened_pothole))
+            .await
+            .expect("record the first event"),
+        Recorded::Stored
+    );
+    assert!(store.is_known_event(&first.id).await.expect("known?"));
+    assert!(!store
+        .is_known_event(&"citizen:r-404".into())
+        .await
+        .expect("known?"));
+
+    // The same event again (a redelivery) changes nothing, whatever the change says.
+    let mut bogus = opened_pothole.clone();
+    bogus.report_count = 7;
+    bogus.status = IncidentStatus::Closed;
+    assert_eq!(
+        store
+            .record(&first, &opened(&bogus))
+            .await
+            .expect("record a duplicate"),
+        Recorded::Duplicate
+    );
+    assert_eq!(
+        store.incident(&opened_pothole.id).await.expect("incident"),
+        Some(as_stored(opened_pothole.clone()))
+    );
+    assert_eq!(
+        store
+            .timeline(&opened_pothole.id)
+            .await
+            .expect("timeline")
+            .len(),
+        1
+    );
+
+    // The road company reports the same pothole: it joins.
+    let second = event(
+        "utility:drumuri:w-77",
+        Source::Utility("drumuri".into()),
+        "pothole",
+        25.5888,
+        45.6420,
+        t0 + Duration::minutes(5),
+    );
+    let mut joined = opened_pothole.clone();
+    joined.report_count = 2;
+    joined.updated_at = t0 + Duration::minutes(5);
+    assert_eq!(
+        store
+            .record(
+                &second,
+                &IncidentChange {
+                    incident: joined.clone(),
+                    kind: ChangeKind::ReportJoined,
+                },
+            )
+            .await
+            .expect("record the joining event"),
+        Recorded::Stored
+    );
+
+    // A water outage elsewhere, delivered twice at once: recorded exactly once.
+    let third = event(
+        "utility:apa-brasov:o-9",
+        Source::Utility("apa-brasov".into()),
+        "water_outage",
+        25.61,
+        45.66,
+        t0 + Duration::minutes(10),
+    );
+    let water = outage(t0 + Duration::minutes(10));
+    let water_opened = opened(&water);
+    let (a, b) = tokio::join!(
+        store.record(&third, &water_opened),
+        store.record(&third, &water_opened)
+    );
+    let mut outcomes = [a.expect("record"), b.expect("record")];
+    outcomes.sort_by_key(|r| *r == Recorded::Duplicate);
+    assert_eq!(outcomes, [Recorded::Stored, Recorded::Duplicate]);
+
+    check_reads(&store, &joined, &water).await;
+
+    // Dead letters.
+    let letters = [
+        NewDeadLetter {
+            received_at: t0 + Duration::minutes(1),
+            channel: "mqtt".into(),
+            topic: "dispecer/v1/in/utility/apa-brasov/outage".into(),
+            payload: vec![0xff, 0x00, b'{', 0xfe],
+            reason: "not JSON".into(),
+        },
+        NewDeadLetter {
+            received_at: t0 + Duration::minutes(2),
+            channel: "http".into(),
+            topic: "/api/v1/reports".into(),
+            payload: br#"{"category":"unknown"}"#.to_vec(),
+            reason: "unknown category \"unknown\"".into(),
+        },
+    ];
+    let first_letter = store
+        .record_dead_letter(&letters[0])
+        .await
+        .expect("dead letter");
+    let second_letter = store
+        .record_dead_letter(&letters[1])
+        .await
+        .expect("dead letter");
+    assert!(second_letter > first_letter);
+    check_dead_letters(&store, &letters, [first_letter, second_letter]).await;
+
+    // Restart: everything is still there, and a redelivery is still a duplicate.
+    store.close().await;
+    drop(store);
+    let store = Store::connect(&target.url).await.expect("reconnect");
+    assert_eq!(store.backend(), target.backend);
+    check_reads(&store, &joined, &water).await;
+    check_dead_letters(&store, &letters, [first_letter, second_letter]).await;
+    assert_eq!(
+        store
+            .record(&second, &opened(&bogus))
+            .await
+            .expect("record after restart"),
+        Recorded::Duplicate
+    );
+    store.close().await;
+
+    // The event log is a hypertable on TimescaleDB, and only there.
+    let raw = Raw::connect(&target.raw_url).await;
+    assert_eq!(
+        raw.events_is_hypertable().await,
+        target.backend == Backend::Timescale,
+        "events is a hypertable exactly on timescaledb"
+    );
+
+    // A newer Dispecer migrated the database: this one refuses it.
+    raw.add_migration(99_990_101_000_000).await;
+    raw.close().await;
+    match Store::connect(&target.url).await {
+        Err(e @ StoreError::SchemaTooNew { database, binary }) => {
+            assert_eq!(database, 99_990_101_000_000);
+            assert_eq!(binary, 1);
+            let message = e.to_string();
+            assert!(
+                message.contains("99990101000000") && message.contains(" 1"),
+                "{message}"
+            );
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
+
+async fn check_reads(store: &Store, pothole: &Incident, water: &Incident) {
+    let t0 = t0();
+    assert_eq!(
+        store.incident(&pothole.id).await.expect("incident"),
+        Some(as_stored(pothole.clone()))
+    );
+    assert_eq!(
+        store.incident(&"nope".into()).await.expect("incident"),
+        None
+    );
+    assert_eq!(
+        store
+            .incidents(&IncidentFilter::default())
+            .await
+            .expect("incidents"),
+        vec![as_stored(water.clone()), as_stored(pothole.clone())],
+        "newest update first"
+    );
+
+    let (p, w) = (pothole.id.as_str(), water.id.as_str());
+    let filters: Vec<(&str, IncidentFilter, Vec<&str>)> = vec![
+        (
+            "bbox around the pothole",
+            IncidentFilter {
+                bbox: Some([25.58, 45.63, 25.60, 45.65]),
+                ..Default::default()
+            },
+            vec![p],
+        ),
+        (
+            "bbox elsewhere",
+            IncidentFilter {
+                bbox: Some([26.0, 46.0, 27.0, 47.0]),
+                ..Default::default()
+            },
+            vec![],
+        ),
+        (
+            "bbox across the antimeridian",
+            IncidentFilter {
+                bbox: Some([25.6, 45.0, 25.0, 46.0]),
+                ..Default::default()
+            },
+            vec![w],
+        ),
+        (
+            "status assigned",
+            IncidentFilter {
+                statuses: vec![IncidentStatus::Assigned],
+                ..Default::default()
+            },
+            vec![p],
+        ),
+        (
+            "status resolved or closed",
+            IncidentFilter {
+                statuses: vec![IncidentStatus::Resolved, IncidentStatus::Closed],
+                ..Default::default()
+            },
+            vec![w],
+        ),
+        (
+            "category",
+            IncidentFilter {
+                category: Some("pothole".into()),
+                ..Default::default()
+            },
+            vec![p],
+        ),
+        (
+            "agency",
+            IncidentFilter {
+                agency: Some("apa-brasov".into()),
+                ..Default::default()
+            },
+            vec![w],
+        ),
+        (
+            "conditions combine",
+            IncidentFilter {
+                category: Some("pothole".into()),
+                agency: Some("apa-brasov".into()),
+                ..Default::default()
+            },
+            vec![],
+        ),
+        (
+            "limit",
+            IncidentFilter {
+                limit: Some(1),
+                ..Default::default()
+            },
+            vec![w],
+        ),
+    ];
+    for (name, filter, expected) in filters {
+        let got = store.incidents(&filter).await.expect("incidents");
+        assert_eq!(ids(&got), expected, "{name}");
+    }
+
+    assert_eq!(
+        store.open_incidents().await.expect("open incidents"),
+        vec![as_stored(pothole.clone())]
+    );
+
+    let events = store.incident_events(&pothole.id).await.expect("events");
+    let summary: Vec<(&str, &str, _)> = events
+        .iter()
+        .map(|e| (e.id.as_str(), e.source.as_str(), e.received_at))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("citizen:r-1", "citizen", micros(t0)),
+            (
+                "utility:drumuri:w-77",
+                "utility:drumuri",
+                micros(t0 + Duration::minutes(5))
+            ),
+        ]
+    );
+    let events = store.incident_events(&water.id).await.expect("events");
+    assert_eq!(events.len(), 1);
+    assert!(store
+        .incident_events(&"nope".into())
+        .await
+        .expect("events")
+        .is_empty());
+
+    let timeline = store.timeline(&pothole.id).await.expect("timeline");
+    let entries: Vec<_> = timeline
+        .iter()
+        .map(|e| (e.at, e.kind.as_str(), e.actor.as_str(), e.detail.clone()))
+        .collect();
+    assert_eq!(
+        entries,
+        vec![
+            (
+                micros(t0 + Duration::seconds(1)),
+                "opened",
+                "citizen",
+                json!({
+                    "event": "citizen:r-1",
+                    "category": "pothole",
+                    "severity": "minor",
+                    "status": "assigned",
+                    "agency": "drumuri",
+                    "rule": "jurisdiction",
+                    "area": "city",
+                    "district": "centru",
+                })
+            ),
+            (
+                micros(t0 + Duration::minutes(5)),
+                "report_joined",
+                "utility:drumuri",
+                json!({"event": "utility:drumuri:w-77", "report_count": 2})
+            ),
+        ]
+    );
+}
+
+async fn check_dead_letters(store: &Store, letters: &[NewDeadLetter; 2], ids: [i64; 2]) {
+    let stored = store.dead_letters(10).await.expect("dead letters");
+    let got: Vec<_> = stored
+        .iter()
+        .map(|d| {
+            (
+                d.id,
+                d.received_at,
+                d.channel.as_str(),
+                d.topic.as_str(),
+                d.payload.as_slice(),
+                d.reason.as_str(),
+            )
+        })
+        .collect();
+    let expected: Vec<_> = letters
+        .iter()
+        .zip(ids)
+        .rev()
+        .map(|(l, id)| {
+            (
+                id,
+                micros(l.received_at),
+                l.channel.as_str(),
+                l.topic.as_str(),
+                l.payload.as_slice(),
+                l.reason.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected, "newest first");
+    assert_eq!(store.dead_letters(1).await.expect("dead letters").len(), 1);
+}

@@ -1,0 +1,1000 @@
+// Dispecer operators' console: the live map and queue of the city's incidents.
+//
+// Data: GET api/v1/city once, GET api/v1/incidents for a first paint, then the WebSocket
+// api/v1/stream, whose snapshots replace the whole list and whose "incident" messages open or
+// update one incident. All URLs are relative to this page, so the console works at "/" and under a
+// prefix alike. Nothing is loaded from outside the server: Leaflet is vendored (see ../vendor.sh).
+//
+// Every value that comes from the server goes through `esc` before it reaches HTML.
+
+import { LANGUAGES, LOCALES, formatNumber, isSupported, localName, plural, translate } from './i18n.js';
+
+const L = window.L;
+
+/** Severities, worst first. */
+const SEVERITIES = ['extreme', 'severe', 'moderate', 'minor'];
+/** States in which an incident no longer needs anyone to act (mirrors IncidentStatus::is_open). */
+const CLOSED_STATUSES = new Set(['resolved', 'closed', 'rejected', 'duplicate']);
+const KNOWN_STATUSES = new Set([
+  'new', 'assigned', 'acknowledged', 'in_progress', 'resolved', 'closed', 'rejected', 'duplicate', 'reopened',
+]);
+const LANGUAGE_KEY = 'dispecer.console.language';
+const RECONNECT_MIN_MS = 1000;
+const RECONNECT_MAX_MS = 15000;
+/** Zoom the map flies to when an operator picks an incident in the queue. */
+const FOCUS_ZOOM = 16;
+/** Below this zoom the district names would overlap: hide them. */
+const DISTRICT_LABEL_MIN_ZOOM = 12.5;
+
+// Small line icons (24×24, stroke = currentColor), one per category family.
+const ICON_PATHS = {
+  water: '<path d="M12 3.5c-3 4-6 7.3-6 10.7a6 6 0 0 0 12 0c0-3.4-3-6.7-6-10.7z"/>',
+  power: '<path d="M13.5 2.5 5 13.5h6l-1 8 8.5-11h-6z"/>',
+  electricity: '<path d="M13.5 2.5 5 13.5h6l-1 8 8.5-11h-6z"/>',
+  gas: '<path d="M12 2.5c.6 3.6 5.5 5.6 5.5 11a5.5 5.5 0 0 1-11 0c0-2.6 1.4-4.4 2.6-5.5.2 1.8 1 2.8 2.1 3.1-.4-3 .1-5.8.8-8.6z"/>',
+  fire: '<path d="M12 2.5c.6 3.6 5.5 5.6 5.5 11a5.5 5.5 0 0 1-11 0c0-2.6 1.4-4.4 2.6-5.5.2 1.8 1 2.8 2.1 3.1-.4-3 .1-5.8.8-8.6z"/>',
+  heating: '<path d="M10 14.5V5a2 2 0 0 1 4 0v9.5a4 4 0 1 1-4 0z"/><path d="M12 9v7.5"/>',
+  lighting: '<path d="M9.5 18h5M10.5 21h3"/><path d="M12 3a6 6 0 0 0-3.6 10.8c.7.6 1.1 1.3 1.1 2.2h5c0-.9.4-1.6 1.1-2.2A6 6 0 0 0 12 3z"/>',
+  traffic: '<rect x="8" y="2.5" width="8" height="19" rx="2"/><circle cx="12" cy="7" r="1.3"/><circle cx="12" cy="12" r="1.3"/><circle cx="12" cy="17" r="1.3"/>',
+  road: '<path d="M7 21 10 3M17 21 14 3M12 6v2M12 11v2M12 16v2"/>',
+  green: '<path d="M12 21.5V16M12 2.5l-6 8.5h3l-4 5.5h14l-4-5.5h3z"/>',
+  waste: '<path d="M4 6.5h16M9.5 6.5v-2h5v2M6 6.5l1.2 14h9.6l1.2-14M10 10.5v6M14 10.5v6"/>',
+  public_order: '<path d="M12 2.5l7.5 3v5.6c0 4.6-3.2 8.6-7.5 10.4-4.3-1.8-7.5-5.8-7.5-10.4V5.5z"/>',
+  safety: '<path d="M12 2.5l7.5 3v5.6c0 4.6-3.2 8.6-7.5 10.4-4.3-1.8-7.5-5.8-7.5-10.4V5.5z"/>',
+  building: '<path d="M3.5 11 12 4l8.5 7M6 9.5V20h12V9.5M10 20v-5h4v5"/>',
+  sewer: '<circle cx="12" cy="12" r="8.5"/><path d="M6.5 9h11M4.5 12h15M6.5 15h11"/>',
+  flood: '<path d="M3 8c2 0 2-1.5 4.5-1.5S10 8 12 8s2.5-1.5 4.5-1.5S19 8 21 8M3 13c2 0 2-1.5 4.5-1.5S10 13 12 13s2.5-1.5 4.5-1.5S19 13 21 13M3 18c2 0 2-1.5 4.5-1.5S10 18 12 18s2.5-1.5 4.5-1.5S19 18 21 18"/>',
+  snow: '<path d="M12 2.5v19M3.8 7.25l16.4 9.5M3.8 16.75l16.4-9.5M9.5 4.2 12 6l2.5-1.8M9.5 19.8 12 18l2.5 1.8"/>',
+  car: '<path d="M3.5 16v-4l2.5-5.5h12l2.5 5.5v4z"/><path d="M3.5 12h17"/><circle cx="7.5" cy="18.5" r="1.6"/><circle cx="16.5" cy="18.5" r="1.6"/>',
+  default: '<path d="M12 3.5 2.5 20h19z"/><path d="M12 10v4.5M12 17.2v.3"/>',
+};
+// Families whose icon is another family's.
+ICON_PATHS.environment = ICON_PATHS.green;
+ICON_PATHS.sanitation = ICON_PATHS.waste;
+ICON_PATHS.public_lighting = ICON_PATHS.lighting;
+// Some categories deserve their own icon whatever their family (matched on the category id).
+const CATEGORY_ICONS = [
+  [/traffic_light|semafor/, 'traffic'],
+  [/light|lamp|iluminat/, 'lighting'],
+  [/tree|copac/, 'green'],
+  [/flood|inunda/, 'flood'],
+  [/snow|ice|zapad|polei/, 'snow'],
+  [/pothole|road_damage|groapa/, 'road'],
+  [/accident|crash/, 'default'],
+  [/congestion|vehicle|car\b/, 'car'],
+];
+
+const state = {
+  lang: initialLanguage(null),
+  city: null,
+  categories: new Map(),
+  agencies: new Map(),
+  districts: new Map(),
+  /** id → GeoJSON Feature */
+  incidents: new Map(),
+  /** id → L.Marker */
+  markers: new Map(),
+  /** id → the icon's inputs, to know when the icon must be redrawn */
+  markerKeys: new Map(),
+  selectedId: null,
+  snapshotSeen: false,
+  loaded: false,
+  conn: { state: 'connecting', retryAt: 0, attempt: 0, lastMessageAt: null, socket: null },
+};
+
+let map = null;
+let incidentLayer = null;
+let sensorLayer = null;
+let legendControl = null;
+let renderQueued = false;
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+/** Escapes text for HTML content and attribute values. */
+function esc(value) {
+  return String(value ?? '').replace(/[&<>"']/g, (c) => (
+    { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]
+  ));
+}
+
+function t(key, params) {
+  return translate(state.lang, key, params);
+}
+
+function $(id) {
+  return document.getElementById(id);
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function backoffMs(attempt) {
+  const base = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** attempt);
+  const jittered = base * (0.85 + Math.random() * 0.3);
+  return Math.round(Math.min(RECONNECT_MAX_MS, Math.max(RECONNECT_MIN_MS, jittered)));
+}
+
+function apiUrl(path) {
+  return new URL(path, document.baseURI).href;
+}
+
+function streamUrl() {
+  const url = new URL('api/v1/stream', document.baseURI);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  return url.href;
+}
+
+async function fetchJson(path) {
+  const response = await fetch(apiUrl(path), { headers: { Accept: 'application/json' }, cache: 'no-store' });
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  return response.json();
+}
+
+function initialLanguage(city) {
+  let stored = null;
+  try {
+    stored = localStorage.getItem(LANGUAGE_KEY);
+  } catch {
+    // Storage can be disabled; the default language then applies.
+  }
+  const offered = offeredLanguages(city);
+  if (stored && offered.includes(stored)) return stored;
+  const fallback = city?.default_language;
+  if (fallback && offered.includes(fallback)) return fallback;
+  return offered[0] ?? 'ro';
+}
+
+/** The city's languages that this console has strings for (all of ours before the city is known). */
+function offeredLanguages(city) {
+  const wanted = Array.isArray(city?.languages) && city.languages.length ? city.languages : LANGUAGES;
+  const offered = wanted.filter((l) => isSupported(l));
+  return offered.length ? offered : ['ro'];
+}
+
+function severityOf(feature) {
+  const s = feature?.properties?.severity;
+  return SEVERITIES.includes(s) ? s : 'unknown';
+}
+
+function statusOf(feature) {
+  const s = feature?.properties?.status;
+  return typeof s === 'string' ? s : 'unknown';
+}
+
+function isOpen(feature) {
+  return !CLOSED_STATUSES.has(statusOf(feature));
+}
+
+function statusName(status) {
+  return KNOWN_STATUSES.has(status) ? t(`status.${status}`) : String(status);
+}
+
+function severityName(severity) {
+  return t(`severity.${SEVERITIES.includes(severity) ? severity : 'unknown'}`);
+}
+
+function categoryName(id) {
+  if (id == null) return '—';
+  return localName(state.categories.get(id)?.name, state.lang) ?? String(id);
+}
+
+function agencyName(id) {
+  if (id == null) return '—';
+  return localName(state.agencies.get(id)?.name, state.lang) ?? String(id);
+}
+
+function districtName(id) {
+  if (id == null) return t('district.none');
+  return localName(state.districts.get(id), state.lang) ?? String(id);
+}
+
+/**
+ * A routing area's name: the name the server gave (optional `area_name`), a district's name,
+ * "the whole city", or the id itself.
+ */
+function areaName(id, given) {
+  const named = localName(given, state.lang);
+  if (named) return named;
+  if (id == null || id === '') return null;
+  if (state.districts.has(id)) return districtName(id);
+  if (id === 'city') return t('map.area.city');
+  return String(id);
+}
+
+function iconSvg(categoryId) {
+  const id = String(categoryId ?? '');
+  const family = state.categories.get(id)?.family;
+  const byId = CATEGORY_ICONS.find(([pattern]) => pattern.test(id))?.[1];
+  const paths = ICON_PATHS[byId] ?? (Object.hasOwn(ICON_PATHS, family) ? ICON_PATHS[family] : ICON_PATHS.default);
+  return `<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false">${paths}</svg>`;
+}
+
+function parseTime(value) {
+  const ms = Date.parse(value);
+  return Number.isFinite(ms) ? ms : null;
+}
+
+function formatDateTime(value) {
+  const ms = typeof value === 'number' ? value : parseTime(value);
+  if (ms == null) return value == null ? '—' : String(value);
+  const options = { day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit' };
+  const zone = state.city?.time_zone;
+  try {
+    return new Intl.DateTimeFormat(LOCALES[state.lang], zone ? { ...options, timeZone: zone } : options).format(ms);
+  } catch {
+    return new Intl.DateTimeFormat(LOCALES[state.lang], options).format(ms);
+  }
+}
+
+function formatClock(ms) {
+  if (ms == null) return '—';
+  return new Intl.DateTimeFormat(LOCALES[state.lang], { hour: '2-digit', minute: '2-digit', second: '2-digit' })
+    .format(ms);
+}
+
+function formatAge(openedAt, now = Date.now()) {
+  const ms = parseTime(openedAt);
+  if (ms == null) return '—';
+  const minutes = Math.max(0, Math.floor((now - ms) / 60000));
+  if (minutes < 1) return t('age.now');
+  if (minutes < 60) return t('age.minutes', { m: minutes });
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return t('age.hours', { h: hours, m: minutes % 60 });
+  return t('age.days', { d: Math.floor(hours / 24), h: hours % 24 });
+}
+
+function reportsText(n) {
+  const count = Number.isFinite(Number(n)) ? Number(n) : 0;
+  return plural(state.lang, 'reports', count);
+}
+
+/** [lat, lng] of a feature, or null if its geometry is not a usable Point. */
+function latLngOf(feature) {
+  const c = feature?.geometry?.type === 'Point' ? feature.geometry.coordinates : null;
+  if (!Array.isArray(c) || c.length < 2) return null;
+  const [lon, lat] = c.map(Number);
+  if (!Number.isFinite(lon) || !Number.isFinite(lat) || Math.abs(lat) > 90 || Math.abs(lon) > 180) return null;
+  return [lat, lon];
+}
+
+function idOf(feature) {
+  const id = feature?.id ?? feature?.properties?.id;
+  return id == null ? null : String(id);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Static text and the header
+
+function applyLanguage() {
+  document.documentElement.lang = state.lang;
+  document.title = state.city
+    ? `${localName(state.city.name, state.lang) ?? ''} · ${t('app.title')}`
+    : t('app.title');
+  for (const el of document.querySelectorAll('[data-i18n]')) {
+    el.textContent = t(el.dataset.i18n);
+  }
+  for (const el of document.querySelectorAll('[data-i18n-label]')) {
+    el.setAttribute('aria-label', t(el.dataset.i18nLabel));
+  }
+  $('city-name').textContent = state.city ? localName(state.city.name, state.lang) ?? state.city.id : 'Dispecer';
+  renderLanguageSwitch();
+  renderConnection();
+  if (map) {
+    map.getContainer().setAttribute('aria-label', t('map.label'));
+    renderLegend();
+    refreshSensorTooltips();
+    for (const [id, feature] of state.incidents) updateMarker(id, feature);
+  }
+  scheduleRender();
+}
+
+function renderLanguageSwitch() {
+  const offered = offeredLanguages(state.city);
+  const box = $('lang-switch');
+  box.innerHTML = offered.map((l) => `
+    <button type="button" data-lang="${esc(l)}" aria-pressed="${l === state.lang}" lang="${esc(l)}"
+      title="${esc(t(`lang.${l}`))}">${esc(l.toUpperCase())}</button>`).join('');
+}
+
+function setLanguage(lang) {
+  if (!isSupported(lang) || lang === state.lang) return;
+  state.lang = lang;
+  try {
+    localStorage.setItem(LANGUAGE_KEY, lang);
+  } catch {
+    // Not kept across reloads then; nothing else to do.
+  }
+  applyLanguage();
+}
+
+function renderCounts() {
+  const counts = Object.fromEntries(SEVERITIES.map((s) => [s, 0]));
+  let open = 0;
+  for (const f of state.incidents.values()) {
+    if (!isOpen(f)) continue;
+    open += 1;
+    const s = severityOf(f);
+    if (s in counts) counts[s] += 1;
+  }
+  const box = $('counts');
+  box.setAttribute('aria-label', t('counts.label'));
+  box.innerHTML = `
+    <div class="count count-total" title="${esc(t('counts.open'))}">
+      <span class="count-label">${esc(t('counts.open'))}</span>
+      <span class="count-value" data-count="open">${esc(formatNumber(state.lang, open))}</span>
+    </div>
+    ${SEVERITIES.map((s) => `
+    <div class="count sev-${s}${counts[s] ? '' : ' is-zero'}" title="${esc(severityName(s))}">
+      <span class="sev-dot" aria-hidden="true"></span>
+      <span class="count-label">${esc(severityName(s))}</span>
+      <span class="count-value" data-count="${s}">${esc(formatNumber(state.lang, counts[s]))}</span>
+    </div>`).join('')}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection state
+
+let connectionTimer = null;
+
+function setConnection(next) {
+  state.conn.state = next;
+  renderConnection();
+  clearInterval(connectionTimer);
+  connectionTimer = null;
+  if (next === 'reconnecting') {
+    connectionTimer = setInterval(renderConnection, 1000);
+  }
+}
+
+function renderConnection() {
+  const el = $('connection');
+  const { state: s, retryAt, lastMessageAt } = state.conn;
+  el.dataset.state = s;
+  $('queue').classList.toggle('is-stale', s !== 'live' && state.loaded);
+  let label;
+  if (s === 'live') label = t('conn.live');
+  else if (s === 'reconnecting') {
+    const seconds = Math.ceil((retryAt - Date.now()) / 1000);
+    label = seconds > 0 ? t('conn.reconnecting', { seconds }) : t('conn.reconnecting_now');
+  } else label = t('conn.connecting');
+  el.querySelector('.label').textContent = label;
+  let title;
+  if (lastMessageAt == null) title = t('conn.title.never');
+  else if (s === 'live') title = t('conn.title.live', { time: formatClock(lastMessageAt) });
+  else title = t('conn.title.down', { time: formatClock(lastMessageAt) });
+  el.title = title;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The map
+
+function setupMap(city) {
+  map = L.map('map', {
+    zoomSnap: 0.25,
+    zoomDelta: 0.5,
+    wheelPxPerZoomLevel: 90,
+    worldCopyJump: false,
+    attributionControl: true,
+  });
+  map.attributionControl.setPrefix('Leaflet');
+
+  const b = Array.isArray(city.bounds) && city.bounds.length === 4 ? city.bounds.map(Number) : null;
+  let bounds = null;
+  if (b && b.every(Number.isFinite)) {
+    bounds = L.latLngBounds([b[1], b[0]], [b[3], b[2]]);
+  }
+  const center = Array.isArray(city.center) ? city.center.map(Number) : null;
+  if (bounds && bounds.isValid()) {
+    map.fitBounds(bounds, { padding: [8, 8] });
+    // Loose, so an incident reported just outside the city can still be reached.
+    map.setMaxBounds(bounds.pad(2));
+  } else if (center && center.every(Number.isFinite)) {
+    map.setView([center[1], center[0]], 13);
+  } else {
+    map.setView([0, 0], 2);
+  }
+
+  if (typeof city.tile_url === 'string' && city.tile_url !== '') {
+    L.tileLayer(city.tile_url, {
+      maxZoom: 19,
+      attribution: typeof city.tile_attribution === 'string' ? esc(city.tile_attribution) : '',
+    }).addTo(map);
+    map.getContainer().classList.add('has-tiles');
+  } else {
+    map.getContainer().classList.add('no-tiles');
+  }
+
+  map.createPane('districts').style.zIndex = 350;
+  map.createPane('districtLabels').style.zIndex = 380;
+  map.createPane('sensors').style.zIndex = 450;
+
+  if (city.districts?.type === 'FeatureCollection') {
+    L.geoJSON(city.districts, {
+      pane: 'districts',
+      interactive: false,
+      style: () => ({
+        className: 'district-shape',
+        color: '#5d6d7e',
+        weight: 1.2,
+        opacity: 0.9,
+        fillColor: '#ffffff',
+        fillOpacity: city.tile_url ? 0.06 : 0.7,
+      }),
+      onEachFeature: (feature, layer) => {
+        const name = feature?.properties?.name ?? feature?.properties?.id;
+        if (name == null) return;
+        layer.bindTooltip(esc(localName(name, state.lang)), {
+          permanent: true,
+          direction: 'center',
+          className: 'district-label',
+          interactive: false,
+          pane: 'districtLabels',
+        });
+      },
+    }).addTo(map);
+  }
+
+  sensorLayer = L.layerGroup().addTo(map);
+  for (const feature of city.sensors?.features ?? []) {
+    const ll = latLngOf(feature);
+    if (!ll) continue;
+    const marker = L.marker(ll, {
+      pane: 'sensors',
+      keyboard: false,
+      icon: L.divIcon({ className: 'sensor-icon', html: '<div class="sensor-site"></div>', iconSize: [10, 10], iconAnchor: [5, 5] }),
+    });
+    marker.feature = feature;
+    marker.bindTooltip('', { direction: 'top', offset: [0, -6], className: 'sensor-tooltip' });
+    sensorLayer.addLayer(marker);
+  }
+  refreshSensorTooltips();
+
+  incidentLayer = L.layerGroup().addTo(map);
+
+  // The layout can change the map's size without a window resize (narrow screens, the queue growing).
+  if ('ResizeObserver' in window) {
+    let pending = false;
+    new ResizeObserver(() => {
+      if (pending) return;
+      pending = true;
+      requestAnimationFrame(() => {
+        pending = false;
+        map.invalidateSize({ pan: false });
+      });
+    }).observe(map.getContainer());
+  }
+
+  legendControl = L.control({ position: 'bottomleft' });
+  legendControl.onAdd = () => {
+    const div = L.DomUtil.create('div', 'legend');
+    L.DomEvent.disableClickPropagation(div);
+    return div;
+  };
+  legendControl.addTo(map);
+  renderLegend();
+
+  const updateLabelVisibility = () => {
+    map.getContainer().classList.toggle('hide-district-labels', map.getZoom() < DISTRICT_LABEL_MIN_ZOOM);
+  };
+  map.on('zoomend', updateLabelVisibility);
+  updateLabelVisibility();
+}
+
+function refreshSensorTooltips() {
+  if (!sensorLayer) return;
+  sensorLayer.eachLayer((marker) => {
+    const p = marker.feature?.properties ?? {};
+    const speed = Number(p.free_flow_speed_kmh);
+    marker.setTooltipContent(esc(t('sensor.tooltip', {
+      name: p.name ?? p.id ?? '',
+      road: p.road ?? '—',
+      direction: p.direction ?? '—',
+      speed: Number.isFinite(speed) ? formatNumber(state.lang, speed) : '—',
+    })));
+  });
+}
+
+function renderLegend() {
+  const div = legendControl?.getContainer();
+  if (!div) return;
+  div.innerHTML = `
+    <div class="legend-title">${esc(t('legend.title'))}</div>
+    <ul>
+      ${SEVERITIES.map((s) => `<li><span class="legend-swatch sev-${s}" aria-hidden="true"></span>${esc(severityName(s))}</li>`).join('')}
+      <li><span class="legend-swatch closed" aria-hidden="true"></span>${esc(t('legend.closed'))}</li>
+      <li><span class="legend-sensor" aria-hidden="true"></span>${esc(t('legend.sensor'))}</li>
+      <li><span class="legend-district" aria-hidden="true"></span>${esc(t('legend.district'))}</li>
+    </ul>`;
+}
+
+function markerTitle(feature) {
+  const p = feature.properties ?? {};
+  return t('marker.title', {
+    category: categoryName(p.category),
+    severity: severityName(severityOf(feature)),
+    status: statusName(statusOf(feature)),
+  });
+}
+
+function markerIcon(id, feature) {
+  const severity = severityOf(feature);
+  const closed = isOpen(feature) ? '' : ' is-closed';
+  const html = `<div class="incident-marker sev-${severity}${closed}" data-incident-id="${esc(id)}" title="${esc(markerTitle(feature))}">${iconSvg(feature.properties?.category)}</div>`;
+  const size = closed ? 20 : 30;
+  return L.divIcon({ className: 'incident-icon', html, iconSize: [size, size], iconAnchor: [size / 2, size / 2], popupAnchor: [0, -size / 2] });
+}
+
+function zIndexFor(feature) {
+  if (!isOpen(feature)) return -1000;
+  return (SEVERITIES.length - Math.max(0, SEVERITIES.indexOf(severityOf(feature)))) * 100;
+}
+
+function updateMarker(id, feature) {
+  const ll = latLngOf(feature);
+  let marker = state.markers.get(id);
+  if (!ll) {
+    if (marker) removeMarker(id);
+    return null;
+  }
+  const key = [state.lang, severityOf(feature), statusOf(feature), feature.properties?.category,
+    state.categories.has(feature.properties?.category)].join('|');
+  if (!marker) {
+    marker = L.marker(ll, {
+      icon: markerIcon(id, feature),
+      riseOnHover: true,
+      zIndexOffset: zIndexFor(feature),
+      keyboard: true,
+    });
+    marker.bindPopup(() => popupHtml(id), { className: 'incident-popup', maxWidth: 340, minWidth: 260, autoPanPadding: [24, 24] });
+    marker.on('popupopen', () => selectRow(id));
+    marker.on('popupclose', () => {
+      if (state.selectedId === id) selectRow(null);
+    });
+    marker.addTo(incidentLayer);
+    state.markers.set(id, marker);
+  } else {
+    const old = marker.getLatLng();
+    if (old.lat !== ll[0] || old.lng !== ll[1]) marker.setLatLng(ll);
+    if (state.markerKeys.get(id) !== key) {
+      marker.setIcon(markerIcon(id, feature));
+    }
+    marker.setZIndexOffset(zIndexFor(feature));
+    if (marker.isPopupOpen()) marker.getPopup().update();
+  }
+  state.markerKeys.set(id, key);
+  return marker;
+}
+
+function removeMarker(id) {
+  const marker = state.markers.get(id);
+  if (marker) {
+    marker.closePopup();
+    incidentLayer.removeLayer(marker);
+  }
+  state.markers.delete(id);
+  state.markerKeys.delete(id);
+}
+
+function flashMarker(id, kind) {
+  const el = state.markers.get(id)?.getElement()?.querySelector('.incident-marker');
+  if (!el) return;
+  el.classList.remove('flash-opened', 'flash-updated');
+  // Restart the animation even if the same class was just removed.
+  void el.offsetWidth;
+  el.classList.add(kind === 'opened' ? 'flash-opened' : 'flash-updated');
+  el.addEventListener('animationend', () => el.classList.remove('flash-opened', 'flash-updated'), { once: true });
+}
+
+function routingText(p) {
+  const routing = p.routing && typeof p.routing === 'object' ? p.routing : {};
+  const agency = agencyName(routing.agency ?? p.agency);
+  const area = areaName(routing.area, routing.area_name);
+  switch (routing.rule) {
+    case 'jurisdiction':
+      return area ? t('routing.jurisdiction', { agency, area }) : t('routing.jurisdiction_noarea', { agency });
+    case 'fallback':
+      return t('routing.fallback', { agency });
+    case undefined:
+    case null:
+      return t('routing.none', { agency });
+    default:
+      return t('routing.other', { agency, rule: routing.rule });
+  }
+}
+
+function alternativeText(alt) {
+  if (!alt || typeof alt !== 'object') return String(alt ?? '');
+  const rule = alt.rule === 'jurisdiction' || alt.rule === 'fallback' ? t(`rule.${alt.rule}`) : alt.rule;
+  const parts = [rule, areaName(alt.area, alt.area_name)].filter((x) => x != null && x !== '');
+  return `${agencyName(alt.agency)}${parts.length ? ` (${parts.join(', ')})` : ''}`;
+}
+
+function popupHtml(id) {
+  const feature = state.incidents.get(id);
+  if (!feature) return '';
+  const p = feature.properties ?? {};
+  const severity = severityOf(feature);
+  const status = statusOf(feature);
+  const alternatives = Array.isArray(p.routing?.alternatives) ? p.routing.alternatives : [];
+  const description = typeof p.description === 'string' && p.description.trim() !== '' ? p.description : null;
+  const row = (label, value) => `<tr><th scope="row">${esc(label)}</th><td>${value}</td></tr>`;
+  return `
+    <div class="popup" lang="${esc(state.lang)}">
+      <div class="popup-head sev-${severity}">
+        <span class="popup-icon" aria-hidden="true">${iconSvg(p.category)}</span>
+        <div>
+          <div class="popup-title">${esc(categoryName(p.category))}</div>
+          <div class="popup-sub">${esc(severityName(severity))} · <span class="status status-${esc(KNOWN_STATUSES.has(status) ? status : 'unknown')}">${esc(statusName(status))}</span></div>
+        </div>
+      </div>
+      <table class="popup-facts">
+        ${row(t('popup.agency'), esc(agencyName(p.agency)))}
+        ${row(t('popup.district'), esc(districtName(p.district)))}
+        ${row(t('popup.reports'), esc(formatNumber(state.lang, Number(p.report_count) || 0)))}
+        ${row(t('popup.opened'), esc(formatDateTime(p.opened_at)))}
+        ${p.updated_at && p.updated_at !== p.opened_at ? row(t('popup.updated'), esc(formatDateTime(p.updated_at))) : ''}
+      </table>
+      ${description ? `<div class="popup-section"><div class="popup-label">${esc(t('popup.description'))}</div><p class="popup-description">${esc(description)}</p></div>` : ''}
+      <div class="popup-section">
+        <div class="popup-label">${esc(t('popup.routing'))}</div>
+        <p class="popup-routing">${esc(routingText(p))}</p>
+        ${alternatives.length ? `<div class="popup-label">${esc(t('popup.alternatives'))}</div>
+        <ul class="popup-alternatives">${alternatives.map((a) => `<li>${esc(alternativeText(a))}</li>`).join('')}</ul>` : ''}
+      </div>
+      <div class="popup-id">${esc(t('popup.id'))}: <code>${esc(id)}</code></div>
+    </div>`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The queue
+
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => {
+    renderQueued = false;
+    renderCounts();
+    renderQueue();
+    renderConnection();
+  });
+}
+
+function openIncidentsNewestFirst() {
+  const rows = [];
+  for (const [id, f] of state.incidents) {
+    if (isOpen(f)) rows.push([id, f, parseTime(f.properties?.opened_at) ?? 0]);
+  }
+  rows.sort((a, b) => b[2] - a[2] || (a[0] < b[0] ? 1 : -1));
+  return rows;
+}
+
+/** id → the queue's <li>, kept across renders so a row being clicked or focused is never replaced. */
+const rowElements = new Map();
+/** id → what the row last showed, to touch the DOM only when something changed. */
+const rowSignatures = new Map();
+
+function rowContent(id, f, now) {
+  const p = f.properties ?? {};
+  const severity = severityOf(f);
+  const status = statusOf(f);
+  const age = formatAge(p.opened_at, now);
+  const reports = Number(p.report_count) || 0;
+  const statusClass = KNOWN_STATUSES.has(status) ? status : 'unknown';
+  const label = t('queue.row.label', {
+    category: categoryName(p.category),
+    severity: severityName(severity),
+    status: statusName(status),
+    district: districtName(p.district),
+    agency: agencyName(p.agency),
+    reports: reportsText(reports),
+    age,
+  });
+  const html = `
+        <span class="row-icon" aria-hidden="true">${iconSvg(p.category)}</span>
+        <span class="row-main">
+          <span class="row-line">
+            <span class="row-category">${esc(categoryName(p.category))}</span>
+            <span class="row-age" data-opened-at="${esc(p.opened_at ?? '')}" title="${esc(t('age.title', { time: formatDateTime(p.opened_at) }))}">${esc(age)}</span>
+          </span>
+          <span class="row-line row-where">${esc(districtName(p.district))} · ${esc(agencyName(p.agency))}</span>
+          <span class="row-line row-meta">
+            <span class="status status-${statusClass}">${esc(statusName(status))}</span>
+            <span class="row-severity">${esc(severityName(severity))}</span>
+            <span class="row-reports${reports > 1 ? ' is-many' : ''}">${esc(reportsText(reports))}</span>
+          </span>
+        </span>`;
+  return { severity, label, html };
+}
+
+function renderQueue() {
+  const list = $('queue-list');
+  const rows = openIncidentsNewestFirst();
+  $('queue-count').textContent = formatNumber(state.lang, rows.length);
+
+  let placeholder = list.querySelector('.queue-empty');
+  const message = !state.loaded ? t('queue.loading') : rows.length ? null : t('queue.empty');
+  if (message != null) {
+    if (!placeholder) {
+      placeholder = document.createElement('li');
+      placeholder.className = 'queue-empty';
+      list.prepend(placeholder);
+    }
+    placeholder.textContent = message;
+  } else {
+    placeholder?.remove();
+  }
+
+  const now = Date.now();
+  const wanted = new Set();
+  rows.forEach(([id, f], index) => {
+    wanted.add(id);
+    let li = rowElements.get(id);
+    if (!li) {
+      li = document.createElement('li');
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.dataset.queueId = id;
+      li.append(button);
+      rowElements.set(id, li);
+    }
+    const button = li.firstElementChild;
+    const { severity, label, html } = rowContent(id, f, now);
+    const signature = `${severity}\u0000${label}\u0000${html}`;
+    if (rowSignatures.get(id) !== signature) {
+      button.className = `row sev-${severity}${id === state.selectedId ? ' is-selected' : ''}`;
+      button.setAttribute('aria-label', label);
+      button.innerHTML = html;
+      rowSignatures.set(id, signature);
+    }
+    const at = list.children[index + (placeholder?.isConnected ? 1 : 0)];
+    if (at !== li) list.insertBefore(li, at ?? null);
+  });
+  for (const [id, li] of rowElements) {
+    if (!wanted.has(id)) {
+      li.remove();
+      rowElements.delete(id);
+      rowSignatures.delete(id);
+    }
+  }
+}
+
+function refreshAges() {
+  const now = Date.now();
+  for (const el of document.querySelectorAll('#queue-list .row-age')) {
+    el.textContent = formatAge(el.dataset.openedAt, now);
+  }
+}
+
+function flashRow(id) {
+  const el = $('queue-list').querySelector(`[data-queue-id="${CSS.escape(id)}"]`);
+  if (!el) return;
+  el.classList.remove('flash');
+  void el.offsetWidth;
+  el.classList.add('flash');
+  el.addEventListener('animationend', () => el.classList.remove('flash'), { once: true });
+}
+
+function selectRow(id) {
+  state.selectedId = id;
+  for (const el of $('queue-list').querySelectorAll('.row.is-selected')) el.classList.remove('is-selected');
+  if (id == null) return;
+  const el = $('queue-list').querySelector(`[data-queue-id="${CSS.escape(id)}"]`);
+  if (el) {
+    el.classList.add('is-selected');
+    el.scrollIntoView({ block: 'nearest' });
+  }
+}
+
+function focusIncident(id) {
+  const marker = state.markers.get(id);
+  if (!marker || !map) return;
+  const ll = marker.getLatLng();
+  const zoom = Math.max(map.getZoom(), FOCUS_ZOOM);
+  selectRow(id);
+  if (map.getZoom() >= zoom && map.getBounds().pad(-0.15).contains(ll)) {
+    marker.openPopup();
+    return;
+  }
+  let opened = false;
+  const open = () => {
+    if (opened) return;
+    opened = true;
+    map.off('moveend', open);
+    if (state.markers.get(id) === marker) marker.openPopup();
+  };
+  map.on('moveend', open);
+  setTimeout(open, 2000);
+  const reduceMotion = window.matchMedia?.('(prefers-reduced-motion: reduce)').matches;
+  if (reduceMotion) map.setView(ll, zoom, { animate: false });
+  else map.flyTo(ll, zoom, { duration: 0.8 });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Incident data
+
+function replaceAll(collection) {
+  const features = Array.isArray(collection?.features) ? collection.features : [];
+  const seen = new Set();
+  for (const feature of features) {
+    const id = idOf(feature);
+    if (id == null) continue;
+    seen.add(id);
+    state.incidents.set(id, feature);
+    updateMarker(id, feature);
+  }
+  for (const id of [...state.incidents.keys()]) {
+    if (!seen.has(id)) {
+      state.incidents.delete(id);
+      removeMarker(id);
+    }
+  }
+  state.loaded = true;
+  scheduleRender();
+}
+
+function upsert(feature, change) {
+  const id = idOf(feature);
+  if (id == null) return;
+  const previous = state.incidents.get(id);
+  const before = parseTime(previous?.properties?.updated_at);
+  const after = parseTime(feature.properties?.updated_at);
+  // Never let an older copy (e.g. from the first REST fetch) overwrite a newer one.
+  if (before != null && after != null && after < before) return;
+  state.incidents.set(id, feature);
+  updateMarker(id, feature);
+  state.loaded = true;
+  scheduleRender();
+  const kind = change === 'opened' && !previous ? 'opened' : 'updated';
+  // The marker's element exists now; the row after the next frame.
+  flashMarker(id, kind);
+  requestAnimationFrame(() => requestAnimationFrame(() => flashRow(id)));
+}
+
+function handleMessage(message) {
+  if (!message || typeof message !== 'object') return;
+  state.conn.lastMessageAt = Date.now();
+  switch (message.type) {
+    case 'snapshot':
+      state.snapshotSeen = true;
+      state.conn.attempt = 0;
+      replaceAll(message.incidents);
+      break;
+    case 'incident':
+      if (message.incident) upsert(message.incident, message.change);
+      break;
+    default:
+      // Newer servers may send more kinds of message; this page ignores what it does not know.
+      break;
+  }
+  renderConnection();
+}
+
+async function loadFirstIncidents() {
+  try {
+    const collection = await fetchJson('api/v1/incidents');
+    // The stream's snapshot is newer: keep it if it came first.
+    if (!state.snapshotSeen) replaceAll(collection);
+  } catch (error) {
+    console.warn('dispecer: could not load incidents over HTTP; waiting for the stream', error);
+  }
+}
+
+function connect() {
+  let socket;
+  try {
+    socket = new WebSocket(streamUrl());
+  } catch (error) {
+    console.warn('dispecer: cannot open the stream', error);
+    scheduleReconnect();
+    return;
+  }
+  state.conn.socket = socket;
+  socket.addEventListener('open', () => {
+    setConnection('live');
+  });
+  socket.addEventListener('message', (event) => {
+    if (typeof event.data !== 'string') return;
+    let message;
+    try {
+      message = JSON.parse(event.data);
+    } catch {
+      console.warn('dispecer: ignored a stream frame that is not JSON');
+      return;
+    }
+    handleMessage(message);
+  });
+  socket.addEventListener('close', () => {
+    if (state.conn.socket !== socket) return;
+    state.conn.socket = null;
+    scheduleReconnect();
+  });
+}
+
+function scheduleReconnect() {
+  const delay = backoffMs(state.conn.attempt);
+  state.conn.attempt += 1;
+  state.conn.retryAt = Date.now() + delay;
+  setConnection('reconnecting');
+  setTimeout(() => {
+    state.conn.retryAt = 0;
+    renderConnection();
+    connect();
+  }, delay);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start
+
+function useCity(city) {
+  state.city = city;
+  state.categories = new Map((city.categories ?? []).filter((c) => c?.id != null).map((c) => [String(c.id), c]));
+  state.agencies = new Map((city.agencies ?? []).filter((a) => a?.id != null).map((a) => [String(a.id), a]));
+  state.districts = new Map((city.districts?.features ?? [])
+    .map((f) => [f?.properties?.id ?? f?.id, f?.properties?.name ?? null])
+    .filter(([id]) => id != null)
+    .map(([id, name]) => [String(id), name]));
+  state.lang = initialLanguage(city);
+}
+
+async function loadCity() {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      const city = await fetchJson('api/v1/city');
+      $('banner').hidden = true;
+      return city;
+    } catch (error) {
+      const delay = backoffMs(attempt);
+      const banner = $('banner');
+      banner.textContent = t('banner.city', { error: error.message, seconds: Math.round(delay / 1000) });
+      banner.hidden = false;
+      console.warn('dispecer: could not load the city', error);
+      await sleep(delay);
+    }
+  }
+}
+
+function wireEvents() {
+  $('lang-switch').addEventListener('click', (event) => {
+    const button = event.target.closest('button[data-lang]');
+    if (button) setLanguage(button.dataset.lang);
+  });
+  $('queue-list').addEventListener('click', (event) => {
+    const row = event.target.closest('[data-queue-id]');
+    if (row) focusIncident(row.dataset.queueId);
+  });
+  $('queue-list').addEventListener('keydown', (event) => {
+    if (event.key !== 'ArrowDown' && event.key !== 'ArrowUp') return;
+    const rows = [...$('queue-list').querySelectorAll('[data-queue-id]')];
+    const i = rows.indexOf(document.activeElement);
+    if (i < 0) return;
+    const next = rows[event.key === 'ArrowDown' ? Math.min(rows.length - 1, i + 1) : Math.max(0, i - 1)];
+    next.focus();
+    event.preventDefault();
+  });
+  document.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape' && map) map.closePopup();
+  });
+}
+
+async function main() {
+  wireEvents();
+  applyLanguage();
+  setConnection('connecting');
+  scheduleRender();
+  if (!L) {
+    $('banner').textContent = 'Leaflet did not load (vendor/leaflet/leaflet.js).';
+    $('banner').hidden = false;
+    return;
+  }
+  const city = await loadCity();
+  useCity(city);
+  setupMap(city);
+  applyLanguage();
+  connect();
+  loadFirstIncidents();
+  setInterval(refreshAges, 30000);
+}
+
+main();

@@ -1,0 +1,247 @@
+// Every string the operators' console shows, in Romanian and English.
+//
+// Names that belong to the city (its name, categories, agencies) are not here: they come from
+// GET /api/v1/city as {"ro": "...", "en": "..."} and are picked with `localName`.
+// Placeholders are written {name}; `translate` fills them in as plain text (the caller escapes
+// the result before it goes into HTML).
+
+/** Languages this file has strings for, in the order the switch shows them. */
+export const LANGUAGES = ['ro', 'en'];
+
+/** BCP 47 locale used for dates and numbers in each language. */
+export const LOCALES = { ro: 'ro-RO', en: 'en-GB' };
+
+const STRINGS = {
+  ro: {
+    'app.title': 'Dispecer — consola operatorilor',
+    'app.subtitle': 'Dispecerat tehnic integrat',
+    'app.loading': 'Se încarcă…',
+    'skip.queue': 'Sari la coada de incidente',
+
+    'lang.group': 'Limba interfeței',
+    'lang.ro': 'Română',
+    'lang.en': 'English',
+
+    'counts.label': 'Incidente deschise, după gravitate',
+    'counts.open': 'Deschise',
+
+    'severity.extreme': 'Extremă',
+    'severity.severe': 'Gravă',
+    'severity.moderate': 'Moderată',
+    'severity.minor': 'Minoră',
+    'severity.unknown': 'Necunoscută',
+
+    'status.new': 'Nou',
+    'status.assigned': 'Atribuit',
+    'status.acknowledged': 'Confirmat',
+    'status.in_progress': 'În lucru',
+    'status.resolved': 'Rezolvat',
+    'status.closed': 'Închis',
+    'status.rejected': 'Respins',
+    'status.duplicate': 'Duplicat',
+    'status.reopened': 'Redeschis',
+
+    'conn.connecting': 'Conectare…',
+    'conn.live': 'În direct',
+    'conn.reconnecting': 'Reconectare în {seconds} s',
+    'conn.reconnecting_now': 'Reconectare…',
+    'conn.title.live': 'Conectat la fluxul de incidente. Ultimul mesaj: {time}.',
+    'conn.title.down': 'Legătura cu serverul s-a întrerupt. Datele afișate pot fi vechi (ultimul mesaj: {time}).',
+    'conn.title.never': 'Încă nu s-a primit niciun mesaj de la server.',
+    'conn.stale': 'Legătura cu serverul este întreruptă: lista poate fi neactualizată.',
+
+    'banner.city': 'Serverul nu răspunde ({error}). Reîncerc în {seconds} s.',
+
+    'map.label': 'Harta orașului cu incidentele deschise',
+    'map.area.city': 'întregul municipiu',
+
+    'legend.title': 'Gravitate',
+    'legend.sensor': 'Senzor de trafic',
+    'legend.district': 'Cartier',
+    'legend.closed': 'Închis / rezolvat',
+
+    'queue.title': 'Incidente deschise',
+    'queue.order': 'cele mai noi primele',
+    'queue.empty': 'Niciun incident deschis.',
+    'queue.loading': 'Se încarcă incidentele…',
+    'queue.row.label': '{category}, gravitate {severity}, {status}, {district}, {agency}, {reports}, deschis acum {age}',
+
+    'district.none': 'în afara cartierelor',
+
+    'reports.one': '{n} sesizare',
+    'reports.few': '{n} sesizări',
+    'reports.other': '{n} de sesizări',
+
+    'age.now': 'acum',
+    'age.minutes': '{m} min',
+    'age.hours': '{h} h {m} min',
+    'age.days': '{d} z {h} h',
+    'age.title': 'Deschis la {time}',
+
+    'popup.status': 'Stare',
+    'popup.agency': 'Instituție',
+    'popup.district': 'Cartier',
+    'popup.reports': 'Sesizări',
+    'popup.opened': 'Deschis',
+    'popup.updated': 'Actualizat',
+    'popup.description': 'Descriere',
+    'popup.routing': 'De ce această instituție',
+    'popup.alternatives': 'Alte instituții posibile',
+    'popup.id': 'Cod',
+
+    'routing.jurisdiction': 'Atribuit {agency}: jurisdicția conține locul ({area})',
+    'routing.jurisdiction_noarea': 'Atribuit {agency}: jurisdicția conține locul',
+    'routing.fallback':
+      'Atribuit {agency}: nicio instituție nu acoperă acest loc și această categorie; trimis dispeceratului primăriei',
+    'routing.other': 'Atribuit {agency} (regula „{rule}”)',
+    'routing.none': 'Atribuit {agency}',
+    'rule.jurisdiction': 'jurisdicție',
+    'rule.fallback': 'dispeceratul primăriei',
+
+    'marker.title': '{category} — {severity} — {status}',
+    'sensor.tooltip': '{name}: {road}, sens {direction}, viteză la trafic liber {speed} km/h',
+  },
+
+  en: {
+    'app.title': 'Dispecer — operators’ console',
+    'app.subtitle': 'Integrated technical dispatch',
+    'app.loading': 'Loading…',
+    'skip.queue': 'Skip to the incident queue',
+
+    'lang.group': 'Interface language',
+    'lang.ro': 'Română',
+    'lang.en': 'English',
+
+    'counts.label': 'Open incidents by severity',
+    'counts.open': 'Open',
+
+    'severity.extreme': 'Extreme',
+    'severity.severe': 'Severe',
+    'severity.moderate': 'Moderate',
+    'severity.minor': 'Minor',
+    'severity.unknown': 'Unknown',
+
+    'status.new': 'New',
+    'status.assigned': 'Assigned',
+    'status.acknowledged': 'Acknowledged',
+    'status.in_progress': 'In progress',
+    'status.resolved': 'Resolved',
+    'status.closed': 'Closed',
+    'status.rejected': 'Rejected',
+    'status.duplicate': 'Duplicate',
+    'status.reopened': 'Reopened',
+
+    'conn.connecting': 'Connecting…',
+    'conn.live': 'Live',
+    'conn.reconnecting': 'Reconnecting in {seconds} s',
+    'conn.reconnecting_now': 'Reconnecting…',
+    'conn.title.live': 'Connected to the incident stream. Last message: {time}.',
+    'conn.title.down': 'The connection to the server dropped. What is shown may be out of date (last message: {time}).',
+    'conn.title.never': 'No message from the server yet.',
+    'conn.stale': 'The connection to the server is down: this list may be out of date.',
+
+    'banner.city': 'The server does not answer ({error}). Retrying in {seconds} s.',
+
+    'map.label': 'City map with the open incidents',
+    'map.area.city': 'the whole city',
+
+    'legend.title': 'Severity',
+    'legend.sensor': 'Traffic sensor',
+    'legend.district': 'District',
+    'legend.closed': 'Closed / resolved',
+
+    'queue.title': 'Open incidents',
+    'queue.order': 'newest first',
+    'queue.empty': 'No open incidents.',
+    'queue.loading': 'Loading incidents…',
+    'queue.row.label': '{category}, {severity} severity, {status}, {district}, {agency}, {reports}, opened {age} ago',
+
+    'district.none': 'outside any district',
+
+    'reports.one': '{n} report',
+    'reports.other': '{n} reports',
+
+    'age.now': 'now',
+    'age.minutes': '{m} min',
+    'age.hours': '{h} h {m} min',
+    'age.days': '{d} d {h} h',
+    'age.title': 'Opened {time}',
+
+    'popup.status': 'Status',
+    'popup.agency': 'Agency',
+    'popup.district': 'District',
+    'popup.reports': 'Reports',
+    'popup.opened': 'Opened',
+    'popup.updated': 'Updated',
+    'popup.description': 'Description',
+    'popup.routing': 'Why this agency',
+    'popup.alternatives': 'Other possible agencies',
+    'popup.id': 'ID',
+
+    'routing.jurisdiction': 'Assigned to {agency}: its jurisdiction contains the location ({area})',
+    'routing.jurisdiction_noarea': 'Assigned to {agency}: its jurisdiction contains the location',
+    'routing.fallback':
+      'Assigned to {agency}: no agency covers this place and category; sent to the city hall dispatch',
+    'routing.other': 'Assigned to {agency} (rule “{rule}”)',
+    'routing.none': 'Assigned to {agency}',
+    'rule.jurisdiction': 'jurisdiction',
+    'rule.fallback': 'city hall dispatch',
+
+    'marker.title': '{category} — {severity} — {status}',
+    'sensor.tooltip': '{name}: {road}, direction {direction}, free-flow speed {speed} km/h',
+  },
+};
+
+/** Whether `lang` has strings here. */
+export function isSupported(lang) {
+  return Object.prototype.hasOwnProperty.call(STRINGS, lang);
+}
+
+/**
+ * The string `key` in `lang` with {placeholders} filled from `params`, as plain text.
+ * Falls back to English, then to the key itself, so a missing string shows up instead of breaking.
+ */
+export function translate(lang, key, params = {}) {
+  const table = STRINGS[lang] ?? STRINGS.en;
+  const template = table[key] ?? STRINGS.en[key] ?? key;
+  return template.replace(/\{(\w+)\}/g, (whole, name) =>
+    Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : whole,
+  );
+}
+
+/** "3 reports" / "3 sesizări" / "20 de sesizări", using the language's plural rules. */
+export function plural(lang, base, n) {
+  let form = 'other';
+  try {
+    form = new Intl.PluralRules(LOCALES[lang] ?? lang).select(n);
+  } catch {
+    form = n === 1 ? 'one' : 'other';
+  }
+  const table = STRINGS[lang] ?? STRINGS.en;
+  const key = `${base}.${form}` in table ? `${base}.${form}` : `${base}.${n === 1 ? 'one' : 'other'}`;
+  return translate(lang, key, { n: formatNumber(lang, n) });
+}
+
+/** A number written the language's way. */
+export function formatNumber(lang, n) {
+  try {
+    return new Intl.NumberFormat(LOCALES[lang] ?? lang).format(n);
+  } catch {
+    return String(n);
+  }
+}
+
+/**
+ * A city-provided name ({"ro": "...", "en": "..."} or a plain string) in `lang`,
+ * falling back to Romanian, English, then any language; null if there is none.
+ */
+export function localName(name, lang) {
+  if (name == null) return null;
+  if (typeof name === 'string') return name;
+  if (typeof name !== 'object') return String(name);
+  for (const l of [lang, 'ro', 'en']) {
+    if (typeof name[l] === 'string' && name[l] !== '') return name[l];
+  }
+  const any = Object.values(name).find((v) => typeof v === 'string' && v !== '');
+  return any ?? null;
+}

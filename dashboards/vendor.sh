@@ -1,0 +1,18 @@
+#!/bin/sh
+# Copies the pinned Leaflet (package-lock.json) into console/vendor/leaflet/.
+# The copied files are committed, so building or running the server never needs npm
+# and the console loads nothing from the internet. Run this only to change Leaflet's version:
+#   cd dashboards && sh vendor.sh
+set -eu
+cd "$(dirname "$0")"
+npm ci --no-audit --no-fund
+src=node_modules/leaflet
+dst=console/vendor/leaflet
+rm -rf "$dst"
+mkdir -p "$dst/images"
+cp "$src/dist/leaflet.js" "$src/dist/leaflet.css" "$dst/"
+cp "$src"/dist/images/* "$dst/images/"
+cp "$src/LICENSE" "$dst/LICENSE"
+version=$(node -p "require('./$src/package.json').version")
+printf 'Leaflet %s, copied from the npm package by dashboards/vendor.sh. BSD-2-Clause, see LICENSE.\n' "$version" > "$dst/VERSION"
+echo "vendored leaflet $version into $dst"

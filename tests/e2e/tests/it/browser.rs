@@ -1,0 +1,128 @@
+//! The operators' console in a real browser (Debian's Chromium through chromedriver): the map of
+//! Brașov loads, and an incident reported over MQTT appears on it live.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use fantoccini::{ClientBuilder, Locator};
+use serde_json::json;
+
+use e2e::{citizen_report, free_port, Broker, Dispecer, MqttClient, TempDir};
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn incident_appears_on_the_map() -> Result<()> {
+    let chromium =
+        std::env::var("DISPECER_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let chromedriver =
+        std::env::var("DISPECER_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    for bin in [&chromium, &chromedriver] {
+        if !std::path::Path::new(bin).exists() {
+            bail!(
+                "{bin} is missing: run scripts/test.sh (it installs chromium and chromium-driver)"
+            );
+        }
+    }
+    let dir = TempDir::new("dispecer-browser");
+    let server = Dispecer::start(
+        &dir,
+        &format!("sqlite://{}/d.sqlite", dir.path().display()),
+        &Broker::Embedded(free_port()),
+    )
+    .await?;
+
+    let port = free_port();
+    let _driver = Driver(
+        Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start chromedriver")?,
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--window-size=1400,900",
+                     format!("--user-data-dir={}", dir.path().join("chrome").display())],
+        }),
+    );
+    let mut client = None;
+    for _ in 0..100 {
+        match ClientBuilder::new(connector.clone())
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(c) => {
+                client = Some(c);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let browser = client.context("chromedriver did not answer")?;
+
+    let result = async {
+        browser.goto(&format!("{}/", server.http)).await?;
+        // The map of the city is drawn (districts are SVG paths in Leaflet's overlay pane)…
+        browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(".leaflet-overlay-pane path"))
+            .await?;
+        // …and the page is live before the report is sent.
+        browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::XPath(
+                "//*[@data-conn='live' or contains(@class,'live')]",
+            ))
+            .await
+            .ok();
+        let mut mqtt = MqttClient::connect(server.mqtt_port, &[]).await?;
+        let report_id = format!("browser-{}", uuid::Uuid::now_v7());
+        mqtt.publish(
+            "dispecer/v1/in/citizen/reports",
+            citizen_report(&report_id, "fallen_tree", 25.6010, 45.6530),
+        )
+        .await?;
+        let marker = browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(".leaflet-marker-pane [data-incident-id]"))
+            .await?;
+        let id = marker.attr("data-incident-id").await?.unwrap_or_default();
+        let (_, _, list) = server.get("/api/v1/incidents").await?;
+        assert_eq!(
+            list["features"][0]["id"].as_str(),
+            Some(id.as_str()),
+            "the marker is the stored incident"
+        );
+        let shot = browser.screenshot().await?;
+        let out = e2e::repo_root().join("target/e2e-screenshots");
+        std::fs::create_dir_all(&out)?;
+        std::fs::write(out.join("console-incident.png"), shot)?;
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    let _ = browser.close().await;
+    if result.is_err() {
+        eprintln!("dispecer log:\n{}", server.log());
+    }
+    result
+}

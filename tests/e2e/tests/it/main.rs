@@ -1,0 +1,6 @@
+//! End-to-end tests: one binary, modules per story.
+
+#![allow(clippy::unwrap_used)] // tests: a failure should stop the test loudly
+
+mod browser;
+mod journey;
