@@ -79,21 +79,27 @@ async fn incident_appears_on_the_map() -> Result<()> {
 
     let result = async {
         browser.goto(&format!("{}/", server.http)).await?;
-        // The map of the city is drawn (districts are SVG paths in Leaflet's overlay pane)…
+        // The map of the city is drawn (the districts are SVG paths)…
         browser
             .wait()
             .at_most(Duration::from_secs(20))
-            .for_element(Locator::Css(".leaflet-overlay-pane path"))
-            .await?;
-        // …and the page is live before the report is sent.
-        browser
-            .wait()
-            .at_most(Duration::from_secs(20))
-            .for_element(Locator::XPath(
-                "//*[@data-conn='live' or contains(@class,'live')]",
-            ))
+            .for_element(Locator::Css("path.district-shape"))
             .await
-            .ok();
+            .context("districts not drawn")?;
+        // …and the page is live (its WebSocket has its snapshot) before the report is sent.
+        browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css("#connection[data-state='live']"))
+            .await
+            .context("page not live")?;
+        assert!(
+            browser
+                .find_all(Locator::Css("[data-incident-id]"))
+                .await?
+                .is_empty(),
+            "no incident before the report"
+        );
         let mut mqtt = MqttClient::connect(server.mqtt_port, &[]).await?;
         let report_id = format!("browser-{}", uuid::Uuid::now_v7());
         mqtt.publish(
@@ -105,7 +111,8 @@ async fn incident_appears_on_the_map() -> Result<()> {
             .wait()
             .at_most(Duration::from_secs(20))
             .for_element(Locator::Css(".leaflet-marker-pane [data-incident-id]"))
-            .await?;
+            .await
+            .context("no incident marker appeared")?;
         let id = marker.attr("data-incident-id").await?.unwrap_or_default();
         let (_, _, list) = server.get("/api/v1/incidents").await?;
         assert_eq!(
@@ -120,9 +127,20 @@ async fn incident_appears_on_the_map() -> Result<()> {
         Ok::<_, anyhow::Error>(())
     }
     .await;
-    let _ = browser.close().await;
     if result.is_err() {
         eprintln!("dispecer log:\n{}", server.log());
+        if let Ok(shot) = browser.screenshot().await {
+            let out = e2e::repo_root().join("target/e2e-screenshots");
+            let _ = std::fs::create_dir_all(&out);
+            let _ = std::fs::write(out.join("console-failure.png"), shot);
+        }
+        if let Ok(html) = browser.source().await {
+            eprintln!(
+                "page source (first 3000 characters):\n{}",
+                html.chars().take(3000).collect::<String>()
+            );
+        }
     }
+    let _ = browser.close().await;
     result
 }
