@@ -21,6 +21,9 @@ use crate::AppState;
 /// How long one frame may take to leave before the client is considered gone.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How often a ping goes out, so that a half-open connection is noticed by both ends.
+const PING_EVERY: Duration = Duration::from_secs(20);
+
 pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     ws.on_upgrade(move |socket| client(socket, state))
 }
@@ -55,8 +58,16 @@ async fn client(mut socket: WebSocket, state: AppState) {
     if !send(&mut socket, &first).await {
         return;
     }
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = ping.tick() => {
+                let sent = tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Ping(Default::default()))).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    break;
+                }
+            }
             () = state.shutdown.cancelled() => {
                 let _ = socket.send(Message::Close(None)).await;
                 break;
@@ -65,7 +76,7 @@ async fn client(mut socket: WebSocket, state: AppState) {
                 let frame = match update {
                     Ok(u) => StreamFrame::Incident {
                         change: match u.kind { UpdateKind::Opened => Change::Opened, UpdateKind::Updated => Change::Updated },
-                        incident: IncidentFeature::from(u.incident.as_ref()),
+                        incident: Box::new(IncidentFeature::from(u.incident.as_ref())),
                     },
                     Err(RecvError::Lagged(missed)) => {
                         tracing::debug!(missed, "websocket client fell behind; sending a snapshot");

@@ -60,6 +60,9 @@ pub enum CityError {
     },
 }
 
+/// A feature of a GeoJSON file: its `id` and `name` properties, and its area.
+type NamedArea = (Option<String>, Option<String>, MultiPolygon);
+
 struct Folder {
     dir: PathBuf,
 }
@@ -96,10 +99,7 @@ impl Folder {
     }
 
     /// The (id, name, area) of every Polygon/MultiPolygon feature of a GeoJSON file.
-    fn areas(
-        &self,
-        name: &str,
-    ) -> Result<Vec<(Option<String>, Option<String>, MultiPolygon)>, CityError> {
+    fn areas(&self, name: &str) -> Result<Vec<NamedArea>, CityError> {
         let text = self.read(name)?;
         let parse_err = |message: String| CityError::Parse {
             file: self.path(name),

@@ -220,7 +220,7 @@ impl Actor {
                         .filter(|i| i.status.is_open())
                         .map(|i| Arc::new(i.clone()))
                         .collect();
-                    open.sort_by(|a, b| b.opened_at.cmp(&a.opened_at));
+                    open.sort_by_key(|i| std::cmp::Reverse(i.opened_at));
                     let _ = reply.send(open);
                 }
             }

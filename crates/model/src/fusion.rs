@@ -198,7 +198,8 @@ mod tests {
         let mut index = IncidentIndex::bulk_load(all.iter());
         assert_eq!(index.len(), 3, "closed incidents are not indexed");
         let pothole = category("pothole", 50.0);
-        let cases: [(&str, f64, f64, DateTime<Utc>, Option<&str>); 5] = [
+        type Case<'a> = (&'a str, f64, f64, DateTime<Utc>, Option<&'a str>);
+        let cases: [Case; 5] = [
             (
                 "30 m away joins",
                 25.5887,

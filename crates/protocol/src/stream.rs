@@ -28,6 +28,6 @@ pub enum StreamFrame {
         /// Opened or updated.
         change: Change,
         /// Its new state.
-        incident: IncidentFeature,
+        incident: Box<IncidentFeature>,
     },
 }

@@ -85,7 +85,7 @@ async fn publish(client: &AsyncClient, update: &IncidentUpdate) {
             UpdateKind::Opened => Change::Opened,
             UpdateKind::Updated => Change::Updated,
         },
-        incident: IncidentFeature::from(update.incident.as_ref()),
+        incident: Box::new(IncidentFeature::from(update.incident.as_ref())),
     };
     let payload = match serde_json::to_vec(&frame) {
         Ok(p) => p,

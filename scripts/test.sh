@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test of Dispecer, as CI does: installs and starts what the tests need (Mosquitto,
+# TimescaleDB, Chromium), then the gate: formatting, lints, and all tests, including the
+# end-to-end journeys against SQLite and TimescaleDB, the embedded broker and Mosquitto, and the
+# browser test.
+#
+#   scripts/test.sh [extra arguments for `cargo test`]
+#
+# Idempotent and safe beside a developer's own services: TimescaleDB runs on 127.0.0.1:55432
+# (DISPECER_TEST_PG_PORT), every other test service on a free port of its own.
+set -euo pipefail
+cd "$(dirname -- "${BASH_SOURCE[0]}")/.."
+
+echo "== services" >&2
+scripts/deps.sh
+DISPECER_TEST_PG_URL="$(scripts/timescaledb.sh start)"
+export DISPECER_TEST_PG_URL
+export DISPECER_MOSQUITTO="${DISPECER_MOSQUITTO:-/usr/sbin/mosquitto}"
+export DISPECER_CHROMIUM="${DISPECER_CHROMIUM:-/usr/bin/chromium}"
+export DISPECER_CHROMEDRIVER="${DISPECER_CHROMEDRIVER:-/usr/bin/chromedriver}"
+
+echo "== format" >&2
+cargo fmt --all --check
+
+echo "== lints" >&2
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== build (the end-to-end tests start the real binary)" >&2
+cargo build --workspace --bins
+
+echo "== tests" >&2
+cargo test --workspace "$@"
