@@ -13,7 +13,7 @@
 #   DISPECER_CACHE_DIR     cache directory (default /var/cache/dispecer)
 #
 # Why a chroot: Debian bookworm (the host) packages no TimescaleDB, and the
-# project may only use Debian's package archive. Debian trixie ships
+# machines reach only Debian's archive (no Timescale apt repo). Debian trixie ships
 # postgresql-17 and postgresql-17-timescaledb, so we debootstrap a minimal
 # trixie root containing both (~1 min, ~600 MB, cached OUTSIDE the repo under
 # $DISPECER_CACHE_DIR/trixie-pg17) and run postgres inside it with chroot.
@@ -29,9 +29,8 @@
 # Progress and errors go to stderr; stdout carries only the URL.
 set -euo pipefail
 
-SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
-REPO_ROOT=$(cd -- "$SCRIPT_DIR/.." && pwd -P)
-export REPO_ROOT # for reference only; nothing here writes into the repo
+# Nothing here reads or writes the repository (the cache lives outside it),
+# so the script works from any cwd without locating the repo root.
 
 PORT=${DISPECER_TEST_PG_PORT:-55432}
 CACHE_DIR=${DISPECER_CACHE_DIR:-/var/cache/dispecer}
@@ -50,15 +49,17 @@ PG_LOG=$PG_BASE/server.log
 PG_SOCKET_DIR=/var/run/postgresql
 PG_PASSWORD=dispecer
 
-URL="postgres://postgres:${PG_PASSWORD}@127.0.0.1:${PORT}/postgres"
-
 log() { printf 'timescaledb.sh: %s\n' "$*" >&2; }
 die() { printf 'timescaledb.sh: ERROR: %s\n' "$*" >&2; exit 1; }
 
-[[ $PORT =~ ^[0-9]+$ ]] && ((PORT > 0 && PORT < 65536)) ||
+if ! [[ $PORT =~ ^[0-9]{1,5}$ ]] || ((10#$PORT < 1 || 10#$PORT > 65535)); then
   die "DISPECER_TEST_PG_PORT must be a TCP port number, got '$PORT'"
+fi
+PORT=$((10#$PORT)) # normalise e.g. "055432"
 [[ $PORT != 5432 ]] ||
   die "refusing port 5432 (a system PostgreSQL may own it); pick another DISPECER_TEST_PG_PORT"
+
+URL="postgres://postgres:${PG_PASSWORD}@127.0.0.1:${PORT}/postgres"
 
 root_complete() { [[ -f $MARKER && $(cat "$MARKER" 2>/dev/null) == "$ROOT_VERSION" ]]; }
 
@@ -67,6 +68,21 @@ root_complete() { [[ -f $MARKER && $(cat "$MARKER" 2>/dev/null) == "$ROOT_VERSIO
 in_root_as_postgres() {
   env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 LC_ALL=C.UTF-8 \
     chroot "$ROOTFS" su postgres -s /bin/sh -c "$1"
+}
+
+# Like in_root_as_postgres, but with every file descriptor above 2 closed
+# first. Used to start the postmaster, which outlives this script and would
+# otherwise inherit (and hold forever) our lock file (fd 9, so every later
+# start/stop would wait for the lock) and any pipe a caller passed down (so a
+# caller waiting for EOF on it, e.g. CI or `eval "$(...)"`, would hang).
+in_root_as_postgres_detached() {
+  (
+    for fd in "/proc/$BASHPID/fd"/*; do
+      fd=${fd##*/}
+      if [[ $fd =~ ^[0-9]+$ ]] && ((fd > 2)); then eval "exec $fd>&-"; fi
+    done
+    in_root_as_postgres "$1"
+  )
 }
 
 # Does a PostgreSQL server answer on 127.0.0.1:$PORT? Uses the root's
@@ -185,10 +201,13 @@ init_data_dir() {
   # The password goes through a file readable only by postgres, not argv.
   (umask 077 && printf '%s\n' "$PG_PASSWORD" >"$ROOTFS$pwfile")
   chroot "$ROOTFS" chown postgres:postgres "$pwfile"
+  # initdb's chatter (which names the temporary directory) goes to a log.
   if ! in_root_as_postgres "$PG_BIN/initdb -D $init -U postgres --pwfile=$pwfile \
-        --auth-local=peer --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8" >&2; then
+        --auth-local=peer --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8" \
+        >"$ROOTFS$PG_BASE/initdb.log" 2>&1; then
     rm -f -- "$ROOTFS$pwfile"
-    die "initdb failed"
+    tail -n 20 "$ROOTFS$PG_BASE/initdb.log" >&2 || true
+    die "initdb failed (log: $ROOTFS$PG_BASE/initdb.log)"
   fi
   rm -f -- "$ROOTFS$pwfile"
   # Our settings live in an included file that `start` rewrites every time
@@ -264,8 +283,9 @@ cmd_start() {
 
   log "starting PostgreSQL 17 + TimescaleDB on 127.0.0.1:$PORT (log: $ROOTFS$PG_LOG)"
   # pg_ctl puts the postmaster in its own session (setsid), so it outlives
-  # this script and the caller's process group.
-  if ! in_root_as_postgres "$PG_BIN/pg_ctl -D $PG_DATA -l $PG_LOG -w -t 120 start" >&2; then
+  # this script and the caller's process group; pg_ctl also points the
+  # postmaster's stdin/stdout/stderr at /dev/null and the log file.
+  if ! in_root_as_postgres_detached "$PG_BIN/pg_ctl -D $PG_DATA -l $PG_LOG -w -t 120 start" </dev/null >&2; then
     tail -n 30 "$ROOTFS$PG_LOG" >&2 || true
     die "PostgreSQL failed to start (log: $ROOTFS$PG_LOG)"
   fi
