@@ -14,6 +14,7 @@ pub mod geometry;
 pub mod i18n;
 pub mod ids;
 pub mod incident;
+pub mod reading;
 pub mod routing;
 
 pub use city::{Agency, Area, Category, City, Contact, District, SensorSite};
@@ -22,4 +23,5 @@ pub use fusion::IncidentIndex;
 pub use i18n::{Language, Localized};
 pub use ids::{AgencyId, CategoryId, DistrictId, EventId, IncidentId, SensorId};
 pub use incident::{Incident, IncidentStatus, Severity};
+pub use reading::Reading;
 pub use routing::{CityIndex, RouteCandidate, RoutingDecision, RoutingRule};

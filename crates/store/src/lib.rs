@@ -31,6 +31,7 @@
 //! hands it over whole; the store writes it as given.
 
 mod error;
+mod readings;
 mod rows;
 mod types;
 mod url;
@@ -56,6 +57,7 @@ use crate::rows::{
 use crate::url::Target;
 
 pub use crate::error::StoreError;
+pub use crate::readings::{RollupRow, Step, MAX_ROLLUP_ROWS};
 pub use crate::types::{
     Backend, ChangeKind, DeadLetter, EventSummary, IncidentChange, IncidentFilter, NewDeadLetter,
     Recorded, TimelineEntry,

@@ -158,6 +158,7 @@ pub async fn run(target: Target) {
         .expect("dead letter");
     assert!(second_letter > first_letter);
     check_dead_letters(&store, &letters, [first_letter, second_letter]).await;
+    readings(&store).await;
 
     // Restart: everything is still there, and a redelivery is still a duplicate.
     store.close().await;
@@ -189,10 +190,10 @@ pub async fn run(target: Target) {
     match Store::connect(&target.url).await {
         Err(e @ StoreError::SchemaTooNew { database, binary }) => {
             assert_eq!(database, 99_990_101_000_000);
-            assert_eq!(binary, 1);
+            assert_eq!(binary, 2, "the binary's newest migration");
             let message = e.to_string();
             assert!(
-                message.contains("99990101000000") && message.contains(" 1"),
+                message.contains("99990101000000") && message.contains(" 2"),
                 "{message}"
             );
         }
@@ -394,4 +395,96 @@ async fn check_dead_letters(store: &Store, letters: &[NewDeadLetter; 2], ids: [i
         .collect();
     assert_eq!(got, expected, "newest first");
     assert_eq!(store.dead_letters(1).await.expect("dead letters").len(), 1);
+}
+
+/// Readings: idempotent batches, and rollups that agree on every backend.
+async fn readings(store: &Store) {
+    use model::Reading;
+    use store::Step;
+    let sensor = model::SensorId::from("tc-test");
+    use chrono::TimeZone;
+    let base = chrono::Utc
+        .with_ymd_and_hms(2026, 11, 22, 10, 0, 0)
+        .single()
+        .expect("valid");
+    // Two hours of one reading per 20 s for count (value = minute of the hour) and speed (50).
+    let mut batch = Vec::new();
+    for i in 0..360 {
+        let time = base + Duration::seconds(i * 20);
+        batch.push(Reading {
+            sensor: sensor.clone(),
+            metric: "count".into(),
+            time,
+            value: f64::from((i / 3 % 60) as i32),
+        });
+        batch.push(Reading {
+            sensor: sensor.clone(),
+            metric: "speed".into(),
+            time,
+            value: 50.0,
+        });
+    }
+    assert_eq!(store.record_readings(&batch).await.expect("readings"), 720);
+    // The same batch again, and an overlapping one: only the new readings are stored.
+    assert_eq!(
+        store.record_readings(&batch).await.expect("readings again"),
+        0
+    );
+    let extra = Reading {
+        sensor: sensor.clone(),
+        metric: "count".into(),
+        time: base + Duration::seconds(7210),
+        value: 1.0,
+    };
+    assert_eq!(
+        store
+            .record_readings(&[batch[0].clone(), extra])
+            .await
+            .expect("overlap"),
+        1
+    );
+    assert_eq!(store.record_readings(&[]).await.expect("empty"), 0);
+
+    let to = base + Duration::hours(2);
+    let minute = store
+        .readings_rollup(&sensor, base, to, Step::Minute)
+        .await
+        .expect("1m");
+    assert_eq!(minute.len(), 240, "120 minutes × 2 metrics");
+    let first = &minute[0];
+    assert_eq!(
+        (first.bucket, first.metric.as_str(), first.count),
+        (base, "count", 3)
+    );
+    assert_eq!((first.min, first.max, first.avg), (0.0, 0.0, 0.0));
+    let m5 = minute
+        .iter()
+        .find(|r| r.metric == "count" && r.bucket == base + Duration::minutes(5))
+        .expect("minute 5");
+    assert_eq!((m5.avg, m5.count), (5.0, 3));
+    let hour = store
+        .readings_rollup(&sensor, base, to, Step::Hour)
+        .await
+        .expect("1h");
+    assert_eq!(hour.len(), 4);
+    let speed = hour.iter().find(|r| r.metric == "speed").expect("speed");
+    assert_eq!((speed.avg, speed.count), (50.0, 180));
+    let count = hour.iter().find(|r| r.metric == "count").expect("count");
+    assert_eq!((count.min, count.max, count.avg), (0.0, 59.0, 29.5));
+    let quarter = store
+        .readings_rollup(&sensor, base, to, Step::FifteenMinutes)
+        .await
+        .expect("15m");
+    assert_eq!(quarter.len(), 16);
+    let raw = store
+        .readings_rollup(&sensor, base, base + Duration::minutes(1), Step::Raw)
+        .await
+        .expect("raw");
+    assert_eq!(raw.len(), 6);
+    assert_eq!(raw[0].bucket, base);
+    let other = store
+        .readings_rollup(&"tc-none".into(), base, to, Step::Minute)
+        .await
+        .expect("none");
+    assert!(other.is_empty());
 }

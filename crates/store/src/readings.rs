@@ -1,0 +1,226 @@
+//! Sensor readings: batched idempotent writes and rollups by time bucket.
+//!
+//! TimescaleDB: a hypertable on `time`, rollups with `time_bucket`. Plain PostgreSQL: the same
+//! table with a BRIN index, rollups with `date_bin`. SQLite: time as integer microseconds,
+//! rollups by integer arithmetic. All three give the same buckets (aligned to the Unix epoch).
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::QueryBuilder;
+
+use model::{Reading, SensorId};
+
+use crate::{Backend, Pool, Store, StoreError};
+
+/// Rows per INSERT statement (4 parameters each, well under every backend's limit).
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// Most rows a rollup query returns.
+pub const MAX_ROLLUP_ROWS: i64 = 100_000;
+
+/// Width of a rollup bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Every reading as it was stored.
+    Raw,
+    /// 1 minute.
+    Minute,
+    /// 15 minutes.
+    FifteenMinutes,
+    /// 1 hour.
+    Hour,
+}
+
+impl Step {
+    /// Bucket width in seconds (0 for raw).
+    pub fn seconds(self) -> i64 {
+        match self {
+            Step::Raw => 0,
+            Step::Minute => 60,
+            Step::FifteenMinutes => 900,
+            Step::Hour => 3600,
+        }
+    }
+}
+
+impl FromStr for Step {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "raw" => Ok(Step::Raw),
+            "1m" => Ok(Step::Minute),
+            "15m" => Ok(Step::FifteenMinutes),
+            "1h" => Ok(Step::Hour),
+            other => Err(format!("step {other:?} must be raw, 1m, 15m or 1h")),
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Step::Raw => "raw",
+            Step::Minute => "1m",
+            Step::FifteenMinutes => "15m",
+            Step::Hour => "1h",
+        })
+    }
+}
+
+/// One bucket of one metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollupRow {
+    /// Start of the bucket.
+    pub bucket: DateTime<Utc>,
+    /// Metric.
+    pub metric: String,
+    /// Mean value.
+    pub avg: f64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Readings in the bucket.
+    pub count: i64,
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_micros(us: i64) -> Result<DateTime<Utc>, StoreError> {
+    Utc.timestamp_micros(us)
+        .single()
+        .ok_or_else(|| StoreError::Corrupt {
+            what: format!("reading time {us} µs is out of range"),
+        })
+}
+
+impl Store {
+    /// Stores `readings` in one transaction; a reading already stored (same sensor, metric and
+    /// time) is skipped. Returns how many were new. Returns only after commit.
+    pub async fn record_readings(&self, readings: &[Reading]) -> Result<u64, StoreError> {
+        if readings.is_empty() {
+            return Ok(0);
+        }
+        let mut inserted = 0;
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                for chunk in readings.chunks(ROWS_PER_STATEMENT) {
+                    let mut q =
+                        QueryBuilder::new("INSERT INTO readings (sensor, metric, time_us, value) ");
+                    q.push_values(chunk, |mut b, r| {
+                        b.push_bind(r.sensor.as_str())
+                            .push_bind(&r.metric)
+                            .push_bind(micros(r.time))
+                            .push_bind(r.value);
+                    });
+                    q.push(" ON CONFLICT DO NOTHING");
+                    inserted += q.build().execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+            }
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                for chunk in readings.chunks(ROWS_PER_STATEMENT) {
+                    let mut q =
+                        QueryBuilder::new("INSERT INTO readings (time, sensor, metric, value) ");
+                    q.push_values(chunk, |mut b, r| {
+                        b.push_bind(crate::rows::stored_time(r.time))
+                            .push_bind(r.sensor.as_str())
+                            .push_bind(&r.metric)
+                            .push_bind(r.value);
+                    });
+                    q.push(" ON CONFLICT DO NOTHING");
+                    inserted += q.build().execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(inserted)
+    }
+
+    /// The readings of `sensor` in `[from, to)`, rolled up by `step`, oldest first, at most
+    /// [`MAX_ROLLUP_ROWS`] rows.
+    pub async fn readings_rollup(
+        &self,
+        sensor: &SensorId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        step: Step,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        let rows: Vec<RollupRow> = match &self.pool {
+            Pool::Sqlite(pool) => {
+                let width = step.seconds() * 1_000_000;
+                let sql = if step == Step::Raw {
+                    "SELECT time_us, metric, value, value, value, 1 FROM readings \
+                     WHERE sensor = $1 AND time_us >= $2 AND time_us < $3 AND $5 >= 0 ORDER BY time_us, metric LIMIT $4"
+                } else {
+                    "SELECT (time_us / $5) * $5 AS b, metric, avg(value), min(value), max(value), count(*) \
+                     FROM readings WHERE sensor = $1 AND time_us >= $2 AND time_us < $3 \
+                     GROUP BY b, metric ORDER BY b, metric LIMIT $4"
+                };
+                let raw: Vec<(i64, String, f64, f64, f64, i64)> = sqlx::query_as(sql)
+                    .bind(sensor.as_str())
+                    .bind(micros(from))
+                    .bind(micros(to))
+                    .bind(MAX_ROLLUP_ROWS)
+                    .bind(width)
+                    .fetch_all(pool)
+                    .await?;
+                raw.into_iter()
+                    .map(|(b, metric, avg, min, max, count)| {
+                        Ok(RollupRow {
+                            bucket: from_micros(b)?,
+                            metric,
+                            avg,
+                            min,
+                            max,
+                            count,
+                        })
+                    })
+                    .collect::<Result<_, StoreError>>()?
+            }
+            Pool::Postgres(pool) => {
+                let bucket = match (step, self.backend) {
+                    (Step::Raw, _) => "time",
+                    (_, Backend::Timescale) => "time_bucket(make_interval(secs => $5), time)",
+                    _ => "date_bin(make_interval(secs => $5), time, TIMESTAMPTZ '1970-01-01 00:00:00+00')",
+                };
+                let sql = if step == Step::Raw {
+                    "SELECT time, metric, value, value, value, 1::BIGINT FROM readings \
+                     WHERE sensor = $1 AND time >= $2 AND time < $3 AND $5 >= 0 ORDER BY time, metric LIMIT $4"
+                        .to_owned()
+                } else {
+                    format!(
+                        "SELECT {bucket} AS b, metric, avg(value), min(value), max(value), count(*) \
+                         FROM readings WHERE sensor = $1 AND time >= $2 AND time < $3 \
+                         GROUP BY b, metric ORDER BY b, metric LIMIT $4"
+                    )
+                };
+                let raw: Vec<(DateTime<Utc>, String, f64, f64, f64, i64)> = sqlx::query_as(&sql)
+                    .bind(sensor.as_str())
+                    .bind(from)
+                    .bind(to)
+                    .bind(MAX_ROLLUP_ROWS)
+                    .bind(step.seconds() as f64)
+                    .fetch_all(pool)
+                    .await?;
+                raw.into_iter()
+                    .map(|(bucket, metric, avg, min, max, count)| RollupRow {
+                        bucket,
+                        metric,
+                        avg,
+                        min,
+                        max,
+                        count,
+                    })
+                    .collect()
+            }
+        };
+        Ok(rows)
+    }
+}
