@@ -4,6 +4,7 @@
 #   scripts/deps.sh
 #
 # - mosquitto        : the tests start their own broker (on their own ports)
+# - mosquitto-clients : mosquitto_pub, a client nobody here wrote, in the tests
 # - chromium, chromium-driver : browser tests of the dashboards (WebDriver)
 # - debootstrap      : scripts/timescaledb.sh builds a Debian trixie root with
 #                      PostgreSQL 17 + TimescaleDB (bookworm has no TimescaleDB)
@@ -25,6 +26,7 @@ die() { printf 'deps.sh: ERROR: %s\n' "$*" >&2; exit 1; }
 
 PACKAGES=(
   mosquitto
+  mosquitto-clients
   chromium
   chromium-driver
   debootstrap

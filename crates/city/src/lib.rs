@@ -126,6 +126,19 @@ impl Folder {
                 .geometry
                 .as_ref()
                 .ok_or_else(|| self.invalid(name, &entry, "has no geometry"))?;
+            // geo closes rings silently; a ring written open is a mistake in the file.
+            let rings: Vec<&Vec<Vec<f64>>> = match &geometry.value {
+                geojson::Value::Polygon(p) => p.iter().collect(),
+                geojson::Value::MultiPolygon(m) => m.iter().flatten().collect(),
+                _ => Vec::new(),
+            };
+            if rings.iter().any(|r| r.len() >= 2 && r.first() != r.last()) {
+                return Err(self.invalid(
+                    name,
+                    &entry,
+                    "a ring is not closed (its last position must repeat the first)",
+                ));
+            }
             let area = match Geometry::try_from(geometry.value.clone()) {
                 Ok(Geometry::Polygon(p)) => MultiPolygon(vec![p]),
                 Ok(Geometry::MultiPolygon(m)) => m,
@@ -210,7 +223,10 @@ pub fn load(dir: &Path) -> Result<City, CityError> {
         if !languages.contains(&required) {
             return Err(bad_city(
                 "languages",
-                format!("must include {required:?} (every screen is in Romanian and English)"),
+                format!(
+                    "must include \"{}\" (every screen is in Romanian and English)",
+                    required.code()
+                ),
             ));
         }
     }
