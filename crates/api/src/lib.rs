@@ -7,7 +7,9 @@
 
 mod dashboards;
 mod incidents;
+mod metrics;
 mod problem;
+mod sensors;
 mod stream;
 
 use std::sync::Arc;
@@ -64,6 +66,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents/{id}", get(incidents::one))
         .route("/api/v1/incidents/{id}/timeline", get(incidents::timeline))
         .route("/api/v1/dead-letters", get(incidents::dead_letters))
+        .route("/api/v1/sensors/{id}/readings", get(sensors::readings))
+        .route("/api/v1/feeds", get(metrics::feeds))
+        .route("/metrics", get(metrics::prometheus))
         .route("/api/v1/stream", get(stream::upgrade))
         .fallback(dashboards::serve)
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -8,6 +8,8 @@
 //! Boundary: no wire formats and no network here; adapters hand in [`model::Event`]s, and the
 //! API and the MQTT publisher listen to [`IncidentUpdate`]s.
 
+pub mod feeds;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use model::{CityIndex, Event, Incident, IncidentId, IncidentIndex, IncidentStatus};
+use model::{CityIndex, Event, EventKind, Incident, IncidentId, IncidentIndex, IncidentStatus};
 use store::{ChangeKind, IncidentChange, Recorded, Store, StoreError};
 
 /// Why the engine could not take an event.
@@ -28,6 +30,10 @@ pub enum EngineError {
     /// The event names a category the city does not have (adapters validate; this is a bug guard).
     #[error("unknown category {0:?}")]
     UnknownCategory(String),
+    /// The event cannot be taken as it is (e.g. "restored" for something no open incident
+    /// follows); the sender is told why (a dead letter).
+    #[error("{0}")]
+    Refused(String),
     /// The engine is shutting down.
     #[error("the engine is stopped")]
     Stopped,
@@ -40,6 +46,10 @@ pub enum IngestOutcome {
     Opened(IncidentId),
     /// It joined an open incident.
     Joined(IncidentId),
+    /// It updated the incident that follows its subject.
+    Updated(IncidentId),
+    /// It resolved the incident that follows its subject.
+    Resolved(IncidentId),
     /// It had been recorded before; nothing changed.
     Duplicate,
 }
@@ -94,6 +104,7 @@ pub struct Engine {
     updates: broadcast::Sender<IncidentUpdate>,
     city: Arc<CityIndex>,
     stats: Arc<EngineStats>,
+    feeds: Arc<feeds::Feeds>,
 }
 
 impl std::fmt::Debug for Command {
@@ -126,6 +137,10 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         let open = store.open_incidents().await?;
         let index = IncidentIndex::bulk_load(open.iter());
+        let by_subject: HashMap<String, IncidentId> = open
+            .iter()
+            .filter_map(|i| i.external_ref.clone().map(|r| (r, i.id.clone())))
+            .collect();
         let incidents: HashMap<IncidentId, Incident> =
             open.into_iter().map(|i| (i.id.clone(), i)).collect();
         tracing::info!(open_incidents = incidents.len(), "engine state loaded");
@@ -137,6 +152,7 @@ impl Engine {
             store,
             incidents,
             index,
+            by_subject,
             updates: updates.clone(),
             outbox,
             stats: stats.clone(),
@@ -147,6 +163,7 @@ impl Engine {
             updates,
             city,
             stats,
+            feeds: Arc::default(),
         })
     }
 
@@ -187,13 +204,21 @@ impl Engine {
     pub fn stats(&self) -> &EngineStats {
         &self.stats
     }
+
+    /// Per-feed accounting, kept by the adapters.
+    pub fn feeds(&self) -> &feeds::Feeds {
+        &self.feeds
+    }
 }
 
 struct Actor {
     city: Arc<CityIndex>,
     store: Store,
+    /// The open incidents (closed ones live only in the store).
     incidents: HashMap<IncidentId, Incident>,
     index: IncidentIndex,
+    /// Open incidents by the subject of the sender's notices they follow.
+    by_subject: HashMap<String, IncidentId>,
     updates: broadcast::Sender<IncidentUpdate>,
     outbox: Option<mpsc::Sender<IncidentUpdate>>,
     stats: Arc<EngineStats>,
@@ -228,41 +253,73 @@ impl Actor {
         tracing::info!("engine stopped");
     }
 
-    async fn ingest(&mut self, event: Event) -> Result<IngestOutcome, EngineError> {
+    /// What `event` does to the incidents: the new state of one incident and how it changed.
+    fn decide(&self, event: &Event) -> Result<(Incident, ChangeKind), EngineError> {
         let city = self.city.city();
         let category = city
             .category(event.category.as_str())
             .ok_or_else(|| EngineError::UnknownCategory(event.category.to_string()))?;
         let now = event.received_at;
+        let followed = event
+            .subject
+            .as_ref()
+            .and_then(|s| self.by_subject.get(s))
+            .and_then(|id| self.incidents.get(id));
+        if let Some(existing) = followed {
+            // A sender's later notice about the same subject updates or resolves that incident.
+            let mut i = existing.clone();
+            i.updated_at = now;
+            if event.kind == EventKind::Restored {
+                i.status = IncidentStatus::Resolved;
+                return Ok((i, ChangeKind::Resolved));
+            }
+            if event.description.is_some() {
+                i.description = event.description.clone();
+            }
+            return Ok((i, ChangeKind::Updated));
+        }
+        if event.kind == EventKind::Restored {
+            return Err(EngineError::Refused(format!(
+                "restored: no open incident follows {}",
+                event.subject.as_deref().unwrap_or("this event")
+            )));
+        }
         let joined = self
             .index
-            .find_match(&self.incidents, category, event.location, now);
-        let (incident, kind) = match joined.and_then(|id| self.incidents.get(&id)) {
-            Some(existing) => {
-                let mut i = existing.clone();
-                i.report_count = i.report_count.saturating_add(1);
-                i.updated_at = now;
-                (i, ChangeKind::ReportJoined)
+            .find_match(&self.incidents, category, event.location, now)
+            .and_then(|id| self.incidents.get(&id))
+            // A sender's notice never joins an incident that follows another subject.
+            .filter(|i| event.subject.is_none() || i.external_ref.is_none());
+        if let Some(existing) = joined {
+            let mut i = existing.clone();
+            i.report_count = i.report_count.saturating_add(1);
+            i.updated_at = now;
+            if i.external_ref.is_none() {
+                i.external_ref = event.subject.clone();
             }
-            None => {
-                let routing = self.city.route(&category.id, event.location);
-                let incident = Incident {
-                    id: IncidentId::new(uuid::Uuid::now_v7().to_string()),
-                    category: category.id.clone(),
-                    severity: category.default_severity,
-                    status: IncidentStatus::Assigned,
-                    location: event.location,
-                    district: self.city.district_at(event.location).cloned(),
-                    agency: routing.chosen.agency.clone(),
-                    routing,
-                    report_count: 1,
-                    description: event.description.clone(),
-                    opened_at: now,
-                    updated_at: now,
-                };
-                (incident, ChangeKind::Opened)
-            }
+            return Ok((i, ChangeKind::ReportJoined));
+        }
+        let routing = self.city.route(&category.id, event.location);
+        let incident = Incident {
+            id: IncidentId::new(uuid::Uuid::now_v7().to_string()),
+            category: category.id.clone(),
+            severity: category.default_severity,
+            status: IncidentStatus::Assigned,
+            location: event.location,
+            district: self.city.district_at(event.location).cloned(),
+            agency: routing.chosen.agency.clone(),
+            routing,
+            report_count: 1,
+            description: event.description.clone(),
+            external_ref: event.subject.clone(),
+            opened_at: now,
+            updated_at: now,
         };
+        Ok((incident, ChangeKind::Opened))
+    }
+
+    async fn ingest(&mut self, event: Event) -> Result<IngestOutcome, EngineError> {
+        let (incident, kind) = self.decide(&event)?;
         let change = IncidentChange { incident, kind };
         match self.store.record(&event, &change).await {
             Err(e) => {
@@ -290,12 +347,26 @@ impl Actor {
                 self.stats.joined.fetch_add(1, Ordering::Relaxed);
                 (IngestOutcome::Joined(id.clone()), UpdateKind::Updated)
             }
+            ChangeKind::Updated => (IngestOutcome::Updated(id.clone()), UpdateKind::Updated),
+            ChangeKind::Resolved => (IngestOutcome::Resolved(id.clone()), UpdateKind::Updated),
         };
         let update = IncidentUpdate {
             kind: update_kind,
             incident: Arc::new(incident.clone()),
         };
-        self.incidents.insert(id, incident);
+        if incident.status.is_open() {
+            if let Some(subject) = &incident.external_ref {
+                self.by_subject.insert(subject.clone(), id.clone());
+            }
+            self.incidents.insert(id, incident);
+        } else {
+            // A closed incident leaves memory and the spatial index; the store keeps it.
+            self.index.remove(&id, incident.location);
+            if let Some(subject) = &incident.external_ref {
+                self.by_subject.remove(subject);
+            }
+            self.incidents.remove(&id);
+        }
         // No listener is fine (nobody watching); laggards resynchronise from a snapshot.
         let _ = self.updates.send(update.clone());
         if let Some(outbox) = &self.outbox {

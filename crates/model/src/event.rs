@@ -27,8 +27,13 @@ impl Source {
 /// What an event says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
-    /// A report of a problem.
+    /// A report of a problem (a citizen's).
     Report,
+    /// A sender's notice about something it follows (an outage, a fault, planned works); a later
+    /// notice with the same subject updates it.
+    Notice,
+    /// The sender says the thing its subject names is over (service restored, alert cancelled).
+    Restored,
 }
 
 impl EventKind {
@@ -36,6 +41,8 @@ impl EventKind {
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Report => "report",
+            EventKind::Notice => "notice",
+            EventKind::Restored => "restored",
         }
     }
 }
@@ -43,8 +50,11 @@ impl EventKind {
 /// An event, validated against the city, ready for the engine.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    /// Identity for idempotency.
+    /// Identity for idempotency: the same id delivered again has no further effect.
     pub id: EventId,
+    /// What the event is about, stable across a sender's updates (e.g.
+    /// `utility:apa-brasov:avarie-17`); `None` for one-off reports.
+    pub subject: Option<String>,
     /// Who sent it.
     pub source: Source,
     /// What it says.

@@ -147,6 +147,7 @@ mod tests {
             },
             report_count: 1,
             description: None,
+            external_ref: None,
             opened_at: updated,
             updated_at: updated,
         }

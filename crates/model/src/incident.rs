@@ -161,8 +161,10 @@ pub struct Incident {
     pub routing: RoutingDecision,
     /// How many distinct events describe it.
     pub report_count: u32,
-    /// The first event's description, if any.
+    /// The first event's description, if any (a sender's update replaces it).
     pub description: Option<String>,
+    /// The subject of the sender's notices that this incident follows, if it was opened by one.
+    pub external_ref: Option<String>,
     /// When Dispecer opened it.
     pub opened_at: DateTime<Utc>,
     /// Last change.

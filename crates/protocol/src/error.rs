@@ -42,6 +42,15 @@ pub enum WireError {
         /// Latitude.
         lat: f64,
     },
+    /// The sensor is not one of the city's sensor sites.
+    #[error("sensor {0:?} is not one of this city's sensor sites")]
+    UnknownSensor(String),
+    /// A SenML pack that breaks RFC 8428 or the traffic metrics' rules.
+    #[error("SenML: {0}")]
+    Senml(String),
+    /// A CAP 1.2 alert that is not valid or not one Dispecer acts on.
+    #[error("CAP: {0}")]
+    Cap(String),
     /// The topic is not one Dispecer reads.
     #[error("topic {0:?} is not an input topic of Dispecer")]
     UnknownTopic(String),

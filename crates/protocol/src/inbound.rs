@@ -57,6 +57,7 @@ pub fn citizen_report(
         time(props, "reported_at", received_at)?.ok_or(WireError::Missing("reported_at"))?;
     Ok(Event {
         id: EventId::new(format!("citizen:{sender_id}")),
+        subject: None,
         source: Source::Citizen,
         kind: EventKind::Report,
         category,
@@ -101,22 +102,34 @@ pub fn utility_event(
     }
     .ok_or_else(|| WireError::Geometry("the geometry is empty".into()))?;
     let sender_id = sender_id(&feature, props)?;
-    match string(props, "kind")?.ok_or(WireError::Missing("kind"))? {
-        "outage" | "fault" | "planned_works" => {}
+    let kind = string(props, "kind")?.ok_or(WireError::Missing("kind"))?;
+    let event_kind = match kind {
+        "outage" | "fault" | "planned_works" => EventKind::Notice,
+        "restored" => EventKind::Restored,
         other => {
             return Err(WireError::Invalid {
                 name: "kind",
-                reason: format!("{other:?} is not one of outage, fault, planned_works"),
+                reason: format!("{other:?} is not one of outage, fault, planned_works, restored"),
             })
         }
-    }
+    };
     let category = category(props, city)?;
     check_in_city(location, city)?;
-    let occurred_at = time(props, "starts_at", received_at)?.unwrap_or(received_at);
+    // Planned works are announced ahead: their start may be up to a year away.
+    let horizon = if kind == "planned_works" {
+        received_at + Duration::days(366)
+    } else {
+        received_at
+    };
+    let occurred_at = time(props, "starts_at", horizon)?.unwrap_or(received_at);
+    // The utility's id names the thing it follows across updates (the subject); each distinct
+    // version of the notice is its own event, and a redelivery of the same bytes is the same one.
+    let subject = format!("utility:{operator}:{sender_id}");
     Ok(Event {
-        id: EventId::new(format!("utility:{operator}:{sender_id}")),
+        id: EventId::new(format!("{subject}:{}", digest(payload))),
+        subject: Some(subject),
         source: Source::Utility(operator.to_owned()),
-        kind: EventKind::Report,
+        kind: event_kind,
         category,
         location,
         description: description(props)?,
@@ -124,6 +137,16 @@ pub fn utility_event(
         received_at,
         payload: text.to_owned(),
     })
+}
+
+/// The first 16 hexadecimal digits of the payload's SHA-256: a stable version tag.
+fn digest(payload: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(payload)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn feature(payload: &[u8]) -> Result<(Feature, &str), WireError> {
@@ -273,4 +296,110 @@ fn check_in_city(p: Point, city: &City) -> Result<(), WireError> {
             lat: p.y(),
         })
     }
+}
+
+/// The `eventCode` value name that carries the city's category in a CAP alert.
+pub const CAP_CATEGORY_CODE: &str = "dispecer:category";
+
+/// Parses and validates an OASIS CAP 1.2 alert from a utility (or the emergency inspectorate)
+/// against `city`.
+///
+/// - The subject is the alert itself (`cap:{sender}:{identifier}`); an Update or Cancel follows
+///   the alert its first `references` triple names, so it updates or resolves the same incident.
+/// - Alert and Update are notices; Cancel is a "restored".
+/// - The category is the first `eventCode` whose `valueName` is [`CAP_CATEGORY_CODE`], else
+///   `other`; the place is a point inside the first area's first polygon, or its first circle's
+///   centre (CAP's latitude-first coordinates are converted by the CAP parser).
+/// - Only `Actual` alerts are acted on; Exercise, Test, System and Draft are refused.
+pub fn cap_event(
+    payload: &[u8],
+    operator: &str,
+    city: &City,
+    received_at: DateTime<Utc>,
+) -> Result<Event, WireError> {
+    use crate::cap::{self, MsgType, Status};
+    if !valid_id(operator) {
+        return Err(WireError::UnknownTopic(format!(
+            "dispecer/v1/in/utilities/{operator}/events"
+        )));
+    }
+    let alert = cap::parse(payload).map_err(|e| WireError::Cap(e.to_string()))?;
+    if alert.status != Status::Actual {
+        return Err(WireError::Cap(format!(
+            "status {} is not acted on (only Actual alerts are)",
+            alert.status.as_str()
+        )));
+    }
+    let (kind, subject) = match alert.msg_type {
+        MsgType::Alert => (
+            EventKind::Notice,
+            format!("cap:{}:{}", alert.sender, alert.identifier),
+        ),
+        MsgType::Update | MsgType::Cancel => {
+            let original = alert
+                .references
+                .first()
+                .ok_or_else(|| WireError::Cap("an Update or Cancel needs references".into()))?;
+            let kind = if alert.msg_type == MsgType::Cancel {
+                EventKind::Restored
+            } else {
+                EventKind::Notice
+            };
+            (
+                kind,
+                format!("cap:{}:{}", original.sender, original.identifier),
+            )
+        }
+        other => {
+            return Err(WireError::Cap(format!(
+                "msgType {} is not acted on",
+                other.as_str()
+            )))
+        }
+    };
+    let info = alert
+        .infos
+        .first()
+        .ok_or_else(|| WireError::Cap("the alert has no <info>".into()))?;
+    let category = info
+        .event_codes
+        .iter()
+        .find(|(name, _)| name == CAP_CATEGORY_CODE)
+        .map(|(_, value)| value.as_str())
+        .unwrap_or("other");
+    let category = city
+        .category(category)
+        .map(|c| c.id.clone())
+        .ok_or_else(|| WireError::UnknownCategory(category.to_owned()))?;
+    let area = info
+        .areas
+        .first()
+        .ok_or_else(|| WireError::Cap("the alert's <info> has no <area>".into()))?;
+    let location = area
+        .polygons
+        .first()
+        .and_then(|p| p.interior_point())
+        .or_else(|| area.circles.first().map(|(centre, _)| *centre))
+        .ok_or_else(|| WireError::Cap("the first <area> has no <polygon> or <circle>".into()))?;
+    check_in_city(location, city)?;
+    let description = info
+        .headline
+        .clone()
+        .or_else(|| info.description.clone())
+        .map(|d| d.trim().to_owned());
+    let text = std::str::from_utf8(payload)
+        .map(str::to_owned)
+        .unwrap_or_else(|_| String::from_utf8_lossy(payload).into_owned());
+    Ok(Event {
+        id: EventId::new(format!("cap:{}:{}", alert.sender, alert.identifier)),
+        subject: Some(subject),
+        source: Source::Utility(operator.to_owned()),
+        kind,
+        category,
+        location,
+        description,
+        occurred_at: info.onset.unwrap_or(alert.sent).with_timezone(&Utc),
+        received_at,
+        payload: text,
+    })
 }

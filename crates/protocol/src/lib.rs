@@ -4,11 +4,14 @@
 //! of the domain never silently changes what senders and dashboards see. Parsing outside input
 //! never panics: every refusal is a [`WireError`] whose text is the reason a sender reads.
 
+pub mod cap;
 pub mod city;
 pub mod error;
 pub mod inbound;
 pub mod incident;
+pub mod senml;
 pub mod stream;
 pub mod topics;
+pub mod traffic;
 
 pub use error::WireError;

@@ -6,6 +6,15 @@ pub const CITIZEN_REPORTS: &str = "dispecer/v1/in/citizen/reports";
 /// Utility companies' events, one topic per operator (GeoJSON Feature, QoS 1).
 pub const UTILITY_EVENTS_FILTER: &str = "dispecer/v1/in/utilities/+/events";
 
+/// Traffic counters' readings, one topic per sensor (SenML JSON, QoS 1).
+pub const TRAFFIC_FILTER: &str = "dispecer/v1/in/traffic/+";
+
+/// The sensor id of a traffic topic, if `topic` is one.
+pub fn traffic_sensor(topic: &str) -> Option<&str> {
+    let sensor = topic.strip_prefix("dispecer/v1/in/traffic/")?;
+    (!sensor.is_empty() && !sensor.contains('/')).then_some(sensor)
+}
+
 /// Dead letters: what was refused, with the reason (JSON, QoS 1).
 pub const DEAD_LETTERS: &str = "dispecer/v1/out/dead-letters";
 

@@ -294,10 +294,10 @@ impl Store {
         let claim_key = self.backend != Backend::Sqlite;
         let insert_event = if claim_key {
             "INSERT INTO events (id, source, kind, category, lon, lat, occurred_at, received_at, \
-             incident_id, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+             incident_id, payload, subject) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         } else {
             "INSERT INTO events (id, source, kind, category, lon, lat, occurred_at, received_at, \
-             incident_id, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             incident_id, payload, subject) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (id) DO NOTHING"
         };
         with_pool!(self, |pool| {
@@ -328,6 +328,7 @@ impl Store {
                 .bind(received_at)
                 .bind(incident.id.as_str())
                 .bind(&event.payload)
+                .bind(event.subject.as_deref())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -337,14 +338,14 @@ impl Store {
             }
             sqlx::query(
                 "INSERT INTO incidents (id, category, severity, status, lon, lat, district, \
-                 agency, routing, report_count, description, opened_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                 agency, routing, report_count, description, opened_at, updated_at, external_ref) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
                  ON CONFLICT (id) DO UPDATE SET category = excluded.category, \
                  severity = excluded.severity, status = excluded.status, lon = excluded.lon, \
                  lat = excluded.lat, district = excluded.district, agency = excluded.agency, \
                  routing = excluded.routing, report_count = excluded.report_count, \
                  description = excluded.description, opened_at = excluded.opened_at, \
-                 updated_at = excluded.updated_at",
+                 updated_at = excluded.updated_at, external_ref = excluded.external_ref",
             )
             .bind(incident.id.as_str())
             .bind(incident.category.as_str())
@@ -359,6 +360,7 @@ impl Store {
             .bind(incident.description.as_deref())
             .bind(stored_time(incident.opened_at))
             .bind(stored_time(incident.updated_at))
+            .bind(incident.external_ref.as_deref())
             .execute(&mut *tx)
             .await?;
             sqlx::query(
@@ -563,6 +565,11 @@ fn timeline_detail(event: &Event, change: &IncidentChange) -> serde_json::Value 
         ChangeKind::ReportJoined => json!({
             "event": event.id.as_str(),
             "report_count": incident.report_count,
+        }),
+        ChangeKind::Updated | ChangeKind::Resolved => json!({
+            "event": event.id.as_str(),
+            "status": incident.status.as_str(),
+            "description": incident.description,
         }),
     }
 }

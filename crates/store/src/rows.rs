@@ -93,11 +93,12 @@ pub(crate) struct IncidentRow {
     pub description: Option<String>,
     pub opened_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub external_ref: Option<String>,
 }
 
 /// The `incidents` columns, comma-separated, for SELECTs into [`IncidentRow`].
 pub(crate) const INCIDENT_COLUMNS: &str = "id, category, severity, status, lon, lat, district, \
-     agency, routing, report_count, description, opened_at, updated_at";
+     agency, routing, report_count, description, opened_at, updated_at, external_ref";
 
 impl IncidentRow {
     pub(crate) fn into_model(self) -> Result<Incident, StoreError> {
@@ -129,6 +130,7 @@ impl IncidentRow {
             routing,
             report_count,
             description: self.description,
+            external_ref: self.external_ref,
             opened_at: self.opened_at,
             updated_at: self.updated_at,
         })
@@ -224,6 +226,7 @@ mod tests {
             description: None,
             opened_at: t,
             updated_at: t,
+            external_ref: None,
         }
     }
 

@@ -59,6 +59,10 @@ pub enum ChangeKind {
     Opened,
     /// The event joined an open incident as one more report.
     ReportJoined,
+    /// The sender updated the notice the incident follows.
+    Updated,
+    /// The sender said it is over: the incident is resolved.
+    Resolved,
 }
 
 impl ChangeKind {
@@ -67,6 +71,8 @@ impl ChangeKind {
         match self {
             ChangeKind::Opened => "opened",
             ChangeKind::ReportJoined => "report_joined",
+            ChangeKind::Updated => "updated",
+            ChangeKind::Resolved => "resolved",
         }
     }
 }

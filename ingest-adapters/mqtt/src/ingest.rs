@@ -10,8 +10,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use engine::{Engine, EngineError};
-use protocol::{inbound, topics, WireError};
+use engine::feeds::FeedOutcome;
+use engine::{Engine, EngineError, IngestOutcome};
+use protocol::{inbound, topics, traffic, WireError};
 use store::{NewDeadLetter, Store};
 
 use crate::{Backoff, Endpoint};
@@ -40,6 +41,9 @@ pub struct IngestStats {
 /// nothing is lost. It never fills in practice: the broker sends at most its in-flight window
 /// of unacknowledged messages, far fewer than this.
 const HANDOFF: usize = 1024;
+
+/// Most bytes of a refused payload kept in its dead letter (the reason says what was wrong).
+const MAX_DEAD_LETTER_BYTES: usize = 64 * 1024;
 
 /// Starts the ingest client on `tracker`. `ready` turns true once the subscriptions are
 /// acknowledged by the broker (and again after every reconnect).
@@ -100,8 +104,12 @@ async fn poll(
                 );
                 // Subscribe on every connection: a broker that lost our session (restart without
                 // persistence) would otherwise deliver nothing, silently.
-                let subs = [topics::CITIZEN_REPORTS, topics::UTILITY_EVENTS_FILTER]
-                    .map(|t| rumqttc::SubscribeFilter::new(t.to_owned(), QoS::AtLeastOnce));
+                let subs = [
+                    topics::CITIZEN_REPORTS,
+                    topics::UTILITY_EVENTS_FILTER,
+                    topics::TRAFFIC_FILTER,
+                ]
+                .map(|t| rumqttc::SubscribeFilter::new(t.to_owned(), QoS::AtLeastOnce));
                 if let Err(e) = client.try_subscribe_many(subs) {
                     tracing::error!(error = %e, "mqtt subscribe could not be queued");
                 }
@@ -188,30 +196,82 @@ async fn handle(publish: &Publish, engine: &Engine, store: &Store) -> Result<Han
     let received_at = Utc::now();
     let topic = publish.topic.as_str();
     let city = engine.city().city();
-    let parsed = if topic == topics::CITIZEN_REPORTS {
-        inbound::citizen_report(&publish.payload, city, received_at)
+    let (feed, parsed) = if topic == topics::CITIZEN_REPORTS {
+        (
+            "citizen".to_owned(),
+            inbound::citizen_report(&publish.payload, city, received_at).map(Parsed::Event),
+        )
     } else if let Some(operator) = topics::utility_operator(topic) {
-        inbound::utility_event(&publish.payload, operator, city, received_at)
+        (
+            format!("utility:{operator}"),
+            // CAP 1.2 XML or a GeoJSON Feature, told apart by the first character.
+            if publish.payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<') {
+                inbound::cap_event(&publish.payload, operator, city, received_at).map(Parsed::Event)
+            } else {
+                inbound::utility_event(&publish.payload, operator, city, received_at)
+                    .map(Parsed::Event)
+            },
+        )
+    } else if let Some(sensor) = topics::traffic_sensor(topic) {
+        (
+            format!("traffic:{sensor}"),
+            traffic::readings(&publish.payload, sensor, city, received_at).map(Parsed::Readings),
+        )
     } else {
-        Err(WireError::UnknownTopic(topic.to_owned()))
+        (
+            "unknown".to_owned(),
+            Err(WireError::UnknownTopic(topic.to_owned())),
+        )
     };
-    match parsed {
-        Ok(event) => {
-            engine.ingest(event).await?;
-            Ok(Handled::Accepted)
+    let feeds = engine.feeds();
+    let refusal = match parsed {
+        Ok(Parsed::Event(event)) => {
+            let sent_at = Some(event.occurred_at);
+            match engine.ingest(event).await {
+                Ok(outcome) => {
+                    let outcome = match outcome {
+                        IngestOutcome::Duplicate => FeedOutcome::Duplicate,
+                        _ => FeedOutcome::Accepted,
+                    };
+                    feeds.record(&feed, outcome, received_at, sent_at);
+                    return Ok(Handled::Accepted);
+                }
+                // The engine will never take it: tell the sender (a dead letter), move on.
+                Err(EngineError::Refused(reason)) => reason,
+                Err(e @ EngineError::UnknownCategory(_)) => e.to_string(),
+                Err(e) => return Err(e),
+            }
         }
-        Err(reason) => {
-            tracing::info!(topic, %reason, "message refused, stored as a dead letter");
-            store
-                .record_dead_letter(&NewDeadLetter {
-                    received_at,
-                    channel: "mqtt".into(),
-                    topic: topic.to_owned(),
-                    payload: publish.payload.to_vec(),
-                    reason: reason.to_string(),
-                })
-                .await?;
-            Ok(Handled::DeadLetter)
+        Ok(Parsed::Readings(readings)) => {
+            let sent_at = readings.iter().map(|r| r.time).max();
+            let new = store.record_readings(&readings).await?;
+            let outcome = if new == 0 && !readings.is_empty() {
+                FeedOutcome::Duplicate
+            } else {
+                FeedOutcome::Accepted
+            };
+            feeds.record(&feed, outcome, received_at, sent_at);
+            return Ok(Handled::Accepted);
         }
-    }
+        Err(reason) => reason.to_string(),
+    };
+    tracing::info!(topic, reason = %refusal, "message refused, stored as a dead letter");
+    let mut payload = publish.payload.to_vec();
+    payload.truncate(MAX_DEAD_LETTER_BYTES);
+    store
+        .record_dead_letter(&NewDeadLetter {
+            received_at,
+            channel: "mqtt".into(),
+            topic: topic.to_owned(),
+            payload,
+            reason: refusal,
+        })
+        .await?;
+    feeds.record(&feed, FeedOutcome::Rejected, received_at, None);
+    Ok(Handled::DeadLetter)
+}
+
+enum Parsed {
+    Event(model::Event),
+    Readings(Vec<model::Reading>),
 }

@@ -32,6 +32,7 @@ pub fn event(
 ) -> Event {
     Event {
         id: id.into(),
+        subject: None,
         source,
         kind: EventKind::Report,
         category: category.into(),
@@ -67,6 +68,7 @@ pub fn pothole(opened_at: DateTime<Utc>) -> Incident {
         },
         report_count: 1,
         description: Some("Groapă mare în carosabil".into()),
+        external_ref: None,
         opened_at,
         updated_at: opened_at,
     }
@@ -92,6 +94,7 @@ pub fn outage(opened_at: DateTime<Utc>) -> Incident {
         },
         report_count: 1,
         description: None,
+        external_ref: Some("utility:apa-brasov:avarie-7".into()),
         opened_at,
         updated_at: opened_at,
     }

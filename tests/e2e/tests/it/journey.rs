@@ -215,6 +215,44 @@ async fn journey(store: StoreKind, broker_kind: BrokerKind) -> Result<()> {
         .next_incident(|i| i["properties"]["category"] == "water_leak")
         .await?;
     assert_eq!(water["incident"]["properties"]["agency"], "apa-brasov");
+    let water_id = incident_id(&water["incident"]);
+    // The utility updates its notice (same id): the same incident changes, no new report.
+    let mut update = outage.clone();
+    update["properties"]["description"] = "Avarie conductă, echipă la fața locului".into();
+    mqtt.publish(
+        "dispecer/v1/in/utilities/apa-brasov/events",
+        update.to_string(),
+    )
+    .await?;
+    let updated = stream
+        .next_incident(|i| i["id"] == water_id.as_str())
+        .await?;
+    assert_eq!(updated["change"], "updated");
+    assert_eq!(
+        updated["incident"]["properties"]["description"],
+        "Avarie conductă, echipă la fața locului"
+    );
+    assert_eq!(updated["incident"]["properties"]["report_count"], 1);
+    // …then says it is restored: the incident is resolved.
+    let mut restored = outage.clone();
+    restored["properties"]["kind"] = "restored".into();
+    mqtt.publish(
+        "dispecer/v1/in/utilities/apa-brasov/events",
+        restored.to_string(),
+    )
+    .await?;
+    let resolved = stream
+        .next_incident(|i| i["id"] == water_id.as_str())
+        .await?;
+    assert_eq!(resolved["incident"]["properties"]["status"], "resolved");
+    // A "restored" for something nobody follows is a dead letter with the reason.
+    let mut unknown = restored.clone();
+    unknown["properties"]["id"] = "avarie-necunoscuta".into();
+    mqtt.publish(
+        "dispecer/v1/in/utilities/apa-brasov/events",
+        unknown.to_string(),
+    )
+    .await?;
 
     // 6. Stop and start again: the incident is still there…
     drop(stream);
@@ -224,7 +262,21 @@ async fn journey(store: StoreKind, broker_kind: BrokerKind) -> Result<()> {
     let (mut stream, snapshot) = StreamClient::connect(&server.http).await?;
     assert_eq!(
         snapshot["incidents"]["features"].as_array().map(Vec::len),
-        Some(3)
+        Some(2),
+        "the resolved one is not open"
+    );
+    let (_, _, all) = server.get("/api/v1/incidents").await?;
+    assert_eq!(
+        all["features"].as_array().map(Vec::len),
+        Some(3),
+        "…but it is stored"
+    );
+    let (_, _, letters) = server.get("/api/v1/dead-letters").await?;
+    assert!(
+        letters
+            .to_string()
+            .contains("no open incident follows utility:apa-brasov:avarie-necunoscuta"),
+        "{letters}"
     );
     let (status, _, one) = server.get(&format!("/api/v1/incidents/{id}")).await?;
     assert_eq!(status, 200);

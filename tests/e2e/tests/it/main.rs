@@ -3,4 +3,5 @@
 #![allow(clippy::unwrap_used)] // tests: a failure should stop the test loudly
 
 mod browser;
+mod ingest;
 mod journey;

@@ -1,0 +1,135 @@
+//! `GET /api/v1/feeds` (JSON) and `GET /metrics` (Prometheus text exposition format 0.0.4).
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use chrono::Utc;
+use serde_json::json;
+
+use protocol::incident::timestamp;
+
+use crate::AppState;
+
+pub async fn feeds(State(state): State<AppState>) -> impl IntoResponse {
+    let now = Utc::now();
+    let feeds: Vec<_> = state
+        .engine
+        .feeds()
+        .snapshot()
+        .into_iter()
+        .map(|(name, c)| {
+            json!({
+                "feed": name,
+                "received": c.received,
+                "accepted": c.accepted,
+                "rejected": c.rejected,
+                "duplicates": c.duplicates,
+                "last_seen": c.last_seen.map(timestamp),
+                "silent_for_s": c.last_seen.map(|t| (now - t).num_seconds()),
+                "last_lag_s": c.last_lag_s,
+            })
+        })
+        .collect();
+    Json(json!({ "feeds": feeds }))
+}
+
+/// Escapes a label value (backslash, quote, newline).
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
+    let mut out = String::new();
+    let stats = state.engine.stats();
+    let counters = [
+        (
+            "dispecer_events_total",
+            "Events recorded by the engine.",
+            &stats.events,
+        ),
+        (
+            "dispecer_incidents_opened_total",
+            "Incidents opened.",
+            &stats.opened,
+        ),
+        (
+            "dispecer_reports_joined_total",
+            "Events that joined an open incident.",
+            &stats.joined,
+        ),
+        (
+            "dispecer_duplicates_total",
+            "Redeliveries recognised by event id.",
+            &stats.duplicates,
+        ),
+        (
+            "dispecer_store_errors_total",
+            "Events not taken because the store failed.",
+            &stats.store_errors,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+            value.load(Ordering::Relaxed)
+        );
+    }
+    let feeds = state.engine.feeds().snapshot();
+    type Counter = fn(&engine::feeds::FeedCounters) -> u64;
+    let per_feed: [(&str, &str, Counter); 4] = [
+        (
+            "dispecer_feed_received_total",
+            "Messages received per feed.",
+            |c| c.received,
+        ),
+        (
+            "dispecer_feed_accepted_total",
+            "Messages accepted per feed.",
+            |c| c.accepted,
+        ),
+        (
+            "dispecer_feed_rejected_total",
+            "Messages refused (dead letters) per feed.",
+            |c| c.rejected,
+        ),
+        (
+            "dispecer_feed_duplicates_total",
+            "Redeliveries per feed.",
+            |c| c.duplicates,
+        ),
+    ];
+    for (name, help, get) in per_feed {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (feed, c) in &feeds {
+            let _ = writeln!(out, "{name}{{feed=\"{}\"}} {}", label(feed), get(c));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP dispecer_feed_last_seen_seconds Unix time of the last message per feed.\n# TYPE dispecer_feed_last_seen_seconds gauge"
+    );
+    for (feed, c) in &feeds {
+        if let Some(t) = c.last_seen {
+            let _ = writeln!(
+                out,
+                "dispecer_feed_last_seen_seconds{{feed=\"{}\"}} {}",
+                label(feed),
+                t.timestamp_millis() as f64 / 1000.0
+            );
+        }
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+}

@@ -1,0 +1,85 @@
+//! Traffic counters' readings: SenML packs (RFC 8428) on `dispecer/v1/in/traffic/{sensor_id}`.
+//!
+//! ```json
+//! [{"bn": "tc-eroilor-e/", "bt": 1795000000, "n": "count", "u": "count", "v": 12},
+//!  {"n": "speed", "u": "km/h", "v": 43.2},
+//!  {"n": "occupancy", "u": "%", "v": 18.5}]
+//! ```
+//!
+//! A record's resolved name is `{sensor_id}/{metric}` (or just `{metric}`); the metric is one of
+//! `count` (vehicles, unit `count`), `speed` (mean speed, `km/h`) and `occupancy` (`%`). The
+//! sensor's place comes from the city's sensor sites, never from the payload.
+
+use chrono::{DateTime, Duration, Utc};
+
+use model::reading::TRAFFIC_METRICS;
+use model::{City, Reading};
+
+use crate::error::WireError;
+use crate::senml::{self, SenmlValue};
+
+/// How far in the future a reading may be stamped before it is refused.
+const CLOCK_SKEW: Duration = Duration::minutes(5);
+
+/// Parses a SenML pack from traffic counter `sensor` into readings.
+pub fn readings(
+    payload: &[u8],
+    sensor: &str,
+    city: &City,
+    now: DateTime<Utc>,
+) -> Result<Vec<Reading>, WireError> {
+    let site = city
+        .sensors
+        .iter()
+        .find(|s| s.id.as_str() == sensor)
+        .ok_or_else(|| WireError::UnknownSensor(sensor.to_owned()))?;
+    let records = senml::parse_json(payload, now).map_err(|e| WireError::Senml(e.to_string()))?;
+    let prefix = format!("{sensor}/");
+    let mut out = Vec::with_capacity(records.len());
+    for (i, r) in records.into_iter().enumerate() {
+        let metric = r.name.strip_prefix(&prefix).unwrap_or(&r.name);
+        let Some((metric, unit)) = TRAFFIC_METRICS.iter().find(|(m, _)| *m == metric) else {
+            return Err(WireError::Senml(format!(
+                "record {i}: name {:?} is not {prefix}count, {prefix}speed or {prefix}occupancy",
+                r.name
+            )));
+        };
+        if let Some(u) = &r.unit {
+            if u != unit {
+                return Err(WireError::Senml(format!(
+                    "record {i}: unit of {metric} must be {unit:?}, not {u:?}"
+                )));
+            }
+        }
+        let value = match r.value {
+            Some(SenmlValue::Number(v)) => v,
+            _ => {
+                return Err(WireError::Senml(format!(
+                    "record {i}: {metric} needs a numeric value \"v\""
+                )))
+            }
+        };
+        let valid = match *metric {
+            "occupancy" => (0.0..=100.0).contains(&value),
+            _ => (0.0..1.0e6).contains(&value),
+        };
+        if !valid {
+            return Err(WireError::Senml(format!(
+                "record {i}: {metric} value {value} is out of range"
+            )));
+        }
+        if r.time > now + CLOCK_SKEW {
+            return Err(WireError::Senml(format!(
+                "record {i}: time {} is in the future",
+                r.time.to_rfc3339()
+            )));
+        }
+        out.push(Reading {
+            sensor: site.id.clone(),
+            metric: (*metric).to_owned(),
+            time: r.time,
+            value,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,210 @@
+//! What Dispecer sends: the incident GeoJSON Feature and the stream frames, checked against the
+//! documented JSON so that a change of the domain never changes the wire silently.
+
+use geo::Point;
+use serde_json::{json, Value};
+
+use model::{
+    Incident, IncidentId, IncidentStatus, RouteCandidate, RoutingDecision, RoutingRule, Severity,
+};
+use protocol::incident::{IncidentCollection, IncidentFeature, PointGeometry};
+use protocol::stream::{Change, StreamFrame};
+
+use crate::support::utc;
+
+const ID: &str = "01937f4a-8c2e-7000-8000-000000000001";
+
+/// A pothole in the old town, routed by jurisdiction, reported three times.
+fn incident() -> Incident {
+    Incident {
+        id: IncidentId::new(ID),
+        category: "pothole".into(),
+        severity: Severity::Minor,
+        status: IncidentStatus::Assigned,
+        location: Point::new(25.588_712_34, 45.641_909_87),
+        district: Some("centrul-istoric".into()),
+        agency: "domeniu-public".into(),
+        routing: RoutingDecision {
+            chosen: RouteCandidate {
+                agency: "domeniu-public".into(),
+                rule: RoutingRule::Jurisdiction,
+                area: Some("city".into()),
+            },
+            alternatives: vec![RouteCandidate {
+                agency: "city-dispatch".into(),
+                rule: RoutingRule::Fallback,
+                area: None,
+            }],
+        },
+        report_count: 3,
+        description: Some("Groapă adâncă".into()),
+        external_ref: None,
+        opened_at: utc("2026-11-22T08:00:00.123456789Z"),
+        updated_at: utc("2026-11-22T08:05:00Z"),
+    }
+}
+
+/// The documented JSON of [`incident`].
+fn incident_json() -> Value {
+    json!({
+        "type": "Feature",
+        "id": ID,
+        "geometry": {"type": "Point", "coordinates": [25.588712, 45.64191]},
+        "properties": {
+            "id": ID,
+            "status": "assigned",
+            "category": "pothole",
+            "severity": "minor",
+            "agency": "domeniu-public",
+            "district": "centrul-istoric",
+            "report_count": 3,
+            "description": "Groapă adâncă",
+            "opened_at": "2026-11-22T08:00:00.123Z",
+            "updated_at": "2026-11-22T08:05:00.000Z",
+            "routing": {
+                "agency": "domeniu-public",
+                "rule": "jurisdiction",
+                "area": "city",
+                "alternatives": [
+                    {"agency": "city-dispatch", "rule": "fallback", "area": null}
+                ]
+            }
+        }
+    })
+}
+
+#[test]
+fn an_incident_is_the_documented_feature_and_round_trips() {
+    let feature = IncidentFeature::from(&incident());
+    let value = serde_json::to_value(&feature).expect("serialises");
+    assert_eq!(value, incident_json());
+    let back: IncidentFeature = serde_json::from_value(value).expect("deserialises");
+    assert_eq!(back, feature);
+    // And through text, as a dashboard receives it.
+    let text = serde_json::to_string(&feature).expect("serialises");
+    let back: IncidentFeature = serde_json::from_str(&text).expect("deserialises");
+    assert_eq!(back, feature);
+}
+
+#[test]
+fn absent_district_and_description_are_null() {
+    let mut i = incident();
+    i.district = None;
+    i.description = None;
+    i.status = IncidentStatus::New;
+    i.severity = Severity::Extreme;
+    let value = serde_json::to_value(IncidentFeature::from(&i)).expect("serialises");
+    let props = &value["properties"];
+    assert_eq!(props["district"], Value::Null);
+    assert_eq!(props["description"], Value::Null);
+    assert_eq!(props["status"], "new");
+    assert_eq!(props["severity"], "extreme");
+    let keys: Vec<&str> = props
+        .as_object()
+        .expect("properties is an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for key in ["district", "description"] {
+        assert!(keys.contains(&key), "{key} is present even when null");
+    }
+}
+
+#[test]
+fn statuses_are_snake_case_on_the_wire() {
+    for (status, wire) in [
+        (IncidentStatus::New, "new"),
+        (IncidentStatus::Assigned, "assigned"),
+        (IncidentStatus::Acknowledged, "acknowledged"),
+        (IncidentStatus::InProgress, "in_progress"),
+        (IncidentStatus::Resolved, "resolved"),
+        (IncidentStatus::Closed, "closed"),
+        (IncidentStatus::Rejected, "rejected"),
+        (IncidentStatus::Duplicate, "duplicate"),
+        (IncidentStatus::Reopened, "reopened"),
+    ] {
+        let mut i = incident();
+        i.status = status;
+        assert_eq!(IncidentFeature::from(&i).properties.status, wire);
+    }
+}
+
+#[test]
+fn points_are_rounded_to_6_decimals() {
+    for ((lon, lat), expected) in [
+        ((25.5887, 45.6419), [25.5887, 45.6419]),
+        ((25.588_712_34, 45.641_909_87), [25.588712, 45.64191]),
+        ((25.588_712_500_1, 45.641_909_499_9), [25.588713, 45.641909]),
+        ((-73.985_654_32, 40.748_441_78), [-73.985654, 40.748442]),
+        ((180.0, -90.0), [180.0, -90.0]),
+    ] {
+        let p = PointGeometry::new(lon, lat);
+        assert_eq!(p.kind, "Point");
+        assert_eq!(p.coordinates, expected, "({lon}, {lat})");
+        assert_eq!(
+            serde_json::to_value(&p).expect("serialises"),
+            json!({"type": "Point", "coordinates": expected})
+        );
+    }
+}
+
+#[test]
+fn a_snapshot_frame_is_tagged_snapshot() {
+    let frame = StreamFrame::Snapshot {
+        incidents: IncidentCollection::new([&incident()]),
+    };
+    let value = serde_json::to_value(&frame).expect("serialises");
+    assert_eq!(
+        value,
+        json!({
+            "type": "snapshot",
+            "incidents": {"type": "FeatureCollection", "features": [incident_json()]}
+        })
+    );
+    let back: StreamFrame = serde_json::from_value(value).expect("deserialises");
+    assert_eq!(back, frame);
+
+    let empty = StreamFrame::Snapshot {
+        incidents: IncidentCollection::new([]),
+    };
+    assert_eq!(
+        serde_json::to_value(&empty).expect("serialises"),
+        json!({"type": "snapshot", "incidents": {"type": "FeatureCollection", "features": []}})
+    );
+}
+
+#[test]
+fn an_incident_frame_is_tagged_incident_with_its_change() {
+    for (change, wire) in [(Change::Opened, "opened"), (Change::Updated, "updated")] {
+        let frame = StreamFrame::Incident {
+            change,
+            incident: Box::new(IncidentFeature::from(&incident())),
+        };
+        let value = serde_json::to_value(&frame).expect("serialises");
+        assert_eq!(
+            value,
+            json!({"type": "incident", "change": wire, "incident": incident_json()})
+        );
+        let text = serde_json::to_string(&frame).expect("serialises");
+        assert!(
+            text.starts_with(&format!(r#"{{"type":"incident","change":"{wire}","#)),
+            "{text}"
+        );
+        let back: StreamFrame = serde_json::from_str(&text).expect("deserialises");
+        assert_eq!(back, frame);
+    }
+}
+
+#[test]
+fn frames_of_an_unknown_type_or_change_are_refused() {
+    for text in [
+        r#"{"type": "deleted", "incident": null}"#,
+        r#"{"type": "incident", "change": "closed", "incident": null}"#,
+        r#"{"incidents": {"type": "FeatureCollection", "features": []}}"#,
+    ] {
+        assert!(
+            serde_json::from_str::<StreamFrame>(text).is_err(),
+            "{text} is not a frame"
+        );
+    }
+}
