@@ -11,7 +11,10 @@
 //!
 //! A utility event, on `dispecer/v1/in/utilities/{operator}/events`, has a Point, LineString,
 //! Polygon or MultiPolygon geometry and the properties `id`, `kind` (`outage`, `fault`,
-//! `planned_works`), `category`, and optionally `description`, `starts_at`.
+//! `planned_works`, `restored`), `category`, and optionally `description`, `starts_at`. The
+//! utility's `id` is the event's subject: a later notice with the same id updates the same
+//! incident, `restored` resolves it. A utility may send an OASIS CAP 1.2 alert instead
+//! ([`cap_event`]).
 
 use chrono::{DateTime, Duration, Utc};
 use geo::{Centroid, Contains, Geometry, InteriorPoint, Point};
@@ -77,11 +80,7 @@ pub fn utility_event(
     city: &City,
     received_at: DateTime<Utc>,
 ) -> Result<Event, WireError> {
-    if !valid_id(operator) {
-        return Err(WireError::UnknownTopic(format!(
-            "dispecer/v1/in/utilities/{operator}/events"
-        )));
-    }
+    check_operator(operator)?;
     let (feature, text) = feature(payload)?;
     let props = feature
         .properties
@@ -137,6 +136,17 @@ pub fn utility_event(
         received_at,
         payload: text.to_owned(),
     })
+}
+
+/// An operator id from a topic must be usable as an identifier.
+fn check_operator(operator: &str) -> Result<(), WireError> {
+    if valid_id(operator) {
+        Ok(())
+    } else {
+        Err(WireError::UnknownTopic(crate::topics::utility_events(
+            operator,
+        )))
+    }
 }
 
 /// The first 16 hexadecimal digits of the payload's SHA-256: a stable version tag.
@@ -318,11 +328,7 @@ pub fn cap_event(
     received_at: DateTime<Utc>,
 ) -> Result<Event, WireError> {
     use crate::cap::{self, MsgType, Status};
-    if !valid_id(operator) {
-        return Err(WireError::UnknownTopic(format!(
-            "dispecer/v1/in/utilities/{operator}/events"
-        )));
-    }
+    check_operator(operator)?;
     let alert = cap::parse(payload).map_err(|e| WireError::Cap(e.to_string()))?;
     if alert.status != Status::Actual {
         return Err(WireError::Cap(format!(
