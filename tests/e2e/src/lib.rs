@@ -114,11 +114,6 @@ pub struct Mosquitto {
 impl Mosquitto {
     /// Starts it on a free port.
     pub async fn start() -> Result<Self> {
-        let bin =
-            std::env::var("DISPECER_MOSQUITTO").unwrap_or_else(|_| "/usr/sbin/mosquitto".into());
-        if !Path::new(&bin).exists() {
-            bail!("mosquitto not found at {bin}: run scripts/test.sh (it installs it) or set DISPECER_MOSQUITTO");
-        }
         let dir = TempDir::new("dispecer-mosquitto");
         let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
@@ -130,15 +125,14 @@ impl Mosquitto {
                 dir.path().display()
             ),
         )?;
-        let log = std::fs::File::create(dir.path().join("mosquitto.log"))?;
-        let mut child = Command::new(&bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start {bin}"))?;
-        wait_for_port(port, "mosquitto", &mut child).await?;
+        // Run as root, Mosquitto drops to its own user: its persistence folder must be its own,
+        // or every autosave fails ("Permission denied") and persistence silently does nothing.
+        let _ = Command::new("chown")
+            .arg("mosquitto:mosquitto")
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status();
+        let child = Self::spawn(&dir, port).await?;
         Ok(Mosquitto {
             child,
             port,
@@ -146,9 +140,52 @@ impl Mosquitto {
         })
     }
 
+    async fn spawn(dir: &TempDir, port: u16) -> Result<Child> {
+        let bin =
+            std::env::var("DISPECER_MOSQUITTO").unwrap_or_else(|_| "/usr/sbin/mosquitto".into());
+        if !Path::new(&bin).exists() {
+            bail!("mosquitto not found at {bin}: run scripts/test.sh (it installs it) or set DISPECER_MOSQUITTO");
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("mosquitto.log"))?;
+        let mut child = Command::new(&bin)
+            .arg("-c")
+            .arg(dir.path().join("mosquitto.conf"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {bin}"))?;
+        wait_for_port(port, "mosquitto", &mut child).await?;
+        Ok(child)
+    }
+
+    /// Stops it (SIGTERM: it saves its database) and starts it again on the same port with the
+    /// same persistence, as an operator's restart or an upgrade does.
+    pub async fn restart(&mut self) -> Result<()> {
+        terminate(&mut self.child);
+        self.child = Self::spawn(&self._dir, self.port).await?;
+        Ok(())
+    }
+
     /// `mqtt://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// Waits until Mosquitto has written its persistence file (its first autosave), so that
+    /// the sessions that exist now survive a crash.
+    pub async fn saved(&self) -> Result<()> {
+        let file = self._dir.path().join("mosquitto.db");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !file.exists() {
+            if Instant::now() > deadline {
+                bail!("mosquitto wrote no persistence file in 20 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
     }
 }
 
@@ -332,6 +369,12 @@ impl Dispecer {
             mqtt_port,
             log,
         })
+    }
+
+    /// Kills it with SIGKILL (no chance to clean up) and waits.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Stops it with SIGTERM and waits.

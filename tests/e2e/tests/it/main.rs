@@ -5,3 +5,4 @@
 mod browser;
 mod ingest;
 mod journey;
+mod reliability;
