@@ -7,6 +7,7 @@
 
 mod dashboards;
 mod incidents;
+mod ingest;
 mod metrics;
 mod problem;
 mod sensors;
@@ -14,10 +15,11 @@ mod stream;
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio_util::sync::CancellationToken;
 
@@ -68,6 +70,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/dead-letters", get(incidents::dead_letters))
         .route("/api/v1/sensors/{id}/readings", get(sensors::readings))
         .route("/api/v1/feeds", get(metrics::feeds))
+        .route(
+            "/api/v1/events",
+            post(ingest::events).layer(DefaultBodyLimit::max(ingest::MAX_BODY)),
+        )
+        .route(
+            "/api/v1/readings",
+            post(ingest::readings).layer(DefaultBodyLimit::max(ingest::MAX_BODY)),
+        )
         .route("/metrics", get(metrics::prometheus))
         .route("/api/v1/stream", get(stream::upgrade))
         .fallback(dashboards::serve)

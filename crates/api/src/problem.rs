@@ -21,6 +21,33 @@ impl Problem {
         }
     }
 
+    /// 401: no or a bad credential.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Problem {
+            status: StatusCode::UNAUTHORIZED,
+            title: "Unauthorized",
+            detail: detail.into(),
+        }
+    }
+
+    /// 403: the credential does not allow this.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Problem {
+            status: StatusCode::FORBIDDEN,
+            title: "Forbidden",
+            detail: detail.into(),
+        }
+    }
+
+    /// 413: the body is too large.
+    pub fn too_large(detail: impl Into<String>) -> Self {
+        Problem {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            title: "Payload too large",
+            detail: detail.into(),
+        }
+    }
+
     /// 404.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Problem {
@@ -63,17 +90,26 @@ impl From<store::StoreError> for Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
+        let challenge = self.status == StatusCode::UNAUTHORIZED;
         let body = serde_json::json!({
             "type": "about:blank",
             "title": self.title,
             "status": self.status.as_u16(),
             "detail": self.detail,
         });
-        (
+        let mut response = (
             self.status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             body.to_string(),
         )
-            .into_response()
+            .into_response();
+        if challenge {
+            // RFC 9110: a 401 names the scheme the client should use.
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }

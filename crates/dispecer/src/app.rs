@@ -35,6 +35,75 @@ pub fn check_city(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub async fn token(command: crate::config::TokenCommand) -> anyhow::Result<()> {
+    use crate::config::TokenCommand;
+    match command {
+        TokenCommand::Create(c) => {
+            let scope = match (&c.operator, c.readings) {
+                (Some(op), _) => {
+                    let city = city::load(&c.city)?;
+                    if city.agency(op).is_none() {
+                        bail!(
+                            "{op:?} is not an agency of {}; see agencies.toml",
+                            c.city.display()
+                        );
+                    }
+                    format!("events:{op}")
+                }
+                (None, _) => "readings".to_owned(),
+            };
+            prepare_sqlite_dir(&c.db.database_url)?;
+            let store = Store::connect(&c.db.database_url).await?;
+            let secret: [u8; 32] = rand::random();
+            let token = format!(
+                "dsp_{}",
+                secret
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            );
+            let prefix = &token[..12];
+            store
+                .add_token(
+                    &store::hash_token(&token),
+                    prefix,
+                    &scope,
+                    chrono::Utc::now(),
+                )
+                .await?;
+            store.close().await;
+            eprintln!("token {prefix}… for {scope} (shown once; keep it secret):");
+            println!("{token}");
+        }
+        TokenCommand::List(c) => {
+            let store = Store::connect(&c.database_url).await?;
+            for t in store.tokens().await? {
+                let state = t
+                    .revoked_at
+                    .map(|r| format!("revoked {}", r.to_rfc3339()))
+                    .unwrap_or_else(|| "live".into());
+                println!(
+                    "{}  {:<24}  created {}  {state}",
+                    t.prefix,
+                    t.scope,
+                    t.created_at.to_rfc3339()
+                );
+            }
+            store.close().await;
+        }
+        TokenCommand::Revoke(c) => {
+            let store = Store::connect(&c.db.database_url).await?;
+            let n = store.revoke_tokens(&c.prefix, chrono::Utc::now()).await?;
+            store.close().await;
+            if n == 0 {
+                bail!("no live token has the prefix {:?}", c.prefix);
+            }
+            println!("revoked {n} token(s)");
+        }
+    }
+    Ok(())
+}
+
 pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
     prepare_sqlite_dir(database_url)?;
     let store = Store::connect(database_url).await?;

@@ -23,6 +23,57 @@ pub enum Command {
     Migrate(MigrateOptions),
     /// Loads and validates a city folder, then exits.
     CheckCity(CheckCityOptions),
+    /// API tokens for senders without a broker (`POST /api/v1/events`, `/api/v1/readings`).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Creates a token and prints it once (only its hash is stored).
+    Create(TokenCreateOptions),
+    /// Lists tokens (their prefixes and scopes, never the tokens).
+    List(TokenDbOptions),
+    /// Revokes the tokens with this prefix.
+    Revoke(TokenRevokeOptions),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenDbOptions {
+    /// The database.
+    #[arg(
+        long,
+        env = "DISPECER_DATABASE_URL",
+        default_value = "sqlite://dispecer-data/dispecer.sqlite"
+    )]
+    pub database_url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateOptions {
+    #[command(flatten)]
+    pub db: TokenDbOptions,
+    /// The city folder (the operator must be one of its agencies).
+    #[arg(long, env = "DISPECER_CITY", default_value = "cities/brasov")]
+    pub city: PathBuf,
+    /// A utility operator (agency id) that may send events.
+    #[arg(
+        long,
+        conflicts_with = "readings",
+        required_unless_present = "readings"
+    )]
+    pub operator: Option<String>,
+    /// A sensor gateway that may send readings of any of the city's sensors.
+    #[arg(long)]
+    pub readings: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenRevokeOptions {
+    #[command(flatten)]
+    pub db: TokenDbOptions,
+    /// The token's prefix, as `token list` shows it (e.g. dsp_1a2b3c4d).
+    pub prefix: String,
 }
 
 /// Options of `run` (and `demo`).

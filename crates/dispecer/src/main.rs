@@ -32,6 +32,7 @@ fn main() -> ExitCode {
             Command::Demo(demo) => app::run(demo.run, Some(demo.sim)).await,
             Command::Migrate(m) => app::migrate(&m.database_url).await,
             Command::CheckCity(c) => app::check_city(&c.city),
+            Command::Token(t) => app::token(t).await,
         }
     });
     match result {

@@ -13,7 +13,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use model::reading::TRAFFIC_METRICS;
-use model::{City, Reading};
+use model::{City, Reading, SensorSite};
 
 use crate::error::WireError;
 use crate::senml::{self, SenmlValue};
@@ -21,23 +21,53 @@ use crate::senml::{self, SenmlValue};
 /// How far in the future a reading may be stamped before it is refused.
 const CLOCK_SKEW: Duration = Duration::minutes(5);
 
-/// Parses a SenML pack from traffic counter `sensor` into readings.
+/// Parses a SenML pack from traffic counter `sensor` (named by the topic) into readings. Record
+/// names are `{sensor}/{metric}` or just `{metric}`.
 pub fn readings(
     payload: &[u8],
     sensor: &str,
     city: &City,
     now: DateTime<Utc>,
 ) -> Result<Vec<Reading>, WireError> {
-    let site = city
-        .sensors
+    let site = site(city, sensor)?;
+    let prefix = format!("{sensor}/");
+    convert(payload, now, |name| {
+        Ok((site, name.strip_prefix(&prefix).unwrap_or(name)))
+    })
+}
+
+/// Parses a SenML pack that may carry several counters (`POST /api/v1/readings`): every record
+/// name is `{sensor}/{metric}`.
+pub fn readings_named(
+    payload: &[u8],
+    city: &City,
+    now: DateTime<Utc>,
+) -> Result<Vec<Reading>, WireError> {
+    convert(payload, now, |name| {
+        let (sensor, metric) = name.rsplit_once('/').ok_or_else(|| {
+            WireError::Senml(format!("name {name:?} is not {{sensor}}/{{metric}}"))
+        })?;
+        Ok((site(city, sensor)?, metric))
+    })
+}
+
+fn site<'c>(city: &'c City, sensor: &str) -> Result<&'c SensorSite, WireError> {
+    city.sensors
         .iter()
         .find(|s| s.id.as_str() == sensor)
-        .ok_or_else(|| WireError::UnknownSensor(sensor.to_owned()))?;
+        .ok_or_else(|| WireError::UnknownSensor(sensor.to_owned()))
+}
+
+fn convert<'c>(
+    payload: &[u8],
+    now: DateTime<Utc>,
+    resolve: impl for<'n> Fn(&'n str) -> Result<(&'c SensorSite, &'n str), WireError>,
+) -> Result<Vec<Reading>, WireError> {
     let records = senml::parse_json(payload, now).map_err(|e| WireError::Senml(e.to_string()))?;
-    let prefix = format!("{sensor}/");
     let mut out = Vec::with_capacity(records.len());
     for (i, r) in records.into_iter().enumerate() {
-        let metric = r.name.strip_prefix(&prefix).unwrap_or(&r.name);
+        let (site, metric) = resolve(&r.name)?;
+        let prefix = format!("{}/", site.id);
         let Some((metric, unit)) = TRAFFIC_METRICS.iter().find(|(m, _)| *m == metric) else {
             return Err(WireError::Senml(format!(
                 "record {i}: name {:?} is not {prefix}count, {prefix}speed or {prefix}occupancy",

@@ -33,6 +33,7 @@
 mod error;
 mod readings;
 mod rows;
+mod tokens;
 mod types;
 mod url;
 
@@ -58,6 +59,7 @@ use crate::url::Target;
 
 pub use crate::error::StoreError;
 pub use crate::readings::{RollupRow, Step, MAX_ROLLUP_ROWS};
+pub use crate::tokens::{hash_token, TokenInfo};
 pub use crate::types::{
     Backend, ChangeKind, DeadLetter, EventSummary, IncidentChange, IncidentFilter, NewDeadLetter,
     Recorded, TimelineEntry,

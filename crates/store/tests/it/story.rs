@@ -159,6 +159,7 @@ pub async fn run(target: Target) {
     assert!(second_letter > first_letter);
     check_dead_letters(&store, &letters, [first_letter, second_letter]).await;
     readings(&store).await;
+    tokens(&store).await;
 
     // Restart: everything is still there, and a redelivery is still a duplicate.
     store.close().await;
@@ -190,10 +191,10 @@ pub async fn run(target: Target) {
     match Store::connect(&target.url).await {
         Err(e @ StoreError::SchemaTooNew { database, binary }) => {
             assert_eq!(database, 99_990_101_000_000);
-            assert_eq!(binary, 3, "the binary's newest migration");
+            assert_eq!(binary, 4, "the binary's newest migration");
             let message = e.to_string();
             assert!(
-                message.contains("99990101000000") && message.contains(" 3"),
+                message.contains("99990101000000") && message.contains(" 4"),
                 "{message}"
             );
         }
@@ -487,4 +488,42 @@ async fn readings(store: &Store) {
         .await
         .expect("none");
     assert!(other.is_empty());
+}
+
+/// API tokens: stored by hash, scoped, revocable.
+async fn tokens(store: &Store) {
+    let at = t0();
+    store
+        .add_token("h1", "dsp_aaaa", "events:apa-brasov", at)
+        .await
+        .expect("add");
+    store
+        .add_token("h2", "dsp_bbbb", "readings", at + Duration::seconds(1))
+        .await
+        .expect("add");
+    assert!(
+        store
+            .add_token("h1", "dsp_cccc", "readings", at)
+            .await
+            .is_err(),
+        "a hash is unique"
+    );
+    assert_eq!(
+        store.token_scope("h1").await.expect("scope").as_deref(),
+        Some("events:apa-brasov")
+    );
+    assert_eq!(store.token_scope("nope").await.expect("scope"), None);
+    assert_eq!(
+        store.revoke_tokens("dsp_aaaa", at).await.expect("revoke"),
+        1
+    );
+    assert_eq!(
+        store.token_scope("h1").await.expect("scope"),
+        None,
+        "revoked"
+    );
+    let listed = store.tokens().await.expect("list");
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].prefix, "dsp_bbbb", "newest first");
+    assert!(listed[1].revoked_at.is_some());
 }

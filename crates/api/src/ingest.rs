@@ -1,0 +1,252 @@
+//! HTTP ingest for senders without a broker, with a per-sender API token:
+//! `POST /api/v1/events` (a utility's GeoJSON Feature or FeatureCollection) and
+//! `POST /api/v1/readings` (a SenML pack whose record names are `{sensor}/{metric}`).
+//!
+//! The same parsing, engine and store as the MQTT adapters; the answer comes after commit, so a
+//! 200 means durable. Re-sending the same body is harmless (idempotent by event identity).
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use engine::feeds::FeedOutcome;
+use engine::{EngineError, IngestOutcome};
+use protocol::{inbound, traffic, WireError};
+use store::NewDeadLetter;
+
+use crate::{AppState, Problem};
+
+/// Largest request body, in bytes.
+pub const MAX_BODY: usize = 5 * 1024 * 1024;
+/// Most features in one FeatureCollection.
+const MAX_FEATURES: usize = 1000;
+
+/// What a token allows.
+enum Scope {
+    /// Utility events of this operator.
+    Events(String),
+    /// Readings of any of the city's sensors.
+    Readings,
+}
+
+async fn scope(state: &AppState, headers: &HeaderMap) -> Result<Scope, Problem> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            Problem::unauthorized("an API token is required: Authorization: Bearer <token>")
+        })?;
+    let scope = state
+        .store
+        .token_scope(&store::hash_token(token))
+        .await?
+        .ok_or_else(|| Problem::unauthorized("the API token is not valid (unknown or revoked)"))?;
+    Ok(match scope.strip_prefix("events:") {
+        Some(op) => Scope::Events(op.to_owned()),
+        None => Scope::Readings,
+    })
+}
+
+fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Problem> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::too_large(format!("the body is larger than {MAX_BODY} bytes"))
+        } else {
+            Problem::bad_request(e.body_text())
+        }
+    })
+}
+
+async fn dead_letter(
+    state: &AppState,
+    path: &str,
+    payload: &[u8],
+    reason: &str,
+) -> Result<(), Problem> {
+    let mut payload = payload.to_vec();
+    payload.truncate(64 * 1024);
+    state
+        .store
+        .record_dead_letter(&NewDeadLetter {
+            received_at: Utc::now(),
+            channel: "http".into(),
+            topic: path.to_owned(),
+            payload,
+            reason: reason.to_owned(),
+        })
+        .await?;
+    Ok(())
+}
+
+/// `POST /api/v1/events`.
+pub async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    match events_inner(&state, &headers, raw).await {
+        Ok(r) => r.into_response(),
+        Err(p) => p.into_response(),
+    }
+}
+
+async fn events_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, Problem> {
+    let Scope::Events(operator) = scope(state, headers).await? else {
+        return Err(Problem::forbidden(
+            "this token may send readings, not events",
+        ));
+    };
+    let raw = body(raw)?;
+    let value: Value = match serde_json::from_slice(&raw) {
+        Ok(v) => v,
+        Err(e) => {
+            let reason = WireError::NotJson(e.to_string()).to_string();
+            dead_letter(state, "/api/v1/events", &raw, &reason).await?;
+            return Err(Problem::bad_request(reason));
+        }
+    };
+    let (single, features): (bool, Vec<Vec<u8>>) = match value.get("type").and_then(Value::as_str) {
+        Some("FeatureCollection") => {
+            let features = value
+                .get("features")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if features.len() > MAX_FEATURES {
+                return Err(Problem::too_large(format!(
+                    "{} features; at most {MAX_FEATURES} per request",
+                    features.len()
+                )));
+            }
+            (
+                false,
+                features
+                    .iter()
+                    .map(|f| serde_json::to_vec(f).unwrap_or_default())
+                    .collect(),
+            )
+        }
+        _ => (true, vec![raw.to_vec()]),
+    };
+    let city = state.engine.city().city();
+    let feed = format!("utility:{operator}");
+    let mut results = Vec::with_capacity(features.len());
+    let (mut accepted, mut duplicates, mut rejected) = (0, 0, 0);
+    for (index, feature) in features.iter().enumerate() {
+        let now = Utc::now();
+        let refusal = match inbound::utility_event(feature, &operator, city, now) {
+            Ok(event) => {
+                let sent_at = Some(event.occurred_at);
+                match state.engine.ingest(event).await {
+                    Ok(outcome) => {
+                        let (incident, feed_outcome) = match outcome {
+                            IngestOutcome::Duplicate => (None, FeedOutcome::Duplicate),
+                            IngestOutcome::Opened(id)
+                            | IngestOutcome::Joined(id)
+                            | IngestOutcome::Updated(id)
+                            | IngestOutcome::Resolved(id) => {
+                                (Some(id.to_string()), FeedOutcome::Accepted)
+                            }
+                        };
+                        let status = if feed_outcome == FeedOutcome::Duplicate {
+                            duplicates += 1;
+                            "duplicate"
+                        } else {
+                            accepted += 1;
+                            "accepted"
+                        };
+                        state
+                            .engine
+                            .feeds()
+                            .record(&feed, feed_outcome, now, sent_at);
+                        results
+                            .push(json!({"index": index, "status": status, "incident": incident}));
+                        continue;
+                    }
+                    Err(EngineError::Refused(reason)) => reason,
+                    Err(e @ EngineError::UnknownCategory(_)) => e.to_string(),
+                    // Nothing after this one was taken; the sender retries the whole request
+                    // (what was taken is recognised then).
+                    Err(e) => return Err(Problem::unavailable(e.to_string())),
+                }
+            }
+            Err(reason) => reason.to_string(),
+        };
+        rejected += 1;
+        state
+            .engine
+            .feeds()
+            .record(&feed, FeedOutcome::Rejected, now, None);
+        dead_letter(state, "/api/v1/events", feature, &refusal).await?;
+        if single {
+            return Err(Problem::bad_request(refusal));
+        }
+        results.push(json!({"index": index, "status": "rejected", "reason": refusal}));
+    }
+    Ok(Json(
+        json!({"accepted": accepted, "duplicates": duplicates, "rejected": rejected, "results": results}),
+    ))
+}
+
+/// `POST /api/v1/readings`.
+pub async fn readings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    match readings_inner(&state, &headers, raw).await {
+        Ok(r) => r.into_response(),
+        Err(p) => p.into_response(),
+    }
+}
+
+async fn readings_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, Problem> {
+    let Scope::Readings = scope(state, headers).await? else {
+        return Err(Problem::forbidden(
+            "this token may send events, not readings",
+        ));
+    };
+    let raw = body(raw)?;
+    let now = Utc::now();
+    let readings = match traffic::readings_named(&raw, state.engine.city().city(), now) {
+        Ok(r) => r,
+        Err(reason) => {
+            let reason = reason.to_string();
+            dead_letter(state, "/api/v1/readings", &raw, &reason).await?;
+            state
+                .engine
+                .feeds()
+                .record("traffic:http", FeedOutcome::Rejected, now, None);
+            return Err(Problem::bad_request(reason));
+        }
+    };
+    let new = state.store.record_readings(&readings).await?;
+    let outcome = if new == 0 {
+        FeedOutcome::Duplicate
+    } else {
+        FeedOutcome::Accepted
+    };
+    state.engine.feeds().record(
+        "traffic:http",
+        outcome,
+        now,
+        readings.iter().map(|r| r.time).max(),
+    );
+    Ok(Json(json!({"readings": readings.len(), "new": new})))
+}
