@@ -253,6 +253,20 @@ async fn journey(store: StoreKind, broker_kind: BrokerKind) -> Result<()> {
         unknown.to_string(),
     )
     .await?;
+    // Wait until it is refused before stopping (with the embedded broker, an unacknowledged
+    // message dies with the process).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (_, _, letters) = server.get("/api/v1/dead-letters").await?;
+        if letters.to_string().contains("avarie-necunoscuta") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the unknown restored notice was not refused: {letters}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
 
     // 6. Stop and start again: the incident is still there…
     drop(stream);
