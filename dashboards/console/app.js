@@ -2,7 +2,8 @@
 //
 // Data: GET api/v1/city once, GET api/v1/incidents for a first paint, then the WebSocket
 // api/v1/stream, whose snapshots replace the whole list and whose "incident" messages open or
-// update one incident. All URLs are relative to this page, so the console works at "/" and under a
+// update one incident. Every 10 s it also asks api/v1/feeds (which senders are heard from, and which
+// have gone silent) and api/v1/health (whether the store answers). All URLs are relative to this page, so the console works at "/" and under a
 // prefix alike. Nothing is loaded from outside the server: Leaflet is vendored (see ../vendor.sh).
 //
 // Every value that comes from the server goes through `esc` before it reaches HTML.
@@ -25,6 +26,15 @@ const RECONNECT_MAX_MS = 15000;
 const FOCUS_ZOOM = 16;
 /** Below this zoom the district names would overlap: hide them. */
 const DISTRICT_LABEL_MIN_ZOOM = 12.5;
+/** How often the feeds and the store's health are asked for, and how long one answer may take. */
+const POLL_MS = 10000;
+const POLL_TIMEOUT_MS = 8000;
+/**
+ * Seconds of silence after which a feed is in alarm, by the feed name's prefix. Citizen reports have
+ * no rhythm (citizens report when they report), so the citizen feed is never silent.
+ */
+const FEED_EXPECTED_S = { traffic: 300, utility: 3600 };
+const STORE_NAMES = { sqlite: 'SQLite', postgresql: 'PostgreSQL', postgres: 'PostgreSQL', timescaledb: 'TimescaleDB' };
 
 // Small line icons (24×24, stroke = currentColor), one per category family.
 const ICON_PATHS = {
@@ -70,6 +80,12 @@ const state = {
   categories: new Map(),
   agencies: new Map(),
   districts: new Map(),
+  /** sensor id → its name */
+  sensors: new Map(),
+  /** GET api/v1/feeds: the last answer, when it came, and whether the last try failed. */
+  feeds: { list: null, fetchedAt: null, failed: false, alarm: null },
+  /** GET api/v1/health: `checking`, `ok` or `degraded`, and why. */
+  store: { state: 'checking', backend: null, status: null, checkedAt: null },
   /** id → GeoJSON Feature */
   incidents: new Map(),
   /** id → L.Marker */
@@ -281,6 +297,8 @@ function applyLanguage() {
   $('city-name').textContent = state.city ? localName(state.city.name, state.lang) ?? state.city.id : 'Dispecer';
   renderLanguageSwitch();
   renderConnection();
+  renderStore();
+  renderFeeds();
   if (map) {
     map.getContainer().setAttribute('aria-label', t('map.label'));
     renderLegend();
@@ -365,6 +383,322 @@ function renderConnection() {
   else if (s === 'live') title = t('conn.title.live', { time: formatClock(lastMessageAt) });
   else title = t('conn.title.down', { time: formatClock(lastMessageAt) });
   el.title = title;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Feeds and store (polled)
+
+/** Runs `task` now and then POLL_MS after each run ends, so two runs never overlap. */
+function poll(task) {
+  const run = async () => {
+    try {
+      await task();
+    } catch (error) {
+      console.warn('dispecer: poll failed', error);
+    } finally {
+      setTimeout(run, POLL_MS);
+    }
+  };
+  run();
+}
+
+/** fetch, given up after POLL_TIMEOUT_MS (a server that hangs counts as one that does not answer). */
+async function fetchBounded(path) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), POLL_TIMEOUT_MS);
+  try {
+    return await fetch(apiUrl(path), {
+      headers: { Accept: 'application/json' },
+      cache: 'no-store',
+      signal: controller.signal,
+    });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** "45 s", "12 min", "2 h 5 min", "3 z 4 h" for a number of seconds. */
+function formatSeconds(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  if (s < 60) return t('duration.seconds', { s });
+  const minutes = Math.floor(s / 60);
+  if (minutes < 60) return t('age.minutes', { m: minutes });
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) {
+    return minutes % 60 ? t('age.hours', { h: hours, m: minutes % 60 }) : t('duration.hours', { h: hours });
+  }
+  return hours % 24 ? t('age.days', { d: Math.floor(hours / 24), h: hours % 24 }) : t('duration.days', { d: hours / 24 });
+}
+
+/** `text` with its spaces made non-breaking, so that "1 h 30 min" is never cut over two lines. */
+function nbsp(text) {
+  return text.replaceAll(' ', '\u00a0');
+}
+
+/** "acum 5 minute" / "5 minutes ago" for a number of seconds in the past. */
+function formatAgo(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  const [value, unit] = s < 60 ? [s, 'second']
+    : s < 3600 ? [Math.floor(s / 60), 'minute']
+      : s < 86400 ? [Math.floor(s / 3600), 'hour']
+        : [Math.floor(s / 86400), 'day'];
+  try {
+    return new Intl.RelativeTimeFormat(LOCALES[state.lang], { numeric: 'auto' }).format(-value, unit);
+  } catch {
+    return formatSeconds(s);
+  }
+}
+
+async function checkHealth() {
+  const checkedAt = Date.now();
+  const previous = state.store;
+  let next;
+  try {
+    const response = await fetchBounded('api/v1/health');
+    let body = null;
+    try {
+      body = await response.json();
+    } catch {
+      // A 503 may come without a body; the status is enough.
+    }
+    const backend = typeof body?.store === 'string' && body.store !== '' ? body.store : previous.backend;
+    next = response.ok
+      ? { state: 'ok', backend, status: response.status, checkedAt }
+      : { state: 'degraded', backend, status: response.status, checkedAt };
+  } catch {
+    next = { state: 'degraded', backend: previous.backend, status: null, checkedAt };
+  }
+  if (next.state !== previous.state && next.state === 'degraded') {
+    console.warn(`dispecer: the store check failed (${next.status == null ? 'no answer' : `HTTP ${next.status}`})`);
+  }
+  state.store = next;
+  renderStore();
+}
+
+function backendName(backend) {
+  if (backend == null) return t('store.name');
+  return Object.hasOwn(STORE_NAMES, backend) ? STORE_NAMES[backend] : String(backend);
+}
+
+function renderStore() {
+  const el = $('store');
+  const { state: s, backend, status, checkedAt } = state.store;
+  el.dataset.state = s;
+  let label;
+  let title;
+  if (s === 'ok') {
+    label = `<span class="sr-only">${esc(t('store.name'))}: </span>${esc(backendName(backend))}`;
+    title = t('store.title.ok', { backend: backendName(backend), time: formatClock(checkedAt) });
+  } else if (s === 'degraded') {
+    label = esc(t('store.degraded'));
+    title = status == null
+      ? t('store.title.network', { time: formatClock(checkedAt) })
+      : t('store.title.http', { status, time: formatClock(checkedAt) });
+  } else {
+    label = esc(t('store.checking'));
+    title = t('store.title.checking');
+  }
+  const labelEl = el.querySelector('.label');
+  if (labelEl.innerHTML !== label) labelEl.innerHTML = label;
+  el.title = title;
+}
+
+function count(value) {
+  const n = Number(value);
+  return Number.isFinite(n) && n >= 0 ? n : 0;
+}
+
+/** The feeds of an answer, checked field by field (nothing from the server is trusted to be well formed). */
+function normaliseFeeds(body) {
+  const feeds = Array.isArray(body?.feeds) ? body.feeds : [];
+  return feeds
+    .filter((f) => f && typeof f === 'object' && f.feed != null)
+    .map((f) => {
+      const silent = Number(f.silent_for_s);
+      return {
+        feed: String(f.feed),
+        accepted: count(f.accepted),
+        rejected: count(f.rejected),
+        duplicates: count(f.duplicates),
+        lastSeen: typeof f.last_seen === 'string' ? f.last_seen : null,
+        silentFor: f.silent_for_s != null && Number.isFinite(silent) ? Math.max(0, silent) : null,
+      };
+    });
+}
+
+async function checkFeeds() {
+  try {
+    const response = await fetchBounded('api/v1/feeds');
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const body = await response.json();
+    state.feeds.list = normaliseFeeds(body);
+    state.feeds.fetchedAt = Date.now();
+    state.feeds.failed = false;
+  } catch (error) {
+    if (!state.feeds.failed) console.warn('dispecer: could not read the feeds', error);
+    state.feeds.failed = true;
+  }
+  renderFeeds();
+}
+
+/** Seconds of silence after which `feed` is in alarm, or null if it has no rhythm. */
+function expectedInterval(feed) {
+  const kind = feed.split(':', 1)[0];
+  return Object.hasOwn(FEED_EXPECTED_S, kind) && feed.includes(':') ? FEED_EXPECTED_S[kind] : null;
+}
+
+function feedName(feed) {
+  if (feed === 'citizen') return t('feeds.name.citizen');
+  if (feed === 'traffic:http') return t('feeds.name.traffic_http');
+  const colon = feed.indexOf(':');
+  const kind = colon < 0 ? feed : feed.slice(0, colon);
+  const id = colon < 0 ? '' : feed.slice(colon + 1);
+  if (kind === 'utility' && id) {
+    return t('feeds.name.utility', { name: localName(state.agencies.get(id)?.name, state.lang) ?? id });
+  }
+  if (kind === 'traffic' && id) {
+    return t('feeds.name.traffic', { name: localName(state.sensors.get(id), state.lang) ?? id });
+  }
+  return feed;
+}
+
+/**
+ * Each feed with its silence now (the server's figure aged by the time since it answered, so the
+ * alarm still comes on while the server cannot be reached) and whether that is an alarm.
+ */
+function feedRows(now = Date.now()) {
+  const { list, fetchedAt } = state.feeds;
+  if (!list) return null;
+  const aged = Math.max(0, (now - fetchedAt) / 1000);
+  return list.map((f) => {
+    const silentFor = f.silentFor == null ? null : f.silentFor + aged;
+    const expected = expectedInterval(f.feed);
+    return { ...f, name: feedName(f.feed), silentFor, expected, silent: expected != null && silentFor != null && silentFor > expected };
+  }).sort((a, b) => (b.silent - a.silent) || (a.silent ? b.silentFor - a.silentFor : 0) || a.name.localeCompare(b.name, LOCALES[state.lang]));
+}
+
+function renderFeeds() {
+  const box = $('feeds');
+  const button = $('feeds-button');
+  const rows = feedRows();
+  const lines = [];
+  let label;
+  let alarm = null;
+  if (rows == null) {
+    box.dataset.state = 'unknown';
+    label = t('feeds.unknown');
+    lines.push(t('feeds.title.never'));
+  } else {
+    const silent = rows.filter((r) => r.silent);
+    const active = rows.filter((r) => !r.silent && r.silentFor != null).length;
+    box.dataset.state = silent.length ? 'silent' : 'ok';
+    label = silent.length ? plural(state.lang, 'feeds.silent', silent.length) : plural(state.lang, 'feeds.active', active);
+    if (rows.length) {
+      lines.push(t('feeds.title.summary', {
+        active: formatNumber(state.lang, active),
+        silent: formatNumber(state.lang, silent.length),
+        total: formatNumber(state.lang, rows.length),
+      }));
+    } else {
+      lines.push(t('feeds.title.none'));
+    }
+    if (silent.length) {
+      lines.push(t('feeds.title.silent'));
+      for (const r of silent) {
+        lines.push(`• ${t('feeds.title.silent_item', { feed: r.name, duration: formatSeconds(r.silentFor), expected: formatSeconds(r.expected) })}`);
+      }
+      alarm = silent.map((r) => r.name).join(', ');
+    }
+    const rejected = rows.filter((r) => r.rejected > 0);
+    if (rejected.length) {
+      const total = rejected.reduce((sum, r) => sum + r.rejected, 0);
+      lines.push(t('feeds.title.rejected', { n: formatNumber(state.lang, total) }));
+      for (const r of rejected) lines.push(`• ${r.name}: ${formatNumber(state.lang, r.rejected)}`);
+    } else if (rows.length) {
+      lines.push(t('feeds.title.rejected_none'));
+    }
+    if (state.feeds.failed) lines.push(t('feeds.title.stale', { time: formatClock(state.feeds.fetchedAt) }));
+  }
+  box.classList.toggle('is-stale', state.feeds.failed && rows != null);
+  lines.push(t('feeds.title.hint'));
+  const labelEl = button.querySelector('.label');
+  if (labelEl.textContent !== label) labelEl.textContent = label;
+  button.title = lines.join('\n');
+  announceFeeds(alarm);
+  renderFeedsPopover(rows);
+}
+
+/** Tells screen readers when the feeds' alarm starts, changes or ends (not at every poll). */
+function announceFeeds(alarm) {
+  if (alarm === state.feeds.alarm) return;
+  const before = state.feeds.alarm;
+  state.feeds.alarm = alarm;
+  const live = $('feeds-live');
+  if (alarm) live.textContent = t('feeds.live.silent', { list: alarm });
+  else if (before) live.textContent = t('feeds.live.ok');
+}
+
+/** What the popover's body last showed. */
+let feedsPopoverHtml = null;
+
+function renderFeedsPopover(rows) {
+  const pop = $('feeds-popover');
+  pop.querySelector('.feeds-updated').textContent = state.feeds.fetchedAt == null
+    ? '' : t('feeds.popover.updated', { time: formatClock(state.feeds.fetchedAt) });
+  pop.querySelector('.feeds-note').textContent = t('feeds.note', {
+    traffic: nbsp(formatSeconds(FEED_EXPECTED_S.traffic)),
+    utility: nbsp(formatSeconds(FEED_EXPECTED_S.utility)),
+  });
+  const body = pop.querySelector('.feeds-body');
+  let html;
+  if (rows == null) {
+    html = `<p class="feeds-empty">${esc(t('feeds.title.never'))}</p>`;
+  } else if (!rows.length) {
+    html = `<p class="feeds-empty">${esc(t('feeds.title.none'))}</p>`;
+  } else {
+    const n = (v) => esc(formatNumber(state.lang, v));
+    const when = (r) => (r.silentFor == null ? t('feeds.never') : formatAgo(r.silentFor));
+    html = `
+      <div class="feeds-scroll" tabindex="0" role="group" aria-label="${esc(t('feeds.popover.scroll'))}">
+      <table class="feeds-table">
+        <thead><tr>
+          <th scope="col">${esc(t('feeds.col.feed'))}</th>
+          <th scope="col" class="num">${esc(t('feeds.col.accepted'))}</th>
+          <th scope="col" class="num">${esc(t('feeds.col.rejected'))}</th>
+          <th scope="col" class="num">${esc(t('feeds.col.duplicates'))}</th>
+          <th scope="col">${esc(t('feeds.col.last_seen'))}</th>
+        </tr></thead>
+        <tbody>${rows.map((r) => `
+          <tr class="${r.silent ? 'is-silent' : ''}" data-feed="${esc(r.feed)}">
+            <th scope="row">${esc(r.name)}${r.silent ? `<span class="feed-silent">${esc(t('feeds.silent_for', { duration: nbsp(formatSeconds(r.silentFor)) }))}</span>` : ''}<span class="feed-when-inline">${esc(t('feeds.col.last_seen'))}: ${esc(when(r))}</span></th>
+            <td class="num">${n(r.accepted)}</td>
+            <td class="num${r.rejected ? ' has-rejected' : ''}">${n(r.rejected)}</td>
+            <td class="num">${n(r.duplicates)}</td>
+            <td class="when" title="${esc(r.lastSeen ? formatDateTime(r.lastSeen) : '')}">${esc(when(r))}</td>
+          </tr>`).join('')}
+        </tbody>
+      </table>
+      </div>`;
+  }
+  // Rewritten only when something changed, so a scrolled list keeps its place between polls.
+  if (feedsPopoverHtml !== html) {
+    const scroller = body.querySelector('.feeds-scroll');
+    const top = scroller?.scrollTop ?? 0;
+    const hadFocus = scroller != null && scroller === document.activeElement;
+    body.innerHTML = html;
+    feedsPopoverHtml = html;
+    const fresh = body.querySelector('.feeds-scroll');
+    if (fresh) {
+      fresh.scrollTop = top;
+      if (hadFocus) fresh.focus();
+    }
+  }
+}
+
+function setFeedsOpen(open) {
+  $('feeds-popover').hidden = !open;
+  $('feeds-button').setAttribute('aria-expanded', String(open));
+  if (open) renderFeeds();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -935,6 +1269,10 @@ function useCity(city) {
     .map((f) => [f?.properties?.id ?? f?.id, f?.properties?.name ?? null])
     .filter(([id]) => id != null)
     .map(([id, name]) => [String(id), name]));
+  state.sensors = new Map((city.sensors?.features ?? [])
+    .map((f) => [f?.properties?.id ?? f?.id, f?.properties?.name ?? null])
+    .filter(([id]) => id != null)
+    .map(([id, name]) => [String(id), name]));
   state.lang = initialLanguage(city);
 }
 
@@ -973,8 +1311,22 @@ function wireEvents() {
     next.focus();
     event.preventDefault();
   });
+  $('feeds-button').addEventListener('click', () => setFeedsOpen($('feeds-popover').hidden));
+  // The popover closes on a click or a focus elsewhere, and on Escape (focus back on its button).
+  document.addEventListener('click', (event) => {
+    if (!$('feeds-popover').hidden && !$('feeds').contains(event.target)) setFeedsOpen(false);
+  });
+  $('feeds').addEventListener('focusout', (event) => {
+    if (event.relatedTarget && !$('feeds').contains(event.relatedTarget)) setFeedsOpen(false);
+  });
   document.addEventListener('keydown', (event) => {
-    if (event.key === 'Escape' && map) map.closePopup();
+    if (event.key !== 'Escape') return;
+    if (!$('feeds-popover').hidden) {
+      setFeedsOpen(false);
+      $('feeds-button').focus();
+      return;
+    }
+    if (map) map.closePopup();
   });
 }
 
@@ -983,6 +1335,8 @@ async function main() {
   applyLanguage();
   setConnection('connecting');
   scheduleRender();
+  poll(checkHealth);
+  poll(checkFeeds);
   if (!L) {
     $('banner').textContent = 'Leaflet did not load (vendor/leaflet/leaflet.js).';
     $('banner').hidden = false;

@@ -1,5 +1,6 @@
 //! The operators' console in a real browser (Debian's Chromium through chromedriver): the map of
-//! Brașov loads, and an incident reported over MQTT appears on it live.
+//! Brașov loads, an incident reported over MQTT appears on it live, and the header shows the
+//! citizen feed and the store as healthy.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -120,10 +121,54 @@ async fn incident_appears_on_the_map() -> Result<()> {
             Some(id.as_str()),
             "the marker is the stored incident"
         );
+        // The header counts the citizen feed as active at its next poll (every 10 s), whatever the
+        // language: "Fluxuri: 1 activ" / "Feeds: 1 active".
+        browser
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::XPath(
+                "//*[@id='feeds'][@data-state='ok']//*[@id='feeds-button']\
+                 [contains(concat(' ', normalize-space(.), ' '), ' 1 ')]",
+            ))
+            .await
+            .context("the feeds indicator does not show the citizen feed")?;
+        // The store answers, and the header names it quietly.
+        let store = browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css("#store[data-state='ok']"))
+            .await
+            .context("the store indicator is not ok")?;
+        let store_text = store.text().await?;
+        assert!(
+            store_text.contains("SQLite"),
+            "the store indicator names the backend: {store_text:?}"
+        );
         let shot = browser.screenshot().await?;
         let out = e2e::repo_root().join("target/e2e-screenshots");
         std::fs::create_dir_all(&out)?;
         std::fs::write(out.join("console-incident.png"), shot)?;
+
+        // The feeds' popover opens from the keyboard, lists the citizen feed, and Escape closes it.
+        let button = browser.find(Locator::Id("feeds-button")).await?;
+        button.send_keys("\u{E007}").await?; // Enter
+        browser
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(
+                "#feeds-popover:not([hidden]) tr[data-feed='citizen']",
+            ))
+            .await
+            .context("the feeds popover does not list the citizen feed")?;
+        assert_eq!(button.attr("aria-expanded").await?.as_deref(), Some("true"));
+        std::fs::write(out.join("console-feeds.png"), browser.screenshot().await?)?;
+        button.send_keys("\u{E00C}").await?; // Escape
+        browser
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css("#feeds-popover[hidden]"))
+            .await
+            .context("Escape does not close the feeds popover")?;
         Ok::<_, anyhow::Error>(())
     }
     .await;
