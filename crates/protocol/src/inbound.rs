@@ -193,6 +193,38 @@ fn geometry(feature: &Feature) -> Result<Geometry, WireError> {
         .geometry
         .as_ref()
         .ok_or_else(|| WireError::Geometry("geometry is missing".into()))?;
+    // RFC 7946 §3.1.4 and §3.1.6, checked before conversion: geo would silently close a ring.
+    let rings: Vec<&Vec<Vec<f64>>> = match &g.value {
+        geojson::Value::LineString(l) if l.is_empty() => {
+            return Err(WireError::Geometry("the geometry is empty".into()))
+        }
+        geojson::Value::LineString(l) if l.len() < 2 => {
+            return Err(WireError::Geometry(
+                "a LineString needs two or more positions".into(),
+            ))
+        }
+        geojson::Value::Polygon(p) => p.iter().collect(),
+        geojson::Value::MultiPolygon(m) => m.iter().flatten().collect(),
+        _ => Vec::new(),
+    };
+    for ring in rings {
+        if ring.is_empty() {
+            return Err(WireError::Geometry(
+                "the geometry is empty (a ring has no positions)".into(),
+            ));
+        }
+        if ring.len() < 4 {
+            return Err(WireError::Geometry(format!(
+                "a ring has {} positions; at least 4 are needed",
+                ring.len()
+            )));
+        }
+        if ring.first() != ring.last() {
+            return Err(WireError::Geometry(
+                "a ring is not closed (its last position must repeat the first)".into(),
+            ));
+        }
+    }
     let geometry =
         Geometry::try_from(g.value.clone()).map_err(|e| WireError::Geometry(e.to_string()))?;
     let mut bad = None;
