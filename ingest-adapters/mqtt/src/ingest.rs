@@ -1,10 +1,11 @@
 //! The input side: citizen reports and utility events, QoS 1, acknowledged after commit.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Packet, Publish, QoS};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -36,11 +37,14 @@ pub struct IngestStats {
     pub dead_letters: AtomicU64,
 }
 
-/// Messages handed from the event loop to the worker. The event loop waits when this is full,
-/// which stops reading from the socket: the broker then holds the messages (QoS 1 in flight), so
-/// nothing is lost. It never fills in practice: the broker sends at most its in-flight window
-/// of unacknowledged messages, far fewer than this.
-const HANDOFF: usize = 1024;
+/// Messages waiting in the hand-off from the event loop to the worker above which a warning is
+/// logged. The hand-off has no bound: the event loop must never wait for the worker, since it
+/// is also what sends the worker's acknowledgements and the keep-alive pings (a full bounded
+/// hand-off deadlocked the two: the worker waiting to queue an ack, the event loop waiting to
+/// hand over a message). What waits there is what the broker sent without an acknowledgement:
+/// its in-flight window (rumqttd: 100; Mosquitto: `max_inflight_messages`, which Debian's
+/// Mosquitto 2.0.11 was seen to exceed by thousands).
+const HANDOFF_WARNING: usize = 10_000;
 
 /// Most bytes of a refused payload kept in its dead letter (the reason says what was wrong).
 const MAX_DEAD_LETTER_BYTES: usize = 64 * 1024;
@@ -69,7 +73,7 @@ pub fn run_ingest(
     network.set_connection_timeout(5);
     eventloop.set_network_options(network);
     let (ready_tx, ready_rx) = watch::channel(false);
-    let (tx, rx) = mpsc::channel(HANDOFF);
+    let (tx, rx) = mpsc::unbounded_channel();
     let stats = Arc::new(IngestStats::default());
     tracker.spawn(poll(
         eventloop,
@@ -85,7 +89,7 @@ pub fn run_ingest(
 async fn poll(
     mut eventloop: EventLoop,
     client: AsyncClient,
-    tx: mpsc::Sender<Publish>,
+    tx: mpsc::UnboundedSender<Publish>,
     ready: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
@@ -126,7 +130,7 @@ async fn poll(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                if tx.send(p).await.is_err() {
+                if tx.send(p).is_err() {
                     break;
                 }
             }
@@ -145,96 +149,305 @@ async fn poll(
     let _ = client.try_disconnect();
 }
 
-enum Handled {
-    Accepted,
-    DeadLetter,
+/// Most messages the worker takes from the hand-off at once: whatever is already waiting, never
+/// more (it never waits for a batch to fill, so a lone message is not delayed).
+const MAX_BATCH: usize = 256;
+
+/// Most readings committed in one transaction.
+const MAX_BATCH_READINGS: usize = 10_000;
+
+/// A message taken from the hand-off and parsed, not yet durable nor acknowledged.
+struct Inbound {
+    publish: Publish,
+    feed: String,
+    received_at: DateTime<Utc>,
+    parsed: Result<Parsed, WireError>,
 }
 
+enum Parsed {
+    Event(model::Event),
+    Readings(Vec<model::Reading>),
+}
+
+impl Inbound {
+    fn parse(publish: Publish, engine: &Engine) -> Self {
+        let received_at = Utc::now();
+        let topic = publish.topic.as_str();
+        let city = engine.city().city();
+        let (feed, parsed) = if topic == topics::CITIZEN_REPORTS {
+            (
+                "citizen".to_owned(),
+                inbound::citizen_report(&publish.payload, city, received_at).map(Parsed::Event),
+            )
+        } else if let Some(operator) = topics::utility_operator(topic) {
+            (
+                format!("utility:{operator}"),
+                // CAP 1.2 XML or a GeoJSON Feature, told apart by the first character.
+                if publish.payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<') {
+                    inbound::cap_event(&publish.payload, operator, city, received_at)
+                        .map(Parsed::Event)
+                } else {
+                    inbound::utility_event(&publish.payload, operator, city, received_at)
+                        .map(Parsed::Event)
+                },
+            )
+        } else if let Some(sensor) = topics::traffic_sensor(topic) {
+            (
+                format!("traffic:{sensor}"),
+                traffic::readings(&publish.payload, sensor, city, received_at)
+                    .map(Parsed::Readings),
+            )
+        } else {
+            (
+                "unknown".to_owned(),
+                Err(WireError::UnknownTopic(topic.to_owned())),
+            )
+        };
+        Inbound {
+            publish,
+            feed,
+            received_at,
+            parsed,
+        }
+    }
+
+    /// Its readings, if it is a valid SenML pack that may share a transaction with others.
+    /// A broker's redelivery (DUP flag) is committed alone, so that whether it was already
+    /// stored is counted exactly (see [`outcomes`]).
+    fn batchable_readings(&self) -> Option<&[model::Reading]> {
+        match &self.parsed {
+            Ok(Parsed::Readings(r)) if !self.publish.dup => Some(r),
+            _ => None,
+        }
+    }
+
+    fn readings(&self) -> &[model::Reading] {
+        match &self.parsed {
+            Ok(Parsed::Readings(r)) => r,
+            _ => &[],
+        }
+    }
+}
+
+/// The worker: takes every message already waiting (up to [`MAX_BATCH`]), makes each durable
+/// and acknowledges them in the order they arrived. Consecutive SenML packs share one
+/// transaction (one commit, one disk flush for all of them); an event or a refusal is committed
+/// on its own, after the packs before it. Brokers require acknowledgements in order (rumqttd
+/// drops a client that acknowledges out of order; MQTT 3.1.1 §4.6 requires it): every message
+/// is acknowledged only after it and every message before it are durable.
 async fn work(
-    mut rx: mpsc::Receiver<Publish>,
+    mut rx: mpsc::UnboundedReceiver<Publish>,
     client: AsyncClient,
     engine: Engine,
     store: Store,
     stats: Arc<IngestStats>,
     shutdown: CancellationToken,
 ) {
-    while let Some(publish) =
-        tokio::select! { () = shutdown.cancelled() => None, p = rx.recv() => p }
-    {
-        let mut backoff = Backoff::new();
-        // Retry the same message until it is durable: acknowledging out of order or skipping it
-        // would lose it.
-        let handled = loop {
-            match handle(&publish, &engine, &store).await {
-                Ok(h) => break Some(h),
-                Err(EngineError::Stopped) => break None,
-                Err(e) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "event not durable yet; retrying");
-                    tokio::select! {
-                        () = shutdown.cancelled() => break None,
-                        () = tokio::time::sleep(delay) => {}
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut warned = false;
+    loop {
+        let received = tokio::select! {
+            () = shutdown.cancelled() => 0,
+            n = rx.recv_many(&mut batch, MAX_BATCH) => n,
+        };
+        if received == 0 {
+            break;
+        }
+        let waiting = rx.len();
+        if waiting > HANDOFF_WARNING && !warned {
+            warned = true;
+            tracing::warn!(
+                waiting,
+                "the broker sends far more unacknowledged messages than its in-flight window; \
+                 they wait in memory"
+            );
+        } else if waiting < HANDOFF_WARNING / 2 {
+            warned = false;
+        }
+        let mut packs: Vec<Inbound> = Vec::new();
+        let mut pack_readings = 0;
+        for publish in batch.drain(..) {
+            let msg = Inbound::parse(publish, &engine);
+            if let Some(r) = msg.batchable_readings() {
+                if pack_readings + r.len() > MAX_BATCH_READINGS && !packs.is_empty() {
+                    let done = std::mem::take(&mut packs);
+                    pack_readings = 0;
+                    if !commit_packs(done, &client, &store, &engine, &stats, &shutdown).await {
+                        return;
                     }
                 }
+                pack_readings += r.len();
+                packs.push(msg);
+                continue;
             }
-        };
-        let Some(handled) = handled else { break };
-        match handled {
-            Handled::Accepted => stats.accepted.fetch_add(1, Ordering::Relaxed),
-            Handled::DeadLetter => stats.dead_letters.fetch_add(1, Ordering::Relaxed),
-        };
-        if publish.qos != QoS::AtMostOnce {
-            if let Err(e) = client.ack(&publish).await {
-                // The broker will redeliver; the engine recognises the event.
-                tracing::warn!(error = %e, "mqtt ack not sent");
+            // Everything before it first, in order.
+            let done = std::mem::take(&mut packs);
+            pack_readings = 0;
+            if !commit_packs(done, &client, &store, &engine, &stats, &shutdown).await {
+                return;
+            }
+            if !commit_one(msg, &client, &store, &engine, &stats, &shutdown).await {
+                return;
+            }
+        }
+        if !commit_packs(packs, &client, &store, &engine, &stats, &shutdown).await {
+            return;
+        }
+    }
+}
+
+/// Runs `attempt` until it succeeds: a store failure is retried with back-off, never skipped
+/// (acknowledging out of order or skipping would lose a message). `None` when shutting down.
+async fn durably<T, F, Fut>(shutdown: &CancellationToken, mut attempt: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, EngineError>>,
+{
+    let mut backoff = Backoff::new();
+    loop {
+        match attempt().await {
+            Ok(v) => return Some(v),
+            Err(EngineError::Stopped) => return None,
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "not durable yet; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return None,
+                    () = tokio::time::sleep(delay) => {}
+                }
             }
         }
     }
 }
 
-async fn handle(publish: &Publish, engine: &Engine, store: &Store) -> Result<Handled, EngineError> {
-    let received_at = Utc::now();
-    let topic = publish.topic.as_str();
-    let city = engine.city().city();
-    let (feed, parsed) = if topic == topics::CITIZEN_REPORTS {
-        (
-            "citizen".to_owned(),
-            inbound::citizen_report(&publish.payload, city, received_at).map(Parsed::Event),
-        )
-    } else if let Some(operator) = topics::utility_operator(topic) {
-        (
-            format!("utility:{operator}"),
-            // CAP 1.2 XML or a GeoJSON Feature, told apart by the first character.
-            if publish.payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<') {
-                inbound::cap_event(&publish.payload, operator, city, received_at).map(Parsed::Event)
-            } else {
-                inbound::utility_event(&publish.payload, operator, city, received_at)
-                    .map(Parsed::Event)
-            },
-        )
-    } else if let Some(sensor) = topics::traffic_sensor(topic) {
-        (
-            format!("traffic:{sensor}"),
-            traffic::readings(&publish.payload, sensor, city, received_at).map(Parsed::Readings),
-        )
-    } else {
-        (
-            "unknown".to_owned(),
-            Err(WireError::UnknownTopic(topic.to_owned())),
-        )
+async fn ack(client: &AsyncClient, publish: &Publish) {
+    if publish.qos != QoS::AtMostOnce {
+        if let Err(e) = client.ack(publish).await {
+            // The broker will redeliver; the store recognises what it already has.
+            tracing::warn!(error = %e, "mqtt ack not sent");
+        }
+    }
+}
+
+/// Commits the readings of `packs` (valid SenML packs, in arrival order) in one transaction,
+/// counts each pack in its feed, then acknowledges them in order. `false` when shutting down
+/// (nothing acknowledged: the broker redelivers).
+async fn commit_packs(
+    packs: Vec<Inbound>,
+    client: &AsyncClient,
+    store: &Store,
+    engine: &Engine,
+    stats: &IngestStats,
+    shutdown: &CancellationToken,
+) -> bool {
+    if packs.is_empty() {
+        return true;
+    }
+    let groups: Vec<&[model::Reading]> = packs.iter().map(Inbound::readings).collect();
+    let (rows, fresh) = first_occurrences(&groups);
+    let Some(new) = durably(shutdown, || async {
+        Ok::<_, EngineError>(store.record_readings(&rows).await?)
+    })
+    .await
+    else {
+        return false;
     };
     let feeds = engine.feeds();
-    let refusal = match parsed {
+    for (msg, outcome) in packs.iter().zip(outcomes(&groups, &fresh, new)) {
+        let sent_at = msg.readings().iter().map(|r| r.time).max();
+        feeds.record(&msg.feed, outcome, msg.received_at, sent_at);
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+    for msg in &packs {
+        ack(client, &msg.publish).await;
+    }
+    true
+}
+
+/// The readings of `groups` (one per pack, in order) without repeats (same sensor, metric and
+/// time to the microsecond, as the store keys them), the first occurrence kept; and for each
+/// pack whether it has a reading no earlier pack of the batch has.
+fn first_occurrences(groups: &[&[model::Reading]]) -> (Vec<model::Reading>, Vec<bool>) {
+    let mut seen = HashSet::new();
+    let mut rows = Vec::with_capacity(groups.iter().map(|g| g.len()).sum());
+    let fresh = groups
+        .iter()
+        .map(|g| {
+            let mut any = false;
+            for r in *g {
+                if seen.insert((
+                    r.sensor.as_str(),
+                    r.metric.as_str(),
+                    r.time.timestamp_micros(),
+                )) {
+                    rows.push(r.clone());
+                    any = true;
+                }
+            }
+            any
+        })
+        .collect();
+    (rows, fresh)
+}
+
+/// Each pack's outcome once the batch's `rows` distinct readings are committed and `new` of them
+/// were not stored before. A pack is a duplicate when none of its readings was new: exact when
+/// the batch was all new or all known, or is a single pack (every broker redelivery is). In a
+/// batch that was partly known — a sender sending again, as a new message, a pack it had sent
+/// in an earlier batch — the store does not say which pack was, and every pack with a reading
+/// first in the batch counts as accepted.
+fn outcomes(groups: &[&[model::Reading]], fresh: &[bool], new: u64) -> Vec<FeedOutcome> {
+    groups
+        .iter()
+        .zip(fresh)
+        .map(|(g, &fresh)| {
+            if g.is_empty() || (fresh && new > 0) {
+                FeedOutcome::Accepted
+            } else {
+                FeedOutcome::Duplicate
+            }
+        })
+        .collect()
+}
+
+/// Makes one message durable on its own (an event, a refusal, or a pack the broker redelivers),
+/// counts it and acknowledges it. `false` when shutting down.
+async fn commit_one(
+    msg: Inbound,
+    client: &AsyncClient,
+    store: &Store,
+    engine: &Engine,
+    stats: &IngestStats,
+    shutdown: &CancellationToken,
+) -> bool {
+    let Some(accepted) = durably(shutdown, || handle(&msg, engine, store)).await else {
+        return false;
+    };
+    if accepted {
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+    } else {
+        stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+    }
+    ack(client, &msg.publish).await;
+    true
+}
+
+/// An event through the engine, a pack's readings into the store, or a refusal into the dead
+/// letters, each in its own transaction. `Ok(true)` when accepted (or recognised as a
+/// redelivery), `Ok(false)` when stored as a dead letter.
+async fn handle(msg: &Inbound, engine: &Engine, store: &Store) -> Result<bool, EngineError> {
+    let feeds = engine.feeds();
+    let refusal = match &msg.parsed {
         Ok(Parsed::Event(event)) => {
             let sent_at = Some(event.occurred_at);
-            match engine.ingest(event).await {
+            match engine.ingest(event.clone()).await {
                 Ok(outcome) => {
                     let outcome = match outcome {
                         IngestOutcome::Duplicate => FeedOutcome::Duplicate,
                         _ => FeedOutcome::Accepted,
                     };
-                    feeds.record(&feed, outcome, received_at, sent_at);
-                    return Ok(Handled::Accepted);
+                    feeds.record(&msg.feed, outcome, msg.received_at, sent_at);
+                    return Ok(true);
                 }
                 // The engine will never take it: tell the sender (a dead letter), move on.
                 Err(EngineError::Refused(reason)) => reason,
@@ -244,34 +457,79 @@ async fn handle(publish: &Publish, engine: &Engine, store: &Store) -> Result<Han
         }
         Ok(Parsed::Readings(readings)) => {
             let sent_at = readings.iter().map(|r| r.time).max();
-            let new = store.record_readings(&readings).await?;
+            let new = store.record_readings(readings).await?;
             let outcome = if new == 0 && !readings.is_empty() {
                 FeedOutcome::Duplicate
             } else {
                 FeedOutcome::Accepted
             };
-            feeds.record(&feed, outcome, received_at, sent_at);
-            return Ok(Handled::Accepted);
+            feeds.record(&msg.feed, outcome, msg.received_at, sent_at);
+            return Ok(true);
         }
         Err(reason) => reason.to_string(),
     };
+    let topic = msg.publish.topic.as_str();
     tracing::info!(topic, reason = %refusal, "message refused, stored as a dead letter");
-    let mut payload = publish.payload.to_vec();
+    let mut payload = msg.publish.payload.to_vec();
     payload.truncate(MAX_DEAD_LETTER_BYTES);
     store
         .record_dead_letter(&NewDeadLetter {
-            received_at,
+            received_at: msg.received_at,
             channel: "mqtt".into(),
             topic: topic.to_owned(),
             payload,
             reason: refusal,
         })
         .await?;
-    feeds.record(&feed, FeedOutcome::Rejected, received_at, None);
-    Ok(Handled::DeadLetter)
+    feeds.record(&msg.feed, FeedOutcome::Rejected, msg.received_at, None);
+    Ok(false)
 }
 
-enum Parsed {
-    Event(model::Event),
-    Readings(Vec<model::Reading>),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pack(sensor: &str, second: i64) -> Vec<model::Reading> {
+        ["count", "speed", "occupancy"]
+            .iter()
+            .map(|m| model::Reading {
+                sensor: model::SensorId::new(sensor),
+                metric: (*m).to_owned(),
+                time: DateTime::<Utc>::UNIX_EPOCH
+                    + chrono::Duration::seconds(1_795_000_000 + second),
+                value: 1.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_stores_each_reading_once_and_knows_which_pack_brought_it() {
+        let a = pack("tc-a", 0);
+        let b = pack("tc-b", 0);
+        let a_again = pack("tc-a", 0);
+        let groups: Vec<&[model::Reading]> = vec![&a, &b, &a_again];
+        let (rows, fresh) = first_occurrences(&groups);
+        assert_eq!(rows.len(), 6);
+        assert_eq!(fresh, [true, true, false]);
+        // All new: the repeat inside the batch is the only duplicate.
+        assert_eq!(
+            outcomes(&groups, &fresh, 6),
+            [
+                FeedOutcome::Accepted,
+                FeedOutcome::Accepted,
+                FeedOutcome::Duplicate
+            ]
+        );
+        // All stored before (a redelivered batch): every pack is a duplicate.
+        assert_eq!(outcomes(&groups, &fresh, 0), [FeedOutcome::Duplicate; 3]);
+    }
+
+    #[test]
+    fn an_empty_pack_is_accepted_as_before() {
+        let empty: Vec<model::Reading> = Vec::new();
+        let groups: Vec<&[model::Reading]> = vec![&empty];
+        let (rows, fresh) = first_occurrences(&groups);
+        assert!(rows.is_empty());
+        assert_eq!(outcomes(&groups, &fresh, 0), [FeedOutcome::Accepted]);
+    }
 }
