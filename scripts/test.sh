@@ -2,7 +2,7 @@
 # Runs every test of Dispecer, as CI does: installs and starts what the tests need (Mosquitto,
 # TimescaleDB, Chromium), then the gate: formatting, lints, and all tests, including the
 # end-to-end journeys against SQLite and TimescaleDB, the embedded broker and Mosquitto, and the
-# browser test.
+# browser test; then a quick run of the benchmarks (it asserts nothing about speed).
 #
 #   scripts/test.sh [extra arguments for `cargo test`]
 #
@@ -30,3 +30,7 @@ cargo build --workspace --bins
 
 echo "== tests" >&2
 cargo test --workspace "$@"
+
+echo "== benchmark, quick (proves it runs and loses nothing; no verdict on speed)" >&2
+cargo build -q --release -p dispecer
+cargo run -q --release -p dispecer-bench -- --quick

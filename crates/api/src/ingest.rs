@@ -119,11 +119,13 @@ async fn events_inner(
     };
     let (single, features): (bool, Vec<Vec<u8>>) = match value.get("type").and_then(Value::as_str) {
         Some("FeatureCollection") => {
-            let features = value
-                .get("features")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let Some(features) = value.get("features").and_then(Value::as_array).cloned() else {
+                let reason = "a FeatureCollection must have a `features` array \
+                              (RFC 7946 §3.3)"
+                    .to_owned();
+                dead_letter(state, "/api/v1/events", &raw, &reason).await?;
+                return Err(Problem::bad_request(reason));
+            };
             if features.len() > MAX_FEATURES {
                 return Err(Problem::too_large(format!(
                     "{} features; at most {MAX_FEATURES} per request",

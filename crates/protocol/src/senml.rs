@@ -81,6 +81,8 @@ pub enum SenmlValue {
 /// A resolved record: the pack's base fields applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
+    /// Its place in the pack, from 0, counting records that only set base fields.
+    pub index: usize,
     /// `bn` + `n`.
     pub name: String,
     /// `u`, else `bu`.
@@ -112,6 +114,9 @@ pub enum SenmlError {
     /// Not JSON, outside any record.
     #[error("payload is not valid JSON: {0}")]
     NotJson(String),
+    /// Not CBOR, or CBOR that SenML does not allow (RFC 8428 §6).
+    #[error("payload is not a SenML CBOR pack: {0}")]
+    NotCbor(String),
     /// Valid JSON, but not an array.
     #[error("payload is {0}, not a SenML pack (a JSON array of records)")]
     NotAPack(&'static str),
@@ -267,7 +272,31 @@ pub fn parse_json(payload: &[u8], now: DateTime<Utc>) -> Result<Vec<Record>, Sen
         });
     }
     let text = std::str::from_utf8(payload).map_err(|e| SenmlError::NotUtf8(e.to_string()))?;
-    let raw = read_pack(text)?;
+    resolve_pack(&read_pack(text)?, now)
+}
+
+/// Whether `payload` looks like a CBOR pack rather than JSON: its first byte is a CBOR array
+/// header (major type 4), which no JSON text starts with.
+pub fn is_cbor(payload: &[u8]) -> bool {
+    payload.first().is_some_and(|b| b >> 5 == 4)
+}
+
+/// Parses a SenML CBOR pack (RFC 8428 §6, `application/senml+cbor`) into resolved records,
+/// exactly as [`parse_json`] does the JSON one. The labels are the integers of the RFC's table 4
+/// (`bn` = -2, `n` = 0, `v` = 2, …; text labels are read as in JSON), `vd` is a byte string
+/// (kept as base64url text like the JSON form), and numbers must be finite.
+pub fn parse_cbor(payload: &[u8], now: DateTime<Utc>) -> Result<Vec<Record>, SenmlError> {
+    if payload.len() > MAX_PAYLOAD {
+        return Err(SenmlError::TooLarge {
+            size: payload.len(),
+            limit: MAX_PAYLOAD,
+        });
+    }
+    resolve_pack(&cbor::read_pack(payload)?, now)
+}
+
+/// Resolves the records of a pack read from JSON or CBOR.
+fn resolve_pack(raw: &[Map<String, Value>], now: DateTime<Utc>) -> Result<Vec<Record>, SenmlError> {
     if raw.is_empty() {
         return Err(SenmlError::Empty);
     }
@@ -434,6 +463,7 @@ fn resolve(
     let time = time(seconds, now).ok_or(SenmlError::TimeOutOfRange { index, seconds })?;
 
     Ok(Some(Record {
+        index,
         name,
         unit,
         value,
@@ -849,5 +879,177 @@ mod tests {
     fn excerpts_are_short() {
         assert_eq!(excerpt("abc"), "abc");
         assert_eq!(excerpt(&"ă".repeat(100)).chars().count(), 65);
+    }
+}
+
+// ---- reading the CBOR --------------------------------------------------------------------------
+
+mod cbor {
+    //! RFC 8428 §6: the CBOR form of a pack, read into the same fields as the JSON one.
+
+    use base64::Engine as _;
+    use ciborium::Value as Cbor;
+    use serde_json::{Map, Number, Value};
+
+    use super::{excerpt, SenmlError, MAX_RECORDS};
+
+    /// RFC 8428 table 4: CBOR labels of the SenML fields.
+    const LABELS: [(i128, &str); 15] = [
+        (-1, "bver"),
+        (-2, "bn"),
+        (-3, "bt"),
+        (-4, "bu"),
+        (-5, "bv"),
+        (-6, "bs"),
+        (0, "n"),
+        (1, "u"),
+        (2, "v"),
+        (3, "vs"),
+        (4, "vb"),
+        (5, "s"),
+        (6, "t"),
+        (7, "ut"),
+        (8, "vd"),
+    ];
+
+    /// Reads the pack into its records' fields, labelled as in JSON.
+    pub(super) fn read_pack(payload: &[u8]) -> Result<Vec<Map<String, Value>>, SenmlError> {
+        let mut reader = std::io::Cursor::new(payload);
+        let value: Cbor = ciborium::de::from_reader(&mut reader)
+            .map_err(|e| SenmlError::NotCbor(e.to_string()))?;
+        let rest = payload.len() as u64 - reader.position().min(payload.len() as u64);
+        if rest > 0 {
+            return Err(SenmlError::NotCbor(format!(
+                "{rest} bytes follow the pack's array"
+            )));
+        }
+        let Cbor::Array(records) = value else {
+            return Err(SenmlError::NotCbor(format!(
+                "it is {}, not an array of records",
+                kind(&value)
+            )));
+        };
+        if records.len() > MAX_RECORDS {
+            return Err(SenmlError::TooManyRecords { limit: MAX_RECORDS });
+        }
+        records
+            .into_iter()
+            .enumerate()
+            .map(|(index, record)| read_record(index, record))
+            .collect()
+    }
+
+    fn read_record(index: usize, record: Cbor) -> Result<Map<String, Value>, SenmlError> {
+        let Cbor::Map(entries) = record else {
+            return Err(SenmlError::NotAnObject {
+                index,
+                found: kind(&record),
+            });
+        };
+        let mut fields = Map::new();
+        for (key, value) in entries {
+            let label = match key {
+                Cbor::Integer(i) => {
+                    let i = i128::from(i);
+                    match LABELS.iter().find(|(l, _)| *l == i) {
+                        Some((_, name)) => (*name).to_owned(),
+                        // An unknown integer label: ignored, as an unknown JSON field is.
+                        None => format!("#{i}"),
+                    }
+                }
+                Cbor::Text(t) => t,
+                other => {
+                    return Err(SenmlError::NotCbor(format!(
+                        "record {index}: a label is {}, not an integer or a text string",
+                        kind(&other)
+                    )))
+                }
+            };
+            let value = if label == "vd" {
+                match value {
+                    Cbor::Bytes(b) => {
+                        Value::String(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+                    }
+                    other => {
+                        return Err(SenmlError::NotCbor(format!(
+                            "record {index}: field \"vd\" must be a byte string, not {}",
+                            kind(&other)
+                        )))
+                    }
+                }
+            } else {
+                json(index, &label, value)?
+            };
+            if fields.insert(label.clone(), value).is_some() {
+                return Err(SenmlError::DuplicateField {
+                    index,
+                    field: label,
+                });
+            }
+        }
+        Ok(fields)
+    }
+
+    /// The JSON value a CBOR value stands for in a SenML field.
+    fn json(index: usize, label: &str, value: Cbor) -> Result<Value, SenmlError> {
+        let refuse = |what: String| {
+            SenmlError::NotCbor(format!("record {index}: field {:?} {what}", excerpt(label)))
+        };
+        Ok(match value {
+            Cbor::Null => Value::Null,
+            Cbor::Bool(b) => Value::Bool(b),
+            Cbor::Text(t) => Value::String(t),
+            Cbor::Integer(i) => {
+                let i = i128::from(i);
+                if let Ok(n) = i64::try_from(i) {
+                    Value::Number(n.into())
+                } else if let Ok(n) = u64::try_from(i) {
+                    Value::Number(n.into())
+                } else {
+                    return Err(refuse(format!("is {i}, beyond a 64-bit integer")));
+                }
+            }
+            Cbor::Float(f) => Value::Number(
+                Number::from_f64(f)
+                    .ok_or_else(|| refuse(format!("is {f}, not a finite number")))?,
+            ),
+            Cbor::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .map(|v| json(index, label, v))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Cbor::Map(entries) => {
+                let mut map = Map::new();
+                for (k, v) in entries {
+                    let Cbor::Text(k) = k else {
+                        return Err(refuse("holds a map with a label that is not text".into()));
+                    };
+                    map.insert(k, json(index, label, v)?);
+                }
+                Value::Object(map)
+            }
+            other => {
+                return Err(refuse(format!(
+                    "is {}, which SenML does not use",
+                    kind(&other)
+                )))
+            }
+        })
+    }
+
+    fn kind(v: &Cbor) -> &'static str {
+        match v {
+            Cbor::Integer(_) => "an integer",
+            Cbor::Bytes(_) => "a byte string",
+            Cbor::Float(_) => "a float",
+            Cbor::Text(_) => "a text string",
+            Cbor::Bool(_) => "a boolean",
+            Cbor::Null => "null",
+            Cbor::Tag(..) => "a tagged value",
+            Cbor::Array(_) => "an array",
+            Cbor::Map(_) => "a map",
+            _ => "an unknown CBOR value",
+        }
     }
 }

@@ -6,6 +6,9 @@
 //!  {"n": "occupancy", "u": "%", "v": 18.5}]
 //! ```
 //!
+//! The pack may also come in SenML's CBOR form (RFC 8428 §6, `application/senml+cbor`), told
+//! apart by its first byte (a CBOR array header, which no JSON text starts with).
+//!
 //! A record's resolved name is `{sensor_id}/{metric}` (or just `{metric}`); the metric is one of
 //! `count` (vehicles, unit `count`), `speed` (mean speed, `km/h`) and `occupancy` (`%`). The
 //! sensor's place comes from the city's sensor sites, never from the payload.
@@ -63,9 +66,16 @@ fn convert<'c>(
     now: DateTime<Utc>,
     resolve: impl for<'n> Fn(&'n str) -> Result<(&'c SensorSite, &'n str), WireError>,
 ) -> Result<Vec<Reading>, WireError> {
-    let records = senml::parse_json(payload, now).map_err(|e| WireError::Senml(e.to_string()))?;
+    let records = if senml::is_cbor(payload) {
+        senml::parse_cbor(payload, now)
+    } else {
+        senml::parse_json(payload, now)
+    }
+    .map_err(|e| WireError::Senml(e.to_string()))?;
     let mut out = Vec::with_capacity(records.len());
-    for (i, r) in records.into_iter().enumerate() {
+    for r in records {
+        // Named as the SenML parser names records: their place in the pack, from 0.
+        let i = r.index;
         let (site, metric) = resolve(&r.name)?;
         let prefix = format!("{}/", site.id);
         let Some((metric, unit)) = TRAFFIC_METRICS.iter().find(|(m, _)| *m == metric) else {

@@ -28,6 +28,7 @@ fn utc(text: &str) -> DateTime<Utc> {
 /// A resolved record with a value, no sum and no update time.
 fn rec(name: &str, unit: Option<&str>, value: SenmlValue, time: DateTime<Utc>) -> Record {
     Record {
+        index: 0,
         name: name.to_owned(),
         unit: unit.map(str::to_owned),
         value: Some(value),
@@ -81,6 +82,12 @@ fn run_accepted(rows: Vec<Accepted>) {
             )),
             Ok(Ok(records)) => {
                 for (i, (got, want)) in records.iter().zip(&row.records).enumerate() {
+                    // The tables do not spell out each record's place in the pack; a test of
+                    // its own checks it.
+                    let got = &Record {
+                        index: 0,
+                        ..got.clone()
+                    };
                     if got != want {
                         failures.push(format!(
                             "{}: record {i} is\n    {got:?}\n  expected\n    {want:?}",
@@ -475,6 +482,7 @@ fn base_fields_apply_until_changed() {
             "a record with a sum and no value",
             r#"[{"n":"energy","u":"J","s":1200.5}]"#,
             vec![Record {
+                index: 0,
                 name: "energy".into(),
                 unit: Some("J".into()),
                 value: None,
@@ -496,6 +504,7 @@ fn base_fields_apply_until_changed() {
                 rec("b", None, SenmlValue::Bool(true), n),
                 rec("d", None, SenmlValue::Data("AQ".into()), n),
                 Record {
+                    index: 0,
                     name: "sum".into(),
                     unit: None,
                     value: None,
@@ -1394,5 +1403,169 @@ fn truncated_packs_are_refused_without_panicking() {
                 String::from_utf8_lossy(prefix)
             );
         }
+    }
+}
+
+// ---- record indexes ----------------------------------------------------------------------------
+
+#[test]
+fn each_record_knows_its_place_in_the_pack() {
+    // The first record only sets base fields; the two measurements are records 1 and 2.
+    let records = parse_json(
+        br#"[{"bn":"a/","bt":1795000000},{"n":"x","v":1},{"n":"y","v":2}]"#,
+        now(),
+    )
+    .expect("accepted");
+    let indexes: Vec<usize> = records.iter().map(|r| r.index).collect();
+    assert_eq!(indexes, [1, 2]);
+}
+
+// ---- CBOR (RFC 8428 §6) ------------------------------------------------------------------------
+
+mod cbor {
+    use ciborium::Value as C;
+
+    use super::*;
+    use protocol::senml::{is_cbor, parse_cbor};
+
+    fn encode(v: &C) -> Vec<u8> {
+        let mut out = Vec::new();
+        ciborium::ser::into_writer(v, &mut out).expect("encodes");
+        out
+    }
+
+    fn int(i: i64) -> C {
+        C::Integer(i.into())
+    }
+
+    fn text(s: &str) -> C {
+        C::Text(s.into())
+    }
+
+    /// Dispecer's traffic counter pack, with the integer labels of RFC 8428 table 4.
+    fn traffic_pack() -> C {
+        C::Array(vec![
+            C::Map(vec![
+                (int(-2), text("tc-eroilor-e/")),
+                (int(-3), int(1_795_000_000)),
+                (int(0), text("count")),
+                (int(1), text("count")),
+                (int(2), int(12)),
+            ]),
+            C::Map(vec![
+                (int(0), text("speed")),
+                (int(1), text("km/h")),
+                (int(2), C::Float(43.2)),
+            ]),
+            C::Map(vec![
+                (int(0), text("occupancy")),
+                (int(1), text("%")),
+                (int(2), C::Float(18.5)),
+            ]),
+        ])
+    }
+
+    #[test]
+    fn a_cbor_pack_resolves_as_its_json_twin() {
+        let bytes = encode(&traffic_pack());
+        assert!(is_cbor(&bytes));
+        assert!(!is_cbor(b"[{\"n\":\"x\",\"v\":1}]"));
+        assert!(!is_cbor(b"  ["));
+        let from_cbor = parse_cbor(&bytes, now()).expect("accepted");
+        let from_json = parse_json(
+            br#"[{"bn":"tc-eroilor-e/","bt":1795000000,"n":"count","u":"count","v":12},{"n":"speed","u":"km/h","v":43.2},{"n":"occupancy","u":"%","v":18.5}]"#,
+            now(),
+        )
+        .expect("accepted");
+        assert_eq!(from_cbor, from_json);
+        assert_eq!(from_cbor.len(), 3);
+    }
+
+    #[test]
+    fn data_values_are_byte_strings_kept_as_base64url() {
+        let bytes = encode(&C::Array(vec![C::Map(vec![
+            (int(0), text("blob")),
+            (int(8), C::Bytes(vec![0xfb, 0xff, 0x01])),
+        ])]));
+        let records = parse_cbor(&bytes, now()).expect("accepted");
+        assert_eq!(records[0].value, Some(SenmlValue::Data("-_8B".into())));
+    }
+
+    #[test]
+    fn bad_cbor_is_refused_with_the_record_and_the_reason() {
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            (
+                "not CBOR at all",
+                vec![0x9f, 0xff, 0xff, 0x00],
+                "not a SenML CBOR pack",
+            ),
+            (
+                "truncated",
+                encode(&traffic_pack())[..20].to_vec(),
+                "not a SenML CBOR pack",
+            ),
+            (
+                "a map, not an array",
+                encode(&C::Map(vec![])),
+                "not an array",
+            ),
+            (
+                "a record that is a number",
+                encode(&C::Array(vec![int(3)])),
+                "record 0 is an integer",
+            ),
+            (
+                "a label twice",
+                encode(&C::Array(vec![C::Map(vec![
+                    (int(0), text("x")),
+                    (int(2), int(1)),
+                    (int(2), int(2)),
+                ])])),
+                "record 0: field \"v\" appears more than once",
+            ),
+            (
+                "an infinite value",
+                encode(&C::Array(vec![C::Map(vec![
+                    (int(0), text("x")),
+                    (int(2), C::Float(f64::INFINITY)),
+                ])])),
+                "not a finite number",
+            ),
+            (
+                "vd that is text",
+                encode(&C::Array(vec![C::Map(vec![
+                    (int(0), text("x")),
+                    (int(8), text("AAAA")),
+                ])])),
+                "must be a byte string",
+            ),
+            (
+                "a string value where a number goes",
+                encode(&C::Array(vec![C::Map(vec![
+                    (int(0), text("x")),
+                    (int(2), text("fast")),
+                ])])),
+                "record 0: field \"v\" must be",
+            ),
+            ("empty pack", encode(&C::Array(vec![])), "empty"),
+        ];
+        for (name, bytes, words) in cases {
+            match parse_cbor(&bytes, now()) {
+                Ok(r) => panic!("{name}: accepted as {r:?}"),
+                Err(e) => assert!(e.to_string().contains(words), "{name}: {e}"),
+            }
+        }
+        let big = vec![0x80; MAX_PAYLOAD + 1];
+        assert!(matches!(
+            parse_cbor(&big, now()),
+            Err(SenmlError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn deeply_nested_cbor_is_refused_without_overflowing_the_stack() {
+        let mut bytes = vec![0x81; 100_000];
+        bytes.push(0x01);
+        assert!(parse_cbor(&bytes, now()).is_err());
     }
 }

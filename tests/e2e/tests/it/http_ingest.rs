@@ -134,6 +134,25 @@ async fn http_ingest_with_tokens() -> Result<()> {
         (400, "application/problem+json"),
         "{body}"
     );
+    // A FeatureCollection with no `features` array is refused, not taken as an empty batch.
+    let (s, ctype, body) = post(
+        &server,
+        "/api/v1/events",
+        Some(&water),
+        json!({"type": "FeatureCollection"}).to_string(),
+    )
+    .await?;
+    assert_eq!(
+        (s, ctype.as_str()),
+        (400, "application/problem+json"),
+        "{body}"
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("features")),
+        "{body}"
+    );
     let (s, ctype, _) = post(
         &server,
         "/api/v1/events",

@@ -181,7 +181,74 @@ async fn traffic(server: &Dispecer, mqtt_pub: Option<u16>) -> Result<()> {
     }
     let (status, _, _) = server.get("/api/v1/sensors/nope/readings").await?;
     assert_eq!(status, 404);
+
+    // The same readings in SenML's CBOR form (RFC 8428 §6, integer labels) from another counter.
+    let other = city["sensors"]["features"][1]["id"]
+        .as_str()
+        .context("a second sensor")?
+        .to_owned();
+    let cbor_pack = senml_cbor(&other, minute);
+    let other_topic = format!("dispecer/v1/in/traffic/{other}");
+    match mqtt_pub {
+        Some(port) => {
+            let file = std::env::temp_dir().join(format!("senml-{}.cbor", uuid::Uuid::now_v7()));
+            std::fs::write(&file, &cbor_pack)?;
+            let status = std::process::Command::new("mosquitto_pub")
+                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+                .args(["-t", &other_topic, "-f"])
+                .arg(&file)
+                .status()
+                .context("mosquitto_pub")?;
+            let _ = std::fs::remove_file(&file);
+            assert!(status.success());
+        }
+        None => mqtt.publish(&other_topic, cbor_pack).await?,
+    }
+    let path = format!(
+        "/api/v1/sensors/{other}/readings?step=raw&from={}&to={}",
+        urlencode(&from),
+        urlencode(&to)
+    );
+    let series: Value = eventually("CBOR readings stored", || async {
+        let (status, _, body) = server.get(&path).await?;
+        assert_eq!(status, 200, "{body}");
+        Ok(body["series"]["occupancy"]
+            .as_array()
+            .filter(|a| !a.is_empty())
+            .map(|_| body["series"].clone()))
+    })
+    .await?;
+    assert_eq!(series["speed"][0]["avg"].as_f64(), Some(51.5), "{series}");
     Ok(())
+}
+
+/// A SenML CBOR pack (RFC 8428 §6) of one counter: count 7, speed 51.5 km/h, occupancy 9 %.
+fn senml_cbor(sensor: &str, time: i64) -> Vec<u8> {
+    use ciborium::Value as C;
+    let int = |i: i64| C::Integer(i.into());
+    let pack = C::Array(vec![
+        C::Map(vec![
+            (int(-2), C::Text(format!("{sensor}/"))),
+            (int(-3), int(time)),
+            (int(0), C::Text("count".into())),
+            (int(1), C::Text("count".into())),
+            (int(2), int(7)),
+        ]),
+        C::Map(vec![
+            (int(0), C::Text("speed".into())),
+            (int(1), C::Text("km/h".into())),
+            (int(2), C::Float(51.5)),
+        ]),
+        C::Map(vec![
+            (int(0), C::Text("occupancy".into())),
+            (int(1), C::Text("%".into())),
+            (int(2), int(9)),
+        ]),
+    ]);
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail.
+    let _ = ciborium::ser::into_writer(&pack, &mut out);
+    out
 }
 
 fn urlencode(s: &str) -> String {
