@@ -273,7 +273,11 @@ impl Dispecer {
             .arg("--mqtt-client-id")
             .arg(format!("dispecer-bench-{}", uuid::Uuid::now_v7().simple()));
         match broker {
-            Broker::Embedded(port) => cmd.arg("--mqtt-listen").arg(format!("127.0.0.1:{port}")),
+            // Open: logins cost once per connection, nothing per message.
+            Broker::Embedded(port) => cmd
+                .arg("--mqtt-listen")
+                .arg(format!("127.0.0.1:{port}"))
+                .args(["--mqtt-auth", "none"]),
             Broker::External(port) => cmd
                 .arg("--mqtt-url")
                 .arg(format!("mqtt://127.0.0.1:{port}")),

@@ -11,16 +11,57 @@ use tokio_util::task::TaskTracker;
 
 use engine::Engine;
 use model::CityIndex;
-use mqtt::{Endpoint, IngestOptions, PublisherOptions};
+use mqtt::{Credentials, Endpoint, IngestOptions, PublisherOptions};
 use store::Store;
 
-use crate::config::{RunOptions, SimOptions};
+use crate::broker::LoginRequest;
+use crate::config::{MqttAuth, RunOptions, SimOptions};
 
 /// How long stopping may take before the process exits anyway.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Capacity of the agencies' outbox. When full the engine waits (nothing is skipped).
 const OUTBOX: usize = 1024;
+
+/// The user name of Dispecer's own clients on its embedded broker (no operator id has a `$`).
+const INTERNAL_USER: &str = "$dispecer";
+
+/// Answers the embedded broker's logins: Dispecer's own clients with this process's password;
+/// anyone else with a live API token, an operator's under the operator's id as user name.
+async fn check_logins(
+    mut requests: mpsc::Receiver<LoginRequest>,
+    store: Store,
+    internal: Credentials,
+) {
+    let internal_hash = store::hash_token(&internal.password);
+    while let Some(login) = requests.recv().await {
+        let hash = store::hash_token(&login.password);
+        let (allowed, why) = if login.username == internal.username {
+            (hash == internal_hash, "internal")
+        } else {
+            match store.token_scope(&hash).await {
+                Ok(Some(scope)) => match scope.strip_prefix("events:") {
+                    Some(operator) => (
+                        operator == login.username,
+                        "an operator's token is used with the operator's id as user name",
+                    ),
+                    None => (true, "sensor gateway"),
+                },
+                Ok(None) => (false, "no live token matches the password"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot check an mqtt login; refused");
+                    (false, "store unavailable")
+                }
+            }
+        };
+        if allowed {
+            tracing::debug!(client_id = %login.client_id, username = %login.username, "mqtt login accepted");
+        } else {
+            tracing::warn!(client_id = %login.client_id, username = %login.username, reason = why, "mqtt login refused");
+        }
+        let _ = login.reply.send(allowed);
+    }
+}
 
 pub fn check_city(dir: &Path) -> anyhow::Result<()> {
     let city = city::load(dir)?;
@@ -140,12 +181,32 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
     let endpoint = match &opts.mqtt_url {
         Some(url) => Endpoint::parse(url)?,
         None => {
-            crate::broker::start(opts.mqtt_listen)?;
-            tracing::info!(listen = %opts.mqtt_listen, "embedded mqtt broker started");
-            Endpoint {
-                host: opts.mqtt_listen.ip().to_string(),
-                port: opts.mqtt_listen.port(),
-            }
+            let auth = opts.mqtt_auth.unwrap_or(if sim.is_some() {
+                MqttAuth::None
+            } else {
+                MqttAuth::Tokens
+            });
+            let internal = match auth {
+                MqttAuth::Tokens => {
+                    // Dispecer's own clients log in with a password made for this process.
+                    let secret: [u8; 32] = rand::random();
+                    let internal = Credentials {
+                        username: INTERNAL_USER.to_owned(),
+                        password: secret.iter().map(|b| format!("{b:02x}")).collect(),
+                    };
+                    let (logins, requests) = mpsc::channel(64);
+                    tokio::spawn(check_logins(requests, store.clone(), internal.clone()));
+                    crate::broker::start(opts.mqtt_listen, Some(logins))?;
+                    Some(internal)
+                }
+                MqttAuth::None => {
+                    crate::broker::start(opts.mqtt_listen, None)?;
+                    None
+                }
+            };
+            tracing::info!(listen = %opts.mqtt_listen, auth = ?auth, "embedded mqtt broker started");
+            Endpoint::new(opts.mqtt_listen.ip().to_string(), opts.mqtt_listen.port())
+                .with_credentials(internal)
         }
     };
 
@@ -229,6 +290,10 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
             host: endpoint.host.clone(),
             port: endpoint.port,
             client_id: format!("{}-demo-sim", opts.mqtt_client_id),
+            login: endpoint
+                .credentials
+                .as_ref()
+                .map(|c| (c.username.clone(), c.password.clone())),
         };
         tracker.spawn(dispecer_sim::live::run(
             sim_city,

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+use tokio::sync::{mpsc, oneshot};
 
 /// Why the embedded broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -28,12 +29,30 @@ pub enum BrokerError {
 /// Largest MQTT payload the embedded broker accepts (the adapters' own limit is lower).
 const MAX_PAYLOAD: usize = 1024 * 1024;
 
-/// Starts rumqttd on `addr` in its own threads. It lives as long as the process.
-pub fn start(addr: SocketAddr) -> Result<(), BrokerError> {
+/// A client's login, handed from the broker's threads to whoever checks it.
+#[derive(Debug)]
+pub struct LoginRequest {
+    /// The client id it connects with.
+    pub client_id: String,
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// Whether it may connect.
+    pub reply: oneshot::Sender<bool>,
+}
+
+/// Starts rumqttd on `addr` in its own threads. It lives as long as the process. With `logins`,
+/// every client must log in, and each login is sent there to be checked (a closed channel or an
+/// unanswered request refuses it).
+pub fn start(
+    addr: SocketAddr,
+    logins: Option<mpsc::Sender<LoginRequest>>,
+) -> Result<(), BrokerError> {
     // rumqttd logs a failed bind from its own thread and carries on; check first so the
     // operator gets a clear message and the flag to use.
     drop(TcpListener::bind(addr).map_err(|source| BrokerError::AddressInUse { addr, source })?);
-    let connections = ConnectionSettings {
+    let mut connections = ConnectionSettings {
         connection_timeout_ms: 60_000,
         max_payload_size: MAX_PAYLOAD,
         max_inflight_count: 500,
@@ -41,6 +60,24 @@ pub fn start(addr: SocketAddr) -> Result<(), BrokerError> {
         external_auth: None,
         dynamic_filters: true,
     };
+    if let Some(logins) = logins {
+        connections.set_auth_handler(move |client_id, username, password| {
+            let logins = logins.clone();
+            async move {
+                let (reply, answer) = oneshot::channel();
+                let request = LoginRequest {
+                    client_id,
+                    username,
+                    password,
+                    reply,
+                };
+                if logins.send(request).await.is_err() {
+                    return false;
+                }
+                answer.await.unwrap_or(false)
+            }
+        });
+    }
     let server = ServerSettings {
         name: "v4-embedded".into(),
         listen: addr,

@@ -96,6 +96,12 @@ pub struct RunOptions {
     /// Where the embedded broker listens (ignored with --mqtt-url).
     #[arg(long, env = "DISPECER_MQTT_LISTEN", default_value = "127.0.0.1:1883")]
     pub mqtt_listen: SocketAddr,
+    /// Who may connect to the embedded broker: `tokens` (every client logs in with an API
+    /// token: user name = the operator id of an operator's token, anything for a sensor
+    /// gateway's) or `none` (anyone who can reach the port). Default: `tokens` for `run`,
+    /// `none` for `demo`, whose broker listens on loopback with the simulator inside.
+    #[arg(long, env = "DISPECER_MQTT_AUTH", value_enum)]
+    pub mqtt_auth: Option<MqttAuth>,
     /// Where the HTTP API and dashboards listen (port 0: any free port).
     #[arg(long, env = "DISPECER_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
@@ -110,6 +116,15 @@ pub struct RunOptions {
     /// Once ready, write `{"http": …, "mqtt": …}` to this file (for scripts and tests).
     #[arg(long, env = "DISPECER_READY_FILE")]
     pub ready_file: Option<PathBuf>,
+}
+
+/// Who may connect to the embedded broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MqttAuth {
+    /// Every client logs in with an API token.
+    Tokens,
+    /// Anyone who can reach the port.
+    None,
 }
 
 /// Options of `demo`.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Packet, Publish, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, NetworkOptions, Packet, Publish, QoS};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -58,11 +58,7 @@ pub fn run_ingest(
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) -> (watch::Receiver<bool>, Arc<IngestStats>) {
-    let mut mqtt = MqttOptions::new(
-        options.client_id,
-        options.endpoint.host.clone(),
-        options.endpoint.port,
-    );
+    let mut mqtt = options.endpoint.options(options.client_id);
     mqtt.set_clean_session(false)
         .set_manual_acks(true)
         .set_keep_alive(Duration::from_secs(15))

@@ -12,7 +12,7 @@ mod endpoint;
 mod ingest;
 mod publish;
 
-pub use endpoint::{Endpoint, EndpointError};
+pub use endpoint::{Credentials, Endpoint, EndpointError};
 pub use ingest::{run_ingest, IngestOptions};
 pub use publish::{run_agency_publisher, PublisherOptions};
 

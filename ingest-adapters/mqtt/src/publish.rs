@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, MqttOptions, NetworkOptions, QoS};
+use rumqttc::{AsyncClient, NetworkOptions, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -31,11 +31,7 @@ pub fn run_agency_publisher(
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) {
-    let mut mqtt = MqttOptions::new(
-        options.client_id,
-        options.endpoint.host.clone(),
-        options.endpoint.port,
-    );
+    let mut mqtt = options.endpoint.options(options.client_id);
     mqtt.set_keep_alive(Duration::from_secs(15))
         .set_clean_session(true);
     // rumqttc queues requests in this channel and keeps unacknowledged QoS 1 messages to resend

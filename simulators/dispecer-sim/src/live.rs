@@ -26,6 +26,8 @@ pub struct LiveOptions {
     pub port: u16,
     /// MQTT client id.
     pub client_id: String,
+    /// User name and password, when the broker asks for them.
+    pub login: Option<(String, String)>,
 }
 
 /// Publishes until `shutdown`. Messages go out with QoS 1; rumqttc resends unacknowledged ones
@@ -37,6 +39,9 @@ pub async fn run(city: Arc<City>, options: LiveOptions, shutdown: CancellationTo
         options.port,
     );
     mqtt.set_keep_alive(Duration::from_secs(15));
+    if let Some((user, password)) = &options.login {
+        mqtt.set_credentials(user.clone(), password.clone());
+    }
     let (client, mut eventloop) = AsyncClient::new(mqtt, 256);
     let poll_shutdown = shutdown.clone();
     let poller = tokio::spawn(async move {

@@ -33,6 +33,13 @@ enum Command {
         /// Broker port.
         #[arg(long, default_value_t = 1883)]
         port: u16,
+        /// MQTT user name, when the broker asks for one (Dispecer's embedded broker: an operator
+        /// id, with the operator's API token as password).
+        #[arg(long, requires = "password")]
+        username: Option<String>,
+        /// MQTT password (a Dispecer API token).
+        #[arg(long, env = "DISPECER_SIM_PASSWORD", requires = "username")]
+        password: Option<String>,
         /// Seed: the same seed gives the same stream.
         #[arg(long, default_value_t = 2026)]
         seed: u64,
@@ -61,6 +68,8 @@ fn main() -> anyhow::Result<()> {
                 city,
                 host,
                 port,
+                username,
+                password,
                 seed,
                 reports_per_minute,
                 utility_events_per_minute,
@@ -79,6 +88,7 @@ fn main() -> anyhow::Result<()> {
                     host,
                     port,
                     client_id: format!("dispecer-sim-{seed}"),
+                    login: username.zip(password),
                 };
                 live::run(city, options, shutdown).await;
                 Ok(())

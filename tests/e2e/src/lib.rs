@@ -114,13 +114,57 @@ pub struct Mosquitto {
 impl Mosquitto {
     /// Starts it on a free port.
     pub async fn start() -> Result<Self> {
+        Self::start_with("allow_anonymous true\n", |_| Ok(())).await
+    }
+
+    /// Starts it on a free port with logins (`users`: user name and password) and the ACL of
+    /// `deploy/mosquitto.acl`, anonymous clients refused.
+    pub async fn start_with_acl(users: &[(&str, &str)]) -> Result<Self> {
+        let acl = repo_root().join("deploy/mosquitto.acl");
+        let users: Vec<(String, String)> = users
+            .iter()
+            .map(|(u, p)| ((*u).to_owned(), (*p).to_owned()))
+            .collect();
+        Self::start_with(
+            &format!(
+                "allow_anonymous false\npassword_file PASSWD\nacl_file {}\n",
+                acl.display()
+            ),
+            move |dir| {
+                let passwd = dir.join("passwd");
+                for (i, (user, password)) in users.iter().enumerate() {
+                    let mut cmd = Command::new("mosquitto_passwd");
+                    if i == 0 {
+                        cmd.arg("-c");
+                    }
+                    let status = cmd
+                        .arg("-b")
+                        .arg(&passwd)
+                        .arg(user)
+                        .arg(password)
+                        .stdout(Stdio::null())
+                        .status()
+                        .context("mosquitto_passwd (scripts/deps.sh installs mosquitto)")?;
+                    if !status.success() {
+                        bail!("mosquitto_passwd failed for {user}");
+                    }
+                }
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    async fn start_with(access: &str, prepare: impl FnOnce(&Path) -> Result<()>) -> Result<Self> {
         let dir = TempDir::new("dispecer-mosquitto");
         let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
+        prepare(dir.path())?;
+        let access = access.replace("PASSWD", &dir.path().join("passwd").display().to_string());
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n\
+                "listener {port} 127.0.0.1\n{access}persistence true\npersistence_location {}/\n\
                  autosave_interval 1\nautosave_on_changes true\nmax_queued_messages 0\nmax_inflight_messages 100\n",
                 dir.path().display()
             ),
@@ -128,6 +172,7 @@ impl Mosquitto {
         // Run as root, Mosquitto drops to its own user: its persistence folder must be its own,
         // or every autosave fails ("Permission denied") and persistence silently does nothing.
         let _ = Command::new("chown")
+            .arg("-R")
             .arg("mosquitto:mosquitto")
             .arg(dir.path())
             .stderr(Stdio::null())
@@ -167,6 +212,11 @@ impl Mosquitto {
         terminate(&mut self.child);
         self.child = Self::spawn(&self._dir, self.port).await?;
         Ok(())
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// `mqtt://127.0.0.1:PORT`.
@@ -255,8 +305,11 @@ impl PgDatabase {
 /// The broker a [`Dispecer`] uses.
 #[derive(Debug, Clone)]
 pub enum Broker {
-    /// Its embedded broker, on this port.
+    /// Its embedded broker, on this port, open to anyone (`--mqtt-auth none`).
     Embedded(u16),
+    /// Its embedded broker, on this port, every client logging in with an API token (the
+    /// default of `dispecer run`).
+    EmbeddedTokens(u16),
     /// An external broker at this URL.
     External(String),
 }
@@ -322,6 +375,12 @@ impl Dispecer {
             ));
         let mqtt_port = match broker {
             Broker::Embedded(port) => {
+                cmd.arg("--mqtt-listen")
+                    .arg(format!("127.0.0.1:{port}"))
+                    .args(["--mqtt-auth", "none"]);
+                *port
+            }
+            Broker::EmbeddedTokens(port) => {
                 cmd.arg("--mqtt-listen").arg(format!("127.0.0.1:{port}"));
                 *port
             }
@@ -421,12 +480,24 @@ pub struct MqttClient {
 impl MqttClient {
     /// Connects to 127.0.0.1:`port` and subscribes to `filters` (waiting for the SubAck).
     pub async fn connect(port: u16, filters: &[&str]) -> Result<Self> {
+        Self::connect_as(port, filters, None).await
+    }
+
+    /// [`MqttClient::connect`], logging in with `login` (user name, password).
+    pub async fn connect_as(
+        port: u16,
+        filters: &[&str],
+        login: Option<(&str, &str)>,
+    ) -> Result<Self> {
         let mut opts = MqttOptions::new(
             format!("e2e-{}", uuid::Uuid::now_v7().simple()),
             "127.0.0.1",
             port,
         );
         opts.set_keep_alive(Duration::from_secs(5));
+        if let Some((user, password)) = login {
+            opts.set_credentials(user, password);
+        }
         let (client, mut eventloop) = AsyncClient::new(opts, 64);
         let (tx, incoming) = mpsc::unbounded_channel();
         let (ack_tx, acks) = mpsc::unbounded_channel();
@@ -550,4 +621,34 @@ pub fn citizen_report(id: &str, category: &str, lon: f64, lat: f64) -> String {
             "reported_at": chrono::Utc::now().to_rfc3339()}
     })
     .to_string()
+}
+
+/// Whether the broker on 127.0.0.1:`port` lets a client in with `login` (user name, password):
+/// `true` on a CONNACK that accepts it, `false` when the connection is refused or closed.
+pub async fn mqtt_login(port: u16, login: Option<(&str, &str)>) -> Result<bool> {
+    let mut opts = MqttOptions::new(
+        format!("e2e-login-{}", uuid::Uuid::now_v7().simple()),
+        "127.0.0.1",
+        port,
+    );
+    opts.set_keep_alive(Duration::from_secs(5));
+    if let Some((user, password)) = login {
+        opts.set_credentials(user, password);
+    }
+    let (client, mut eventloop) = AsyncClient::new(opts, 4);
+    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    return ack.code == rumqttc::ConnectReturnCode::Success
+                }
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    })
+    .await
+    .context("no answer from the broker within 10 s")?;
+    let _ = client.try_disconnect();
+    Ok(answer)
 }

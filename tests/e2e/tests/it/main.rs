@@ -6,4 +6,5 @@ mod browser;
 mod http_ingest;
 mod ingest;
 mod journey;
+mod mqtt_auth;
 mod reliability;

@@ -1,0 +1,188 @@
+//! Logins on the embedded broker (`dispecer run`'s default): Dispecer's own clients log in with a
+//! password made for the process; operators and sensor gateways with their API tokens, an
+//! operator's under the operator's id. Everyone else is refused.
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use e2e::{dispecer_bin, free_port, mqtt_login, repo_root, Broker, Dispecer, MqttClient, TempDir};
+
+fn token(database_url: &str, args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new(dispecer_bin()?)
+        .args(["token"])
+        .args(args)
+        .args(["--database-url", database_url])
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_broker_lets_in_only_clients_with_tokens() -> Result<()> {
+    let dir = TempDir::new("dispecer-mqtt-auth");
+    let db = format!("sqlite://{}/d.sqlite", dir.path().display());
+    let city = repo_root().join("cities/brasov");
+    let city = city.to_str().context("path")?;
+    let water = token(&db, &["create", "--city", city, "--operator", "apa-brasov"])?;
+    let gateway = token(&db, &["create", "--city", city, "--readings"])?;
+    let revoked = token(
+        &db,
+        &["create", "--city", city, "--operator", "distrigaz-sud"],
+    )?;
+    token(&db, &["revoke", &revoked[..12]])?;
+
+    let port = free_port();
+    // Ready means Dispecer's own ingest client logged in and subscribed.
+    let server = Dispecer::start(&dir, &db, &Broker::EmbeddedTokens(port)).await?;
+
+    for (login, allowed, why) in [
+        (None, false, "no login"),
+        (
+            Some(("apa-brasov", "dsp_wrong")),
+            false,
+            "a password that is no token",
+        ),
+        (
+            Some(("electrica", water.as_str())),
+            false,
+            "another operator's id",
+        ),
+        (
+            Some(("distrigaz-sud", revoked.as_str())),
+            false,
+            "a revoked token",
+        ),
+        (
+            Some(("$dispecer", water.as_str())),
+            false,
+            "Dispecer's own user name",
+        ),
+        (
+            Some(("apa-brasov", water.as_str())),
+            true,
+            "the operator's token",
+        ),
+        (
+            Some(("gateway-7", gateway.as_str())),
+            true,
+            "a sensor gateway's token",
+        ),
+    ] {
+        assert_eq!(mqtt_login(port, login).await?, allowed, "{why}");
+    }
+
+    // A logged-in operator's event goes the whole way.
+    let mut mqtt = MqttClient::connect_as(port, &[], Some(("apa-brasov", water.as_str()))).await?;
+    let event = json!({"type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [25.6050, 45.6500]},
+        "properties": {"id": "avarie-mqtt-auth-1", "kind": "fault", "category": "water_leak",
+            "description": "Avarie conductă"}});
+    mqtt.publish(
+        "dispecer/v1/in/utilities/apa-brasov/events",
+        event.to_string(),
+    )
+    .await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (_, _, feeds) = server.get("/api/v1/feeds").await?;
+        let accepted = feeds["feeds"]
+            .as_array()
+            .and_then(|a| a.iter().find(|f| f["feed"] == "utility:apa-brasov"))
+            .and_then(|f| f["accepted"].as_u64());
+        if accepted == Some(1) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the event was not accepted: {feeds}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    server.stop();
+    Ok(())
+}
+
+/// Waits until the feed `name` counts `accepted` messages.
+async fn accepted(server: &Dispecer, name: &str, accepted: u64) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (_, _, feeds) = server.get("/api/v1/feeds").await?;
+        let got = feeds["feeds"]
+            .as_array()
+            .and_then(|a| a.iter().find(|f| f["feed"] == name))
+            .and_then(|f| f["accepted"].as_u64());
+        if got == Some(accepted) {
+            return Ok(());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} did not reach {accepted} accepted: {feeds}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mosquitto_with_the_documented_acl_keeps_each_utility_to_its_own_topic() -> Result<()> {
+    let mosquitto = e2e::Mosquitto::start_with_acl(&[
+        ("dispecer", "pw-dispecer"),
+        ("apa-brasov", "pw-apa"),
+        ("deer-brasov", "pw-deer"),
+    ])
+    .await?;
+    let port = mosquitto.port();
+    assert!(
+        !mqtt_login(port, None).await?,
+        "anonymous clients are refused"
+    );
+    assert!(!mqtt_login(port, Some(("apa-brasov", "pw-deer"))).await?);
+
+    let dir = TempDir::new("dispecer-mosquitto-acl");
+    let db = format!("sqlite://{}/d.sqlite", dir.path().display());
+    let url = format!("mqtt://dispecer:pw-dispecer@127.0.0.1:{port}");
+    let server = Dispecer::start(&dir, &db, &Broker::External(url)).await?;
+
+    let feature = |id: &str| {
+        json!({"type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [25.6050, 45.6500]},
+            "properties": {"id": id, "kind": "fault", "category": "power_outage"}})
+        .to_string()
+    };
+    let mut apa = MqttClient::connect_as(port, &[], Some(("apa-brasov", "pw-apa"))).await?;
+    // Under another operator's topic first: Mosquitto acknowledges it and drops it (MQTT 3.1.1
+    // has no way to refuse a publish). Then one under its own topic, which Dispecer receives after
+    // anything published before it on this connection.
+    apa.publish(
+        "dispecer/v1/in/utilities/deer-brasov/events",
+        feature("forged-1"),
+    )
+    .await?;
+    apa.publish(
+        "dispecer/v1/in/utilities/apa-brasov/events",
+        json!({"type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [25.6050, 45.6500]},
+            "properties": {"id": "avarie-acl-1", "kind": "fault", "category": "water_leak"}})
+        .to_string(),
+    )
+    .await?;
+    accepted(&server, "utility:apa-brasov", 1).await?;
+    let (_, _, feeds) = server.get("/api/v1/feeds").await?;
+    assert!(
+        !feeds.to_string().contains("utility:deer-brasov"),
+        "a forged event reached Dispecer: {feeds}"
+    );
+    // The real operator gets through.
+    let mut deer = MqttClient::connect_as(port, &[], Some(("deer-brasov", "pw-deer"))).await?;
+    deer.publish(
+        "dispecer/v1/in/utilities/deer-brasov/events",
+        feature("avarie-acl-2"),
+    )
+    .await?;
+    accepted(&server, "utility:deer-brasov", 1).await?;
+    server.stop();
+    Ok(())
+}
