@@ -145,6 +145,58 @@ pub async fn token(command: crate::config::TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub async fn gdpr(command: crate::config::GdprCommand) -> anyhow::Result<()> {
+    use crate::config::GdprCommand;
+    match command {
+        GdprCommand::Erase(o) => {
+            let store = Store::connect(&o.db.database_url).await?;
+            let n = store
+                .erase_contacts(&store::ContactSelector {
+                    email: o.email.clone(),
+                    phone: o.phone.clone(),
+                })
+                .await?;
+            store.close().await;
+            tracing::info!(erased = n, "citizen contact details erased on request");
+            println!("erased the contact details of {n} report(s); the reports themselves stay");
+        }
+    }
+    Ok(())
+}
+
+/// How often the retention task runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes expired personal data and readings now and every [`RETENTION_EVERY`].
+async fn retention(
+    store: Store,
+    contact_days: u32,
+    readings_days: u32,
+    shutdown: CancellationToken,
+) {
+    let days = |d: u32| (d > 0).then(|| chrono::Utc::now() - chrono::Duration::days(i64::from(d)));
+    loop {
+        match store
+            .apply_retention(days(contact_days), days(readings_days))
+            .await
+        {
+            Ok(done) if done != store::Retained::default() => tracing::info!(
+                contacts = done.contacts,
+                readings = done.readings,
+                contact_days,
+                readings_days,
+                "retention: expired data deleted"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention run failed; next in an hour"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(RETENTION_EVERY) => {}
+        }
+    }
+}
+
 pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
     prepare_sqlite_dir(database_url)?;
     let store = Store::connect(database_url).await?;
@@ -250,6 +302,19 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
         shutdown.child_token(),
         &tracker,
     );
+
+    if store.backend() == store::Backend::Timescale {
+        tracing::info!(
+            "TimescaleDB: readings retention drops whole chunks with drop_chunks from Dispecer's \
+             own task (the Apache-licensed build has no compression or policy jobs)"
+        );
+    }
+    tracker.spawn(retention(
+        store.clone(),
+        opts.contact_retention_days,
+        opts.readings_retention_days,
+        shutdown.child_token(),
+    ));
 
     let state = api::AppState::new(
         engine.clone(),

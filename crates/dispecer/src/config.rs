@@ -26,6 +26,28 @@ pub enum Command {
     /// API tokens for senders without a broker (`POST /api/v1/events`, `/api/v1/readings`).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Citizens' personal data (GDPR).
+    #[command(subcommand)]
+    Gdpr(GdprCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GdprCommand {
+    /// Erases a citizen's contact details from every report they left (the reports and their
+    /// places stay, with nothing that leads back to the person), and says how many.
+    Erase(GdprEraseOptions),
+}
+
+#[derive(Debug, Args)]
+pub struct GdprEraseOptions {
+    #[command(flatten)]
+    pub db: TokenDbOptions,
+    /// The citizen's e-mail address (any case).
+    #[arg(long, required_unless_present = "phone")]
+    pub email: Option<String>,
+    /// The citizen's phone number (compared by its digits).
+    #[arg(long)]
+    pub phone: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +135,13 @@ pub struct RunOptions {
     /// dispatch center must work offline.
     #[arg(long, env = "DISPECER_TILE_URL")]
     pub tile_url: Option<String>,
+    /// Days a citizen's contact details are kept after their report (0: until erased).
+    #[arg(long, env = "DISPECER_CONTACT_RETENTION_DAYS", default_value_t = 365)]
+    pub contact_retention_days: u32,
+    /// Days sensor readings are kept (0: forever). On TimescaleDB whole daily chunks are
+    /// dropped once entirely older.
+    #[arg(long, env = "DISPECER_READINGS_RETENTION_DAYS", default_value_t = 0)]
+    pub readings_retention_days: u32,
     /// Once ready, write `{"http": …, "mqtt": …}` to this file (for scripts and tests).
     #[arg(long, env = "DISPECER_READY_FILE")]
     pub ready_file: Option<PathBuf>,

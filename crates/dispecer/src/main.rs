@@ -33,6 +33,7 @@ fn main() -> ExitCode {
             Command::Migrate(m) => app::migrate(&m.database_url).await,
             Command::CheckCity(c) => app::check_city(&c.city),
             Command::Token(t) => app::token(t).await,
+            Command::Gdpr(g) => app::gdpr(g).await,
         }
     });
     match result {

@@ -69,6 +69,21 @@ pub struct Event {
     pub occurred_at: DateTime<Utc>,
     /// When Dispecer received it.
     pub received_at: DateTime<Utc>,
-    /// The original payload, kept verbatim in the event log.
+    /// The original payload, kept verbatim in the event log (a citizen's contact removed: it is
+    /// personal data, kept apart in [`Event::contact`]).
     pub payload: String,
+    /// How to reach the citizen who reported it, if they said: personal data, stored apart from
+    /// the report so that it can be erased or expire while the report stays.
+    pub contact: Option<CitizenContact>,
+}
+
+/// A citizen's contact details (personal data under the GDPR). At least one field is set.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CitizenContact {
+    /// Name.
+    pub name: Option<String>,
+    /// E-mail address, lowercased.
+    pub email: Option<String>,
+    /// Phone number, as given (digits, spaces, `+`, `-`, `(`, `)`).
+    pub phone: Option<String>,
 }

@@ -18,7 +18,7 @@ pub mod reading;
 pub mod routing;
 
 pub use city::{Agency, Area, Category, City, Contact, District, SensorSite};
-pub use event::{Event, EventKind, Source};
+pub use event::{CitizenContact, Event, EventKind, Source};
 pub use fusion::IncidentIndex;
 pub use i18n::{Language, Localized};
 pub use ids::{AgencyId, CategoryId, DistrictId, EventId, IncidentId, SensorId};

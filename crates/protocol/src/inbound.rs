@@ -20,7 +20,7 @@ use chrono::{DateTime, Duration, Utc};
 use geo::{Centroid, Contains, Geometry, InteriorPoint, Point};
 use geojson::{Feature, JsonObject, JsonValue};
 
-use model::{ids::valid_id, CategoryId, City, Event, EventId, EventKind, Source};
+use model::{ids::valid_id, CategoryId, CitizenContact, City, Event, EventId, EventKind, Source};
 
 use crate::error::WireError;
 
@@ -58,6 +58,13 @@ pub fn citizen_report(
     check_in_city(location, city)?;
     let occurred_at =
         time(props, "reported_at", received_at)?.ok_or(WireError::Missing("reported_at"))?;
+    let contact = contact(props)?;
+    // The contact is personal data: the event log keeps the report without it.
+    let payload = if props.contains_key("contact") {
+        without_contact(text)?
+    } else {
+        text.to_owned()
+    };
     Ok(Event {
         id: EventId::new(format!("citizen:{sender_id}")),
         subject: None,
@@ -68,8 +75,108 @@ pub fn citizen_report(
         description: description(props)?,
         occurred_at,
         received_at,
-        payload: text.to_owned(),
+        payload,
+        contact,
     })
+}
+
+/// Longest contact name, in characters.
+pub const MAX_CONTACT_NAME: usize = 200;
+/// Longest e-mail address, in bytes (RFC 5321's path limit).
+pub const MAX_EMAIL: usize = 254;
+/// Longest phone number, in characters.
+pub const MAX_PHONE: usize = 32;
+
+/// A citizen's optional `contact`: `{"name", "email", "phone"}`, each optional; null, `{}` or
+/// only empty strings mean none.
+fn contact(props: &JsonObject) -> Result<Option<CitizenContact>, WireError> {
+    let invalid = |reason: String| WireError::Invalid {
+        name: "contact",
+        reason,
+    };
+    let fields = match props.get("contact") {
+        None | Some(JsonValue::Null) => return Ok(None),
+        Some(JsonValue::Object(o)) => o,
+        Some(_) => {
+            return Err(invalid(
+                "must be an object with \"name\", \"email\" and/or \"phone\"".into(),
+            ))
+        }
+    };
+    if let Some(unknown) = fields
+        .keys()
+        .find(|k| !matches!(k.as_str(), "name" | "email" | "phone"))
+    {
+        return Err(invalid(format!(
+            "unknown field {unknown:?} (expected \"name\", \"email\" or \"phone\")"
+        )));
+    }
+    let text = |key: &str| -> Result<Option<String>, WireError> {
+        match fields.get(key) {
+            None | Some(JsonValue::Null) => Ok(None),
+            Some(JsonValue::String(s)) => {
+                let s = s.trim();
+                Ok((!s.is_empty()).then(|| s.to_owned()))
+            }
+            Some(_) => Err(invalid(format!("{key:?} must be a string"))),
+        }
+    };
+    let name = text("name")?;
+    if name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > MAX_CONTACT_NAME || n.chars().any(char::is_control))
+    {
+        return Err(invalid(format!(
+            "\"name\" must be at most {MAX_CONTACT_NAME} characters, none of them control characters"
+        )));
+    }
+    let email = text("email")?.map(|e| e.to_lowercase());
+    if let Some(e) = &email {
+        let valid = e.len() <= MAX_EMAIL
+            && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+            && e.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+            });
+        if !valid {
+            return Err(invalid(format!(
+                "\"email\" is not an e-mail address of at most {MAX_EMAIL} bytes"
+            )));
+        }
+    }
+    let phone = text("phone")?;
+    if let Some(p) = &phone {
+        let digits = p.chars().filter(char::is_ascii_digit).count();
+        let valid = p.chars().count() <= MAX_PHONE
+            && digits >= 6
+            && p.chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '+' | '-' | '(' | ')' | '.'));
+        if !valid {
+            return Err(invalid(format!(
+                "\"phone\" must be at most {MAX_PHONE} characters: at least 6 digits, spaces and + - ( ) ."
+            )));
+        }
+    }
+    if name.is_none() && email.is_none() && phone.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(CitizenContact { name, email, phone }))
+}
+
+/// The report's JSON with `properties.contact` removed.
+fn without_contact(text: &str) -> Result<String, WireError> {
+    let mut value: JsonValue =
+        serde_json::from_str(text).map_err(|e| WireError::NotJson(e.to_string()))?;
+    if let Some(props) = value
+        .get_mut("properties")
+        .and_then(JsonValue::as_object_mut)
+    {
+        props.remove("contact");
+    }
+    Ok(value.to_string())
 }
 
 /// Parses and validates a utility company's event against `city`. The event's location is the
@@ -135,6 +242,7 @@ pub fn utility_event(
         occurred_at,
         received_at,
         payload: text.to_owned(),
+        contact: None,
     })
 }
 
@@ -439,5 +547,6 @@ pub fn cap_event(
         occurred_at: info.onset.unwrap_or(alert.sent).with_timezone(&Utc),
         received_at,
         payload: text,
+        contact: None,
     })
 }

@@ -58,6 +58,7 @@ use crate::rows::{
 use crate::url::Target;
 
 pub use crate::error::StoreError;
+pub use crate::personal::{phone_digits, ContactSelector, Retained, StoredContact};
 pub use crate::readings::{RollupRow, Step, MAX_ROLLUP_ROWS};
 pub use crate::tokens::{hash_token, TokenInfo};
 pub use crate::types::{
@@ -98,6 +99,9 @@ macro_rules! with_pool {
         }
     };
 }
+
+// Declared after `with_pool!`, which it uses.
+mod personal;
 
 /// Events, incidents, their timelines and dead letters, durably. Cheap to clone: clones share
 /// one connection pool.
@@ -365,6 +369,21 @@ impl Store {
             .bind(incident.external_ref.as_deref())
             .execute(&mut *tx)
             .await?;
+            if let Some(contact) = &event.contact {
+                sqlx::query(
+                    "INSERT INTO citizen_contacts (event_id, incident_id, name, email, phone, \
+                     phone_digits, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(event.id.as_str())
+                .bind(incident.id.as_str())
+                .bind(contact.name.as_deref())
+                .bind(contact.email.as_deref())
+                .bind(contact.phone.as_deref())
+                .bind(contact.phone.as_deref().map(crate::personal::phone_digits))
+                .bind(received_at)
+                .execute(&mut *tx)
+                .await?;
+            }
             sqlx::query(
                 "INSERT INTO incident_timeline (incident_id, at, kind, actor, detail) \
                  VALUES ($1, $2, $3, $4, $5)",

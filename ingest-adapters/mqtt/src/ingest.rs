@@ -161,7 +161,7 @@ struct Inbound {
 }
 
 enum Parsed {
-    Event(model::Event),
+    Event(Box<model::Event>),
     Readings(Vec<model::Reading>),
 }
 
@@ -173,7 +173,8 @@ impl Inbound {
         let (feed, parsed) = if topic == topics::CITIZEN_REPORTS {
             (
                 "citizen".to_owned(),
-                inbound::citizen_report(&publish.payload, city, received_at).map(Parsed::Event),
+                inbound::citizen_report(&publish.payload, city, received_at)
+                    .map(|e| Parsed::Event(Box::new(e))),
             )
         } else if let Some(operator) = topics::utility_operator(topic) {
             (
@@ -181,10 +182,10 @@ impl Inbound {
                 // CAP 1.2 XML or a GeoJSON Feature, told apart by the first character.
                 if publish.payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<') {
                     inbound::cap_event(&publish.payload, operator, city, received_at)
-                        .map(Parsed::Event)
+                        .map(|e| Parsed::Event(Box::new(e)))
                 } else {
                     inbound::utility_event(&publish.payload, operator, city, received_at)
-                        .map(Parsed::Event)
+                        .map(|e| Parsed::Event(Box::new(e)))
                 },
             )
         } else if let Some(sensor) = topics::traffic_sensor(topic) {
@@ -436,7 +437,7 @@ async fn handle(msg: &Inbound, engine: &Engine, store: &Store) -> Result<bool, E
     let refusal = match &msg.parsed {
         Ok(Parsed::Event(event)) => {
             let sent_at = Some(event.occurred_at);
-            match engine.ingest(event.clone()).await {
+            match engine.ingest((**event).clone()).await {
                 Ok(outcome) => {
                     let outcome = match outcome {
                         IngestOutcome::Duplicate => FeedOutcome::Duplicate,

@@ -689,3 +689,62 @@ fn limits_are_the_documented_ones() {
     assert_eq!(MAX_PAYLOAD, 256 * 1024);
     assert_eq!(MAX_DESCRIPTION, 4000);
 }
+
+/// A citizen's contact is personal data: it comes out of the report into `Event::contact`, and
+/// the payload kept in the event log no longer has it.
+#[test]
+fn contact_details_are_kept_apart_from_the_report() {
+    let city = brasov();
+    let contact =
+        json!({"name": " Ana Pop ", "email": "Ana.Pop@Example.RO", "phone": "+40 (722) 123-456"});
+    let payload = with("contact", contact);
+    let event = citizen_report(&payload, city, received_at()).expect("accepted");
+    let c = event.contact.clone().expect("a contact");
+    assert_eq!(c.name.as_deref(), Some("Ana Pop"));
+    assert_eq!(c.email.as_deref(), Some("ana.pop@example.ro"));
+    assert_eq!(c.phone.as_deref(), Some("+40 (722) 123-456"));
+    assert!(
+        !event.payload.contains("contact")
+            && !event.payload.contains("Ana")
+            && !event.payload.contains("722"),
+        "{}",
+        event.payload
+    );
+    assert!(event.payload.contains("Groapă adâncă"), "the report stays");
+
+    // No contact, a null one, or only blanks: none, and the payload is kept verbatim.
+    let plain = report().to_string();
+    let event = citizen_report(plain.as_bytes(), city, received_at()).expect("accepted");
+    assert_eq!((event.contact, event.payload), (None, plain));
+    for empty in [json!(null), json!({}), json!({"name": "  ", "email": null})] {
+        let event =
+            citizen_report(&with("contact", empty.clone()), city, received_at()).expect("accepted");
+        assert_eq!(event.contact, None, "{empty}");
+    }
+
+    // Refused, naming the field.
+    for (bad, words) in [
+        (json!("ana@example.ro"), "must be an object"),
+        (json!({"mail": "ana@example.ro"}), "unknown field \"mail\""),
+        (json!({"email": "not-an-address"}), "\"email\""),
+        (json!({"email": "a@b"}), "\"email\""),
+        (json!({"email": "a b@example.ro"}), "\"email\""),
+        (json!({"email": 7}), "must be a string"),
+        (json!({"phone": "12345"}), "\"phone\""),
+        (json!({"phone": "0722 123 456; drop"}), "\"phone\""),
+        (json!({"name": "x".repeat(201)}), "\"name\""),
+        (json!({"name": "Ana\u{0}"}), "\"name\""),
+    ] {
+        match citizen_report(&with("contact", bad.clone()), city, received_at()) {
+            Ok(e) => panic!("{bad} accepted as {:?}", e.contact),
+            Err(
+                e @ WireError::Invalid {
+                    name: "contact", ..
+                },
+            ) => {
+                assert!(e.to_string().contains(words), "{bad}: {e}")
+            }
+            Err(e) => panic!("{bad}: unexpected {e:?}"),
+        }
+    }
+}

@@ -41,6 +41,7 @@ pub fn event(
         occurred_at: at - Duration::minutes(3),
         received_at: at,
         payload: format!(r#"{{"id":"{id}","note":"verbatim, ăîșț"}}"#),
+        contact: None,
     }
 }
 

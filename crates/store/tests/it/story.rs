@@ -175,6 +175,8 @@ pub async fn run(target: Target) {
             .expect("record after restart"),
         Recorded::Duplicate
     );
+    personal_data(&store).await;
+    retention(&store).await;
     store.close().await;
 
     // The event log is a hypertable on TimescaleDB, and only there.
@@ -191,10 +193,10 @@ pub async fn run(target: Target) {
     match Store::connect(&target.url).await {
         Err(e @ StoreError::SchemaTooNew { database, binary }) => {
             assert_eq!(database, 99_990_101_000_000);
-            assert_eq!(binary, 4, "the binary's newest migration");
+            assert_eq!(binary, 6, "the binary's newest migration");
             let message = e.to_string();
             assert!(
-                message.contains("99990101000000") && message.contains(" 4"),
+                message.contains("99990101000000") && message.contains(" 6"),
                 "{message}"
             );
         }
@@ -526,4 +528,175 @@ async fn tokens(store: &Store) {
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0].prefix, "dsp_bbbb", "newest first");
     assert!(listed[1].revoked_at.is_some());
+}
+
+/// Citizens' contacts: stored apart with their report, listed per incident, erased on request by
+/// e-mail (any case) or phone (any writing), dropped after the retention period; the reports stay.
+async fn personal_data(store: &Store) {
+    use model::CitizenContact;
+    let t = t0() + Duration::days(1);
+    let mut incident = pothole(t);
+    incident.id = "0193a6f0-0000-7000-8000-0000000000c1".into();
+    let contact = |name: &str, email: Option<&str>, phone: Option<&str>| {
+        Some(CitizenContact {
+            name: Some(name.to_owned()),
+            email: email.map(str::to_owned),
+            phone: phone.map(str::to_owned),
+        })
+    };
+    let mut reports = Vec::new();
+    for (i, c) in [
+        contact("Ana Pop", Some("ana@example.ro"), None),
+        contact("Ana Pop", None, Some("+40 722 123 456")),
+        contact("Ion Ionescu", Some("ion@example.ro"), Some("0268 000 000")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut e = event(
+            &format!("citizen:gdpr-{i}"),
+            Source::Citizen,
+            "pothole",
+            25.5887,
+            45.6419,
+            t + Duration::minutes(i as i64),
+        );
+        e.contact = c;
+        let change = IncidentChange {
+            incident: incident.clone(),
+            kind: if i == 0 {
+                ChangeKind::Opened
+            } else {
+                ChangeKind::ReportJoined
+            },
+        };
+        assert_eq!(
+            store.record(&e, &change).await.expect("record"),
+            Recorded::Stored
+        );
+        reports.push(e);
+    }
+    let listed = store
+        .contacts_of_incident(&incident.id)
+        .await
+        .expect("contacts");
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[0].email.as_deref(), Some("ana@example.ro"));
+    assert_eq!(listed[1].phone.as_deref(), Some("+40 722 123 456"));
+    assert_eq!(listed[2].received_at, micros(reports[2].received_at));
+
+    // Ana asks to be forgotten: by e-mail in another case, and by her phone written otherwise.
+    let erased = store
+        .erase_contacts(&store::ContactSelector {
+            email: Some(" ANA@Example.ro ".into()),
+            phone: Some("0040-722-123-456".into()),
+        })
+        .await
+        .expect("erase");
+    assert_eq!(
+        erased, 1,
+        "only the e-mail matches: 0040… is not +40… digit for digit"
+    );
+    let erased = store
+        .erase_contacts(&store::ContactSelector {
+            email: None,
+            phone: Some("+40 (722) 123-456".into()),
+        })
+        .await
+        .expect("erase");
+    assert_eq!(erased, 1);
+    assert_eq!(
+        store
+            .erase_contacts(&store::ContactSelector::default())
+            .await
+            .expect("nothing asked"),
+        0
+    );
+    let left = store
+        .contacts_of_incident(&incident.id)
+        .await
+        .expect("contacts");
+    assert_eq!(
+        left.iter().map(|c| c.name.as_deref()).collect::<Vec<_>>(),
+        [Some("Ion Ionescu")]
+    );
+    // The reports stay.
+    for e in &reports {
+        assert!(store.is_known_event(&e.id).await.expect("known"));
+    }
+    let stored = store.incident(&incident.id).await.expect("incident");
+    assert!(stored.is_some());
+
+    // Retention: contacts that arrived before the cut-off go, later ones stay.
+    let done = store
+        .apply_retention(Some(reports[2].received_at), None)
+        .await
+        .expect("retention");
+    assert_eq!((done.contacts, done.readings), (0, 0));
+    let done = store
+        .apply_retention(Some(reports[2].received_at + Duration::seconds(1)), None)
+        .await
+        .expect("retention");
+    assert_eq!(done.contacts, 1);
+    assert!(store
+        .contacts_of_incident(&incident.id)
+        .await
+        .expect("contacts")
+        .is_empty());
+}
+
+/// Readings retention: what is older than the cut-off goes (whole chunks on TimescaleDB), newer
+/// readings stay.
+async fn retention(store: &Store) {
+    use chrono::TimeZone;
+    use model::Reading;
+    use store::Step;
+    let old_sensor = model::SensorId::from("tc-old");
+    let old = chrono::Utc
+        .with_ymd_and_hms(2020, 1, 1, 12, 0, 0)
+        .single()
+        .expect("valid");
+    let batch: Vec<Reading> = (0..10)
+        .map(|i| Reading {
+            sensor: old_sensor.clone(),
+            metric: "count".into(),
+            time: old + Duration::minutes(i),
+            value: 1.0,
+        })
+        .collect();
+    assert_eq!(
+        store.record_readings(&batch).await.expect("old readings"),
+        10
+    );
+    let cut = chrono::Utc
+        .with_ymd_and_hms(2021, 1, 1, 0, 0, 0)
+        .single()
+        .expect("valid");
+    let done = store
+        .apply_retention(None, Some(cut))
+        .await
+        .expect("retention");
+    let expected = if store.backend() == Backend::Timescale {
+        1 // one daily chunk
+    } else {
+        10
+    };
+    assert_eq!(done.readings, expected);
+    let hour = |sensor: model::SensorId, from: chrono::DateTime<chrono::Utc>| async move {
+        store
+            .readings_rollup(&sensor, from, from + Duration::hours(3), Step::Hour)
+            .await
+            .expect("rollup")
+    };
+    assert!(hour(old_sensor, old - Duration::hours(1)).await.is_empty());
+    let recent = chrono::Utc
+        .with_ymd_and_hms(2026, 11, 22, 10, 0, 0)
+        .single()
+        .expect("valid");
+    assert!(
+        !hour(model::SensorId::from("tc-test"), recent)
+            .await
+            .is_empty(),
+        "newer readings stay"
+    );
 }
