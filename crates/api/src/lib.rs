@@ -91,6 +91,14 @@ async fn health(State(state): State<AppState>) -> Result<impl IntoResponse, Prob
         .ping()
         .await
         .map_err(|e| Problem::unavailable(format!("store: {e}")))?;
+    // Reachable is not enough: a full disk answers reads and refuses every write.
+    if let Some(f) = state.store.write_failure() {
+        return Err(Problem::unavailable(format!(
+            "store: writes failing since {}: {}; the broker keeps what is not yet stored",
+            f.since.to_rfc3339(),
+            f.error
+        )));
+    }
     let stats = state.engine.stats();
     let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     Ok(Json(serde_json::json!({

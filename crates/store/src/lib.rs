@@ -38,8 +38,10 @@ mod types;
 mod url;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -109,6 +111,50 @@ mod personal;
 pub struct Store {
     pool: Pool,
     backend: Backend,
+    writes: Arc<WriteHealth>,
+}
+
+/// Writes that keep failing (a full disk, a database that went away): since when, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteFailure {
+    /// The first failure of the current run of failures.
+    pub since: DateTime<Utc>,
+    /// The last failure's error.
+    pub error: String,
+}
+
+/// The outcome of the last write of events, readings or dead letters.
+#[derive(Debug, Default)]
+struct WriteHealth {
+    failing: std::sync::Mutex<Option<WriteFailure>>,
+}
+
+impl WriteHealth {
+    fn note<T>(&self, result: &Result<T, StoreError>) {
+        let Ok(mut failing) = self.failing.lock() else {
+            return;
+        };
+        match result {
+            Ok(_) => {
+                if let Some(f) = failing.take() {
+                    tracing::info!(since = %f.since, "store writes succeed again");
+                }
+            }
+            Err(e) => {
+                let error = e.to_string();
+                match failing.as_mut() {
+                    Some(f) => f.error = error,
+                    None => {
+                        tracing::error!(error = %error, "store writes failing");
+                        *failing = Some(WriteFailure {
+                            since: Utc::now(),
+                            error,
+                        });
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Store {
@@ -162,7 +208,25 @@ impl Store {
                         .map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
                 }
             }
-            SqlitePoolOptions::new().max_connections(SQLITE_CONNECTIONS)
+            SqlitePoolOptions::new()
+                .max_connections(SQLITE_CONNECTIONS)
+                // A connection whose transaction did not end cleanly (a COMMIT refused by a full
+                // disk, then a ROLLBACK that found nothing to undo) must never be reused: sqlx
+                // would take its next transaction for a nested one, and "commit" a savepoint
+                // inside a transaction that is never committed, holding the write lock. It is
+                // closed instead (which rolls back whatever SQLite still holds open).
+                .after_release(|conn, _| {
+                    Box::pin(async move {
+                        let clean = !sqlx::Connection::is_in_transaction(conn);
+                        if !clean {
+                            warn!("closing a SQLite connection left inside a failed transaction");
+                        }
+                        Ok(clean)
+                    })
+                })
+                .before_acquire(|conn, _| {
+                    Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+                })
         };
         let pool = pool_options
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -172,6 +236,7 @@ impl Store {
         Ok(Store {
             pool: Pool::Sqlite(pool),
             backend: Backend::Sqlite,
+            writes: Arc::default(),
         })
     }
 
@@ -203,6 +268,7 @@ impl Store {
         Ok(Store {
             pool: Pool::Postgres(pool),
             backend: Backend::Postgres,
+            writes: Arc::default(),
         })
     }
 
@@ -286,6 +352,21 @@ impl Store {
     /// If the event id is already recorded, writes nothing and returns [`Recorded::Duplicate`].
     /// Returns only after commit.
     pub async fn record(
+        &self,
+        event: &Event,
+        change: &IncidentChange,
+    ) -> Result<Recorded, StoreError> {
+        let result = self.record_once(event, change).await;
+        self.writes.note(&result);
+        result
+    }
+
+    /// Writes that keep failing since the last success, if they do (for health and alarms).
+    pub fn write_failure(&self) -> Option<WriteFailure> {
+        self.writes.failing.lock().ok().and_then(|f| f.clone())
+    }
+
+    async fn record_once(
         &self,
         event: &Event,
         change: &IncidentChange,
@@ -523,6 +604,12 @@ impl Store {
 
     /// Keeps a message that could not be accepted; returns its number.
     pub async fn record_dead_letter(&self, dl: &NewDeadLetter) -> Result<i64, StoreError> {
+        let result = self.record_dead_letter_once(dl).await;
+        self.writes.note(&result);
+        result
+    }
+
+    async fn record_dead_letter_once(&self, dl: &NewDeadLetter) -> Result<i64, StoreError> {
         let id: i64 = with_pool!(self, |pool| {
             sqlx::query_scalar(
                 "INSERT INTO dead_letters (received_at, channel, topic, payload, reason) \

@@ -102,6 +102,12 @@ impl Store {
     /// Stores `readings` in one transaction; a reading already stored (same sensor, metric and
     /// time) is skipped. Returns how many were new. Returns only after commit.
     pub async fn record_readings(&self, readings: &[Reading]) -> Result<u64, StoreError> {
+        let result = self.record_readings_once(readings).await;
+        self.writes.note(&result);
+        result
+    }
+
+    async fn record_readings_once(&self, readings: &[Reading]) -> Result<u64, StoreError> {
         if readings.is_empty() {
             return Ok(0);
         }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // tests: a failure should stop the test loudly
 
 mod browser;
+mod disk_full;
 mod gdpr;
 mod http_ingest;
 mod ingest;
