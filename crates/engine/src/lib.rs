@@ -18,7 +18,9 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use model::{CityIndex, Event, EventKind, Incident, IncidentId, IncidentIndex, IncidentStatus};
+use model::{
+    CityIndex, Event, EventKind, Incident, IncidentId, IncidentIndex, IncidentStatus, SlaClock,
+};
 use store::{ChangeKind, IncidentChange, Recorded, Store, StoreError};
 
 /// Why the engine could not take an event.
@@ -314,6 +316,7 @@ impl Actor {
             external_ref: event.subject.clone(),
             opened_at: now,
             updated_at: now,
+            sla: SlaClock::start(category.sla.for_severity(category.default_severity), now),
         };
         Ok((incident, ChangeKind::Opened))
     }

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use model::{
     Incident, IncidentId, IncidentStatus, RouteCandidate, RoutingDecision, RoutingRule, Severity,
+    SlaClock,
 };
 use protocol::incident::{IncidentCollection, IncidentFeature, PointGeometry};
 use protocol::stream::{Change, StreamFrame};
@@ -41,6 +42,12 @@ fn incident() -> Incident {
         external_ref: None,
         opened_at: utc("2026-11-22T08:00:00.123456789Z"),
         updated_at: utc("2026-11-22T08:05:00Z"),
+        sla: SlaClock {
+            ack_due: Some(utc("2026-11-22T16:00:00.123456789Z")),
+            resolve_due: Some(utc("2026-11-25T08:00:00.123456789Z")),
+            ack_escalated_at: None,
+            resolve_escalated_at: None,
+        },
     }
 }
 
