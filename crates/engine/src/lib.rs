@@ -90,8 +90,8 @@ pub struct ActionRequest {
 /// How the engine runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EngineOptions {
-    /// How often the open incidents' deadlines are checked (default one second). The first
-    /// check runs as the engine starts.
+    /// How often the open incidents' deadlines are checked (default one second, at least
+    /// 10 ms). The first check runs as the engine starts.
     pub escalation_check: std::time::Duration,
 }
 
@@ -354,7 +354,10 @@ impl Actor {
     ) {
         // What went overdue while the process was down escalates before any command is served.
         self.escalate_overdue(now()).await;
-        let period = options.escalation_check;
+        // `interval` refuses a zero period.
+        let period = options
+            .escalation_check
+            .max(std::time::Duration::from_millis(10));
         let mut deadlines = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         deadlines.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
