@@ -39,18 +39,26 @@ pub async fn token(command: crate::config::TokenCommand) -> anyhow::Result<()> {
     use crate::config::TokenCommand;
     match command {
         TokenCommand::Create(c) => {
-            let scope = match (&c.operator, c.readings) {
-                (Some(op), _) => {
-                    let city = city::load(&c.city)?;
-                    if city.agency(op).is_none() {
-                        bail!(
-                            "{op:?} is not an agency of {}; see agencies.toml",
-                            c.city.display()
-                        );
-                    }
-                    format!("events:{op}")
+            let agency_of_city = |agency: &str| -> anyhow::Result<()> {
+                let city = city::load(&c.city)?;
+                if city.agency(agency).is_none() {
+                    bail!(
+                        "{agency:?} is not an agency of {}; see agencies.toml",
+                        c.city.display()
+                    );
                 }
-                (None, _) => "readings".to_owned(),
+                Ok(())
+            };
+            let scope = if let Some(op) = &c.operator {
+                agency_of_city(op)?;
+                format!("events:{op}")
+            } else if let Some(agency) = &c.acts_for {
+                agency_of_city(agency)?;
+                format!("agency:{agency}")
+            } else if c.dispatcher {
+                "operator".to_owned()
+            } else {
+                "readings".to_owned()
             };
             prepare_sqlite_dir(&c.db.database_url)?;
             let store = Store::connect(&c.db.database_url).await?;
