@@ -74,6 +74,7 @@ async fn act_inner(
         actor,
         reason: command.reason,
         as_agency,
+        request_id: None,
     };
     let incident = state.engine.act(request).await.map_err(problem)?;
     Ok((
@@ -89,6 +90,7 @@ fn problem(e: EngineError) -> Problem {
         e @ EngineError::Transition(_) => Problem::conflict(e.to_string()),
         e @ EngineError::NotAssignedTo { .. } => Problem::forbidden(e.to_string()),
         e @ EngineError::UnknownAgency(_) => Problem::bad_request(e.to_string()),
+        e @ EngineError::RequestIdReused { .. } => Problem::conflict(e.to_string()),
         EngineError::Store(e) => e.into(),
         e @ EngineError::Stopped => Problem::unavailable(e.to_string()),
         e @ (EngineError::UnknownCategory(_) | EngineError::Refused(_)) => Problem::internal(e),

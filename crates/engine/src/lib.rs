@@ -69,6 +69,14 @@ pub enum EngineError {
     /// An assignment to an agency the city does not have.
     #[error("agency {0:?} is not one of this city's")]
     UnknownAgency(String),
+    /// The actor used this request id before, for another incident.
+    #[error("request id {request_id:?} was already used for incident {incident}")]
+    RequestIdReused {
+        /// The request id.
+        request_id: String,
+        /// The incident it was used for.
+        incident: IncidentId,
+    },
 }
 
 /// An action on an incident, and who takes it.
@@ -85,6 +93,9 @@ pub struct ActionRequest {
     /// Set when the actor speaks for an agency: the action is refused
     /// ([`EngineError::NotAssignedTo`]) unless the incident is assigned to that agency.
     pub as_agency: Option<AgencyId>,
+    /// The id the actor gave this request (an agency's update id), making it idempotent: a
+    /// request the actor sent before with this id changes nothing the second time.
+    pub request_id: Option<String>,
 }
 
 /// How the engine runs.
@@ -279,9 +290,12 @@ impl Engine {
     /// incident as it is after the action, once the action and its timeline entry are durable
     /// and announced.
     ///
+    /// A request with a `request_id` the same actor used before for this incident was taken
+    /// already: it returns the incident as it is now and records nothing.
+    ///
     /// Refused, with nothing recorded: [`EngineError::NotFound`], [`EngineError::Transition`]
     /// (not allowed from the incident's state), [`EngineError::NotAssignedTo`],
-    /// [`EngineError::UnknownAgency`].
+    /// [`EngineError::UnknownAgency`], [`EngineError::RequestIdReused`].
     pub async fn act(&self, request: ActionRequest) -> Result<Arc<Incident>, EngineError> {
         let (reply, rx) = oneshot::channel();
         self.commands
@@ -561,6 +575,7 @@ impl Actor {
             actor,
             reason,
             as_agency,
+            request_id,
         } = request;
         // Open incidents are in memory; resolved and final ones only in the store.
         let current = match self.incidents.get(&id) {
@@ -571,6 +586,22 @@ impl Actor {
                 .await?
                 .ok_or_else(|| EngineError::NotFound(id.clone()))?,
         };
+        if let Some(rid) = &request_id {
+            // One writer: nothing can record this request between the check and the write.
+            match self.store.known_request(&actor, rid).await? {
+                Some(seen) if seen == id => {
+                    tracing::debug!(incident = %id, request = %rid, "request seen before");
+                    return Ok(Arc::new(current));
+                }
+                Some(seen) => {
+                    return Err(EngineError::RequestIdReused {
+                        request_id: rid.clone(),
+                        incident: seen,
+                    })
+                }
+                None => {}
+            }
+        }
         if let Some(agency) = as_agency {
             if agency != current.agency {
                 return Err(EngineError::NotAssignedTo {
@@ -598,6 +629,7 @@ impl Actor {
             reason,
             from: Some(current.status),
             to: Some(next.status),
+            request_id,
             detail,
         };
         if let Err(e) = self.store.record_transition(&next, &entry).await {
@@ -642,6 +674,7 @@ impl Actor {
                 reason: Some(format!("{} deadline missed", deadline.as_str())),
                 from: Some(current.status),
                 to: Some(next.status),
+                request_id: None,
                 detail: serde_json::json!({
                     "deadline": deadline.as_str(),
                     "due": due_at.map(|t| t.to_rfc3339()),

@@ -420,8 +420,8 @@ impl Store {
             upsert_incident!(&mut *tx, incident, &routing);
             sqlx::query(
                 "INSERT INTO incident_timeline \
-                 (incident_id, at, kind, actor, detail, reason, from_status, to_status) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 (incident_id, at, kind, actor, detail, reason, from_status, to_status, \
+                 request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(incident.id.as_str())
             .bind(stored_time(entry.at))
@@ -431,11 +431,31 @@ impl Store {
             .bind(entry.reason.as_deref())
             .bind(entry.from.map(IncidentStatus::as_str))
             .bind(entry.to.map(IncidentStatus::as_str))
+            .bind(entry.request_id.as_deref())
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// The incident that `actor`'s request `request_id` was recorded for, if it was
+    /// ([`NewTimelineEntry::request_id`]).
+    pub async fn known_request(
+        &self,
+        actor: &str,
+        request_id: &str,
+    ) -> Result<Option<IncidentId>, StoreError> {
+        let id: Option<String> = with_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT incident_id FROM incident_timeline WHERE actor = $1 AND request_id = $2",
+            )
+            .bind(actor)
+            .bind(request_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(id.map(IncidentId::new))
     }
 
     /// Whether an event with this id is recorded.

@@ -147,6 +147,10 @@ pub struct NewTimelineEntry {
     pub from: Option<IncidentStatus>,
     /// The state after.
     pub to: Option<IncidentStatus>,
+    /// The id the actor gave this request (e.g. an agency's update id): a second entry with the
+    /// same actor and id is refused, see
+    /// [`Store::known_request`](crate::Store::known_request).
+    pub request_id: Option<String>,
     /// Particulars, a JSON object.
     pub detail: serde_json::Value,
 }

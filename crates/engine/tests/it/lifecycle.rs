@@ -122,6 +122,7 @@ fn request(incident: &IncidentId, action: Action, actor: &str) -> ActionRequest 
         actor: actor.into(),
         reason: Some(format!("{actor} says so")),
         as_agency: None,
+        request_id: None,
     }
 }
 
@@ -469,4 +470,47 @@ async fn running_escalations(url: &str, id: &IncidentId) -> usize {
         .count();
     store.close().await;
     n
+}
+
+#[tokio::test]
+async fn an_agency_update_delivered_twice_is_taken_once() {
+    let dir = TempDir::new();
+    let running = Running::start(&dir.database_url(), NEVER).await;
+    let engine = &running.engine;
+    let id = open(engine, "citizen:r-1", Utc::now()).await;
+    let far = Event {
+        location: Point::new(25.61, 45.66),
+        ..pothole_report("citizen:r-far", Utc::now())
+    };
+    let IngestOutcome::Opened(other) = engine.ingest(far).await.expect("ingest") else {
+        panic!("a report 2 km away opens its own incident");
+    };
+    let update = ActionRequest {
+        request_id: Some("u-1".into()),
+        ..request(&id, Action::Acknowledge, "agency:x")
+    };
+    let first = engine.act(update.clone()).await.expect("taken");
+    assert_eq!(first.status, IncidentStatus::Acknowledged);
+    // Redelivered (an MQTT QoS 1 retry): no 409, nothing recorded again.
+    let again = engine.act(update.clone()).await.expect("recognised");
+    assert_eq!(again, first);
+    let acks = running
+        .store
+        .timeline(&id)
+        .await
+        .expect("timeline")
+        .iter()
+        .filter(|e| e.kind == "acknowledge")
+        .count();
+    assert_eq!(acks, 1);
+    // The same id for another incident is a mistake of the sender's.
+    let reused = ActionRequest {
+        incident: other,
+        ..update
+    };
+    assert!(matches!(
+        engine.act(reused).await,
+        Err(EngineError::RequestIdReused { .. })
+    ));
+    running.stop().await;
 }

@@ -12,3 +12,9 @@ ALTER TABLE incidents ADD COLUMN resolve_escalated_at TEXT;
 ALTER TABLE incident_timeline ADD COLUMN reason TEXT;
 ALTER TABLE incident_timeline ADD COLUMN from_status TEXT;
 ALTER TABLE incident_timeline ADD COLUMN to_status TEXT;
+
+-- The id a sender gave its action (an agency's update id), so that a redelivered update is
+-- recognised and applied once; unique per actor.
+ALTER TABLE incident_timeline ADD COLUMN request_id TEXT;
+CREATE UNIQUE INDEX incident_timeline_request ON incident_timeline (actor, request_id)
+    WHERE request_id IS NOT NULL;

@@ -571,6 +571,7 @@ async fn lifecycle(store: &Store) -> Incident {
                 reason: Some("echipa pleacă în 10 minute".into()),
                 from: Some(IncidentStatus::Assigned),
                 to: Some(IncidentStatus::Acknowledged),
+                request_id: Some("u-17".into()),
                 detail: json!({"agency": "drumuri"}),
             },
         )
@@ -592,12 +593,44 @@ async fn lifecycle(store: &Store) -> Incident {
                 reason: Some("resolve deadline missed".into()),
                 from: Some(IncidentStatus::Acknowledged),
                 to: Some(IncidentStatus::Acknowledged),
+                request_id: None,
                 detail: json!({"deadline": "resolve", "severity": "moderate"}),
             },
         )
         .await
         .expect("escalate");
     check_lifecycle(store, &escalated).await;
+
+    // The same request of the same actor is recorded once: a second one fails as a whole (the
+    // incident keeps its state, as check_lifecycle sees after the restart).
+    assert_eq!(
+        store
+            .known_request("agency:drumuri", "u-17")
+            .await
+            .expect("read"),
+        Some(incident.id.clone())
+    );
+    assert_eq!(
+        store
+            .known_request("agency:apa-brasov", "u-17")
+            .await
+            .expect("read"),
+        None,
+        "request ids are per actor"
+    );
+    let mut changed = escalated.clone();
+    changed.severity = model::Severity::Extreme;
+    let again = NewTimelineEntry {
+        at: late,
+        kind: "note".into(),
+        actor: "agency:drumuri".into(),
+        reason: Some("again".into()),
+        from: None,
+        to: None,
+        request_id: Some("u-17".into()),
+        detail: json!({}),
+    };
+    assert!(store.record_transition(&changed, &again).await.is_err());
     escalated
 }
 
