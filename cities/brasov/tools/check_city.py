@@ -149,6 +149,16 @@ def main() -> int:
               f"category {cid}: merge radius")
         check(isinstance(c["merge_window_minutes"], int) and c["merge_window_minutes"] > 0,
               f"category {cid}: merge window")
+        dl = c.get("deadlines", {})
+        ack, res = dl.get("acknowledge_minutes"), dl.get("resolve_minutes")
+        check(isinstance(ack, int) and isinstance(res, int) and 0 < ack <= res,
+              f"category {cid}: deadlines (0 < acknowledge_minutes <= resolve_minutes)")
+        for sev in SEVERITIES:
+            o = dl.get(sev)
+            if o is not None:
+                oa, orr = o.get("acknowledge_minutes", ack), o.get("resolve_minutes", res)
+                check(isinstance(oa, int) and isinstance(orr, int) and 0 < oa <= orr,
+                      f"category {cid}: deadlines for {sev}")
 
     # -- agencies ----------------------------------------------------------------------------
     agencies = load_toml("agencies.toml")["agency"]

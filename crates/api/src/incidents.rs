@@ -141,7 +141,9 @@ pub async fn timeline(
             "id": e.id.as_str(), "source": e.source, "received_at": timestamp(e.received_at),
         })).collect::<Vec<_>>(),
         "timeline": entries.iter().map(|t| serde_json::json!({
-            "at": timestamp(t.at), "kind": t.kind, "actor": t.actor, "detail": t.detail,
+            "at": timestamp(t.at), "kind": t.kind, "actor": t.actor, "reason": t.reason,
+            "from": t.from.map(|s| s.as_str()), "to": t.to.map(|s| s.as_str()),
+            "detail": t.detail,
         })).collect::<Vec<_>>(),
     })))
 }

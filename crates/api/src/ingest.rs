@@ -26,15 +26,49 @@ pub const MAX_BODY: usize = 5 * 1024 * 1024;
 /// Most features in one FeatureCollection.
 const MAX_FEATURES: usize = 1000;
 
-/// What a token allows.
-enum Scope {
-    /// Utility events of this operator.
+/// What a token allows (its `scope` in the store).
+pub(crate) enum Scope {
+    /// `events:{operator}`: utility events of this operator.
     Events(String),
-    /// Readings of any of the city's sensors.
+    /// `readings`: readings of any of the city's sensors.
     Readings,
+    /// `agency:{agency}`: actions on the incidents assigned to this agency.
+    Agency(String),
+    /// `operator`: actions on any incident (the dispatch center's operators).
+    Operator,
 }
 
-async fn scope(state: &AppState, headers: &HeaderMap) -> Result<Scope, Problem> {
+impl Scope {
+    fn parse(scope: &str) -> Option<Scope> {
+        if let Some(op) = scope.strip_prefix("events:") {
+            return Some(Scope::Events(op.to_owned()));
+        }
+        if let Some(agency) = scope.strip_prefix("agency:") {
+            return Some(Scope::Agency(agency.to_owned()));
+        }
+        match scope {
+            "readings" => Some(Scope::Readings),
+            "operator" => Some(Scope::Operator),
+            _ => None,
+        }
+    }
+
+    /// What the token may do, for a 403's detail.
+    pub(crate) fn allows(&self) -> &'static str {
+        match self {
+            Scope::Events(_) => "send events",
+            Scope::Readings => "send readings",
+            Scope::Agency(_) => "act on its agency's incidents",
+            Scope::Operator => "act on incidents",
+        }
+    }
+}
+
+/// The bearer token of `headers` and what it allows: 401 without a live token.
+pub(crate) async fn scope(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Scope, String), Problem> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -49,11 +83,18 @@ async fn scope(state: &AppState, headers: &HeaderMap) -> Result<Scope, Problem> 
         .token_scope(&store::hash_token(token))
         .await?
         .ok_or_else(|| Problem::unauthorized("the API token is not valid (unknown or revoked)"))?;
-    Ok(match scope.strip_prefix("events:") {
-        Some(op) => Scope::Events(op.to_owned()),
-        None => Scope::Readings,
-    })
+    let scope = Scope::parse(&scope).ok_or_else(|| {
+        Problem::forbidden(format!(
+            "the API token's scope {scope:?} allows nothing here"
+        ))
+    })?;
+    // The prefix `token list` shows, to name the token in timelines; never the whole token.
+    let prefix: String = token.chars().take(TOKEN_PREFIX).collect();
+    Ok((scope, prefix))
 }
+
+/// Characters of a token that `dispecer token create` keeps as its prefix.
+const TOKEN_PREFIX: usize = 12;
 
 fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Problem> {
     body.map_err(|e| {
@@ -103,10 +144,14 @@ async fn events_inner(
     headers: &HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, Problem> {
-    let Scope::Events(operator) = scope(state, headers).await? else {
-        return Err(Problem::forbidden(
-            "this token may send readings, not events",
-        ));
+    let operator = match scope(state, headers).await?.0 {
+        Scope::Events(operator) => operator,
+        other => {
+            return Err(Problem::forbidden(format!(
+                "this token may {}, not send events",
+                other.allows()
+            )))
+        }
     };
     let raw = body(raw)?;
     let value: Value = match serde_json::from_slice(&raw) {
@@ -219,11 +264,15 @@ async fn readings_inner(
     headers: &HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, Problem> {
-    let Scope::Readings = scope(state, headers).await? else {
-        return Err(Problem::forbidden(
-            "this token may send events, not readings",
-        ));
-    };
+    match scope(state, headers).await?.0 {
+        Scope::Readings => {}
+        other => {
+            return Err(Problem::forbidden(format!(
+                "this token may {}, not send readings",
+                other.allows()
+            )))
+        }
+    }
     let raw = body(raw)?;
     let now = Utc::now();
     let readings = match traffic::readings_named(&raw, state.engine.city().city(), now) {

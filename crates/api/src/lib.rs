@@ -5,6 +5,7 @@
 //! of their own. Every client error is `application/problem+json` (RFC 9457); internal errors are
 //! logged once and answered generically.
 
+mod actions;
 mod dashboards;
 mod incidents;
 mod ingest;
@@ -67,6 +68,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents", get(incidents::list))
         .route("/api/v1/incidents/{id}", get(incidents::one))
         .route("/api/v1/incidents/{id}/timeline", get(incidents::timeline))
+        .route(
+            "/api/v1/incidents/{id}/actions",
+            post(actions::act).layer(DefaultBodyLimit::max(actions::MAX_BODY)),
+        )
         .route("/api/v1/dead-letters", get(incidents::dead_letters))
         .route("/api/v1/sensors/{id}/readings", get(sensors::readings))
         .route("/api/v1/feeds", get(metrics::feeds))
@@ -109,6 +114,8 @@ async fn health(State(state): State<AppState>) -> Result<impl IntoResponse, Prob
         "reports_joined": load(&stats.joined),
         "duplicates": load(&stats.duplicates),
         "store_errors": load(&stats.store_errors),
+        "actions": load(&stats.actions),
+        "escalations": load(&stats.escalations),
     })))
 }
 

@@ -70,8 +70,18 @@ pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
         ),
         (
             "dispecer_store_errors_total",
-            "Events not taken because the store failed.",
+            "Events, actions and escalations not taken because the store failed.",
             &stats.store_errors,
+        ),
+        (
+            "dispecer_actions_total",
+            "Actions on incidents accepted (acknowledge, resolve, ...).",
+            &stats.actions,
+        ),
+        (
+            "dispecer_escalations_total",
+            "Deadlines missed and escalated.",
+            &stats.escalations,
         ),
     ];
     for (name, help, value) in counters {

@@ -39,6 +39,15 @@ impl Problem {
         }
     }
 
+    /// 409: the request conflicts with the resource's state; `detail` says how.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Problem {
+            status: StatusCode::CONFLICT,
+            title: "Conflict",
+            detail: detail.into(),
+        }
+    }
+
     /// 413: the body is too large.
     pub fn too_large(detail: impl Into<String>) -> Self {
         Problem {

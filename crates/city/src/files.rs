@@ -42,6 +42,27 @@ pub struct CategoryEntry {
     pub agency_kind: String,
     pub merge_radius_m: f64,
     pub merge_window_minutes: u32,
+    pub deadlines: DeadlinesEntry,
+}
+
+/// `deadlines = { acknowledge_minutes, resolve_minutes, severe = { ... }, ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadlinesEntry {
+    pub acknowledge_minutes: u32,
+    pub resolve_minutes: u32,
+    pub minor: Option<DeadlineOverride>,
+    pub moderate: Option<DeadlineOverride>,
+    pub severe: Option<DeadlineOverride>,
+    pub extreme: Option<DeadlineOverride>,
+}
+
+/// Other deadlines for one severity; an absent field keeps the category's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadlineOverride {
+    pub acknowledge_minutes: Option<u32>,
+    pub resolve_minutes: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -26,7 +26,8 @@ use geojson::GeoJson;
 
 use model::ids::valid_id;
 use model::{
-    Agency, Area, Category, City, Contact, District, Language, Localized, SensorSite, Severity,
+    Agency, Area, Category, City, Contact, Deadlines, District, Language, Localized, SensorSite,
+    Severity, SlaPolicy,
 };
 
 /// Why a city folder was refused.
@@ -186,6 +187,61 @@ fn check_area(area: &MultiPolygon) -> Result<(), String> {
     Ok(())
 }
 
+/// The longest deadline a category may set: one year, in minutes.
+const MAX_DEADLINE_MINUTES: u32 = 60 * 24 * 365;
+
+/// A category's `deadlines` as a policy: the category's deadlines, with each severity's
+/// overrides on top. Both deadlines must be 1 minute to a year, and acknowledging may not take
+/// longer than resolving.
+fn sla_policy(d: &files::DeadlinesEntry) -> Result<SlaPolicy, String> {
+    let check = |what: &str, ack: u32, resolve: u32| -> Result<Deadlines, String> {
+        for (name, v) in [("acknowledge_minutes", ack), ("resolve_minutes", resolve)] {
+            if v == 0 || v > MAX_DEADLINE_MINUTES {
+                return Err(format!(
+                    "{what}{name} must be between 1 and {MAX_DEADLINE_MINUTES}, not {v}"
+                ));
+            }
+        }
+        if ack > resolve {
+            return Err(format!(
+                "{what}acknowledge_minutes ({ack}) is longer than resolve_minutes ({resolve})"
+            ));
+        }
+        Ok(Deadlines {
+            acknowledge: chrono::Duration::minutes(i64::from(ack)),
+            resolve: chrono::Duration::minutes(i64::from(resolve)),
+        })
+    };
+    let mut policy = SlaPolicy::uniform(check(
+        "deadlines.",
+        d.acknowledge_minutes,
+        d.resolve_minutes,
+    )?);
+    for (severity, o) in [
+        (Severity::Minor, &d.minor),
+        (Severity::Moderate, &d.moderate),
+        (Severity::Severe, &d.severe),
+        (Severity::Extreme, &d.extreme),
+    ] {
+        if let Some(o) = o {
+            let what = format!("deadlines.{severity}.");
+            if o.acknowledge_minutes.is_none() && o.resolve_minutes.is_none() {
+                return Err(format!(
+                    "deadlines.{severity} sets nothing: give acknowledge_minutes, \
+                     resolve_minutes or both"
+                ));
+            }
+            let deadlines = check(
+                &what,
+                o.acknowledge_minutes.unwrap_or(d.acknowledge_minutes),
+                o.resolve_minutes.unwrap_or(d.resolve_minutes),
+            )?;
+            policy = policy.with_severity(severity, deadlines);
+        }
+    }
+    Ok(policy)
+}
+
 fn localized(n: files::Names) -> Localized {
     Localized { ro: n.ro, en: n.en }
 }
@@ -323,6 +379,7 @@ pub fn load(dir: &Path) -> Result<City, CityError> {
                 "merge_window_minutes must be between 1 and 525600".into()
             ));
         }
+        let sla = sla_policy(&cat.deadlines).map_err(bad)?;
         categories.push(Category {
             id: cat.id.as_str().into(),
             name: localized(cat.name),
@@ -331,6 +388,7 @@ pub fn load(dir: &Path) -> Result<City, CityError> {
             agency_kind: cat.agency_kind,
             merge_radius_m: cat.merge_radius_m,
             merge_window: chrono::Duration::minutes(i64::from(cat.merge_window_minutes)),
+            sla,
         });
     }
     if categories.is_empty() {

@@ -27,7 +27,8 @@ const OUTBOX: usize = 1024;
 const INTERNAL_USER: &str = "$dispecer";
 
 /// Answers the embedded broker's logins: Dispecer's own clients with this process's password;
-/// anyone else with a live API token, an operator's under the operator's id as user name.
+/// anyone else with a live API token: a utility's under its operator id, an agency's under its
+/// agency id, a sensor gateway's under any name (a dispatcher's token is for the HTTP API only).
 async fn check_logins(
     mut requests: mpsc::Receiver<LoginRequest>,
     store: Store,
@@ -40,13 +41,23 @@ async fn check_logins(
             (hash == internal_hash, "internal")
         } else {
             match store.token_scope(&hash).await {
-                Ok(Some(scope)) => match scope.strip_prefix("events:") {
-                    Some(operator) => (
-                        operator == login.username,
-                        "an operator's token is used with the operator's id as user name",
-                    ),
-                    None => (true, "sensor gateway"),
-                },
+                Ok(Some(scope)) => {
+                    if let Some(operator) = scope.strip_prefix("events:") {
+                        (
+                            operator == login.username,
+                            "a utility's token is used with its operator id as user name",
+                        )
+                    } else if let Some(agency) = scope.strip_prefix("agency:") {
+                        (
+                            agency == login.username,
+                            "an agency's token is used with its agency id as user name",
+                        )
+                    } else if scope == "readings" {
+                        (true, "sensor gateway")
+                    } else {
+                        (false, "this token is for the HTTP API only")
+                    }
+                }
                 Ok(None) => (false, "no live token matches the password"),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot check an mqtt login; refused");
@@ -80,18 +91,26 @@ pub async fn token(command: crate::config::TokenCommand) -> anyhow::Result<()> {
     use crate::config::TokenCommand;
     match command {
         TokenCommand::Create(c) => {
-            let scope = match (&c.operator, c.readings) {
-                (Some(op), _) => {
-                    let city = city::load(&c.city)?;
-                    if city.agency(op).is_none() {
-                        bail!(
-                            "{op:?} is not an agency of {}; see agencies.toml",
-                            c.city.display()
-                        );
-                    }
-                    format!("events:{op}")
+            let agency_of_city = |agency: &str| -> anyhow::Result<()> {
+                let city = city::load(&c.city)?;
+                if city.agency(agency).is_none() {
+                    bail!(
+                        "{agency:?} is not an agency of {}; see agencies.toml",
+                        c.city.display()
+                    );
                 }
-                (None, _) => "readings".to_owned(),
+                Ok(())
+            };
+            let scope = if let Some(op) = &c.operator {
+                agency_of_city(op)?;
+                format!("events:{op}")
+            } else if let Some(agency) = &c.acts_for {
+                agency_of_city(agency)?;
+                format!("agency:{agency}")
+            } else if c.dispatcher {
+                "operator".to_owned()
+            } else {
+                "readings".to_owned()
             };
             prepare_sqlite_dir(&c.db.database_url)?;
             let store = Store::connect(&c.db.database_url).await?;

@@ -81,13 +81,20 @@ pub struct TokenCreateOptions {
     /// A utility operator (agency id) that may send events.
     #[arg(
         long,
-        conflicts_with = "readings",
-        required_unless_present = "readings"
+        conflicts_with_all = ["readings", "acts_for", "dispatcher"],
+        required_unless_present_any = ["readings", "acts_for", "dispatcher"]
     )]
     pub operator: Option<String>,
     /// A sensor gateway that may send readings of any of the city's sensors.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["acts_for", "dispatcher"])]
     pub readings: bool,
+    /// An agency (agency id) that may act on the incidents assigned to it
+    /// (`POST /api/v1/incidents/{id}/actions`).
+    #[arg(long, conflicts_with = "dispatcher")]
+    pub acts_for: Option<String>,
+    /// The dispatch center's operators: may act on any incident.
+    #[arg(long)]
+    pub dispatcher: bool,
 }
 
 #[derive(Debug, Args)]
@@ -195,4 +202,55 @@ pub struct CheckCityOptions {
     /// The city folder.
     #[arg(default_value = "cities/brasov")]
     pub city: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// `token create`: which flags give which token, and which combinations are refused.
+    #[test]
+    fn token_create_flags() {
+        let create = |args: &[&str]| {
+            Cli::try_parse_from(["dispecer", "token", "create"].iter().chain(args)).map(|cli| {
+                match cli.command {
+                    Command::Token(TokenCommand::Create(c)) => {
+                        (c.operator, c.readings, c.acts_for, c.dispatcher)
+                    }
+                    other => panic!("parsed as {other:?}"),
+                }
+            })
+        };
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            create(&["--operator", "apa-brasov"]).ok(),
+            Some((some("apa-brasov"), false, None, false))
+        );
+        assert_eq!(
+            create(&["--readings"]).ok(),
+            Some((None, true, None, false))
+        );
+        assert_eq!(
+            create(&["--acts-for", "apa-brasov"]).ok(),
+            Some((None, false, some("apa-brasov"), false))
+        );
+        assert_eq!(
+            create(&["--dispatcher"]).ok(),
+            Some((None, false, None, true))
+        );
+        for refused in [
+            &[][..],
+            &["--dispatcher", "--readings"][..],
+            &["--acts-for", "a", "--operator", "a"][..],
+            &["--acts-for", "a", "--dispatcher"][..],
+        ] {
+            assert!(create(refused).is_err(), "{refused:?} must be refused");
+        }
+    }
 }

@@ -5,8 +5,16 @@
 //! change is committed to the store *before* it is applied in memory, announced, or answered to
 //! the caller, so an acknowledgement to a sender always means "durable".
 //!
-//! Boundary: no wire formats and no network here; adapters hand in [`model::Event`]s, and the
-//! API and the MQTT publisher listen to [`IncidentUpdate`]s.
+//! Boundary: no wire formats and no network here; adapters hand in [`model::Event`]s, the API
+//! hands in [`ActionRequest`]s, and the API and the MQTT publisher listen to
+//! [`IncidentUpdate`]s.
+//!
+//! Lifecycle: people and agencies move incidents along the graph of [`model::lifecycle`] with
+//! [`Engine::act`]; each accepted action is committed with a timeline entry (actor, action,
+//! from/to state, reason, time) before it is announced. The actor also checks the open incidents'
+//! deadlines every [`EngineOptions::escalation_check`] (and once as it starts, so an incident that
+//! went overdue while the process was down escalates right away) and escalates each missed
+//! deadline once: severity one step up, a timeline entry by `system`, an announcement.
 
 pub mod feeds;
 
@@ -18,8 +26,13 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use model::{CityIndex, Event, EventKind, Incident, IncidentId, IncidentIndex, IncidentStatus};
-use store::{ChangeKind, IncidentChange, Recorded, Store, StoreError};
+use chrono::{DateTime, Utc};
+use model::lifecycle::{self, Deadline};
+use model::{
+    Action, AgencyId, CityIndex, Event, EventKind, Incident, IncidentId, IncidentIndex,
+    IncidentStatus, SlaClock, SlaPolicy, TransitionError,
+};
+use store::{ChangeKind, IncidentChange, NewTimelineEntry, Recorded, Store, StoreError};
 
 /// Why the engine could not take an event.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +50,68 @@ pub enum EngineError {
     /// The engine is shutting down.
     #[error("the engine is stopped")]
     Stopped,
+    /// No incident has this id.
+    #[error("no incident {0}")]
+    NotFound(IncidentId),
+    /// The action is not allowed in the incident's state (nothing was recorded).
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// The action was asked on behalf of an agency that does not have the incident.
+    #[error("incident {incident} is assigned to {assigned}, not to {asked_by}")]
+    NotAssignedTo {
+        /// The incident.
+        incident: IncidentId,
+        /// The agency that has it.
+        assigned: AgencyId,
+        /// The agency that asked.
+        asked_by: AgencyId,
+    },
+    /// An assignment to an agency the city does not have.
+    #[error("agency {0:?} is not one of this city's")]
+    UnknownAgency(String),
+    /// The actor used this request id before, for another incident.
+    #[error("request id {request_id:?} was already used for incident {incident}")]
+    RequestIdReused {
+        /// The request id.
+        request_id: String,
+        /// The incident it was used for.
+        incident: IncidentId,
+    },
+}
+
+/// An action on an incident, and who takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRequest {
+    /// The incident.
+    pub incident: IncidentId,
+    /// What to do.
+    pub action: Action,
+    /// Who does it, as the timeline shows it (e.g. `agency:apa-brasov`, `operator:dsp_1a2b3c4d`).
+    pub actor: String,
+    /// Why, in the actor's words.
+    pub reason: Option<String>,
+    /// Set when the actor speaks for an agency: the action is refused
+    /// ([`EngineError::NotAssignedTo`]) unless the incident is assigned to that agency.
+    pub as_agency: Option<AgencyId>,
+    /// The id the actor gave this request (an agency's update id), making it idempotent: a
+    /// request the actor sent before with this id changes nothing the second time.
+    pub request_id: Option<String>,
+}
+
+/// How the engine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// How often the open incidents' deadlines are checked (default one second, at least
+    /// 10 ms). The first check runs as the engine starts.
+    pub escalation_check: std::time::Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            escalation_check: std::time::Duration::from_secs(1),
+        }
+    }
 }
 
 /// What an accepted event did.
@@ -85,6 +160,10 @@ pub struct EngineStats {
     pub duplicates: AtomicU64,
     /// Store failures (the event was not taken).
     pub store_errors: AtomicU64,
+    /// Actions accepted ([`Engine::act`]).
+    pub actions: AtomicU64,
+    /// Deadlines missed and escalated.
+    pub escalations: AtomicU64,
 }
 
 enum Command {
@@ -94,6 +173,10 @@ enum Command {
     },
     Snapshot {
         reply: oneshot::Sender<Vec<Arc<Incident>>>,
+    },
+    Act {
+        request: Box<ActionRequest>,
+        reply: oneshot::Sender<Result<Arc<Incident>, EngineError>>,
     },
 }
 
@@ -112,6 +195,9 @@ impl std::fmt::Debug for Command {
         match self {
             Command::Ingest { event, .. } => write!(f, "Ingest({})", event.id),
             Command::Snapshot { .. } => f.write_str("Snapshot"),
+            Command::Act { request, .. } => {
+                write!(f, "Act({}, {})", request.incident, request.action.kind())
+            }
         }
     }
 }
@@ -129,6 +215,26 @@ impl Engine {
     /// `tracker`; it stops when `shutdown` is cancelled. Every committed update is also sent to
     /// `outbox` (the agencies' publisher), waiting when it is full, so none is skipped.
     pub async fn start(
+        city: Arc<CityIndex>,
+        store: Store,
+        outbox: Option<mpsc::Sender<IncidentUpdate>>,
+        shutdown: CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Result<Engine, EngineError> {
+        Self::start_with(
+            EngineOptions::default(),
+            city,
+            store,
+            outbox,
+            shutdown,
+            tracker,
+        )
+        .await
+    }
+
+    /// [`Engine::start`] with `options`.
+    pub async fn start_with(
+        options: EngineOptions,
         city: Arc<CityIndex>,
         store: Store,
         outbox: Option<mpsc::Sender<IncidentUpdate>>,
@@ -157,7 +263,7 @@ impl Engine {
             outbox,
             stats: stats.clone(),
         };
-        tracker.spawn(actor.run(rx, shutdown));
+        tracker.spawn(actor.run(rx, shutdown, options));
         Ok(Engine {
             commands,
             updates,
@@ -173,6 +279,28 @@ impl Engine {
         self.commands
             .send(Command::Ingest {
                 event: Box::new(event),
+                reply,
+            })
+            .await
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Takes an action on an incident (see [`model::lifecycle`] for the graph); returns the
+    /// incident as it is after the action, once the action and its timeline entry are durable
+    /// and announced.
+    ///
+    /// A request with a `request_id` the same actor used before for this incident was taken
+    /// already: it returns the incident as it is now and records nothing.
+    ///
+    /// Refused, with nothing recorded: [`EngineError::NotFound`], [`EngineError::Transition`]
+    /// (not allowed from the incident's state), [`EngineError::NotAssignedTo`],
+    /// [`EngineError::UnknownAgency`], [`EngineError::RequestIdReused`].
+    pub async fn act(&self, request: ActionRequest) -> Result<Arc<Incident>, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Act {
+                request: Box::new(request),
                 reply,
             })
             .await
@@ -211,6 +339,13 @@ impl Engine {
     }
 }
 
+/// The time of an action or an escalation, to the microsecond, as the store keeps it: what is
+/// in memory is then exactly what a restart reads back.
+fn now() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}
+
 struct Actor {
     city: Arc<CityIndex>,
     store: Store,
@@ -225,11 +360,28 @@ struct Actor {
 }
 
 impl Actor {
-    async fn run(mut self, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Command>,
+        shutdown: CancellationToken,
+        options: EngineOptions,
+    ) {
+        // What went overdue while the process was down escalates before any command is served.
+        self.escalate_overdue(now()).await;
+        // `interval` refuses a zero period.
+        let period = options
+            .escalation_check
+            .max(std::time::Duration::from_millis(10));
+        let mut deadlines = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        deadlines.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let command = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
+                _ = deadlines.tick() => {
+                    self.escalate_overdue(now()).await;
+                    continue;
+                }
                 c = rx.recv() => match c { Some(c) => c, None => break },
             };
             match command {
@@ -247,6 +399,10 @@ impl Actor {
                         .collect();
                     open.sort_by_key(|i| std::cmp::Reverse(i.opened_at));
                     let _ = reply.send(open);
+                }
+                Command::Act { request, reply } => {
+                    let result = self.act(*request, now()).await;
+                    let _ = reply.send(result);
                 }
             }
         }
@@ -270,7 +426,8 @@ impl Actor {
             let mut i = existing.clone();
             i.updated_at = now;
             if event.kind == EventKind::Restored {
-                i.status = IncidentStatus::Resolved;
+                i.status = lifecycle::next_status(&i, &Action::Resolve)
+                    .map_err(|e| EngineError::Refused(format!("restored: {e}")))?;
                 return Ok((i, ChangeKind::Resolved));
             }
             if event.description.is_some() {
@@ -300,10 +457,12 @@ impl Actor {
             return Ok((i, ChangeKind::ReportJoined));
         }
         let routing = self.city.route(&category.id, event.location);
+        let severity = category.default_severity;
         let incident = Incident {
             id: IncidentId::new(uuid::Uuid::now_v7().to_string()),
             category: category.id.clone(),
-            severity: category.default_severity,
+            severity,
+            // Routed as it opens: it starts with an agency.
             status: IncidentStatus::Assigned,
             location: event.location,
             district: self.city.district_at(event.location).cloned(),
@@ -314,6 +473,7 @@ impl Actor {
             external_ref: event.subject.clone(),
             opened_at: now,
             updated_at: now,
+            sla: SlaClock::start(category.sla.for_severity(severity), now),
         };
         Ok((incident, ChangeKind::Opened))
     }
@@ -350,22 +510,40 @@ impl Actor {
             ChangeKind::Updated => (IngestOutcome::Updated(id.clone()), UpdateKind::Updated),
             ChangeKind::Resolved => (IngestOutcome::Resolved(id.clone()), UpdateKind::Updated),
         };
+        self.apply_and_announce(incident, update_kind).await;
+        Ok(outcome)
+    }
+
+    /// Puts a committed incident state in memory (or takes it out, when it is no longer open)
+    /// and tells the listeners and the agencies.
+    async fn apply_and_announce(&mut self, incident: Incident, kind: UpdateKind) -> Arc<Incident> {
+        let id = incident.id.clone();
+        let shared = Arc::new(incident.clone());
         let update = IncidentUpdate {
-            kind: update_kind,
-            incident: Arc::new(incident.clone()),
+            kind,
+            incident: shared.clone(),
         };
         if incident.status.is_open() {
             if let Some(subject) = &incident.external_ref {
-                self.by_subject.insert(subject.clone(), id.clone());
+                // A reopened incident does not take over a subject another open incident
+                // follows now.
+                self.by_subject
+                    .entry(subject.clone())
+                    .or_insert_with(|| id.clone());
+            }
+            if !self.incidents.contains_key(&id) && kind == UpdateKind::Updated {
+                // Back from the store (reopened): back in the spatial index too.
+                self.index.insert(id.clone(), incident.location);
             }
             self.incidents.insert(id, incident);
-        } else {
+        } else if self.incidents.remove(&id).is_some() {
             // A closed incident leaves memory and the spatial index; the store keeps it.
             self.index.remove(&id, incident.location);
             if let Some(subject) = &incident.external_ref {
-                self.by_subject.remove(subject);
+                if self.by_subject.get(subject) == Some(&id) {
+                    self.by_subject.remove(subject);
+                }
             }
-            self.incidents.remove(&id);
         }
         // No listener is fine (nobody watching); laggards resynchronise from a snapshot.
         let _ = self.updates.send(update.clone());
@@ -374,6 +552,149 @@ impl Actor {
                 tracing::warn!("agency outbox closed; agencies will not be told of this change");
             }
         }
-        Ok(outcome)
+        shared
+    }
+
+    /// The category's deadlines for `incident`.
+    fn sla_of(&self, incident: &Incident) -> Result<SlaPolicy, EngineError> {
+        self.city
+            .city()
+            .category(incident.category.as_str())
+            .map(|c| c.sla)
+            .ok_or_else(|| EngineError::UnknownCategory(incident.category.to_string()))
+    }
+
+    async fn act(
+        &mut self,
+        request: ActionRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<Incident>, EngineError> {
+        let ActionRequest {
+            incident: id,
+            action,
+            actor,
+            reason,
+            as_agency,
+            request_id,
+        } = request;
+        // Open incidents are in memory; resolved and final ones only in the store.
+        let current = match self.incidents.get(&id) {
+            Some(i) => i.clone(),
+            None => self
+                .store
+                .incident(&id)
+                .await?
+                .ok_or_else(|| EngineError::NotFound(id.clone()))?,
+        };
+        if let Some(rid) = &request_id {
+            // One writer: nothing can record this request between the check and the write.
+            match self.store.known_request(&actor, rid).await? {
+                Some(seen) if seen == id => {
+                    tracing::debug!(incident = %id, request = %rid, "request seen before");
+                    return Ok(Arc::new(current));
+                }
+                Some(seen) => {
+                    return Err(EngineError::RequestIdReused {
+                        request_id: rid.clone(),
+                        incident: seen,
+                    })
+                }
+                None => {}
+            }
+        }
+        if let Some(agency) = as_agency {
+            if agency != current.agency {
+                return Err(EngineError::NotAssignedTo {
+                    incident: id,
+                    assigned: current.agency,
+                    asked_by: agency,
+                });
+            }
+        }
+        if let Action::Assign { agency } = &action {
+            if self.city.city().agency(agency.as_str()).is_none() {
+                return Err(EngineError::UnknownAgency(agency.to_string()));
+            }
+        }
+        let sla = self.sla_of(&current)?;
+        let next = lifecycle::apply(&current, &action, &sla, now)?;
+        let mut detail = serde_json::json!({ "agency": next.agency.as_str() });
+        if next.agency != current.agency {
+            detail["previous_agency"] = current.agency.as_str().into();
+        }
+        let entry = NewTimelineEntry {
+            at: now,
+            kind: action.kind().as_str().to_owned(),
+            actor,
+            reason,
+            from: Some(current.status),
+            to: Some(next.status),
+            request_id,
+            detail,
+        };
+        if let Err(e) = self.store.record_transition(&next, &entry).await {
+            self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(incident = %id, error = %e, "action not recorded");
+            return Err(e.into());
+        }
+        self.stats.actions.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            incident = %id,
+            action = %action.kind(),
+            from = %current.status,
+            to = %next.status,
+            "incident acted on"
+        );
+        Ok(self.apply_and_announce(next, UpdateKind::Updated).await)
+    }
+
+    /// Escalates every deadline missed by `now` and not escalated yet. A store failure stops the
+    /// round; the next check tries again.
+    async fn escalate_overdue(&mut self, now: DateTime<Utc>) {
+        let mut due: Vec<(IncidentId, Deadline)> = self
+            .incidents
+            .values()
+            .filter_map(|i| lifecycle::due_escalation(i, now).map(|d| (i.id.clone(), d)))
+            .collect();
+        // Oldest deadlines first, so a slow round handles the longest waiting first.
+        due.sort_by_key(|(id, _)| self.incidents.get(id).and_then(lifecycle::next_deadline));
+        for (id, deadline) in due {
+            let Some(current) = self.incidents.get(&id).cloned() else {
+                continue;
+            };
+            let next = lifecycle::escalate(&current, deadline, now);
+            let due_at = match deadline {
+                Deadline::Acknowledge => current.sla.ack_due,
+                Deadline::Resolve => current.sla.resolve_due,
+            };
+            let entry = NewTimelineEntry {
+                at: now,
+                kind: "escalated".to_owned(),
+                actor: "system".to_owned(),
+                reason: Some(format!("{} deadline missed", deadline.as_str())),
+                from: Some(current.status),
+                to: Some(next.status),
+                request_id: None,
+                detail: serde_json::json!({
+                    "deadline": deadline.as_str(),
+                    "due": due_at.map(|t| t.to_rfc3339()),
+                    "severity_before": current.severity.as_str(),
+                    "severity": next.severity.as_str(),
+                }),
+            };
+            if let Err(e) = self.store.record_transition(&next, &entry).await {
+                self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(incident = %id, error = %e, "escalation not recorded; retrying later");
+                return;
+            }
+            self.stats.escalations.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                incident = %id,
+                deadline = deadline.as_str(),
+                severity = %next.severity,
+                "deadline missed; incident escalated"
+            );
+            self.apply_and_announce(next, UpdateKind::Updated).await;
+        }
     }
 }

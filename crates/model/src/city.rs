@@ -6,6 +6,7 @@ use geo::{MultiPolygon, Point, Rect};
 use crate::i18n::{Language, Localized};
 use crate::ids::{AgencyId, CategoryId, DistrictId, SensorId};
 use crate::incident::Severity;
+use crate::lifecycle::SlaPolicy;
 
 /// A city, as loaded and validated from its folder (see the `city` crate).
 #[derive(Debug, Clone)]
@@ -83,6 +84,8 @@ pub struct Category {
     pub merge_radius_m: f64,
     /// ...if the incident was updated within this window.
     pub merge_window: Duration,
+    /// Deadlines to acknowledge and to resolve, per severity.
+    pub sla: SlaPolicy,
 }
 
 /// How to reach an agency.

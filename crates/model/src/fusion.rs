@@ -118,6 +118,10 @@ mod tests {
             agency_kind: "roads".into(),
             merge_radius_m: radius,
             merge_window: Duration::hours(2),
+            sla: crate::lifecycle::SlaPolicy::uniform(crate::lifecycle::Deadlines {
+                acknowledge: Duration::minutes(30),
+                resolve: Duration::hours(8),
+            }),
         }
     }
 
@@ -150,6 +154,7 @@ mod tests {
             external_ref: None,
             opened_at: updated,
             updated_at: updated,
+            sla: crate::lifecycle::SlaClock::default(),
         }
     }
 

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use geo::Point;
 
 use crate::ids::{AgencyId, CategoryId, DistrictId, IncidentId};
+use crate::lifecycle::SlaClock;
 use crate::routing::RoutingDecision;
 
 /// How serious an incident is, in OASIS CAP's terms.
@@ -169,4 +170,6 @@ pub struct Incident {
     pub opened_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// Its deadlines and their escalations (see [`crate::lifecycle`]).
+    pub sla: SlaClock,
 }

@@ -14,6 +14,7 @@ pub mod geometry;
 pub mod i18n;
 pub mod ids;
 pub mod incident;
+pub mod lifecycle;
 pub mod reading;
 pub mod routing;
 
@@ -23,5 +24,6 @@ pub use fusion::IncidentIndex;
 pub use i18n::{Language, Localized};
 pub use ids::{AgencyId, CategoryId, DistrictId, EventId, IncidentId, SensorId};
 pub use incident::{Incident, IncidentStatus, Severity};
+pub use lifecycle::{Action, ActionKind, Deadlines, SlaClock, SlaPolicy, TransitionError};
 pub use reading::Reading;
 pub use routing::{CityIndex, RouteCandidate, RoutingDecision, RoutingRule};

@@ -247,6 +247,10 @@ mod tests {
                 agency_kind: "heating".into(),
                 merge_radius_m: 100.0,
                 merge_window: chrono::Duration::hours(1),
+                sla: crate::lifecycle::SlaPolicy::uniform(crate::lifecycle::Deadlines {
+                    acknowledge: chrono::Duration::minutes(30),
+                    resolve: chrono::Duration::hours(8),
+                }),
             }],
             agencies: vec![
                 agency(

@@ -17,6 +17,9 @@ pub enum WireError {
     /// Valid JSON of the wrong shape.
     #[error("payload is not a GeoJSON Feature: {0}")]
     NotAFeature(String),
+    /// Valid JSON that is not an action on an incident.
+    #[error("payload is not an action: {0}")]
+    NotAnAction(String),
     /// The geometry is missing, of the wrong type or off the Earth.
     #[error("geometry: {0}")]
     Geometry(String),

@@ -97,6 +97,20 @@ pub struct IncidentProperties {
     pub updated_at: String,
     /// Routing decision.
     pub routing: RoutingDto,
+    /// RFC 3339: when the agency must have acknowledged it; `null` if it has no deadline
+    /// (incidents from before deadlines existed). Stays after the acknowledgement.
+    #[serde(default)]
+    pub ack_due: Option<String>,
+    /// RFC 3339: when it must be resolved; `null` if it has no deadline.
+    #[serde(default)]
+    pub resolve_due: Option<String>,
+    /// Past a deadline it still has to meet (acknowledgement while not yet acknowledged,
+    /// resolution while open), as of when this was sent.
+    #[serde(default)]
+    pub overdue: bool,
+    /// It missed a deadline and was escalated (its severity was raised).
+    #[serde(default)]
+    pub escalated: bool,
 }
 
 /// An incident as a GeoJSON Feature.
@@ -119,7 +133,15 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 }
 
 impl From<&Incident> for IncidentFeature {
+    /// The feature as of now (see [`IncidentFeature::at`]).
     fn from(i: &Incident) -> Self {
+        IncidentFeature::at(i, Utc::now())
+    }
+}
+
+impl IncidentFeature {
+    /// The feature of `i` as of `now`, which decides `overdue`.
+    pub fn at(i: &Incident, now: DateTime<Utc>) -> Self {
         IncidentFeature {
             kind: "Feature".into(),
             id: i.id.to_string(),
@@ -136,6 +158,10 @@ impl From<&Incident> for IncidentFeature {
                 opened_at: timestamp(i.opened_at),
                 updated_at: timestamp(i.updated_at),
                 routing: RoutingDto::from(&i.routing),
+                ack_due: i.sla.ack_due.map(timestamp),
+                resolve_due: i.sla.resolve_due.map(timestamp),
+                overdue: model::lifecycle::is_overdue(i, now),
+                escalated: i.sla.escalated(),
             },
         }
     }
@@ -152,11 +178,19 @@ pub struct IncidentCollection {
 }
 
 impl IncidentCollection {
-    /// A collection of `incidents`.
+    /// A collection of `incidents`, as of now.
     pub fn new<'a>(incidents: impl IntoIterator<Item = &'a Incident>) -> Self {
+        Self::at(incidents, Utc::now())
+    }
+
+    /// A collection of `incidents` as of `now` (see [`IncidentFeature::at`]).
+    pub fn at<'a>(incidents: impl IntoIterator<Item = &'a Incident>, now: DateTime<Utc>) -> Self {
         IncidentCollection {
             kind: "FeatureCollection".into(),
-            features: incidents.into_iter().map(IncidentFeature::from).collect(),
+            features: incidents
+                .into_iter()
+                .map(|i| IncidentFeature::at(i, now))
+                .collect(),
         }
     }
 }

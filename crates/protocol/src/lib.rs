@@ -4,6 +4,7 @@
 //! of the domain never silently changes what senders and dashboards see. Parsing outside input
 //! never panics: every refusal is a [`WireError`] whose text is the reason a sender reads.
 
+pub mod action;
 pub mod cap;
 pub mod city;
 pub mod error;

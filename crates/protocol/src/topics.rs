@@ -23,6 +23,21 @@ pub fn agency_incidents(agency: &str) -> String {
     format!("dispecer/v1/out/agencies/{agency}/incidents")
 }
 
+/// Agencies' updates on their incidents (JSON, see [`crate::action`], QoS 1).
+pub const AGENCY_UPDATES_FILTER: &str = "dispecer/v1/in/agencies/+/updates";
+
+/// The topic on which an agency publishes its updates.
+pub fn agency_updates(agency: &str) -> String {
+    format!("dispecer/v1/in/agencies/{agency}/updates")
+}
+
+/// The agency id of an agency updates topic, if `topic` is one.
+pub fn updating_agency(topic: &str) -> Option<&str> {
+    let rest = topic.strip_prefix("dispecer/v1/in/agencies/")?;
+    let agency = rest.strip_suffix("/updates")?;
+    (!agency.is_empty() && !agency.contains('/')).then_some(agency)
+}
+
 /// The topic on which a utility operator publishes its events.
 pub fn utility_events(operator: &str) -> String {
     format!("dispecer/v1/in/utilities/{operator}/events")
@@ -51,5 +66,16 @@ mod tests {
             None
         );
         assert_eq!(utility_operator(CITIZEN_REPORTS), None);
+    }
+
+    #[test]
+    fn agency_update_topics_round_trip() {
+        assert_eq!(
+            updating_agency(&agency_updates("apa-brasov")),
+            Some("apa-brasov")
+        );
+        assert_eq!(updating_agency("dispecer/v1/in/agencies//updates"), None);
+        assert_eq!(updating_agency("dispecer/v1/in/agencies/a/b/updates"), None);
+        assert_eq!(updating_agency(&agency_incidents("apa-brasov")), None);
     }
 }

@@ -65,7 +65,7 @@ pub use crate::readings::{RollupRow, Step, MAX_ROLLUP_ROWS};
 pub use crate::tokens::{hash_token, TokenInfo};
 pub use crate::types::{
     Backend, ChangeKind, DeadLetter, EventSummary, IncidentChange, IncidentFilter, NewDeadLetter,
-    Recorded, TimelineEntry,
+    NewTimelineEntry, Recorded, TimelineEntry,
 };
 
 /// How many incidents [`Store::incidents`] returns when the filter sets no limit.
@@ -104,6 +104,52 @@ macro_rules! with_pool {
 
 // Declared after `with_pool!`, which it uses.
 mod personal;
+
+/// Inserts `$incident` (a `&model::Incident`) or replaces the stored row with it, on the
+/// executor `$conn`; `$routing` is its `routing` column text. A macro because the two pools'
+/// executors are different types.
+macro_rules! upsert_incident {
+    ($conn:expr, $incident:expr, $routing:expr) => {{
+        let incident: &Incident = $incident;
+        let opt_time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(stored_time);
+        sqlx::query(
+            "INSERT INTO incidents (id, category, severity, status, lon, lat, district, \
+             agency, routing, report_count, description, opened_at, updated_at, external_ref, \
+             ack_due, resolve_due, ack_escalated_at, resolve_escalated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17, $18) \
+             ON CONFLICT (id) DO UPDATE SET category = excluded.category, \
+             severity = excluded.severity, status = excluded.status, lon = excluded.lon, \
+             lat = excluded.lat, district = excluded.district, agency = excluded.agency, \
+             routing = excluded.routing, report_count = excluded.report_count, \
+             description = excluded.description, opened_at = excluded.opened_at, \
+             updated_at = excluded.updated_at, external_ref = excluded.external_ref, \
+             ack_due = excluded.ack_due, resolve_due = excluded.resolve_due, \
+             ack_escalated_at = excluded.ack_escalated_at, \
+             resolve_escalated_at = excluded.resolve_escalated_at",
+        )
+        .bind(incident.id.as_str())
+        .bind(incident.category.as_str())
+        .bind(incident.severity.as_str())
+        .bind(incident.status.as_str())
+        .bind(incident.location.x())
+        .bind(incident.location.y())
+        .bind(incident.district.as_ref().map(|d| d.as_str()))
+        .bind(incident.agency.as_str())
+        .bind($routing)
+        .bind(i64::from(incident.report_count))
+        .bind(incident.description.as_deref())
+        .bind(stored_time(incident.opened_at))
+        .bind(stored_time(incident.updated_at))
+        .bind(incident.external_ref.as_deref())
+        .bind(opt_time(incident.sla.ack_due))
+        .bind(opt_time(incident.sla.resolve_due))
+        .bind(opt_time(incident.sla.ack_escalated_at))
+        .bind(opt_time(incident.sla.resolve_escalated_at))
+        .execute($conn)
+        .await?;
+    }};
+}
 
 /// Events, incidents, their timelines and dead letters, durably. Cheap to clone: clones share
 /// one connection pool.
@@ -423,33 +469,7 @@ impl Store {
                 tx.rollback().await?;
                 return Ok(Recorded::Duplicate);
             }
-            sqlx::query(
-                "INSERT INTO incidents (id, category, severity, status, lon, lat, district, \
-                 agency, routing, report_count, description, opened_at, updated_at, external_ref) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-                 ON CONFLICT (id) DO UPDATE SET category = excluded.category, \
-                 severity = excluded.severity, status = excluded.status, lon = excluded.lon, \
-                 lat = excluded.lat, district = excluded.district, agency = excluded.agency, \
-                 routing = excluded.routing, report_count = excluded.report_count, \
-                 description = excluded.description, opened_at = excluded.opened_at, \
-                 updated_at = excluded.updated_at, external_ref = excluded.external_ref",
-            )
-            .bind(incident.id.as_str())
-            .bind(incident.category.as_str())
-            .bind(incident.severity.as_str())
-            .bind(incident.status.as_str())
-            .bind(incident.location.x())
-            .bind(incident.location.y())
-            .bind(incident.district.as_ref().map(|d| d.as_str()))
-            .bind(incident.agency.as_str())
-            .bind(&routing)
-            .bind(i64::from(incident.report_count))
-            .bind(incident.description.as_deref())
-            .bind(stored_time(incident.opened_at))
-            .bind(stored_time(incident.updated_at))
-            .bind(incident.external_ref.as_deref())
-            .execute(&mut *tx)
-            .await?;
+            upsert_incident!(&mut *tx, incident, &routing);
             if let Some(contact) = &event.contact {
                 sqlx::query(
                     "INSERT INTO citizen_contacts (event_id, incident_id, name, email, phone, \
@@ -465,20 +485,77 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            // Opening and resolving set a state; the state before is not what the event knows.
+            let to_status = matches!(change.kind, ChangeKind::Opened | ChangeKind::Resolved)
+                .then(|| incident.status.as_str());
             sqlx::query(
-                "INSERT INTO incident_timeline (incident_id, at, kind, actor, detail) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO incident_timeline (incident_id, at, kind, actor, detail, to_status) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(incident.id.as_str())
             .bind(stored_time(incident.updated_at))
             .bind(change.kind.as_str())
             .bind(&source)
             .bind(&detail)
+            .bind(to_status)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
         });
         Ok(Recorded::Stored)
+    }
+
+    /// Durably records a change of an incident that no event caused (a person's or an agency's
+    /// action, an escalation), in one transaction: the incident as given (inserted or replaced),
+    /// then `entry` in its timeline. Returns only after commit.
+    pub async fn record_transition(
+        &self,
+        incident: &Incident,
+        entry: &NewTimelineEntry,
+    ) -> Result<(), StoreError> {
+        let routing = routing_json(&incident.routing);
+        let detail = entry.detail.to_string();
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            upsert_incident!(&mut *tx, incident, &routing);
+            sqlx::query(
+                "INSERT INTO incident_timeline \
+                 (incident_id, at, kind, actor, detail, reason, from_status, to_status, \
+                 request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(incident.id.as_str())
+            .bind(stored_time(entry.at))
+            .bind(&entry.kind)
+            .bind(&entry.actor)
+            .bind(&detail)
+            .bind(entry.reason.as_deref())
+            .bind(entry.from.map(IncidentStatus::as_str))
+            .bind(entry.to.map(IncidentStatus::as_str))
+            .bind(entry.request_id.as_deref())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The incident that `actor`'s request `request_id` was recorded for, if it was
+    /// ([`NewTimelineEntry::request_id`]).
+    pub async fn known_request(
+        &self,
+        actor: &str,
+        request_id: &str,
+    ) -> Result<Option<IncidentId>, StoreError> {
+        let id: Option<String> = with_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT incident_id FROM incident_timeline WHERE actor = $1 AND request_id = $2",
+            )
+            .bind(actor)
+            .bind(request_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(id.map(IncidentId::new))
     }
 
     /// Whether an event with this id is recorded.
@@ -592,7 +669,8 @@ impl Store {
     pub async fn timeline(&self, id: &IncidentId) -> Result<Vec<TimelineEntry>, StoreError> {
         let rows: Vec<TimelineRow> = with_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT id, at, kind, actor, detail FROM incident_timeline \
+                "SELECT id, at, kind, actor, detail, reason, from_status, to_status \
+                 FROM incident_timeline \
                  WHERE incident_id = $1 ORDER BY at, id",
             )
             .bind(id.as_str())

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use model::{
     EventId, Incident, IncidentId, IncidentStatus, RouteCandidate, RoutingDecision, RoutingRule,
-    Severity,
+    Severity, SlaClock,
 };
 
 use crate::types::{DeadLetter, EventSummary, TimelineEntry};
@@ -94,11 +94,16 @@ pub(crate) struct IncidentRow {
     pub opened_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub external_ref: Option<String>,
+    pub ack_due: Option<DateTime<Utc>>,
+    pub resolve_due: Option<DateTime<Utc>>,
+    pub ack_escalated_at: Option<DateTime<Utc>>,
+    pub resolve_escalated_at: Option<DateTime<Utc>>,
 }
 
 /// The `incidents` columns, comma-separated, for SELECTs into [`IncidentRow`].
 pub(crate) const INCIDENT_COLUMNS: &str = "id, category, severity, status, lon, lat, district, \
-     agency, routing, report_count, description, opened_at, updated_at, external_ref";
+     agency, routing, report_count, description, opened_at, updated_at, external_ref, ack_due, \
+     resolve_due, ack_escalated_at, resolve_escalated_at";
 
 impl IncidentRow {
     pub(crate) fn into_model(self) -> Result<Incident, StoreError> {
@@ -133,6 +138,12 @@ impl IncidentRow {
             external_ref: self.external_ref,
             opened_at: self.opened_at,
             updated_at: self.updated_at,
+            sla: SlaClock {
+                ack_due: self.ack_due,
+                resolve_due: self.resolve_due,
+                ack_escalated_at: self.ack_escalated_at,
+                resolve_escalated_at: self.resolve_escalated_at,
+            },
         })
     }
 }
@@ -163,6 +174,9 @@ pub(crate) struct TimelineRow {
     pub kind: String,
     pub actor: String,
     pub detail: String,
+    pub reason: Option<String>,
+    pub from_status: Option<String>,
+    pub to_status: Option<String>,
 }
 
 impl TimelineRow {
@@ -173,10 +187,23 @@ impl TimelineRow {
                 self.id
             ))
         })?;
+        let status = |s: Option<String>| {
+            s.map(|s| s.parse::<IncidentStatus>())
+                .transpose()
+                .map_err(|e| {
+                    StoreError::corrupt(format!(
+                        "timeline entry {} of incident {incident}: {e}",
+                        self.id
+                    ))
+                })
+        };
         Ok(TimelineEntry {
+            from: status(self.from_status)?,
+            to: status(self.to_status)?,
             at: self.at,
             kind: self.kind,
             actor: self.actor,
+            reason: self.reason,
             detail,
         })
     }
@@ -227,6 +254,10 @@ mod tests {
             opened_at: t,
             updated_at: t,
             external_ref: None,
+            ack_due: None,
+            resolve_due: None,
+            ack_escalated_at: None,
+            resolve_escalated_at: None,
         }
     }
 

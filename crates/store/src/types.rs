@@ -117,11 +117,41 @@ pub struct EventSummary {
 pub struct TimelineEntry {
     /// When it happened.
     pub at: DateTime<Utc>,
-    /// What happened: a [`ChangeKind`] name, e.g. `opened`.
+    /// What happened: a [`ChangeKind`] name (e.g. `opened`), an action's name (e.g.
+    /// `acknowledge`) or `escalated`.
     pub kind: String,
-    /// Who caused it: the event's source label.
+    /// Who caused it: the event's source label, the acting person or agency, or `system`.
     pub actor: String,
+    /// Why, as the actor said (actions) or the engine recorded (escalations).
+    pub reason: Option<String>,
+    /// The state before, where the entry records one.
+    pub from: Option<IncidentStatus>,
+    /// The state after, where the entry records one.
+    pub to: Option<IncidentStatus>,
     /// Particulars, a JSON object (see [`Store::record`](crate::Store::record)).
+    pub detail: serde_json::Value,
+}
+
+/// A timeline entry to write with [`Store::record_transition`](crate::Store::record_transition).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTimelineEntry {
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// What happened, e.g. `acknowledge` or `escalated`.
+    pub kind: String,
+    /// Who did it, e.g. `agency:apa-brasov` or `system`.
+    pub actor: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// The state before.
+    pub from: Option<IncidentStatus>,
+    /// The state after.
+    pub to: Option<IncidentStatus>,
+    /// The id the actor gave this request (e.g. an agency's update id): a second entry with the
+    /// same actor and id is refused, see
+    /// [`Store::known_request`](crate::Store::known_request).
+    pub request_id: Option<String>,
+    /// Particulars, a JSON object.
     pub detail: serde_json::Value,
 }
 

@@ -108,6 +108,7 @@ async fn poll(
                     topics::CITIZEN_REPORTS,
                     topics::UTILITY_EVENTS_FILTER,
                     topics::TRAFFIC_FILTER,
+                    topics::AGENCY_UPDATES_FILTER,
                 ]
                 .map(|t| rumqttc::SubscribeFilter::new(t.to_owned(), QoS::AtLeastOnce));
                 if let Err(e) = client.try_subscribe_many(subs) {
@@ -163,6 +164,11 @@ struct Inbound {
 enum Parsed {
     Event(Box<model::Event>),
     Readings(Vec<model::Reading>),
+    /// An agency's action on one of its incidents (`dispecer/v1/in/agencies/{agency}/updates`).
+    Update {
+        agency: String,
+        update: protocol::action::AgencyUpdate,
+    },
 }
 
 impl Inbound {
@@ -193,6 +199,23 @@ impl Inbound {
                 format!("traffic:{sensor}"),
                 traffic::readings(&publish.payload, sensor, city, received_at)
                     .map(Parsed::Readings),
+            )
+        } else if let Some(agency) = topics::updating_agency(topic) {
+            (
+                format!("agency:{agency}"),
+                if city.agencies.iter().any(|a| a.id.as_str() == agency) {
+                    protocol::action::agency_update(&publish.payload, city).map(|update| {
+                        Parsed::Update {
+                            agency: agency.to_owned(),
+                            update,
+                        }
+                    })
+                } else {
+                    Err(WireError::Invalid {
+                        name: "topic",
+                        reason: format!("{agency:?} is not one of this city's agencies"),
+                    })
+                },
             )
         } else {
             (
@@ -450,6 +473,28 @@ async fn handle(msg: &Inbound, engine: &Engine, store: &Store) -> Result<bool, E
                 Err(EngineError::Refused(reason)) => reason,
                 Err(e @ EngineError::UnknownCategory(_)) => e.to_string(),
                 Err(e) => return Err(e),
+            }
+        }
+        Ok(Parsed::Update { agency, update }) => {
+            let request = engine::ActionRequest {
+                incident: update.incident.clone(),
+                action: update.command.action.clone(),
+                actor: format!("agency:{agency}"),
+                reason: update.command.reason.clone(),
+                as_agency: Some(model::AgencyId::new(agency.clone())),
+                request_id: Some(update.id.clone()),
+            };
+            match engine.act(request).await {
+                Ok(_) => {
+                    feeds.record(&msg.feed, FeedOutcome::Accepted, msg.received_at, None);
+                    return Ok(true);
+                }
+                // Not durable yet: retried, never skipped.
+                Err(e @ (EngineError::Store(_) | EngineError::Stopped)) => return Err(e),
+                // Refused with nothing recorded (unknown incident, a transition the incident's
+                // state does not allow, not this agency's incident, an update id reused):
+                // the agency is told why, in a dead letter.
+                Err(e) => e.to_string(),
             }
         }
         Ok(Parsed::Readings(readings)) => {

@@ -83,5 +83,23 @@ fn jurisdictions_come_from_all_three_sources() {
     let pothole = city.category("pothole").expect("pothole");
     assert_eq!(pothole.merge_radius_m, 50.0);
     assert_eq!(pothole.merge_window, chrono::Duration::days(7));
+    // Deadlines: the category's, with the severities' overrides on top.
+    let minutes = chrono::Duration::minutes;
+    let at = |s| pothole.sla.for_severity(s);
+    assert_eq!(at(model::Severity::Minor).acknowledge, minutes(1440));
+    assert_eq!(at(model::Severity::Minor).resolve, minutes(10080));
+    assert_eq!(at(model::Severity::Moderate).acknowledge, minutes(480));
+    assert_eq!(at(model::Severity::Severe).resolve, minutes(1440));
+    assert_eq!(at(model::Severity::Extreme), at(model::Severity::Minor));
+    for category in &city.categories {
+        for severity in model::Severity::ALL {
+            let d = category.sla.for_severity(severity);
+            assert!(
+                d.acknowledge > chrono::Duration::zero() && d.acknowledge <= d.resolve,
+                "{}: {severity}",
+                category.id
+            );
+        }
+    }
     assert_eq!(pothole.default_severity, model::Severity::Minor);
 }

@@ -233,6 +233,96 @@ fn table() -> Vec<Broken> {
             words: &["categories.toml", "`merge_radius`", "unknown field"],
         },
         Broken {
+            name: "a typo in a category's deadlines",
+            edit: |c| {
+                c.replace_in_entry(
+                    "categories.toml",
+                    "id = \"pothole\"",
+                    "deadlines = { acknowledge_minutes",
+                    "deadlines = { acknowledge_minute",
+                )
+            },
+            variant: "Parse",
+            words: &["categories.toml", "`acknowledge_minute`", "unknown field"],
+        },
+        Broken {
+            name: "a typo in a severity's deadlines",
+            edit: |c| {
+                c.replace_in_entry(
+                    "categories.toml",
+                    "id = \"pothole\"",
+                    "severe = { acknowledge_minutes = 60",
+                    "sever = { acknowledge_minutes = 60",
+                )
+            },
+            variant: "Parse",
+            words: &["categories.toml", "`sever`", "unknown field"],
+        },
+        Broken {
+            name: "a category without deadlines",
+            edit: |c| {
+                c.replace_in_entry(
+                    "categories.toml",
+                    "id = \"congestion\"",
+                    "deadlines = { acknowledge_minutes = 15, resolve_minutes = 120 }",
+                    "",
+                )
+            },
+            variant: "Parse",
+            words: &["categories.toml", "missing field `deadlines`"],
+        },
+        Broken {
+            name: "acknowledge_minutes = 0",
+            edit: |c| {
+                c.replace_in_entry(
+                    "categories.toml",
+                    "id = \"congestion\"",
+                    "acknowledge_minutes = 15",
+                    "acknowledge_minutes = 0",
+                )
+            },
+            variant: "Invalid",
+            words: &[
+                "categories.toml",
+                "category \"congestion\"",
+                "deadlines.acknowledge_minutes must be between 1 and 525600, not 0",
+            ],
+        },
+        Broken {
+            name: "a severity that acknowledges after it resolves",
+            edit: |c| {
+                c.replace_in_entry(
+                    "categories.toml",
+                    "id = \"pothole\"",
+                    "severe = { acknowledge_minutes = 60, resolve_minutes = 1440 }",
+                    "severe = { acknowledge_minutes = 60, resolve_minutes = 30 }",
+                )
+            },
+            variant: "Invalid",
+            words: &[
+                "categories.toml",
+                "category \"pothole\"",
+                "deadlines.severe.acknowledge_minutes (60) is longer than resolve_minutes (30)",
+            ],
+        },
+        Broken {
+            name: "an empty severity override",
+            edit: |c| {
+                c.replace_in_entry(
+                    "categories.toml",
+                    "id = \"pothole\"",
+                    "severe = { acknowledge_minutes = 60, resolve_minutes = 1440 }",
+                    "severe = {}",
+                )
+            },
+            variant: "Invalid",
+            words: &[
+                "categories.toml",
+                "category \"pothole\"",
+                "deadlines.severe sets nothing",
+            ],
+        },
+        Broken {
             name: "a category nobody handles",
             edit: |c| {
                 c.replace_all("agencies.toml", "\"gas_smell\", ", "");

@@ -4,6 +4,7 @@
 //! Inbound parsing is tested with tables: one payload per row, and what must come of it (an event
 //! with these fields, or a refusal of this `WireError` variant whose text names the problem).
 
+mod actions;
 mod citizen;
 mod outbound;
 mod support;

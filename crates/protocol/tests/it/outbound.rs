@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use model::{
     Incident, IncidentId, IncidentStatus, RouteCandidate, RoutingDecision, RoutingRule, Severity,
+    SlaClock,
 };
 use protocol::incident::{IncidentCollection, IncidentFeature, PointGeometry};
 use protocol::stream::{Change, StreamFrame};
@@ -41,10 +42,21 @@ fn incident() -> Incident {
         external_ref: None,
         opened_at: utc("2026-11-22T08:00:00.123456789Z"),
         updated_at: utc("2026-11-22T08:05:00Z"),
+        sla: SlaClock {
+            ack_due: Some(utc("2026-11-22T16:00:00.123456789Z")),
+            resolve_due: Some(utc("2026-11-29T08:00:00.123456789Z")),
+            ack_escalated_at: None,
+            resolve_escalated_at: None,
+        },
     }
 }
 
-/// The documented JSON of [`incident`].
+/// The moment the documented JSON describes: before both deadlines.
+fn now() -> chrono::DateTime<chrono::Utc> {
+    utc("2026-11-22T09:00:00Z")
+}
+
+/// The documented JSON of [`incident`] at [`now`].
 fn incident_json() -> Value {
     json!({
         "type": "Feature",
@@ -68,14 +80,18 @@ fn incident_json() -> Value {
                 "alternatives": [
                     {"agency": "city-dispatch", "rule": "fallback", "area": null}
                 ]
-            }
+            },
+            "ack_due": "2026-11-22T16:00:00.123Z",
+            "resolve_due": "2026-11-29T08:00:00.123Z",
+            "overdue": false,
+            "escalated": false
         }
     })
 }
 
 #[test]
 fn an_incident_is_the_documented_feature_and_round_trips() {
-    let feature = IncidentFeature::from(&incident());
+    let feature = IncidentFeature::at(&incident(), now());
     let value = serde_json::to_value(&feature).expect("serialises");
     assert_eq!(value, incident_json());
     let back: IncidentFeature = serde_json::from_value(value).expect("deserialises");
@@ -108,6 +124,78 @@ fn absent_district_and_description_are_null() {
     for key in ["district", "description"] {
         assert!(keys.contains(&key), "{key} is present even when null");
     }
+}
+
+#[test]
+fn deadlines_overdue_and_escalation_on_the_wire() {
+    let props = |i: &Incident, at: &str| IncidentFeature::at(i, utc(at)).properties;
+    let i = incident();
+    // name, incident, when, overdue, escalated
+    let cases: Vec<(&str, Incident, &str, bool, bool)> = vec![
+        ("in time", i.clone(), "2026-11-22T15:59:59Z", false, false),
+        (
+            "acknowledgement late",
+            i.clone(),
+            "2026-11-22T16:00:01Z",
+            true,
+            false,
+        ),
+        (
+            "acknowledged in time",
+            Incident {
+                status: IncidentStatus::Acknowledged,
+                ..i.clone()
+            },
+            "2026-11-23T00:00:00Z",
+            false,
+            false,
+        ),
+        (
+            "escalated, still late",
+            Incident {
+                sla: SlaClock {
+                    ack_escalated_at: Some(utc("2026-11-22T16:00:01Z")),
+                    ..i.sla
+                },
+                ..i.clone()
+            },
+            "2026-11-23T00:00:00Z",
+            true,
+            true,
+        ),
+        (
+            "resolved late is not overdue",
+            Incident {
+                status: IncidentStatus::Resolved,
+                ..i.clone()
+            },
+            "2026-12-01T00:00:00Z",
+            false,
+            false,
+        ),
+    ];
+    for (name, incident, at, overdue, escalated) in cases {
+        let p = props(&incident, at);
+        assert_eq!((p.overdue, p.escalated), (overdue, escalated), "{name}");
+    }
+    let none = Incident {
+        sla: SlaClock::default(),
+        ..i
+    };
+    let value = serde_json::to_value(IncidentFeature::at(&none, now())).expect("serialises");
+    assert_eq!(value["properties"]["ack_due"], Value::Null);
+    assert_eq!(value["properties"]["resolve_due"], Value::Null);
+    // A dashboard's older JSON, without the lifecycle fields, still reads.
+    let mut old = incident_json();
+    for key in ["ack_due", "resolve_due", "overdue", "escalated"] {
+        old["properties"]
+            .as_object_mut()
+            .expect("an object")
+            .remove(key);
+    }
+    let back: IncidentFeature = serde_json::from_value(old).expect("deserialises");
+    assert_eq!(back.properties.ack_due, None);
+    assert!(!back.properties.overdue);
 }
 
 #[test]
@@ -151,7 +239,7 @@ fn points_are_rounded_to_6_decimals() {
 #[test]
 fn a_snapshot_frame_is_tagged_snapshot() {
     let frame = StreamFrame::Snapshot {
-        incidents: IncidentCollection::new([&incident()]),
+        incidents: IncidentCollection::at([&incident()], now()),
     };
     let value = serde_json::to_value(&frame).expect("serialises");
     assert_eq!(
@@ -178,7 +266,7 @@ fn an_incident_frame_is_tagged_incident_with_its_change() {
     for (change, wire) in [(Change::Opened, "opened"), (Change::Updated, "updated")] {
         let frame = StreamFrame::Incident {
             change,
-            incident: Box::new(IncidentFeature::from(&incident())),
+            incident: Box::new(IncidentFeature::at(&incident(), now())),
         };
         let value = serde_json::to_value(&frame).expect("serialises");
         assert_eq!(

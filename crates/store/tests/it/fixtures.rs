@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use geo::Point;
 use model::{
     Event, EventKind, Incident, IncidentStatus, RouteCandidate, RoutingDecision, RoutingRule,
-    Severity, Source,
+    Severity, SlaClock, Source,
 };
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
@@ -72,6 +72,12 @@ pub fn pothole(opened_at: DateTime<Utc>) -> Incident {
         external_ref: None,
         opened_at,
         updated_at: opened_at,
+        sla: SlaClock {
+            ack_due: Some(opened_at + Duration::minutes(30)),
+            resolve_due: Some(opened_at + Duration::days(7)),
+            ack_escalated_at: None,
+            resolve_escalated_at: None,
+        },
     }
 }
 
@@ -98,6 +104,8 @@ pub fn outage(opened_at: DateTime<Utc>) -> Incident {
         external_ref: Some("utility:apa-brasov:avarie-7".into()),
         opened_at,
         updated_at: opened_at,
+        // As stored before deadlines existed.
+        sla: SlaClock::default(),
     }
 }
 
@@ -105,6 +113,15 @@ pub fn outage(opened_at: DateTime<Utc>) -> Incident {
 pub fn as_stored(mut incident: Incident) -> Incident {
     incident.opened_at = micros(incident.opened_at);
     incident.updated_at = micros(incident.updated_at);
+    let c = &mut incident.sla;
+    for t in [
+        &mut c.ack_due,
+        &mut c.resolve_due,
+        &mut c.ack_escalated_at,
+        &mut c.resolve_escalated_at,
+    ] {
+        *t = t.map(micros);
+    }
     incident
 }
 

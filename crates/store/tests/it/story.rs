@@ -4,7 +4,8 @@ use chrono::Duration;
 use model::{Incident, IncidentStatus, Source};
 use serde_json::json;
 use store::{
-    Backend, ChangeKind, IncidentChange, IncidentFilter, NewDeadLetter, Recorded, Store, StoreError,
+    Backend, ChangeKind, IncidentChange, IncidentFilter, NewDeadLetter, NewTimelineEntry, Recorded,
+    Store, StoreError,
 };
 
 use crate::fixtures::{as_stored, event, micros, outage, pothole, t0, Raw};
@@ -177,6 +178,12 @@ pub async fn run(target: Target) {
     );
     personal_data(&store).await;
     retention(&store).await;
+
+    // Actions and escalations, with their deadlines, survive a restart too.
+    let acted = lifecycle(&store).await;
+    store.close().await;
+    let store = Store::connect(&target.url).await.expect("reconnect");
+    check_lifecycle(&store, &acted).await;
     store.close().await;
 
     // The event log is a hypertable on TimescaleDB, and only there.
@@ -698,5 +705,172 @@ async fn retention(store: &Store) {
             .await
             .is_empty(),
         "newer readings stay"
+    );
+}
+
+/// An incident's life after it opened: an agency acknowledges it with a reason, the resolution
+/// deadline passes and the engine escalates it. Returns the incident as it ends.
+async fn lifecycle(store: &Store) -> Incident {
+    let t0 = t0();
+    let report = event(
+        "citizen:r-lifecycle",
+        Source::Citizen,
+        "pothole",
+        25.57,
+        45.65,
+        t0 + Duration::hours(1),
+    );
+    let mut incident = pothole(t0 + Duration::hours(1));
+    incident.id = "0193a6f0-0000-7000-8000-000000000003".into();
+    assert_eq!(
+        store
+            .record(&report, &opened(&incident))
+            .await
+            .expect("open"),
+        Recorded::Stored
+    );
+
+    let at = t0 + Duration::hours(1) + Duration::minutes(20);
+    let mut acknowledged = incident.clone();
+    acknowledged.status = IncidentStatus::Acknowledged;
+    acknowledged.updated_at = at;
+    store
+        .record_transition(
+            &acknowledged,
+            &NewTimelineEntry {
+                at,
+                kind: "acknowledge".into(),
+                actor: "agency:drumuri".into(),
+                reason: Some("echipa pleacă în 10 minute".into()),
+                from: Some(IncidentStatus::Assigned),
+                to: Some(IncidentStatus::Acknowledged),
+                request_id: Some("u-17".into()),
+                detail: json!({"agency": "drumuri"}),
+            },
+        )
+        .await
+        .expect("acknowledge");
+
+    let late = t0 + Duration::days(8);
+    let mut escalated = acknowledged.clone();
+    escalated.severity = model::Severity::Moderate;
+    escalated.updated_at = late;
+    escalated.sla.resolve_escalated_at = Some(late);
+    store
+        .record_transition(
+            &escalated,
+            &NewTimelineEntry {
+                at: late,
+                kind: "escalated".into(),
+                actor: "system".into(),
+                reason: Some("resolve deadline missed".into()),
+                from: Some(IncidentStatus::Acknowledged),
+                to: Some(IncidentStatus::Acknowledged),
+                request_id: None,
+                detail: json!({"deadline": "resolve", "severity": "moderate"}),
+            },
+        )
+        .await
+        .expect("escalate");
+    check_lifecycle(store, &escalated).await;
+
+    // The same request of the same actor is recorded once: a second one fails as a whole (the
+    // incident keeps its state, as check_lifecycle sees after the restart).
+    assert_eq!(
+        store
+            .known_request("agency:drumuri", "u-17")
+            .await
+            .expect("read"),
+        Some(incident.id.clone())
+    );
+    assert_eq!(
+        store
+            .known_request("agency:apa-brasov", "u-17")
+            .await
+            .expect("read"),
+        None,
+        "request ids are per actor"
+    );
+    let mut changed = escalated.clone();
+    changed.severity = model::Severity::Extreme;
+    let again = NewTimelineEntry {
+        at: late,
+        kind: "note".into(),
+        actor: "agency:drumuri".into(),
+        reason: Some("again".into()),
+        from: None,
+        to: None,
+        request_id: Some("u-17".into()),
+        detail: json!({}),
+    };
+    assert!(store.record_transition(&changed, &again).await.is_err());
+    escalated
+}
+
+async fn check_lifecycle(store: &Store, incident: &Incident) {
+    let t0 = t0();
+    assert_eq!(
+        store.incident(&incident.id).await.expect("incident"),
+        Some(as_stored(incident.clone())),
+        "state, deadlines and escalation read back"
+    );
+    let open = store.open_incidents().await.expect("open incidents");
+    let loaded = open
+        .iter()
+        .find(|i| i.id == incident.id)
+        .expect("an acknowledged incident is open");
+    assert_eq!(
+        loaded.sla,
+        as_stored(incident.clone()).sla,
+        "start-up sees the deadlines"
+    );
+    assert!(loaded.sla.resolve_escalated_at.is_some());
+
+    let timeline = store.timeline(&incident.id).await.expect("timeline");
+    let entries: Vec<_> = timeline
+        .iter()
+        .map(|e| {
+            (
+                e.at,
+                e.kind.as_str(),
+                e.actor.as_str(),
+                e.reason.as_deref(),
+                e.from,
+                e.to,
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        vec![
+            (
+                micros(t0 + Duration::hours(1)),
+                "opened",
+                "citizen",
+                None,
+                None,
+                Some(IncidentStatus::Assigned),
+            ),
+            (
+                micros(t0 + Duration::hours(1) + Duration::minutes(20)),
+                "acknowledge",
+                "agency:drumuri",
+                Some("echipa pleacă în 10 minute"),
+                Some(IncidentStatus::Assigned),
+                Some(IncidentStatus::Acknowledged),
+            ),
+            (
+                micros(t0 + Duration::days(8)),
+                "escalated",
+                "system",
+                Some("resolve deadline missed"),
+                Some(IncidentStatus::Acknowledged),
+                Some(IncidentStatus::Acknowledged),
+            ),
+        ]
+    );
+    assert_eq!(
+        timeline[2].detail,
+        json!({"deadline": "resolve", "severity": "moderate"})
     );
 }

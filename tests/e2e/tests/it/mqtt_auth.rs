@@ -160,7 +160,8 @@ async fn mosquitto_with_the_documented_acl_keeps_each_utility_to_its_own_topic()
         "dispecer/v1/in/utilities/deer-brasov/events",
         feature("forged-1"),
     )
-    .await?;
+    .await
+    .with_context(|| format!("mosquitto log:\n{}", mosquitto.log()))?;
     apa.publish(
         "dispecer/v1/in/utilities/apa-brasov/events",
         json!({"type": "Feature",
@@ -168,7 +169,8 @@ async fn mosquitto_with_the_documented_acl_keeps_each_utility_to_its_own_topic()
             "properties": {"id": "avarie-acl-1", "kind": "fault", "category": "water_leak"}})
         .to_string(),
     )
-    .await?;
+    .await
+    .with_context(|| format!("mosquitto log:\n{}", mosquitto.log()))?;
     accepted(&server, "utility:apa-brasov", 1).await?;
     let (_, _, feeds) = server.get("/api/v1/feeds").await?;
     assert!(
@@ -181,7 +183,8 @@ async fn mosquitto_with_the_documented_acl_keeps_each_utility_to_its_own_topic()
         "dispecer/v1/in/utilities/deer-brasov/events",
         feature("avarie-acl-2"),
     )
-    .await?;
+    .await
+    .with_context(|| format!("mosquitto log:\n{}", mosquitto.log()))?;
     accepted(&server, "utility:deer-brasov", 1).await?;
     server.stop();
     Ok(())

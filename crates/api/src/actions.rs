@@ -1,0 +1,98 @@
+//! `POST /api/v1/incidents/{id}/actions`: people and agencies move an incident along its
+//! lifecycle (`model::lifecycle`), with a reason that the timeline keeps.
+//!
+//! Body: `{"action": "acknowledge", "reason": "…", "agency": "…"}` (see `protocol::action`).
+//! Authorised by a Bearer API token: scope `operator` may act on any incident (actor
+//! `operator:{token prefix}`), scope `agency:{id}` only on incidents assigned to that agency
+//! (actor `agency:{id}`); other tokens get 403.
+//!
+//! Answers: 200 with the incident (GeoJSON Feature) once the action is durable; 400 bad body;
+//! 401 no or bad token; 403 token not allowed (or incident not the agency's); 404 unknown
+//! incident; 409 the action is not allowed in the incident's state (the detail names both
+//! states); 503 the store is unavailable.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use engine::{ActionRequest, EngineError};
+use model::IncidentId;
+use protocol::action::{action_request, MAX_PAYLOAD};
+use protocol::incident::IncidentFeature;
+
+use crate::ingest::{scope, Scope};
+use crate::{AppState, Problem};
+
+/// Largest request body, in bytes.
+pub const MAX_BODY: usize = MAX_PAYLOAD;
+
+/// `POST /api/v1/incidents/{id}/actions`.
+pub async fn act(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    match act_inner(&state, id, &headers, raw).await {
+        Ok(r) => r.into_response(),
+        Err(p) => p.into_response(),
+    }
+}
+
+async fn act_inner(
+    state: &AppState,
+    id: String,
+    headers: &HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, Problem> {
+    let (scope, prefix) = scope(state, headers).await?;
+    let (actor, as_agency) = match scope {
+        Scope::Operator => (format!("operator:{prefix}"), None),
+        Scope::Agency(agency) => (format!("agency:{agency}"), Some(agency.as_str().into())),
+        other => {
+            return Err(Problem::forbidden(format!(
+                "this token may {}, not act on incidents",
+                other.allows()
+            )))
+        }
+    };
+    let raw = raw.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::too_large(format!("the body is larger than {MAX_BODY} bytes"))
+        } else {
+            Problem::bad_request(e.body_text())
+        }
+    })?;
+    let command = action_request(&raw, state.engine.city().city())
+        .map_err(|e| Problem::bad_request(e.to_string()))?;
+    let request = ActionRequest {
+        incident: IncidentId::new(id),
+        action: command.action,
+        actor,
+        reason: command.reason,
+        as_agency,
+        request_id: None,
+    };
+    let incident = state.engine.act(request).await.map_err(problem)?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/geo+json")],
+        Json(IncidentFeature::from(incident.as_ref())),
+    ))
+}
+
+/// The answer to an engine refusal.
+fn problem(e: EngineError) -> Problem {
+    match e {
+        EngineError::NotFound(id) => Problem::not_found(format!("no incident {:?}", id.as_str())),
+        e @ EngineError::Transition(_) => Problem::conflict(e.to_string()),
+        e @ EngineError::NotAssignedTo { .. } => Problem::forbidden(e.to_string()),
+        e @ EngineError::UnknownAgency(_) => Problem::bad_request(e.to_string()),
+        e @ EngineError::RequestIdReused { .. } => Problem::conflict(e.to_string()),
+        EngineError::Store(e) => e.into(),
+        e @ EngineError::Stopped => Problem::unavailable(e.to_string()),
+        e @ (EngineError::UnknownCategory(_) | EngineError::Refused(_)) => Problem::internal(e),
+    }
+}

@@ -1,0 +1,4 @@
+//! The engine's integration tests: the lifecycle through [`Engine::act`], and escalation of
+//! missed deadlines, also across a restart on the same SQLite file.
+
+mod lifecycle;
