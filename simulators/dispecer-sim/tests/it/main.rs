@@ -1,0 +1,3 @@
+//! Integration tests of `dispecer-sim`: scenario replays through the real engine.
+
+mod replay;
