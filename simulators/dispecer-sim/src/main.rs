@@ -169,12 +169,16 @@ enum ScenarioCommand {
         #[arg(long, default_value = "cities/brasov")]
         city: PathBuf,
     },
-    /// Publish a scenario to a broker (its steps stamped from now, unless it has a start).
+    /// Publish a scenario to a broker, its compact steps stamped from now.
     Run {
         /// The scenario file.
         file: PathBuf,
         #[command(flatten)]
         pace: PaceArgs,
+        /// Stamp steps from the file's `start` instead of now (Dispecer refuses reports stamped
+        /// more than 5 minutes in its future).
+        #[arg(long)]
+        file_start: bool,
         /// The city folder.
         #[arg(long, default_value = "cities/brasov")]
         city: PathBuf,
@@ -277,6 +281,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 ScenarioCommand::Run {
                     file,
                     pace,
+                    file_start,
                     city,
                     broker,
                 },
@@ -284,7 +289,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let city = city::load(&city)?;
             let s = scenario::load(&file, &city)?;
             let pace = pace.pace()?;
-            let start = s.start.unwrap_or_else(Utc::now);
+            let start = match s.start {
+                Some(start) if file_start => start,
+                _ => Utc::now(),
+            };
             let messages: Vec<record::Recorded> = s
                 .messages(start)
                 .into_iter()
