@@ -6,6 +6,7 @@
 //! logged once and answered generically.
 
 mod actions;
+mod contacts;
 mod dashboards;
 mod incidents;
 mod ingest;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents", get(incidents::list))
         .route("/api/v1/incidents/{id}", get(incidents::one))
         .route("/api/v1/incidents/{id}/timeline", get(incidents::timeline))
+        .route("/api/v1/incidents/{id}/contacts", get(contacts::list))
         .route(
             "/api/v1/incidents/{id}/actions",
             post(actions::act).layer(DefaultBodyLimit::max(actions::MAX_BODY)),

@@ -55,6 +55,56 @@ async fn contact_details_are_stored_apart_and_erased_on_request() -> Result<()> 
         "the event log keeps no contact details"
     );
 
+    // Shown only to operators and to the agency responsible.
+    let (_, _, list) = server.get("/api/v1/incidents").await?;
+    let incident_id = list["features"][0]["id"]
+        .as_str()
+        .context("an incident")?
+        .to_owned();
+    let token = |args: &[&str]| -> Result<String> {
+        let out = std::process::Command::new(dispecer_bin()?)
+            .args(["token", "create", "--city"])
+            .arg(e2e::repo_root().join("cities/brasov"))
+            .args(args)
+            .args(["--database-url", &db])
+            .output()?;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    };
+    let operator = token(&["--dispatcher"])?;
+    let responsible = token(&["--acts-for", "domeniu-public"])?;
+    let other_agency = token(&["--acts-for", "apa-brasov"])?;
+    let gateway = token(&["--readings"])?;
+    let contacts = |token: Option<String>| {
+        let url = format!("{}/api/v1/incidents/{incident_id}/contacts", server.http);
+        async move {
+            let mut req = reqwest::Client::new().get(url);
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let resp = req.send().await?;
+            let status = resp.status().as_u16();
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            anyhow::Ok((status, body))
+        }
+    };
+    assert_eq!(contacts(None).await?.0, 401);
+    assert_eq!(contacts(Some(gateway)).await?.0, 403);
+    assert_eq!(contacts(Some(other_agency)).await?.0, 403);
+    let (status, body) = contacts(Some(responsible.clone())).await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["contacts"].as_array().map(Vec::len), Some(2), "{body}");
+    assert_eq!(body["contacts"][0]["email"], "ana.pop@example.ro");
+    let (status, body) = contacts(Some(operator.clone())).await?;
+    assert_eq!(
+        (status, body["contacts"][1]["phone"].as_str()),
+        (200, Some("+40 722 123 456"))
+    );
+
     let out = std::process::Command::new(dispecer_bin()?)
         .args([
             "gdpr",
@@ -97,6 +147,9 @@ async fn contact_details_are_stored_apart_and_erased_on_request() -> Result<()> 
         .await?,
         2
     );
+    let (_, body) = contacts(Some(operator)).await?;
+    assert_eq!(body["contacts"].as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(body["contacts"][0]["email"], "ion@example.ro");
     let (_, _, list) = server.get("/api/v1/incidents").await?;
     let incident = &list["features"][0];
     assert_eq!(incident["properties"]["report_count"], 2, "{list}");

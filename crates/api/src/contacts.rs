@@ -1,0 +1,65 @@
+//! `GET /api/v1/incidents/{id}/contacts`: the contact details citizens left with their reports of
+//! an incident. Personal data: only the dispatch center's operators (an `operator` token) and the
+//! agency the incident is assigned to (its `agency:{id}` token) may read it, and every reading is
+//! logged with who read it.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde_json::{json, Value};
+
+use model::IncidentId;
+
+use crate::ingest::{scope, Scope};
+use crate::problem::Problem;
+use crate::AppState;
+
+pub async fn list(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, Problem> {
+    let (scope, prefix) = scope(&state, &headers).await?;
+    let id = IncidentId::new(id);
+    let incident = state
+        .store
+        .incident(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no incident {}", id.as_str())))?;
+    let reader = match &scope {
+        Scope::Operator => format!("operator:{prefix}"),
+        Scope::Agency(agency) if agency.as_str() == incident.agency.as_str() => {
+            format!("agency:{agency}")
+        }
+        Scope::Agency(agency) => {
+            return Err(Problem::forbidden(format!(
+                "incident {} is assigned to {}, not to {agency}",
+                id.as_str(),
+                incident.agency.as_str()
+            )))
+        }
+        _ => {
+            return Err(Problem::forbidden(
+                "citizens' contact details are shown only to operators and to the agency \
+                 responsible",
+            ))
+        }
+    };
+    let contacts = state.store.contacts_of_incident(&id).await?;
+    tracing::info!(
+        incident = id.as_str(),
+        reader = %reader,
+        contacts = contacts.len(),
+        "citizens' contact details read"
+    );
+    Ok(Json(json!({
+        "incident": id.as_str(),
+        "contacts": contacts.iter().map(|c| json!({
+            "report": c.event_id,
+            "name": c.name,
+            "email": c.email,
+            "phone": c.phone,
+            "received_at": c.received_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        })).collect::<Vec<_>>(),
+    })))
+}
