@@ -183,6 +183,25 @@ function isOpen(feature) {
   return !CLOSED_STATUSES.has(statusOf(feature));
 }
 
+/** States in which an incident still waits for its agency's acknowledgement. */
+const AWAITING_ACK = new Set(['new', 'assigned', 'reopened']);
+
+/**
+ * Whether an open incident is past a deadline it still has to meet at `now` (as the engine
+ * decides it: the acknowledgement deadline while unacknowledged, the resolution one until
+ * resolved). Computed here from the deadlines, so that the mark appears when the time passes,
+ * not only when a frame arrives.
+ */
+function isOverdue(feature, now = Date.now()) {
+  if (!isOpen(feature)) return false;
+  const p = feature.properties ?? {};
+  const missed = (due) => {
+    const ms = parseTime(due);
+    return ms != null && now >= ms;
+  };
+  return (AWAITING_ACK.has(statusOf(feature)) && missed(p.ack_due)) || missed(p.resolve_due);
+}
+
 function statusName(status) {
   return KNOWN_STATUSES.has(status) ? t(`status.${status}`) : String(status);
 }
@@ -330,9 +349,12 @@ function setLanguage(lang) {
 function renderCounts() {
   const counts = Object.fromEntries(SEVERITIES.map((s) => [s, 0]));
   let open = 0;
+  let overdue = 0;
+  const now = Date.now();
   for (const f of state.incidents.values()) {
     if (!isOpen(f)) continue;
     open += 1;
+    if (isOverdue(f, now)) overdue += 1;
     const s = severityOf(f);
     if (s in counts) counts[s] += 1;
   }
@@ -342,6 +364,10 @@ function renderCounts() {
     <div class="count count-total" title="${esc(t('counts.open'))}">
       <span class="count-label">${esc(t('counts.open'))}</span>
       <span class="count-value" data-count="open">${esc(formatNumber(state.lang, open))}</span>
+    </div>
+    <div class="count count-overdue${overdue ? '' : ' is-zero'}" title="${esc(t('counts.overdue.title'))}">
+      <span class="count-label">${esc(t('counts.overdue'))}</span>
+      <span class="count-value" data-count="overdue">${esc(formatNumber(state.lang, overdue))}</span>
     </div>
     ${SEVERITIES.map((s) => `
     <div class="count sev-${s}${counts[s] ? '' : ' is-zero'}" title="${esc(severityName(s))}">
@@ -945,6 +971,13 @@ function alternativeText(alt) {
   return `${agencyName(alt.agency)}${parts.length ? ` (${parts.join(', ')})` : ''}`;
 }
 
+/** A deadline, marked when it has passed. */
+function deadlineHtml(due) {
+  const ms = parseTime(due);
+  const passed = ms != null && Date.now() >= ms;
+  return `<span class="deadline${passed ? ' is-passed' : ''}">${esc(formatDateTime(due))}${passed ? ` · ${esc(t('mark.overdue'))}` : ''}</span>`;
+}
+
 function popupHtml(id) {
   const feature = state.incidents.get(id);
   if (!feature) return '';
@@ -969,6 +1002,9 @@ function popupHtml(id) {
         ${row(t('popup.reports'), esc(formatNumber(state.lang, Number(p.report_count) || 0)))}
         ${row(t('popup.opened'), esc(formatDateTime(p.opened_at)))}
         ${p.updated_at && p.updated_at !== p.opened_at ? row(t('popup.updated'), esc(formatDateTime(p.updated_at))) : ''}
+        ${p.ack_due && AWAITING_ACK.has(status) ? row(t('popup.ack_due'), deadlineHtml(p.ack_due)) : ''}
+        ${p.resolve_due && isOpen(feature) ? row(t('popup.resolve_due'), deadlineHtml(p.resolve_due)) : ''}
+        ${p.escalated === true ? row(t('popup.escalation'), `<span class="mark mark-escalated">${esc(t('mark.escalated'))}</span>`) : ''}
       </table>
       ${description ? `<div class="popup-section"><div class="popup-label">${esc(t('popup.description'))}</div><p class="popup-description">${esc(description)}</p></div>` : ''}
       <div class="popup-section">
@@ -1016,7 +1052,12 @@ function rowContent(id, f, now) {
   const age = formatAge(p.opened_at, now);
   const reports = Number(p.report_count) || 0;
   const statusClass = KNOWN_STATUSES.has(status) ? status : 'unknown';
-  const label = t('queue.row.label', {
+  const overdue = isOverdue(f, now);
+  const escalated = p.escalated === true;
+  const marks = [overdue ? t('mark.overdue') : null, escalated ? t('mark.escalated') : null]
+    .filter(Boolean)
+    .join(', ');
+  const label = (marks ? `${marks}: ` : '') + t('queue.row.label', {
     category: categoryName(p.category),
     severity: severityName(severity),
     status: statusName(status),
@@ -1037,9 +1078,11 @@ function rowContent(id, f, now) {
             <span class="status status-${statusClass}">${esc(statusName(status))}</span>
             <span class="row-severity">${esc(severityName(severity))}</span>
             <span class="row-reports${reports > 1 ? ' is-many' : ''}">${esc(reportsText(reports))}</span>
+            ${overdue ? `<span class="mark mark-overdue">${esc(t('mark.overdue'))}</span>` : ''}
+            ${escalated ? `<span class="mark mark-escalated">${esc(t('mark.escalated'))}</span>` : ''}
           </span>
         </span>`;
-  return { severity, label, html };
+  return { severity, label, html, overdue };
 }
 
 function renderQueue() {
@@ -1074,10 +1117,10 @@ function renderQueue() {
       rowElements.set(id, li);
     }
     const button = li.firstElementChild;
-    const { severity, label, html } = rowContent(id, f, now);
+    const { severity, label, html, overdue } = rowContent(id, f, now);
     const signature = `${severity}\u0000${label}\u0000${html}`;
     if (rowSignatures.get(id) !== signature) {
-      button.className = `row sev-${severity}${id === state.selectedId ? ' is-selected' : ''}`;
+      button.className = `row sev-${severity}${overdue ? ' is-overdue' : ''}${id === state.selectedId ? ' is-selected' : ''}`;
       button.setAttribute('aria-label', label);
       button.innerHTML = html;
       rowSignatures.set(id, signature);
@@ -1349,6 +1392,8 @@ async function main() {
   connect();
   loadFirstIncidents();
   setInterval(refreshAges, 30000);
+  // Deadlines pass without any frame: re-evaluate the overdue marks every 15 s.
+  setInterval(scheduleRender, 15000);
 }
 
 main();

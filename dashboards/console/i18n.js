@@ -24,6 +24,13 @@ const STRINGS = {
 
     'counts.label': 'Incidente deschise, după gravitate',
     'counts.open': 'Deschise',
+    'counts.overdue': 'Depășite',
+    'counts.overdue.title': 'Incidente deschise care au depășit un termen (de confirmare sau de rezolvare)',
+    'mark.overdue': 'termen depășit',
+    'mark.escalated': 'escaladat',
+    'popup.ack_due': 'De confirmat până la',
+    'popup.resolve_due': 'De rezolvat până la',
+    'popup.escalation': 'Escaladare',
 
     'severity.extreme': 'Extremă',
     'severity.severe': 'Gravă',
@@ -160,6 +167,13 @@ const STRINGS = {
 
     'counts.label': 'Open incidents by severity',
     'counts.open': 'Open',
+    'counts.overdue': 'Overdue',
+    'counts.overdue.title': 'Open incidents past a deadline (to acknowledge or to resolve)',
+    'mark.overdue': 'overdue',
+    'mark.escalated': 'escalated',
+    'popup.ack_due': 'Acknowledge by',
+    'popup.resolve_due': 'Resolve by',
+    'popup.escalation': 'Escalation',
 
     'severity.extreme': 'Extreme',
     'severity.severe': 'Severe',

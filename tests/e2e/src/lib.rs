@@ -354,6 +354,22 @@ pub fn dispecer_bin() -> Result<PathBuf> {
 impl Dispecer {
     /// Starts `dispecer run` with `database_url` and `broker`, and waits until it is ready.
     pub async fn start(dir: &TempDir, database_url: &str, broker: &Broker) -> Result<Self> {
+        Self::start_with_city(
+            dir,
+            database_url,
+            broker,
+            &repo_root().join("cities/brasov"),
+        )
+        .await
+    }
+
+    /// [`Dispecer::start`] with another city folder.
+    pub async fn start_with_city(
+        dir: &TempDir,
+        database_url: &str,
+        broker: &Broker,
+        city: &Path,
+    ) -> Result<Self> {
         let ready = dir
             .path()
             .join(format!("ready-{}.json", uuid::Uuid::now_v7()));
@@ -363,7 +379,7 @@ impl Dispecer {
         let mut cmd = Command::new(dispecer_bin()?);
         cmd.arg("run")
             .arg("--city")
-            .arg(repo_root().join("cities/brasov"))
+            .arg(city)
             .arg("--database-url")
             .arg(database_url)
             .arg("--http-addr")
@@ -628,6 +644,32 @@ pub fn citizen_report(id: &str, category: &str, lon: f64, lat: f64) -> String {
             "reported_at": chrono::Utc::now().to_rfc3339()}
     })
     .to_string()
+}
+
+/// A copy of the Brașov city folder in `dir`, with `edit` applied to its `categories.toml` (e.g.
+/// a deadline short enough for a test to see it pass).
+pub fn brasov_copy(dir: &Path, edit: impl FnOnce(String) -> String) -> Result<PathBuf> {
+    let from = repo_root().join("cities/brasov");
+    let to = dir.join("city");
+    copy_dir(&from, &to)?;
+    let categories = to.join("categories.toml");
+    let text = std::fs::read_to_string(&categories)?;
+    std::fs::write(&categories, edit(text))?;
+    Ok(to)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether the broker on 127.0.0.1:`port` lets a client in with `login` (user name, password):

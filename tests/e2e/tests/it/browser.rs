@@ -34,10 +34,22 @@ async fn incident_appears_on_the_map() -> Result<()> {
         }
     }
     let dir = TempDir::new("dispecer-browser");
-    let server = Dispecer::start(
+    // Brașov, with one minute to acknowledge a fallen tree: the test sees the deadline pass.
+    let city = e2e::brasov_copy(dir.path(), |text| {
+        let from = text.find("id = \"fallen_tree\"").unwrap_or(0);
+        let start = from + text[from..].find("deadlines = ").unwrap_or(0);
+        let end = start + text[start..].find('\n').unwrap_or(0);
+        format!(
+            "{}deadlines = {{ acknowledge_minutes = 1, resolve_minutes = 360 }}{}",
+            &text[..start],
+            &text[end..]
+        )
+    })?;
+    let server = Dispecer::start_with_city(
         &dir,
         &format!("sqlite://{}/d.sqlite", dir.path().display()),
         &Broker::Embedded(free_port()),
+        &city,
     )
     .await?;
 
@@ -169,6 +181,28 @@ async fn incident_appears_on_the_map() -> Result<()> {
             .for_element(Locator::Css("#feeds-popover[hidden]"))
             .await
             .context("Escape does not close the feeds popover")?;
+
+        // A minute later nobody has acknowledged the fallen tree: the queue marks it overdue and
+        // escalated (the engine raised its severity), and the header counts it.
+        browser
+            .wait()
+            .at_most(Duration::from_secs(120))
+            .for_element(Locator::Css(".row.is-overdue .mark-escalated"))
+            .await
+            .context("the unacknowledged incident is not marked overdue and escalated")?;
+        let overdue = browser
+            .find(Locator::Css("[data-count='overdue']"))
+            .await?
+            .text()
+            .await?;
+        assert_eq!(
+            overdue.trim(),
+            "1",
+            "the header counts one overdue incident"
+        );
+        let (_, _, one) = server.get(&format!("/api/v1/incidents/{id}")).await?;
+        assert_eq!(one["properties"]["escalated"], true, "{one}");
+        std::fs::write(out.join("console-overdue.png"), browser.screenshot().await?)?;
         Ok::<_, anyhow::Error>(())
     }
     .await;
