@@ -352,6 +352,23 @@ pub fn dispecer_bin() -> Result<PathBuf> {
 }
 
 impl Dispecer {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its resident memory in bytes (VmRSS), read from /proc.
+    pub fn rss_bytes(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .context("no VmRSS")?
+            .parse()?;
+        Ok(kib * 1024)
+    }
+
     /// Starts `dispecer run` with `database_url` and `broker`, and waits until it is ready.
     pub async fn start(dir: &TempDir, database_url: &str, broker: &Broker) -> Result<Self> {
         Self::start_with_city(

@@ -11,3 +11,4 @@ mod ingest;
 mod journey;
 mod mqtt_auth;
 mod reliability;
+mod slow_client;
