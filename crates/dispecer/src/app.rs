@@ -378,6 +378,8 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
                 .credentials
                 .as_ref()
                 .map(|c| (c.username.clone(), c.password.clone())),
+            traffic_every_s: sim.traffic_every_s,
+            utilities_http: None,
         };
         tracker.spawn(dispecer_sim::live::run(
             sim_city,

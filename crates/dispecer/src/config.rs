@@ -184,6 +184,9 @@ pub struct SimOptions {
     /// Utility events per minute.
     #[arg(long, default_value_t = 2.0)]
     pub utility_events_per_minute: f64,
+    /// Seconds between two SenML packs of every traffic counter (0: none).
+    #[arg(long, default_value_t = 60.0)]
+    pub traffic_every_s: f64,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,11 @@ pub const UTILITY_EVENTS_FILTER: &str = "dispecer/v1/in/utilities/+/events";
 /// Traffic counters' readings, one topic per sensor (SenML JSON, QoS 1).
 pub const TRAFFIC_FILTER: &str = "dispecer/v1/in/traffic/+";
 
+/// The topic on which traffic counter `sensor` publishes its SenML packs.
+pub fn traffic(sensor: &str) -> String {
+    format!("dispecer/v1/in/traffic/{sensor}")
+}
+
 /// The sensor id of a traffic topic, if `topic` is one.
 pub fn traffic_sensor(topic: &str) -> Option<&str> {
     let sensor = topic.strip_prefix("dispecer/v1/in/traffic/")?;

@@ -12,4 +12,5 @@ pub mod load;
 pub mod mqtt;
 pub mod record;
 pub mod scenario;
+pub mod traffic;
 pub mod wire;

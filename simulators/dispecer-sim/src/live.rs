@@ -28,6 +28,11 @@ pub struct LiveOptions {
     pub client_id: String,
     /// User name and password, when the broker asks for them.
     pub login: Option<(String, String)>,
+    /// Seconds between two packs of every traffic counter (0: no traffic readings).
+    pub traffic_every_s: f64,
+    /// Send the utilities' events over HTTP instead of MQTT: Dispecer's base URL
+    /// (`http://host:port`) and a token per operator (`operator` → token).
+    pub utilities_http: Option<(String, std::collections::HashMap<String, String>)>,
 }
 
 /// Publishes until `shutdown`. Messages go out with QoS 1; rumqttc resends unacknowledged ones
@@ -61,6 +66,16 @@ pub async fn run(city: Arc<City>, options: LiveOptions, shutdown: CancellationTo
         options.reports_per_minute,
         options.utility_events_per_minute,
     );
+    if options.traffic_every_s > 0.0 {
+        tokio::spawn(traffic(
+            city.clone(),
+            options.seed,
+            options.traffic_every_s,
+            client.clone(),
+            shutdown.clone(),
+        ));
+    }
+    let http = reqwest::Client::new();
     let mut published: u64 = 0;
     while let Some(message) = generator.next_message(Utc::now()) {
         tokio::select! {
@@ -68,6 +83,14 @@ pub async fn run(city: Arc<City>, options: LiveOptions, shutdown: CancellationTo
             () = tokio::time::sleep(Duration::from_secs_f64(message.delay_s.min(3600.0))) => {}
         }
         let payload = message.payload.to_string();
+        if let (Some((base, tokens)), Some(operator)) = (
+            &options.utilities_http,
+            protocol::topics::utility_operator(&message.topic),
+        ) {
+            post_event(&http, base, tokens.get(operator), operator, payload).await;
+            published += 1;
+            continue;
+        }
         if let Err(e) = client
             .publish(message.topic, QoS::AtLeastOnce, false, payload)
             .await
@@ -82,4 +105,58 @@ pub async fn run(city: Arc<City>, options: LiveOptions, shutdown: CancellationTo
     }
     let _ = client.try_disconnect();
     poller.abort();
+}
+
+/// Publishes a pack of every traffic counter every `every_s` seconds until `shutdown`.
+async fn traffic(
+    city: Arc<City>,
+    seed: u64,
+    every_s: f64,
+    client: AsyncClient,
+    shutdown: CancellationToken,
+) {
+    let mut generator = crate::traffic::TrafficGenerator::new(&city, seed);
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(every_s.max(1.0)));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for (topic, pack) in generator.packs(Utc::now(), every_s) {
+            if let Err(e) = client
+                .publish(topic, QoS::AtLeastOnce, false, pack.to_string())
+                .await
+            {
+                tracing::warn!(error = %e, "simulator could not publish a traffic pack");
+                return;
+            }
+        }
+    }
+}
+
+/// Sends one utility event to `POST {base}/api/v1/events` with the operator's token; a refusal
+/// or a failure is logged (the live city goes on).
+async fn post_event(
+    http: &reqwest::Client,
+    base: &str,
+    token: Option<&String>,
+    operator: &str,
+    payload: String,
+) {
+    let Some(token) = token else {
+        tracing::warn!(operator, "no HTTP token for this operator; event not sent");
+        return;
+    };
+    let sent = http
+        .post(format!("{}/api/v1/events", base.trim_end_matches('/')))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(payload)
+        .send()
+        .await;
+    match sent {
+        Ok(r) if r.status().is_success() => {}
+        Ok(r) => tracing::warn!(operator, status = %r.status(), "HTTP event refused"),
+        Err(e) => tracing::warn!(operator, error = %e, "HTTP event not sent"),
+    }
 }

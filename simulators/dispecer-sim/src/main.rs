@@ -103,6 +103,16 @@ enum Command {
         /// Utility events per minute.
         #[arg(long, default_value_t = 2.0)]
         utility_events_per_minute: f64,
+        /// Seconds between two SenML packs of every traffic counter of the city (0: none).
+        #[arg(long, default_value_t = 60.0)]
+        traffic_every_s: f64,
+        /// Send the utilities' events over HTTP (`POST /api/v1/events`) to this Dispecer
+        /// (`http://host:port`) instead of MQTT; needs --utility-token for each operator.
+        #[arg(long)]
+        utilities_http: Option<String>,
+        /// `OPERATOR=TOKEN` (repeatable): an operator's API token for --utilities-http.
+        #[arg(long = "utility-token", value_parser = parse_token)]
+        utility_tokens: Vec<(String, String)>,
     },
     /// Scenarios: timed messages with a known outcome (format: simulators/README.md).
     Scenario {
@@ -233,9 +243,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
             seed,
             reports_per_minute,
             utility_events_per_minute,
+            traffic_every_s,
+            utilities_http,
+            utility_tokens,
         } => {
             let city = Arc::new(city::load(&city)?);
             let broker = broker.broker();
+            if utilities_http.is_some() && utility_tokens.is_empty() {
+                anyhow::bail!("--utilities-http needs at least one --utility-token OPERATOR=TOKEN");
+            }
             let options = LiveOptions {
                 seed,
                 reports_per_minute,
@@ -244,6 +260,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 port: broker.port,
                 client_id: format!("dispecer-sim-{seed}"),
                 login: broker.login,
+                traffic_every_s,
+                utilities_http: utilities_http
+                    .map(|url| (url, utility_tokens.into_iter().collect())),
             };
             live::run(city, options, ctrl_c()).await;
             Ok(())
@@ -420,4 +439,14 @@ async fn publish_timed(
         bail!("{} messages were not acknowledged", summary.errors());
     }
     Ok(())
+}
+
+/// `OPERATOR=TOKEN`.
+fn parse_token(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((op, token)) if !op.is_empty() && !token.is_empty() => {
+            Ok((op.to_owned(), token.to_owned()))
+        }
+        _ => Err(format!("{text:?} is not OPERATOR=TOKEN")),
+    }
 }
