@@ -34,12 +34,14 @@ use model::{
 #[derive(Debug, thiserror::Error)]
 pub enum CityError {
     /// A file could not be read.
-    #[error("{file}: cannot read: {source}")]
+    // The I/O error is part of the message, not a `source`: a chain printer (anyhow's `{:#}`)
+    // would otherwise say it twice.
+    #[error("{file}: cannot read: {error}")]
     Io {
         /// The file.
         file: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file is not valid TOML or GeoJSON of the expected shape.
     #[error("{file}: {message}")]
@@ -75,7 +77,7 @@ impl Folder {
 
     fn read(&self, name: &str) -> Result<String, CityError> {
         let file = self.path(name);
-        fs::read_to_string(&file).map_err(|source| CityError::Io { file, source })
+        fs::read_to_string(&file).map_err(|error| CityError::Io { file, error })
     }
 
     fn toml<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, CityError> {
