@@ -29,6 +29,18 @@ pub enum Command {
     /// Citizens' personal data (GDPR).
     #[command(subcommand)]
     Gdpr(GdprCommand),
+    /// Rebuilds every incident from the log (events, actions, escalations) in memory and
+    /// compares the result with the stored incidents; exits non-zero if they differ.
+    Rebuild(RebuildOptions),
+}
+
+#[derive(Debug, Args)]
+pub struct RebuildOptions {
+    #[command(flatten)]
+    pub db: TokenDbOptions,
+    /// The city folder the log was written with.
+    #[arg(long, env = "DISPECER_CITY", default_value = "cities/brasov")]
+    pub city: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@
 mod app;
 mod broker;
 mod config;
+mod rebuild;
 
 use std::process::ExitCode;
 
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
             Command::CheckCity(c) => app::check_city(&c.city),
             Command::Token(t) => app::token(t).await,
             Command::Gdpr(g) => app::gdpr(g).await,
+            Command::Rebuild(r) => crate::rebuild::run(r).await,
         }
     });
     match result {

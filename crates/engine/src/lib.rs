@@ -17,6 +17,7 @@
 //! deadline once: severity one step up, a timeline entry by `system`, an announcement.
 
 pub mod feeds;
+pub mod rebuild;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -386,7 +387,7 @@ impl Actor {
             };
             match command {
                 Command::Ingest { event, reply } => {
-                    let result = self.ingest(*event).await;
+                    let result = self.ingest(*event, None).await;
                     // The caller may have given up (shutdown); the outcome is durable either way.
                     let _ = reply.send(result);
                 }
@@ -410,7 +411,11 @@ impl Actor {
     }
 
     /// What `event` does to the incidents: the new state of one incident and how it changed.
-    fn decide(&self, event: &Event) -> Result<(Incident, ChangeKind), EngineError> {
+    fn decide(
+        &self,
+        event: &Event,
+        new_id: Option<IncidentId>,
+    ) -> Result<(Incident, ChangeKind), EngineError> {
         let city = self.city.city();
         let category = city
             .category(event.category.as_str())
@@ -459,7 +464,7 @@ impl Actor {
         let routing = self.city.route(&category.id, event.location);
         let severity = category.default_severity;
         let incident = Incident {
-            id: IncidentId::new(uuid::Uuid::now_v7().to_string()),
+            id: new_id.unwrap_or_else(|| IncidentId::new(uuid::Uuid::now_v7().to_string())),
             category: category.id.clone(),
             severity,
             // Routed as it opens: it starts with an agency.
@@ -478,8 +483,14 @@ impl Actor {
         Ok((incident, ChangeKind::Opened))
     }
 
-    async fn ingest(&mut self, event: Event) -> Result<IngestOutcome, EngineError> {
-        let (incident, kind) = self.decide(&event)?;
+    /// Takes `event`; an incident it opens gets `new_id` (a rebuild gives the logged one) or a
+    /// fresh id.
+    async fn ingest(
+        &mut self,
+        event: Event,
+        new_id: Option<IncidentId>,
+    ) -> Result<IngestOutcome, EngineError> {
+        let (incident, kind) = self.decide(&event, new_id)?;
         let change = IncidentChange { incident, kind };
         match self.store.record(&event, &change).await {
             Err(e) => {

@@ -60,6 +60,7 @@ use crate::rows::{
 use crate::url::Target;
 
 pub use crate::error::StoreError;
+pub use crate::log::{LoggedEvent, LoggedTransition};
 pub use crate::personal::{phone_digits, ContactSelector, Retained, StoredContact};
 pub use crate::readings::{RollupRow, Step, MAX_ROLLUP_ROWS};
 pub use crate::tokens::{hash_token, TokenInfo};
@@ -102,7 +103,8 @@ macro_rules! with_pool {
     };
 }
 
-// Declared after `with_pool!`, which it uses.
+// Declared after `with_pool!`, which they use.
+mod log;
 mod personal;
 
 /// Inserts `$incident` (a `&model::Incident`) or replaces the stored row with it, on the

@@ -515,3 +515,121 @@ async fn an_agency_update_delivered_twice_is_taken_once() {
     ));
     running.stop().await;
 }
+
+/// Event sourcing's promise: replaying the log (events, actions, escalations) through the same
+/// decisions gives exactly the stored incidents.
+#[tokio::test]
+async fn the_incidents_rebuilt_from_the_log_are_the_stored_ones() {
+    use engine::rebuild::{action_of, rebuild, LogEntry};
+    let dir = TempDir::new();
+    let running = Running::start(&dir.database_url(), StdDuration::from_millis(50)).await;
+    let mut updates = running.engine.subscribe();
+    let t = Utc::now();
+    let mut events = vec![
+        // Both deadlines long missed: two escalations, one per round.
+        pothole_report("citizen:r-old", t - Duration::hours(9)),
+        // Joins it (same place, within the window of its last update).
+        pothole_report("citizen:r-again", t - Duration::hours(8)),
+    ];
+    let mut far = pothole_report("citizen:r-far", t - Duration::minutes(5));
+    far.location = Point::new(25.6200, 45.6600);
+    events.push(far);
+    let mut ids = Vec::new();
+    for e in &events {
+        ids.push(running.engine.ingest(e.clone()).await.expect("ingest"));
+    }
+    let IngestOutcome::Opened(old) = ids[0].clone() else {
+        panic!("opened: {ids:?}");
+    };
+    let IngestOutcome::Opened(far) = ids[2].clone() else {
+        panic!("opened: {ids:?}");
+    };
+    assert!(matches!(ids[1], IngestOutcome::Joined(_)), "{ids:?}");
+    // Wait for both escalations of the old one.
+    loop {
+        let u = next_update(&mut updates).await.incident;
+        if u.id == old && u.sla.resolve_escalated_at.is_some() {
+            break;
+        }
+    }
+    for (id, action) in [
+        (
+            &far,
+            Action::Assign {
+                agency: "city-dispatch".into(),
+            },
+        ),
+        (&far, Action::Acknowledge),
+        (&old, Action::Acknowledge),
+        (&old, Action::Start),
+        (&old, Action::Resolve),
+        (&old, Action::Reopen),
+        (&old, Action::Note),
+    ] {
+        running
+            .engine
+            .act(request(id, action, "operator"))
+            .await
+            .expect("act");
+    }
+    running.stop().await;
+
+    let store = Store::connect(&dir.database_url()).await.expect("store");
+    let logged = store.event_log().await.expect("event log");
+    let mut log: Vec<(DateTime<Utc>, u8, i64, LogEntry)> = logged
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let event = events
+                .iter()
+                .find(|e| e.id.as_str() == l.id)
+                .expect("a logged event is one we sent")
+                .clone();
+            (
+                l.received_at,
+                0,
+                i as i64,
+                LogEntry::Event {
+                    event: Box::new(event),
+                    incident: l.incident.clone(),
+                },
+            )
+        })
+        .collect();
+    let transitions = store.transitions().await.expect("transitions");
+    assert_eq!(
+        transitions.iter().filter(|t| t.kind == "escalated").count(),
+        2
+    );
+    for t in transitions {
+        let entry = if t.kind == "escalated" {
+            LogEntry::Escalation { at: t.at }
+        } else {
+            LogEntry::Action {
+                incident: t.incident,
+                at: t.at,
+                action: action_of(&t.kind, &t.detail).expect("an action"),
+                actor: t.actor,
+                reason: t.reason,
+                request_id: t.request_id,
+            }
+        };
+        log.push((t.at, 1, t.seq, entry));
+    }
+    log.sort_by_key(|e| (e.0, e.1, e.2));
+    let rebuilt = rebuild(brasov(), log.into_iter().map(|(_, _, _, e)| e).collect())
+        .await
+        .expect("rebuild");
+    let stored = store.all_incidents().await.expect("incidents");
+    assert_eq!(stored.len(), 2);
+    assert_eq!(
+        rebuilt, stored,
+        "the log rebuilds exactly the stored incidents"
+    );
+    let reopened = stored.iter().find(|i| i.id == old).expect("old");
+    assert_eq!(
+        (reopened.status, reopened.severity, reopened.report_count),
+        (IncidentStatus::Reopened, Severity::Severe, 2)
+    );
+    store.close().await;
+}

@@ -119,6 +119,64 @@ async fn agencies_acknowledge_start_and_resolve_over_mqtt() -> Result<()> {
         })
         .context("the agency's feed")?;
     assert_eq!(feed["rejected"], 1, "{feed}");
+
+    // More of the log: a report joining another, a utility's fault, its update and its restored.
+    mqtt.publish(
+        "dispecer/v1/in/citizen/reports",
+        citizen_report("agency-upd-2", "water_leak", 25.6100, 45.6500),
+    )
+    .await?;
+    mqtt.publish(
+        "dispecer/v1/in/citizen/reports",
+        citizen_report("agency-upd-3", "water_leak", 25.6101, 45.6501),
+    )
+    .await?;
+    let fault = |description: &str, kind: &str| {
+        json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [25.5700, 45.6600]},
+            "properties": {"id": "avarie-9", "kind": kind, "category": "no_water",
+                "description": description}})
+        .to_string()
+    };
+    let utility = "dispecer/v1/in/utilities/apa-brasov/events";
+    mqtt.publish(utility, fault("Avarie", "fault")).await?;
+    mqtt.publish(utility, fault("Avarie, echipă la fața locului", "fault"))
+        .await?;
+    mqtt.publish(utility, fault("Remediat", "restored")).await?;
+    stream
+        .next_incident(|i| {
+            i["properties"]["category"] == "no_water" && i["properties"]["status"] == "resolved"
+        })
+        .await?;
     server.stop();
+
+    // The incidents rebuilt from this log are the stored ones…
+    let rebuild = || {
+        std::process::Command::new(e2e::dispecer_bin()?)
+            .args(["rebuild", "--database-url", &db, "--city"])
+            .arg(e2e::repo_root().join("cities/brasov"))
+            .output()
+            .context("dispecer rebuild")
+    };
+    let out = rebuild()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && text.contains("identical"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("rebuilt 3 incidents; 3 stored"), "{text}");
+    // …and the check sees a stored incident that the log does not explain.
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db).await?;
+    sqlx::query("UPDATE incidents SET report_count = 9 WHERE id = $1")
+        .bind(&id)
+        .execute(&mut conn)
+        .await?;
+    let out = rebuild()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("DIFFERENT") && text.contains("reports: stored 9, rebuilt 1"),
+        "{text}"
+    );
     Ok(())
 }
