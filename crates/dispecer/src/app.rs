@@ -183,6 +183,45 @@ pub async fn gdpr(command: crate::config::GdprCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Keeps the city's files as loaded (every `.toml` and `.geojson` of the folder and its
+/// `jurisdictions/`), when they differ from the last configuration kept.
+async fn record_city_config(store: &Store, dir: &Path, city: &str) -> anyhow::Result<()> {
+    let mut files = std::collections::BTreeMap::new();
+    for sub in [dir.to_path_buf(), dir.join("jurisdictions")] {
+        let Ok(entries) = std::fs::read_dir(&sub) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let kept = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e == "toml" || e == "geojson");
+            if kept && path.is_file() {
+                let name = path
+                    .strip_prefix(dir)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string();
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                files.insert(name, text);
+            }
+        }
+    }
+    let files = serde_json::to_string(&files)?;
+    let config = store::CityConfig {
+        loaded_at: chrono::Utc::now(),
+        city: city.to_owned(),
+        digest: store::hash_token(&files),
+        files,
+    };
+    if store.record_city_config(&config).await? {
+        tracing::info!(city, digest = %config.digest, "city configuration kept (new or changed)");
+    }
+    Ok(())
+}
+
 /// How often the retention task runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
@@ -248,6 +287,7 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
     prepare_sqlite_dir(&opts.database_url)?;
     let store = Store::connect(&opts.database_url).await.context("store")?;
     tracing::info!(backend = %store.backend(), "store ready");
+    record_city_config(&store, &opts.city, city.city().id.as_str()).await?;
 
     let endpoint = match &opts.mqtt_url {
         Some(url) => Endpoint::parse(url)?,

@@ -59,6 +59,7 @@ use crate::rows::{
 };
 use crate::url::Target;
 
+pub use crate::config::CityConfig;
 pub use crate::error::StoreError;
 pub use crate::log::{LoggedEvent, LoggedTransition};
 pub use crate::personal::{phone_digits, ContactSelector, Retained, StoredContact};
@@ -104,6 +105,7 @@ macro_rules! with_pool {
 }
 
 // Declared after `with_pool!`, which they use.
+mod config;
 mod log;
 mod personal;
 

@@ -178,6 +178,7 @@ pub async fn run(target: Target) {
     );
     personal_data(&store).await;
     retention(&store).await;
+    city_configs(&store).await;
 
     // Actions and escalations, with their deadlines, survive a restart too.
     let acted = lifecycle(&store).await;
@@ -200,10 +201,10 @@ pub async fn run(target: Target) {
     match Store::connect(&target.url).await {
         Err(e @ StoreError::SchemaTooNew { database, binary }) => {
             assert_eq!(database, 99_990_101_000_000);
-            assert_eq!(binary, 6, "the binary's newest migration");
+            assert_eq!(binary, 7, "the binary's newest migration");
             let message = e.to_string();
             assert!(
-                message.contains("99990101000000") && message.contains(" 6"),
+                message.contains("99990101000000") && message.contains(" 7"),
                 "{message}"
             );
         }
@@ -873,4 +874,42 @@ async fn check_lifecycle(store: &Store, incident: &Incident) {
         timeline[2].detail,
         json!({"deadline": "resolve", "severity": "moderate"})
     );
+}
+
+/// The city configuration is kept when it changes, not at every start.
+async fn city_configs(store: &Store) {
+    use store::CityConfig;
+    let config = |digest: &str, minutes: i64| CityConfig {
+        loaded_at: t0() + Duration::minutes(minutes),
+        city: "brasov".into(),
+        digest: digest.into(),
+        files: format!(r#"{{"city.toml": "id = \"brasov\" # {digest}"}}"#),
+    };
+    assert!(store
+        .record_city_config(&config("a1", 0))
+        .await
+        .expect("first"));
+    assert!(!store
+        .record_city_config(&config("a1", 5))
+        .await
+        .expect("same again"));
+    assert!(store
+        .record_city_config(&config("b2", 10))
+        .await
+        .expect("changed"));
+    let kept = store.city_configs("brasov").await.expect("configs");
+    assert_eq!(
+        kept.iter().map(|c| c.digest.as_str()).collect::<Vec<_>>(),
+        ["a1", "b2"]
+    );
+    assert_eq!(kept[0], {
+        let mut c = config("a1", 0);
+        c.loaded_at = micros(c.loaded_at);
+        c
+    });
+    assert!(store
+        .city_configs("cluj")
+        .await
+        .expect("configs")
+        .is_empty());
 }

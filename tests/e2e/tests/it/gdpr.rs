@@ -39,6 +39,16 @@ async fn contact_details_are_stored_apart_and_erased_on_request() -> Result<()> 
         report("gdpr-2", "ion@example.ro"),
     )
     .await?;
+    // The city configuration in force is kept with the data (once, while it does not change).
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM city_configs WHERE city = 'brasov' \
+             AND files LIKE '%categories.toml%' AND files LIKE '%jurisdictions/%'"
+        )
+        .await?,
+        1
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     while count(&db, "SELECT count(*) FROM citizen_contacts").await? < 2 {
         assert!(std::time::Instant::now() < deadline, "contacts not stored");
