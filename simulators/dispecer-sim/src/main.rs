@@ -308,9 +308,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let city = city::load(&city)?;
             let s = scenario::load(&file, &city)?;
             let pace = pace.pace()?;
-            let start = match s.start {
-                Some(start) if file_start => start,
-                _ => Utc::now(),
+            // Faster than real time, the story is placed so that it ends now: its steps keep
+            // their spacing in story time (what fusion windows see) and none is stamped in
+            // Dispecer's future, which it would refuse.
+            let story = s.steps.last().map_or(0.0, |st| st.at);
+            let start = match (s.start, &pace) {
+                (Some(start), _) if file_start => start,
+                (_, Pace::Speed(x)) if *x <= 1.0 => Utc::now(),
+                _ => {
+                    Utc::now()
+                        - chrono::Duration::milliseconds((story * 1000.0).ceil() as i64)
+                        - chrono::Duration::seconds(1)
+                }
             };
             let messages: Vec<record::Recorded> = s
                 .messages(start)
