@@ -11,4 +11,5 @@ mod ingest;
 mod journey;
 mod mqtt_auth;
 mod reliability;
+mod scenario;
 mod slow_client;
