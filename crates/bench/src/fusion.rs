@@ -110,7 +110,7 @@ pub fn run(city: &City, quick: bool) -> Row {
                 i.id = IncidentId::new(uuid::Uuid::now_v7().to_string());
                 i.category = category.id.clone();
                 i.location = *point;
-                fusion.insert(i.id.clone(), i.location);
+                fusion.insert(i.id.clone(), &i.category, i.location);
                 incidents.insert(i.id.clone(), i);
                 opened += 1;
             }
