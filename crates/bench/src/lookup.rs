@@ -1,7 +1,9 @@
 //! Jurisdiction lookup: points/s of `CityIndex::route` on one thread, against a PostGIS
 //! `ST_Contains` join of the same points and polygons (GiST index; an area counts for a point,
 //! as in `route`, when its agency handles the point's category) on one connection without
-//! parallel workers (`max_parallel_workers_per_gather = 0`), in the same run: both on one core.
+//! parallel workers (`max_parallel_workers_per_gather = 0`), in the same run: both on one core,
+//! and both counted per CPU second of the thread or backend that did the work (`schedstat`), so a
+//! machine shared with other work changes neither side's figure much.
 //!
 //! Two data sets: Brașov's jurisdiction areas (every area of every agency), with points inside the
 //! municipality; and 1 000 synthetic 200-vertex polygons tiling the city's bounds (a 40 × 25 grid
@@ -18,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use sqlx::Connection;
 
-use crate::report::{Row, Target};
+use crate::report::{cpu_seconds, Row, Target};
 use crate::services::PgDatabase;
 
 /// The target: at least this many times PostGIS's points/s, per core.
@@ -37,7 +39,7 @@ fn points_count(quick: bool) -> usize {
     }
 }
 
-/// Seconds our lookups are repeated over the points, at least, normal and quick.
+/// CPU seconds our lookups are repeated over the points, at least, normal and quick.
 fn seconds(quick: bool) -> f64 {
     if quick {
         0.3
@@ -162,8 +164,9 @@ fn wkt(geometry: &MultiPolygon) -> String {
 }
 
 /// Our side: `route` over `points` (categories in turn) on one thread, repeated for at least
-/// `seconds`; points/s, and how many points of one pass found a jurisdiction.
-fn ours(city: City, points: Arc<Vec<Point>>, seconds: f64) -> (f64, usize, u64) {
+/// `seconds` of CPU time; points per CPU second and per wall second, how many points of one pass
+/// found a jurisdiction, and how many were routed.
+fn ours(city: City, points: Arc<Vec<Point>>, seconds: f64) -> Result<(f64, f64, usize, u64)> {
     let categories: Vec<CategoryId> = city.categories.iter().map(|c| c.id.clone()).collect();
     let index = CityIndex::new(city);
     let matched = points
@@ -178,27 +181,34 @@ fn ours(city: City, points: Arc<Vec<Point>>, seconds: f64) -> (f64, usize, u64) 
         })
         .count();
     let started = Instant::now();
+    let cpu_started = cpu_seconds("/proc/thread-self")?;
     let mut done = 0u64;
-    while started.elapsed().as_secs_f64() < seconds {
+    let cpu = loop {
         for (i, p) in points.iter().enumerate() {
             std::hint::black_box(index.route(&categories[i % categories.len()], *p));
         }
         done += points.len() as u64;
-    }
-    (done as f64 / started.elapsed().as_secs_f64(), matched, done)
+        let cpu = cpu_seconds("/proc/thread-self")? - cpu_started;
+        if cpu >= seconds {
+            break cpu;
+        }
+    };
+    let wall = started.elapsed().as_secs_f64();
+    Ok((done as f64 / cpu, done as f64 / wall, matched, done))
 }
 
 /// An area and the categories its agency handles.
 type AreaOf<'a> = (&'a MultiPolygon, Vec<String>);
 
-/// PostGIS's side: points/s of the `ST_Contains` join (an area counts for a point when its
+/// PostGIS's side: points per CPU second of its backend (`/proc/{pid}/schedstat`; the server
+/// shares this machine's process ids) and per wall second of the `ST_Contains` join (an area counts for a point when its
 /// agency handles the point's category, as in `route`), and the pairs it found.
 async fn postgis(
     pg_url: &str,
     areas: &[AreaOf<'_>],
     points: &[Point],
     categories: &[String],
-) -> Result<(f64, i64)> {
+) -> Result<(f64, f64, i64)> {
     let db = PgDatabase::create(pg_url).await?;
     let out = async {
         let mut conn = sqlx::PgConnection::connect(&db.url).await?;
@@ -266,12 +276,19 @@ async fn postgis(
         };
         // A warm-up (caches, plan), then the measurement.
         let pairs: i64 = sqlx::query_scalar(join).fetch_one(&mut conn).await?;
+        let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut conn)
+            .await?;
+        let proc = format!("/proc/{backend}");
         let started = Instant::now();
+        let cpu_started = cpu_seconds(&proc)
+            .context("the PostgreSQL server must run on this machine (its backend's CPU time)")?;
         let again: i64 = sqlx::query_scalar(join).fetch_one(&mut conn).await?;
-        let per_s = points.len() as f64 / started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds(&proc)? - cpu_started;
+        let wall = points.len() as f64 / started.elapsed().as_secs_f64();
         anyhow::ensure!(pairs == again, "the join found {pairs}, then {again} pairs");
         conn.close().await?;
-        Ok((per_s, pairs))
+        Ok((points.len() as f64 / cpu, wall, pairs))
     }
     .await;
     db.drop_database().await?;
@@ -305,14 +322,14 @@ async fn row(
         .iter()
         .map(|c| c.id.as_str().to_owned())
         .collect();
-    let (limit, pairs) = postgis(pg_url, &areas, &pts, &categories)
+    let (limit, limit_wall, pairs) = postgis(pg_url, &areas, &pts, &categories)
         .await
         .context("PostGIS ST_Contains join (the limit)")?;
     let n_areas = areas.len();
     let seconds = seconds(quick);
     let ours_pts = pts.clone();
-    let (measured, matched, routed) =
-        tokio::task::spawn_blocking(move || ours(city, ours_pts, seconds)).await?;
+    let (measured, measured_wall, matched, routed) =
+        tokio::task::spawn_blocking(move || ours(city, ours_pts, seconds)).await??;
     Ok(Row::new(
         id,
         "jurisdiction lookup",
@@ -328,8 +345,10 @@ async fn row(
             "routed": routed,
             "points_with_jurisdiction": matched,
             "postgis_pairs": pairs,
-            "measured_as": "CityIndex::route on one thread, categories in turn",
-            "limit_as": "SELECT count(*) FROM points p JOIN areas a ON ST_Contains(a.geom, p.geom) AND p.category = ANY (a.categories) (the category test left out where every agency handles every category): the areas of agencies handling each point's category, as route asks; GiST indexes, one connection, max_parallel_workers_per_gather = 0, second run timed",
+            "points_per_wall_s": measured_wall,
+            "postgis_points_per_wall_s": limit_wall,
+            "measured_as": "CityIndex::route on one thread, categories in turn; points / CPU seconds of that thread (/proc/thread-self/schedstat)",
+            "limit_as": "SELECT count(*) FROM points p JOIN areas a ON ST_Contains(a.geom, p.geom) AND p.category = ANY (a.categories) (the category test left out where every agency handles every category): the areas of agencies handling each point's category, as route asks; GiST indexes, one connection, max_parallel_workers_per_gather = 0, second run timed; points / CPU seconds of the backend (/proc/{pid}/schedstat)",
         }),
     ))
 }

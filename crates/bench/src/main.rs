@@ -346,7 +346,7 @@ async fn run() -> Result<()> {
             ("fusion", Some(city)) => {
                 let city = city.clone();
                 let quick = args.quick;
-                vec![tokio::task::spawn_blocking(move || fusion::run(&city, quick)).await?]
+                vec![tokio::task::spawn_blocking(move || fusion::run(&city, quick)).await??]
             }
             ("ws-fanout", Some(city)) => vec![fanout::run(&setup, city).await?],
             ("memory", Some(city)) => memory::run(&setup, city).await?,

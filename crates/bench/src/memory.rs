@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use model::{City, CityIndex, Event, EventId, EventKind, Source};
 use serde_json::json;
 use store::{ChangeKind, IncidentChange, Store};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::fusion::{self, open_incident};
@@ -74,12 +75,17 @@ fn rss_mb(pid: u32) -> Result<f64> {
     Ok(kib * 1024.0 / 1e6)
 }
 
-/// Open incidents in the first (snapshot) frame of `GET /api/v1/stream`.
-async fn snapshot_size(server: &Dispecer) -> Result<usize> {
+/// Open incidents in the first (snapshot) frame of `GET /api/v1/stream`, and its bytes.
+async fn snapshot_size(server: &Dispecer) -> Result<(usize, usize)> {
     let url = format!("{}/api/v1/stream", server.http.replacen("http", "ws", 1));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .with_context(|| format!("cannot connect to {url}"))?;
+    // The snapshot of 100 000 incidents is far above tungstenite's 16 MiB default.
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(1 << 30))
+        .max_frame_size(Some(1 << 30));
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false)
+            .await
+            .with_context(|| format!("cannot connect to {url}"))?;
     let first = tokio::time::timeout(Duration::from_secs(120), ws.next())
         .await
         .context("no snapshot within 120 s")?;
@@ -87,10 +93,11 @@ async fn snapshot_size(server: &Dispecer) -> Result<usize> {
         bail!("the first frame is no text: {first:?}");
     };
     let doc: serde_json::Value = serde_json::from_str(text.as_str())?;
-    doc["incidents"]["features"]
+    let n = doc["incidents"]["features"]
         .as_array()
         .map(Vec::len)
-        .context("the snapshot has no incidents")
+        .context("the snapshot has no incidents")?;
+    Ok((n, text.len()))
 }
 
 /// The memory and start-up rows.
@@ -129,20 +136,21 @@ pub async fn run(ctx: &Setup, city: &City) -> Result<Vec<Row>> {
         // Settle (background tasks start after the ready file), then read the resident set.
         tokio::time::sleep(Duration::from_secs(1)).await;
         let rss = rss_mb(server.pid())?;
-        let loaded = snapshot_size(&server).await?;
+        let (loaded, snapshot_bytes) = snapshot_size(&server).await?;
         if loaded != n {
             bail!("dispecer loaded {loaded} open incidents of the {n} stored");
         }
-        Ok((rss, loaded))
+        Ok((rss, loaded, snapshot_bytes))
     }
     .await
     .map_err(|e| e.context(format!("dispecer log:\n{}", server.log_tail())));
     let log = ctx.logs.as_ref().map(|d| d.join("memory.log"));
     server.stop(log.as_deref())?;
-    let (rss, loaded) = out?;
+    let (rss, loaded, snapshot_bytes) = out?;
     let details = json!({
         "open_incidents": n,
         "loaded": loaded,
+        "snapshot_bytes": snapshot_bytes,
         "events": events,
         "database_bytes": bytes,
         "seed_seconds": seed_seconds,

@@ -176,3 +176,18 @@ pub fn table(rows: &[Row], quick: bool) -> String {
     }
     out
 }
+
+/// Seconds task `path` (`/proc/thread-self` or `/proc/{pid}`) has spent on a CPU, from its
+/// `schedstat` (nanoseconds): per-core figures on a shared machine count the CPU a task got, not
+/// the wall-clock time it waited for one.
+pub fn cpu_seconds(path: &str) -> anyhow::Result<f64> {
+    use anyhow::Context as _;
+    let text = std::fs::read_to_string(format!("{path}/schedstat"))
+        .with_context(|| format!("cannot read {path}/schedstat"))?;
+    let ns: u64 = text
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("{path}/schedstat has no run time"))?;
+    Ok(ns as f64 / 1e9)
+}
