@@ -12,6 +12,11 @@
 #   DISPECER_TEST_PG_PORT  TCP port on 127.0.0.1 (default 55432; never 5432)
 #   DISPECER_CACHE_DIR     cache directory (default /var/cache/dispecer)
 #
+# PostGIS (postgresql-17-postgis-3 and its -scripts, for the jurisdiction-lookup benchmark's
+# ST_Contains limit) is installed into the root with apt-get after debootstrap,
+# and into an existing cached root the first time `start` finds it missing, so
+# an old root is upgraded in place (its data directory kept) rather than rebuilt.
+#
 # Why a chroot: Debian bookworm (the host) packages no TimescaleDB, and the
 # machines reach only Debian's archive (no Timescale apt repo). Debian trixie ships
 # postgresql-17 and postgresql-17-timescaledb, so we debootstrap a minimal
@@ -41,6 +46,9 @@ ROOT_PACKAGES=postgresql-17,postgresql-17-timescaledb
 # Bump when the recipe of the root changes, so an old cached root is rebuilt.
 ROOT_VERSION="v1 $SUITE minbase $ROOT_PACKAGES"
 MARKER=$ROOTFS/.dispecer-root-complete
+# Installed with apt-get into a complete root when missing (no rebuild, data kept).
+EXTRA_PACKAGES=(postgresql-17-postgis-3 postgresql-17-postgis-3-scripts)
+POSTGIS_CONTROL=/usr/share/postgresql/17/extension/postgis.control  # inside the root
 
 PG_BIN=/usr/lib/postgresql/17/bin        # paths inside the chroot
 PG_BASE=/var/lib/dispecer-pg
@@ -62,6 +70,37 @@ PORT=$((10#$PORT)) # normalise e.g. "055432"
 URL="postgres://postgres:${PG_PASSWORD}@127.0.0.1:${PORT}/postgres"
 
 root_complete() { [[ -f $MARKER && $(cat "$MARKER" 2>/dev/null) == "$ROOT_VERSION" ]]; }
+
+# Are the EXTRA_PACKAGES in the root? (PostGIS: its extension control file, an
+# absolute symlink through the root's /etc/alternatives, so links are followed
+# inside the root by hand: no chroot, hence no root needed for the fast path)
+root_has_extras() {
+  local f=$ROOTFS$POSTGIS_CONTROL t i
+  for i in 1 2 3 4 5; do
+    [[ -L $f ]] || break
+    t=$(readlink "$f")
+    if [[ $t == /* ]]; then f=$ROOTFS$t; else f=$(dirname "$f")/$t; fi
+  done
+  [[ -f $f ]]
+}
+
+# Install EXTRA_PACKAGES into the complete root (idempotent). A policy-rc.d
+# keeps maintainer scripts from starting services inside the chroot; the
+# running server needs no restart (CREATE EXTENSION loads the library).
+install_extras() {
+  root_has_extras && return 0
+  log "installing ${EXTRA_PACKAGES[*]} into $ROOTFS (log: $CACHE_DIR/trixie-pg17-extras.log)"
+  printf '#!/bin/sh\nexit 101\n' >"$ROOTFS/usr/sbin/policy-rc.d"
+  chmod 755 "$ROOTFS/usr/sbin/policy-rc.d"
+  if ! env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive \
+      chroot "$ROOTFS" sh -c "apt-get update && apt-get install -y --no-install-recommends ${EXTRA_PACKAGES[*]}" \
+      >"$CACHE_DIR/trixie-pg17-extras.log" 2>&1; then
+    tail -n 20 "$CACHE_DIR/trixie-pg17-extras.log" >&2 || true
+    die "could not install ${EXTRA_PACKAGES[*]} into the root (log: $CACHE_DIR/trixie-pg17-extras.log)"
+  fi
+  rm -f "$ROOTFS"/var/cache/apt/archives/*.deb
+  root_has_extras || die "${EXTRA_PACKAGES[*]} installed but $POSTGIS_CONTROL is missing"
+}
 
 # Run a shell command as the postgres user inside the root, with a clean
 # environment (so host PG* variables such as PGPORT/PGHOST cannot leak in).
@@ -249,8 +288,8 @@ EOF
 }
 
 cmd_start() {
-  # Fast path without the lock: our server is already up.
-  if root_complete && our_server_running && answers; then
+  # Fast path without the lock: our server is already up, with everything installed.
+  if root_complete && root_has_extras && our_server_running && answers; then
     log "already running on 127.0.0.1:$PORT"
     printf '%s\n' "$URL"
     return 0
@@ -258,13 +297,13 @@ cmd_start() {
 
   [[ $(id -u) -eq 0 ]] || die "must run as root (debootstrap and chroot need it)"
   take_lock
-  if root_complete && our_server_running && answers; then
+  root_complete || build_root
+  install_extras
+  if our_server_running && answers; then
     log "already running on 127.0.0.1:$PORT"
     printf '%s\n' "$URL"
     return 0
   fi
-
-  root_complete || build_root
 
   if our_server_running; then
     # Running but not answering on $PORT: probably started with another port.

@@ -25,6 +25,13 @@ pub struct Pack {
     payload: Vec<u8>,
 }
 
+impl Pack {
+    /// A message for topic `{prefix}{sensors[sensor]}` of [`publish_all`].
+    pub fn new(sensor: usize, payload: Vec<u8>) -> Pack {
+        Pack { sensor, payload }
+    }
+}
+
 /// SenML packs (count, speed, occupancy) number `range` of a run, spread round-robin over
 /// `sensors`; pack `i` is stamped `first_time + i / sensors.len()` seconds (Unix time), so no two
 /// readings of a run share (sensor, metric, time).

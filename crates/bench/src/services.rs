@@ -24,9 +24,14 @@ pub fn free_port() -> Result<u16> {
 pub struct TempDir(PathBuf);
 
 impl TempDir {
-    /// A new empty directory.
+    /// A new empty directory in the system's temporary folder.
     pub fn new(prefix: &str) -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::now_v7()));
+        Self::new_in(&std::env::temp_dir(), prefix)
+    }
+
+    /// A new empty directory in `parent`.
+    pub fn new_in(parent: &Path, prefix: &str) -> Result<Self> {
+        let dir = parent.join(format!("{prefix}-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(TempDir(dir))
@@ -319,6 +324,11 @@ impl Dispecer {
     /// The end of its log (for error messages).
     pub fn log_tail(&self) -> String {
         tail(&self.log, 30)
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// GETs a JSON document.

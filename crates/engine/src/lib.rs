@@ -510,7 +510,8 @@ impl Actor {
         let (outcome, update_kind) = match kind {
             ChangeKind::Opened => {
                 self.stats.opened.fetch_add(1, Ordering::Relaxed);
-                self.index.insert(id.clone(), incident.location);
+                self.index
+                    .insert(id.clone(), &incident.category, incident.location);
                 tracing::debug!(incident = %id, agency = %incident.agency, "incident opened");
                 (IngestOutcome::Opened(id.clone()), UpdateKind::Opened)
             }
@@ -544,12 +545,14 @@ impl Actor {
             }
             if !self.incidents.contains_key(&id) && kind == UpdateKind::Updated {
                 // Back from the store (reopened): back in the spatial index too.
-                self.index.insert(id.clone(), incident.location);
+                self.index
+                    .insert(id.clone(), &incident.category, incident.location);
             }
             self.incidents.insert(id, incident);
         } else if self.incidents.remove(&id).is_some() {
             // A closed incident leaves memory and the spatial index; the store keeps it.
-            self.index.remove(&id, incident.location);
+            self.index
+                .remove(&id, &incident.category, incident.location);
             if let Some(subject) = &incident.external_ref {
                 if self.by_subject.get(subject) == Some(&id) {
                     self.by_subject.remove(subject);

@@ -11,59 +11,79 @@ use rstar::{RTree, AABB};
 
 use crate::city::Category;
 use crate::geometry::{distance_m, envelope_around};
-use crate::ids::IncidentId;
+use crate::ids::{CategoryId, IncidentId};
 use crate::incident::Incident;
 
 type Entry = GeomWithData<[f64; 2], IncidentId>;
 
-/// The open incidents, by place.
+/// The open incidents, by category and place: one R-tree per category, since an event only ever
+/// joins an incident of its own category (a lookup never measures distances to, or looks up, the
+/// incidents of other categories).
 #[derive(Debug, Default)]
 pub struct IncidentIndex {
-    tree: RTree<Entry>,
+    trees: HashMap<CategoryId, RTree<Entry>>,
 }
 
 impl IncidentIndex {
-    /// Builds the index from open incidents in one bulk load.
+    /// Builds the index from open incidents in one bulk load per category.
     pub fn bulk_load<'a>(incidents: impl IntoIterator<Item = &'a Incident>) -> Self {
-        let entries = incidents
-            .into_iter()
-            .filter(|i| i.status.is_open())
-            .map(|i| GeomWithData::new([i.location.x(), i.location.y()], i.id.clone()))
-            .collect();
+        let mut entries: HashMap<CategoryId, Vec<Entry>> = HashMap::new();
+        for i in incidents.into_iter().filter(|i| i.status.is_open()) {
+            entries
+                .entry(i.category.clone())
+                .or_default()
+                .push(GeomWithData::new(
+                    [i.location.x(), i.location.y()],
+                    i.id.clone(),
+                ));
+        }
         IncidentIndex {
-            tree: RTree::bulk_load(entries),
+            trees: entries
+                .into_iter()
+                .map(|(c, e)| (c, RTree::bulk_load(e)))
+                .collect(),
         }
     }
 
     /// Number of indexed incidents.
     pub fn len(&self) -> usize {
-        self.tree.size()
+        self.trees.values().map(RTree::size).sum()
     }
 
     /// Whether no incident is indexed.
     pub fn is_empty(&self) -> bool {
-        self.tree.size() == 0
+        self.len() == 0
     }
 
-    /// Adds an open incident.
-    pub fn insert(&mut self, id: IncidentId, location: Point) {
-        self.tree
-            .insert(GeomWithData::new([location.x(), location.y()], id));
+    /// Adds an open incident of `category`.
+    pub fn insert(&mut self, id: IncidentId, category: &CategoryId, location: Point) {
+        let entry = GeomWithData::new([location.x(), location.y()], id);
+        match self.trees.get_mut(category) {
+            Some(tree) => tree.insert(entry),
+            None => {
+                self.trees
+                    .insert(category.clone(), RTree::bulk_load(vec![entry]));
+            }
+        }
     }
 
-    /// Removes an incident (when it closes).
-    pub fn remove(&mut self, id: &IncidentId, location: Point) -> bool {
-        self.tree
-            .remove(&GeomWithData::new([location.x(), location.y()], id.clone()))
-            .is_some()
+    /// Removes an incident of `category` (when it closes).
+    pub fn remove(&mut self, id: &IncidentId, category: &CategoryId, location: Point) -> bool {
+        self.trees.get_mut(category).is_some_and(|tree| {
+            tree.remove(&GeomWithData::new([location.x(), location.y()], id.clone()))
+                .is_some()
+        })
     }
 
-    /// Indexed incidents within `radius_m` meters of `point`, nearest first, with their distances.
+    /// Indexed incidents (of any category) within `radius_m` meters of `point`, nearest first,
+    /// with their distances.
     pub fn within(&self, point: Point, radius_m: f64) -> Vec<(&IncidentId, f64)> {
         let (min, max) = envelope_around(point, radius_m);
+        let envelope = AABB::from_corners(min, max);
         let mut found: Vec<(&IncidentId, f64)> = self
-            .tree
-            .locate_in_envelope(&AABB::from_corners(min, max))
+            .trees
+            .values()
+            .flat_map(|tree| tree.locate_in_envelope(&envelope))
             .map(|e| {
                 (
                     &e.data,
@@ -86,15 +106,24 @@ impl IncidentIndex {
         point: Point,
         at: DateTime<Utc>,
     ) -> Option<IncidentId> {
-        self.within(point, category.merge_radius_m)
-            .into_iter()
-            .filter_map(|(id, _)| incidents.get(id))
-            .find(|i| {
+        let tree = self.trees.get(&category.id)?;
+        let (min, max) = envelope_around(point, category.merge_radius_m);
+        let mut best: Option<(f64, &IncidentId)> = None;
+        for e in tree.locate_in_envelope(&AABB::from_corners(min, max)) {
+            let d = distance_m(point, Point::new(e.geom()[0], e.geom()[1]));
+            if d > category.merge_radius_m || best.is_some_and(|(nearest, _)| nearest <= d) {
+                continue;
+            }
+            let joins = incidents.get(&e.data).is_some_and(|i| {
                 i.category == category.id
                     && i.status.is_open()
                     && at - i.updated_at <= category.merge_window
-            })
-            .map(|i| i.id.clone())
+            });
+            if joins {
+                best = Some((d, &e.data));
+            }
+        }
+        best.map(|(_, id)| id.clone())
     }
 }
 
@@ -234,7 +263,16 @@ mod tests {
             let got = index.find_match(&map, &pothole, Point::new(lon, lat), at);
             assert_eq!(got.as_ref().map(|i| i.as_str()), expected, "{name}");
         }
-        assert!(index.remove(&"near".into(), Point::new(25.5887, 45.6419)));
+        assert!(!index.remove(
+            &"near".into(),
+            &"flooding".into(),
+            Point::new(25.5887, 45.6419)
+        ));
+        assert!(index.remove(
+            &"near".into(),
+            &"pothole".into(),
+            Point::new(25.5887, 45.6419)
+        ));
         assert_eq!(
             index.find_match(&map, &pothole, Point::new(25.5887, 45.64217), t0),
             None

@@ -1,0 +1,381 @@
+//! Jurisdiction lookup: points/s of `CityIndex::route` on one thread, against a PostGIS
+//! `ST_Contains` join of the same points and polygons (GiST index; an area counts for a point,
+//! as in `route`, when its agency handles the point's category) on one connection without
+//! parallel workers (`max_parallel_workers_per_gather = 0`), in the same run: both on one core,
+//! and both counted per CPU second of the thread or backend that did the work (`schedstat`), so a
+//! machine shared with other work changes neither side's figure much.
+//!
+//! Two data sets: Brașov's jurisdiction areas (every area of every agency), with points inside the
+//! municipality; and 1 000 synthetic 200-vertex polygons tiling the city's bounds (a 40 × 25 grid
+//! whose shared edges zigzag, so the tiling has no gaps), with points over the bounds.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use geo::{Coord, Intersects, LineString, MultiPolygon, Point, Polygon};
+use model::{Agency, Area, CategoryId, City, CityIndex, Contact, Localized, RoutingRule};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+use sqlx::Connection;
+
+use crate::report::{cpu_seconds, Row, Target};
+use crate::services::PgDatabase;
+
+/// The target: at least this many times PostGIS's points/s, per core.
+const TARGET: f64 = 20.0;
+/// Columns and rows of the synthetic tiling (1 000 polygons).
+const GRID: (usize, usize) = (40, 25);
+/// Segments per polygon edge (4 × 50 = 200 vertices).
+const SEGMENTS: usize = 50;
+
+/// Points of a run, normal and quick.
+fn points_count(quick: bool) -> usize {
+    if quick {
+        5_000
+    } else {
+        100_000
+    }
+}
+
+/// CPU seconds our lookups are repeated over the points, at least, normal and quick.
+fn seconds(quick: bool) -> f64 {
+    if quick {
+        0.3
+    } else {
+        3.0
+    }
+}
+
+/// SplitMix64 of `x`, as a number in [-1, 1].
+fn wobble(x: u64) -> f64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+}
+
+/// 1 000 polygons of 200 vertices tiling `city`'s bounds: a grid whose edges zigzag by up to
+/// 0.3 of a segment's length across the edge (so neighbours share each edge exactly and no edge
+/// crosses another), in one agency that handles every category, which is also the fallback.
+fn tiled_city(mut city: City) -> City {
+    let b = city.bounds;
+    let (cols, rows) = GRID;
+    let dx = b.width() / cols as f64;
+    let dy = b.height() / rows as f64;
+    // Sample `g` along an axis (SEGMENTS per cell): the same expression for a corner whichever
+    // edge it ends, so neighbours share it to the bit.
+    let x_at = |g: usize| b.min().x + g as f64 * dx / SEGMENTS as f64;
+    let y_at = |g: usize| b.min().y + g as f64 * dy / SEGMENTS as f64;
+    // Vertical line `c` at sample `g` from the bottom; horizontal line `r` at sample `g` from the
+    // left. Corners stay put; the others zigzag across the edge.
+    let vertical = |c: usize, g: usize| -> Coord {
+        let amp = if g % SEGMENTS == 0 {
+            0.0
+        } else {
+            0.3 * dy / SEGMENTS as f64
+        };
+        Coord {
+            x: x_at(c * SEGMENTS) + amp * wobble((c * 1_000_003 + g) as u64),
+            y: y_at(g),
+        }
+    };
+    let horizontal = |r: usize, g: usize| -> Coord {
+        let amp = if g % SEGMENTS == 0 {
+            0.0
+        } else {
+            0.3 * dx / SEGMENTS as f64
+        };
+        Coord {
+            x: x_at(g),
+            y: y_at(r * SEGMENTS) + amp * wobble((1 << 40) + (r * 1_000_003 + g) as u64),
+        }
+    };
+    let mut areas = Vec::with_capacity(cols * rows);
+    for r in 0..rows {
+        for c in 0..cols {
+            let mut ring = Vec::with_capacity(4 * SEGMENTS + 1);
+            ring.extend((0..SEGMENTS).map(|k| horizontal(r, c * SEGMENTS + k)));
+            ring.extend((0..SEGMENTS).map(|k| vertical(c + 1, r * SEGMENTS + k)));
+            ring.extend((0..SEGMENTS).map(|k| horizontal(r + 1, (c + 1) * SEGMENTS - k)));
+            ring.extend((0..SEGMENTS).map(|k| vertical(c, (r + 1) * SEGMENTS - k)));
+            ring.push(ring[0]);
+            areas.push(Area {
+                id: format!("grid-{c}-{r}"),
+                name: format!("grid {c} {r}"),
+                geometry: MultiPolygon(vec![Polygon::new(LineString(ring), vec![])]),
+            });
+        }
+    }
+    let agency = Agency {
+        id: model::AgencyId::new("bench-grid"),
+        kind: "roads".into(),
+        name: Localized {
+            ro: "grilă".into(),
+            en: "grid".into(),
+        },
+        categories: city.categories.iter().map(|c| c.id.clone()).collect(),
+        priority: 1,
+        contact: Contact::default(),
+        areas,
+    };
+    city.fallback_agency = agency.id.clone();
+    city.agencies = vec![agency];
+    city
+}
+
+/// `n` seeded points uniformly over the city's bounds; only inside its boundary if `inside`.
+fn points(city: &City, n: usize, inside: bool) -> Vec<Point> {
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let b = city.bounds;
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let p = Point::new(
+            rng.gen_range(b.min().x..b.max().x),
+            rng.gen_range(b.min().y..b.max().y),
+        );
+        if !inside || city.boundary.intersects(&p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// `geometry` as WKT.
+fn wkt(geometry: &MultiPolygon) -> String {
+    let ring = |l: &LineString| {
+        let coords: Vec<String> = l.0.iter().map(|c| format!("{} {}", c.x, c.y)).collect();
+        format!("({})", coords.join(", "))
+    };
+    let polys: Vec<String> = geometry
+        .0
+        .iter()
+        .map(|p| {
+            let rings: Vec<String> = std::iter::once(p.exterior())
+                .chain(p.interiors())
+                .map(ring)
+                .collect();
+            format!("({})", rings.join(", "))
+        })
+        .collect();
+    format!("MULTIPOLYGON({})", polys.join(", "))
+}
+
+/// Our side: `route` over `points` (categories in turn) on one thread, repeated for at least
+/// `seconds` of CPU time; points per CPU second and per wall second, how many points of one pass
+/// found a jurisdiction, and how many were routed.
+fn ours(city: City, points: Arc<Vec<Point>>, seconds: f64) -> Result<(f64, f64, usize, u64)> {
+    let categories: Vec<CategoryId> = city.categories.iter().map(|c| c.id.clone()).collect();
+    let index = CityIndex::new(city);
+    let matched = points
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| {
+            index
+                .route(&categories[i % categories.len()], **p)
+                .chosen
+                .rule
+                == RoutingRule::Jurisdiction
+        })
+        .count();
+    let started = Instant::now();
+    let cpu_started = cpu_seconds("/proc/thread-self")?;
+    let mut done = 0u64;
+    let cpu = loop {
+        for (i, p) in points.iter().enumerate() {
+            std::hint::black_box(index.route(&categories[i % categories.len()], *p));
+        }
+        done += points.len() as u64;
+        let cpu = cpu_seconds("/proc/thread-self")? - cpu_started;
+        if cpu >= seconds {
+            break cpu;
+        }
+    };
+    let wall = started.elapsed().as_secs_f64();
+    Ok((done as f64 / cpu, done as f64 / wall, matched, done))
+}
+
+/// An area and the categories its agency handles.
+type AreaOf<'a> = (&'a MultiPolygon, Vec<String>);
+
+/// PostGIS's side: points per CPU second of its backend (`/proc/{pid}/schedstat`; the server
+/// shares this machine's process ids) and per wall second of the `ST_Contains` join (an area counts for a point when its
+/// agency handles the point's category, as in `route`), and the pairs it found.
+async fn postgis(
+    pg_url: &str,
+    areas: &[AreaOf<'_>],
+    points: &[Point],
+    categories: &[String],
+) -> Result<(f64, f64, i64)> {
+    let db = PgDatabase::create(pg_url).await?;
+    let out = async {
+        let mut conn = sqlx::PgConnection::connect(&db.url).await?;
+        sqlx::raw_sql("CREATE EXTENSION IF NOT EXISTS postgis")
+            .execute(&mut conn)
+            .await
+            .context(
+                "PostGIS is not installed on the PostgreSQL server: run `scripts/timescaledb.sh \
+                 start` (it installs postgresql-17-postgis-3 into its root)",
+            )?;
+        sqlx::raw_sql(
+            "CREATE TABLE areas (id int PRIMARY KEY, categories text[] NOT NULL,
+                                 geom geometry(MultiPolygon, 4326) NOT NULL);
+             CREATE TABLE points (id int PRIMARY KEY, category text NOT NULL,
+                                  geom geometry(Point, 4326) NOT NULL);",
+        )
+        .execute(&mut conn)
+        .await?;
+        let ids: Vec<i32> = (0..areas.len() as i32).collect();
+        let wkts: Vec<String> = areas.iter().map(|(a, _)| wkt(a)).collect();
+        // Arrays of arrays must be rectangular: the categories travel as one string each.
+        let cats: Vec<String> = areas.iter().map(|(_, c)| c.join(",")).collect();
+        sqlx::query(
+            "INSERT INTO areas SELECT i, string_to_array(c, ','), ST_GeomFromText(w, 4326) \
+             FROM unnest($1::int[], $2::text[], $3::text[]) AS t(i, c, w)",
+        )
+        .bind(&ids)
+        .bind(&cats)
+        .bind(&wkts)
+        .execute(&mut conn)
+        .await?;
+        let ids: Vec<i32> = (0..points.len() as i32).collect();
+        let xs: Vec<f64> = points.iter().map(|p| p.x()).collect();
+        let ys: Vec<f64> = points.iter().map(|p| p.y()).collect();
+        let cats: Vec<&str> = (0..points.len())
+            .map(|i| categories[i % categories.len()].as_str())
+            .collect();
+        sqlx::query(
+            "INSERT INTO points SELECT i, c, ST_SetSRID(ST_MakePoint(x, y), 4326) \
+             FROM unnest($1::int[], $2::text[], $3::float8[], $4::float8[]) AS t(i, c, x, y)",
+        )
+        .bind(&ids)
+        .bind(&cats)
+        .bind(&xs)
+        .bind(&ys)
+        .execute(&mut conn)
+        .await?;
+        sqlx::raw_sql(
+            "CREATE INDEX areas_geom ON areas USING gist (geom);
+             CREATE INDEX points_geom ON points USING gist (geom);
+             ANALYZE areas; ANALYZE points;
+             SET max_parallel_workers_per_gather = 0;",
+        )
+        .execute(&mut conn)
+        .await?;
+        // The category test only where it changes the answer (it costs PostGIS about 40 %).
+        let every = areas
+            .iter()
+            .all(|(_, c)| categories.iter().all(|k| c.contains(k)));
+        let join = if every {
+            "SELECT count(*) FROM points p JOIN areas a ON ST_Contains(a.geom, p.geom)"
+        } else {
+            "SELECT count(*) FROM points p JOIN areas a \
+             ON ST_Contains(a.geom, p.geom) AND p.category = ANY (a.categories)"
+        };
+        // A warm-up (caches, plan), then the measurement.
+        let pairs: i64 = sqlx::query_scalar(join).fetch_one(&mut conn).await?;
+        let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut conn)
+            .await?;
+        let proc = format!("/proc/{backend}");
+        let started = Instant::now();
+        let cpu_started = cpu_seconds(&proc)
+            .context("the PostgreSQL server must run on this machine (its backend's CPU time)")?;
+        let again: i64 = sqlx::query_scalar(join).fetch_one(&mut conn).await?;
+        let cpu = cpu_seconds(&proc)? - cpu_started;
+        let wall = points.len() as f64 / started.elapsed().as_secs_f64();
+        anyhow::ensure!(pairs == again, "the join found {pairs}, then {again} pairs");
+        conn.close().await?;
+        Ok((points.len() as f64 / cpu, wall, pairs))
+    }
+    .await;
+    db.drop_database().await?;
+    out
+}
+
+/// One lookup row.
+async fn row(
+    id: &str,
+    setup: String,
+    city: City,
+    inside: bool,
+    pg_url: &str,
+    quick: bool,
+) -> Result<Row> {
+    let pts = Arc::new(points(&city, points_count(quick), inside));
+    let areas: Vec<AreaOf> = city
+        .agencies
+        .iter()
+        .flat_map(|a| {
+            let cats: Vec<String> = a.categories.iter().map(|c| c.as_str().to_owned()).collect();
+            a.areas.iter().map(move |r| (&r.geometry, cats.clone()))
+        })
+        .collect();
+    let vertices: usize = areas
+        .iter()
+        .map(|(a, _)| a.0.iter().map(|p| p.exterior().0.len()).sum::<usize>())
+        .sum();
+    let categories: Vec<String> = city
+        .categories
+        .iter()
+        .map(|c| c.id.as_str().to_owned())
+        .collect();
+    let (limit, limit_wall, pairs) = postgis(pg_url, &areas, &pts, &categories)
+        .await
+        .context("PostGIS ST_Contains join (the limit)")?;
+    let n_areas = areas.len();
+    let seconds = seconds(quick);
+    let ours_pts = pts.clone();
+    let (measured, measured_wall, matched, routed) =
+        tokio::task::spawn_blocking(move || ours(city, ours_pts, seconds)).await??;
+    Ok(Row::new(
+        id,
+        "jurisdiction lookup",
+        setup,
+        (measured, "points/s/core"),
+        Some((limit, "PostGIS ST_Contains join, 1 core")),
+        Target::RatioAtLeast { ratio: TARGET },
+        quick,
+        json!({
+            "areas": n_areas,
+            "vertices": vertices,
+            "points": pts.len(),
+            "routed": routed,
+            "points_with_jurisdiction": matched,
+            "postgis_pairs": pairs,
+            "points_per_wall_s": measured_wall,
+            "postgis_points_per_wall_s": limit_wall,
+            "measured_as": "CityIndex::route on one thread, categories in turn; points / CPU seconds of that thread (/proc/thread-self/schedstat)",
+            "limit_as": "SELECT count(*) FROM points p JOIN areas a ON ST_Contains(a.geom, p.geom) AND p.category = ANY (a.categories) (the category test left out where every agency handles every category): the areas of agencies handling each point's category, as route asks; GiST indexes, one connection, max_parallel_workers_per_gather = 0, second run timed; points / CPU seconds of the backend (/proc/{pid}/schedstat)",
+        }),
+    ))
+}
+
+/// Brașov's areas.
+pub async fn brasov(city: &City, pg_url: &str, quick: bool) -> Result<Row> {
+    let n: usize = city.agencies.iter().map(|a| a.areas.len()).sum();
+    row(
+        "lookup-brasov",
+        format!("Brașov, {n} areas"),
+        city.clone(),
+        true,
+        pg_url,
+        quick,
+    )
+    .await
+}
+
+/// 1 000 synthetic 200-vertex polygons.
+pub async fn polygons(city: &City, pg_url: &str, quick: bool) -> Result<Row> {
+    row(
+        "lookup-polygons",
+        format!("{} polygons × {} vertices", GRID.0 * GRID.1, 4 * SEGMENTS),
+        tiled_city(city.clone()),
+        false,
+        pg_url,
+        quick,
+    )
+    .await
+}
