@@ -118,6 +118,13 @@ pub async fn run(ctx: &Setup, city: &City) -> Result<Vec<Row>> {
     let dir = TempDir::new("dispecer-bench-memory")?;
     let db = dir.path().join("bench.sqlite");
     std::fs::copy(&seeded, &db).context("copying the seeded database")?;
+    // What the last connection did not checkpoint is still in the write-ahead log: it belongs
+    // to the database (SQLite replays it on open), so it goes along.
+    let wal = seed_dir.path().join("bench.sqlite-wal");
+    if wal.exists() {
+        std::fs::copy(&wal, dir.path().join("bench.sqlite-wal"))
+            .context("copying the seeded database's write-ahead log")?;
+    }
     drop(seed_dir);
     let bytes = std::fs::metadata(&db)?.len();
 
