@@ -663,6 +663,22 @@ pub fn citizen_report(id: &str, category: &str, lon: f64, lat: f64) -> String {
     .to_string()
 }
 
+/// Runs `dispecer token ARGS --database-url URL` (create, list, revoke), asserts it succeeded,
+/// and returns what it printed, trimmed (for `create`: the token).
+pub fn dispecer_token(database_url: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(dispecer_bin()?)
+        .args(["token"])
+        .args(args)
+        .args(["--database-url", database_url])
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
+
 /// A copy of the Brașov city folder in `dir`, with `edit` applied to its `categories.toml` (e.g.
 /// a deadline short enough for a test to see it pass).
 pub fn brasov_copy(dir: &Path, edit: impl FnOnce(String) -> String) -> Result<PathBuf> {

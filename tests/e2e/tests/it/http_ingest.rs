@@ -4,21 +4,7 @@
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use e2e::{dispecer_bin, free_port, repo_root, Broker, Dispecer, TempDir};
-
-fn token(database_url: &str, args: &[&str]) -> Result<String> {
-    let out = std::process::Command::new(dispecer_bin()?)
-        .args(["token"])
-        .args(args)
-        .args(["--database-url", database_url])
-        .output()?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
-}
+use e2e::{dispecer_bin, dispecer_token, free_port, repo_root, Broker, Dispecer, TempDir};
 
 async fn post(
     server: &Dispecer,
@@ -55,8 +41,8 @@ async fn http_ingest_with_tokens() -> Result<()> {
     let db = format!("sqlite://{}/d.sqlite", dir.path().display());
     let city = repo_root().join("cities/brasov");
     let city = city.to_str().context("path")?;
-    let water = token(&db, &["create", "--city", city, "--operator", "apa-brasov"])?;
-    let gateway = token(&db, &["create", "--city", city, "--readings"])?;
+    let water = dispecer_token(&db, &["create", "--city", city, "--operator", "apa-brasov"])?;
+    let gateway = dispecer_token(&db, &["create", "--city", city, "--readings"])?;
     assert!(water.starts_with("dsp_") && water.len() == 68, "{water}");
     let out = std::process::Command::new(dispecer_bin()?)
         .args([
@@ -208,8 +194,8 @@ async fn http_ingest_with_tokens() -> Result<()> {
 
     // A revoked token stops working.
     let prefix = &water[..12];
-    token(&db, &["revoke", prefix])?;
-    let listed = token(&db, &["list"])?;
+    dispecer_token(&db, &["revoke", prefix])?;
+    let listed = dispecer_token(&db, &["list"])?;
     assert!(
         listed.contains(prefix) && listed.contains("revoked"),
         "{listed}"

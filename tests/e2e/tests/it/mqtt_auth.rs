@@ -5,21 +5,9 @@
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use e2e::{dispecer_bin, free_port, mqtt_login, repo_root, Broker, Dispecer, MqttClient, TempDir};
-
-fn token(database_url: &str, args: &[&str]) -> Result<String> {
-    let out = std::process::Command::new(dispecer_bin()?)
-        .args(["token"])
-        .args(args)
-        .args(["--database-url", database_url])
-        .output()?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
-}
+use e2e::{
+    dispecer_token, free_port, mqtt_login, repo_root, Broker, Dispecer, MqttClient, TempDir,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn embedded_broker_lets_in_only_clients_with_tokens() -> Result<()> {
@@ -27,13 +15,13 @@ async fn embedded_broker_lets_in_only_clients_with_tokens() -> Result<()> {
     let db = format!("sqlite://{}/d.sqlite", dir.path().display());
     let city = repo_root().join("cities/brasov");
     let city = city.to_str().context("path")?;
-    let water = token(&db, &["create", "--city", city, "--operator", "apa-brasov"])?;
-    let gateway = token(&db, &["create", "--city", city, "--readings"])?;
-    let revoked = token(
+    let water = dispecer_token(&db, &["create", "--city", city, "--operator", "apa-brasov"])?;
+    let gateway = dispecer_token(&db, &["create", "--city", city, "--readings"])?;
+    let revoked = dispecer_token(
         &db,
         &["create", "--city", city, "--operator", "distrigaz-sud"],
     )?;
-    token(&db, &["revoke", &revoked[..12]])?;
+    dispecer_token(&db, &["revoke", &revoked[..12]])?;
 
     let port = free_port();
     // Ready means Dispecer's own ingest client logged in and subscribed.
