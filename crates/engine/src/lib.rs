@@ -105,12 +105,17 @@ pub struct EngineOptions {
     /// How often the open incidents' deadlines are checked (default one second, at least
     /// 10 ms). The first check runs as the engine starts.
     pub escalation_check: std::time::Duration,
+    /// Whether deadlines are checked against the wall clock at all (default true). Off, they
+    /// are checked only when asked with [`Engine::escalate_due`], at the time given: a replay of
+    /// a story set in another time (the simulators' scenarios) moves the engine's clock itself.
+    pub wall_clock: bool,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             escalation_check: std::time::Duration::from_secs(1),
+            wall_clock: true,
         }
     }
 }
@@ -179,6 +184,10 @@ enum Command {
         request: Box<ActionRequest>,
         reply: oneshot::Sender<Result<Arc<Incident>, EngineError>>,
     },
+    EscalateDue {
+        at: DateTime<Utc>,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// A handle on the running engine; cheap to clone.
@@ -199,6 +208,7 @@ impl std::fmt::Debug for Command {
             Command::Act { request, .. } => {
                 write!(f, "Act({}, {})", request.incident, request.action.kind())
             }
+            Command::EscalateDue { at, .. } => write!(f, "EscalateDue({at})"),
         }
     }
 }
@@ -309,6 +319,18 @@ impl Engine {
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
+    /// Escalates every deadline missed by `at` (as the periodic check does with the wall
+    /// clock); returns once the escalations are recorded. For replays that keep their own time
+    /// ([`EngineOptions::wall_clock`] off); harmless otherwise.
+    pub async fn escalate_due(&self, at: DateTime<Utc>) -> Result<(), EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::EscalateDue { at, reply })
+            .await
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+
     /// The open incidents now, newest first.
     pub async fn open_incidents(&self) -> Result<Vec<Arc<Incident>>, EngineError> {
         let (reply, rx) = oneshot::channel();
@@ -368,7 +390,9 @@ impl Actor {
         options: EngineOptions,
     ) {
         // What went overdue while the process was down escalates before any command is served.
-        self.escalate_overdue(now()).await;
+        if options.wall_clock {
+            self.escalate_overdue(now()).await;
+        }
         // `interval` refuses a zero period.
         let period = options
             .escalation_check
@@ -379,7 +403,7 @@ impl Actor {
             let command = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
-                _ = deadlines.tick() => {
+                _ = deadlines.tick(), if options.wall_clock => {
                     self.escalate_overdue(now()).await;
                     continue;
                 }
@@ -404,6 +428,11 @@ impl Actor {
                 Command::Act { request, reply } => {
                     let result = self.act(*request, now()).await;
                     let _ = reply.send(result);
+                }
+                Command::EscalateDue { at, reply } => {
+                    self.escalate_overdue(chrono::SubsecRound::trunc_subsecs(at, 6))
+                        .await;
+                    let _ = reply.send(());
                 }
             }
         }

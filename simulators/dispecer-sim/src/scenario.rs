@@ -145,6 +145,7 @@ pub struct RawStep {
 #[serde(deny_unknown_fields)]
 struct FileExpect {
     notes: Option<Text>,
+    at: Option<Spanned<f64>>,
     #[serde(default, rename = "incident")]
     incidents: Vec<Spanned<FileIncident>>,
     #[serde(default)]
@@ -163,6 +164,7 @@ struct FileIncident {
     status: Option<Spanned<String>>,
     reports: Option<u32>,
     district: Option<Spanned<String>>,
+    escalated: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 // ---- The validated scenario ----------------------------------------------------------------
@@ -219,6 +221,9 @@ pub enum Action {
 pub struct Expectation {
     /// Notes, e.g. what the engine cannot do yet.
     pub notes: Option<Text>,
+    /// Seconds after the start at which the outcome holds: the story's end (at least the last
+    /// step's offset; by default that offset). Deadlines missed by then have escalated.
+    pub at: f64,
     /// The incidents, and which steps' events each must contain.
     pub incidents: Vec<ExpectedIncident>,
     /// Steps whose event must be recognised as already recorded.
@@ -244,7 +249,13 @@ pub struct ExpectedIncident {
     pub reports: Option<u32>,
     /// Its district, if checked.
     pub district: Option<String>,
+    /// The deadlines it missed by the end (`acknowledge`, `resolve`: nobody in a scenario
+    /// acknowledges), if checked; an empty list checks that it escalated for none.
+    pub escalated: Option<Vec<String>>,
 }
+
+/// The deadlines an incident can miss, as `escalated` names them.
+pub const DEADLINES: [&str; 2] = ["acknowledge", "resolve"];
 
 /// One message of a scenario, ready to publish.
 #[derive(Debug, Clone, PartialEq)]
@@ -497,6 +508,33 @@ pub fn parse(text: &str, path: &Path, city: &City) -> Result<Scenario, ScenarioE
                     })?,
             ),
         };
+        let escalated = match &inc.escalated {
+            None => None,
+            Some(list) => {
+                let mut names: Vec<String> = Vec::new();
+                for d in list.get_ref() {
+                    if !DEADLINES.contains(&d.get_ref().as_str()) {
+                        return Err(invalid(
+                            d.span(),
+                            format!(
+                                "escalated {:?} is not a deadline; one of {}",
+                                d.get_ref(),
+                                DEADLINES.join(", ")
+                            ),
+                        ));
+                    }
+                    if names.contains(d.get_ref()) {
+                        return Err(invalid(
+                            d.span(),
+                            format!("escalated {:?} is named twice", d.get_ref()),
+                        ));
+                    }
+                    names.push(d.get_ref().clone());
+                }
+                names.sort();
+                Some(names)
+            }
+        };
         if inc.steps.get_ref().is_empty() {
             return Err(invalid(
                 inc.steps.span(),
@@ -528,6 +566,7 @@ pub fn parse(text: &str, path: &Path, city: &City) -> Result<Scenario, ScenarioE
             status,
             reports: inc.reports,
             district: inc.district.as_ref().map(|d| d.get_ref().clone()),
+            escalated,
         });
     }
     for r in &file.expect.duplicates {
@@ -552,6 +591,21 @@ pub fn parse(text: &str, path: &Path, city: &City) -> Result<Scenario, ScenarioE
         });
     }
 
+    let last = steps.last().map_or(0.0, |s| s.at);
+    let at = match &file.expect.at {
+        None => last,
+        Some(a) if !a.get_ref().is_finite() || *a.get_ref() < last => {
+            return Err(invalid(
+                a.span(),
+                format!(
+                    "expect.at {} is before the last step (at {last}); the outcome is checked at the story's end",
+                    a.get_ref()
+                ),
+            ))
+        }
+        Some(a) => *a.get_ref(),
+    };
+
     let scenario = Scenario {
         path: path.to_owned(),
         name: file.name.into_inner(),
@@ -561,6 +615,7 @@ pub fn parse(text: &str, path: &Path, city: &City) -> Result<Scenario, ScenarioE
         steps,
         expect: Expectation {
             notes: file.expect.notes,
+            at,
             incidents,
             duplicates: file
                 .expect
@@ -644,6 +699,13 @@ impl ScenarioMessage {
     /// When Dispecer receives it, if the scenario starts at `start`.
     pub fn received_at(&self, start: DateTime<Utc>) -> DateTime<Utc> {
         start + seconds(self.at)
+    }
+}
+
+impl Scenario {
+    /// The time at which the expected outcome holds (`expect.at` after `start`).
+    pub fn end_at(&self, start: DateTime<Utc>) -> DateTime<Utc> {
+        start + seconds(self.expect.at)
     }
 }
 
@@ -846,6 +908,14 @@ status = "assigned"
             ),
             ("id = \"b\"", "id = \"a\"", 12, "step id \"a\" is used twice"),
             ("name = \"hole\"", "name = \"hole\"\nseverity = 3", 26, "unknown field `severity`"),
+            ("status = \"assigned\"", "status = \"assigned\"\nescalated = [\"ack\"]", 30, "escalated \"ack\" is not a deadline"),
+            (
+                "status = \"assigned\"",
+                "status = \"assigned\"\nescalated = [\"resolve\", \"resolve\"]",
+                30,
+                "escalated \"resolve\" is named twice",
+            ),
+            ("duplicates = [\"c\"]", "duplicates = [\"c\"]\nat = 19", 23, "expect.at 19 is before the last step"),
         ];
         for (from, to, line, reason) in cases {
             assert!(VALID.contains(from), "case {from:?} changes nothing");

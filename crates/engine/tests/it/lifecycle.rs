@@ -67,6 +67,7 @@ impl Running {
         let engine = Engine::start_with(
             EngineOptions {
                 escalation_check: check,
+                ..EngineOptions::default()
             },
             brasov(),
             store.clone(),

@@ -1,6 +1,8 @@
 //! Every scenario of `simulators/scenarios/`, replayed through a real engine on an in-memory
 //! SQLite store with the Brașov city, must reach its expected outcome. Messages are parsed as
-//! the MQTT adapter parses them (`dispecer_sim::wire`), with Dispecer's clock at `start + at`.
+//! the MQTT adapter parses them (`dispecer_sim::wire`), with Dispecer's clock at `start + at`:
+//! the engine's deadlines are checked at each step's time and at the story's end, not against
+//! the wall clock, so what escalates is what would have escalated had the story happened.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -13,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use dispecer_sim::scenario::{self, Scenario};
 use dispecer_sim::wire::{self, Parsed};
-use engine::{Engine, EngineError, IngestOutcome};
+use engine::{Engine, EngineError, EngineOptions, IngestOutcome};
 use model::{City, CityIndex, IncidentId};
 use store::Store;
 
@@ -37,6 +39,18 @@ fn scenario_files() -> Vec<PathBuf> {
     files
 }
 
+/// The deadlines `inc` missed, named as scenarios name them.
+fn escalations(inc: &model::Incident) -> Vec<String> {
+    let mut missed = Vec::new();
+    if inc.sla.ack_escalated_at.is_some() {
+        missed.push("acknowledge".to_owned());
+    }
+    if inc.sla.resolve_escalated_at.is_some() {
+        missed.push("resolve".to_owned());
+    }
+    missed
+}
+
 /// What one step did.
 #[derive(Debug, Clone, PartialEq)]
 enum StepOutcome {
@@ -54,9 +68,20 @@ async fn replay(s: &Scenario, city: &City) -> (Vec<StepOutcome>, Store) {
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let index = Arc::new(CityIndex::new(city.clone()));
-    let engine = Engine::start(index, store.clone(), None, shutdown.clone(), &tracker)
-        .await
-        .unwrap_or_else(|e| panic!("engine: {e}"));
+    let options = EngineOptions {
+        wall_clock: false,
+        ..EngineOptions::default()
+    };
+    let engine = Engine::start_with(
+        options,
+        index,
+        store.clone(),
+        None,
+        shutdown.clone(),
+        &tracker,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("engine: {e}"));
     // A scenario without a fixed start runs at a fixed date, so that runs compare.
     let start = s.start.unwrap_or_else(|| {
         Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0)
@@ -65,6 +90,11 @@ async fn replay(s: &Scenario, city: &City) -> (Vec<StepOutcome>, Store) {
     });
     let mut outcomes = Vec::new();
     for m in s.messages(start) {
+        // Time passes up to this step: what went overdue meanwhile escalates first.
+        engine
+            .escalate_due(m.received_at(start))
+            .await
+            .unwrap_or_else(|e| panic!("escalation check: {e}"));
         let outcome = match wire::parse(&m.topic, &m.payload, city, m.received_at(start)) {
             Err(e) => StepOutcome::Refused(e.to_string()),
             Ok(Parsed::Readings(r)) => StepOutcome::Readings(
@@ -87,6 +117,10 @@ async fn replay(s: &Scenario, city: &City) -> (Vec<StepOutcome>, Store) {
         };
         outcomes.push(outcome);
     }
+    engine
+        .escalate_due(s.end_at(start))
+        .await
+        .unwrap_or_else(|e| panic!("escalation check: {e}"));
     shutdown.cancel();
     tracker.close();
     tracker.wait().await;
@@ -165,6 +199,13 @@ async fn compare(s: &Scenario, outcomes: &[StepOutcome], store: &Store) -> (Vec<
             let actual = inc.district.as_ref().map(ToString::to_string);
             check("district", actual.unwrap_or_default(), d);
         }
+        if let Some(e) = &exp.escalated {
+            check(
+                "escalated for",
+                format!("{:?}", escalations(&inc)),
+                &format!("{e:?}"),
+            );
+        }
     }
     for step in &s.expect.duplicates {
         if by_step.get(step.as_str()) != Some(&&StepOutcome::Duplicate) {
@@ -224,7 +265,7 @@ async fn compare(s: &Scenario, outcomes: &[StepOutcome], store: &Store) -> (Vec<
         if let Ok(Some(inc)) = store.incident(id).await {
             let _ = writeln!(
                 report,
-                "- {name}: {} → {}, {}, {} report(s), district {}; steps {}",
+                "- {name}: {} → {}, {}, {} report(s), district {}, escalated for {:?}; steps {}",
                 inc.category,
                 inc.agency,
                 inc.status,
@@ -233,6 +274,7 @@ async fn compare(s: &Scenario, outcomes: &[StepOutcome], store: &Store) -> (Vec<
                     .as_ref()
                     .map(ToString::to_string)
                     .unwrap_or_else(|| "-".into()),
+                escalations(&inc),
                 members
                     .get(&id.to_string())
                     .map(|m| m.join(" "))
@@ -289,10 +331,16 @@ async fn a_wrong_expectation_is_caught() {
         panic!("the night scenario expects incidents");
     };
     first.agency = "city-dispatch".into();
+    // And an escalation that cannot have happened: the noise is reported minutes before the end.
+    first.escalated = Some(vec!["acknowledge".into()]);
     let (outcomes, store) = replay(&s, &city).await;
     let (wrong, _) = compare(&s, &outcomes, &store).await;
     assert!(
         wrong.iter().any(|w| w.contains("agency is")),
         "a wrong agency went unnoticed: {wrong:?}"
+    );
+    assert!(
+        wrong.iter().any(|w| w.contains("escalated for is")),
+        "a wrong escalation went unnoticed: {wrong:?}"
     );
 }
