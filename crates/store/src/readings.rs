@@ -130,20 +130,32 @@ impl Store {
                 tx.commit().await?;
             }
             Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                for chunk in readings.chunks(ROWS_PER_STATEMENT) {
-                    let mut q =
-                        QueryBuilder::new("INSERT INTO readings (time, sensor, metric, value) ");
-                    q.push_values(chunk, |mut b, r| {
-                        b.push_bind(crate::rows::stored_time(r.time))
-                            .push_bind(r.sensor.as_str())
-                            .push_bind(&r.metric)
-                            .push_bind(r.value);
-                    });
-                    q.push(" ON CONFLICT DO NOTHING");
-                    inserted += q.build().execute(&mut *tx).await?.rows_affected();
+                // One statement per batch, its rows as four arrays: the server parses and plans
+                // it once and no bind-parameter limit applies (a multi-row VALUES list costs a
+                // parameter per field and a parse per statement; `dispecer-bench`'s persistence
+                // row measured 0.68x of COPY with it).
+                let mut times = Vec::with_capacity(readings.len());
+                let mut sensors = Vec::with_capacity(readings.len());
+                let mut metrics = Vec::with_capacity(readings.len());
+                let mut values = Vec::with_capacity(readings.len());
+                for r in readings {
+                    times.push(crate::rows::stored_time(r.time));
+                    sensors.push(r.sensor.as_str());
+                    metrics.push(r.metric.as_str());
+                    values.push(r.value);
                 }
-                tx.commit().await?;
+                inserted = sqlx::query(
+                    "INSERT INTO readings (time, sensor, metric, value) \
+                     SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::float8[]) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&times)
+                .bind(&sensors)
+                .bind(&metrics)
+                .bind(&values)
+                .execute(pool)
+                .await?
+                .rows_affected();
             }
         }
         Ok(inserted)
