@@ -15,6 +15,7 @@ pub mod i18n;
 pub mod ids;
 pub mod incident;
 pub mod lifecycle;
+pub mod pip;
 pub mod reading;
 pub mod routing;
 

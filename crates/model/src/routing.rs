@@ -2,13 +2,13 @@
 //!
 //! Boundary: lookups run in memory on R-trees of the city's areas, never against a database.
 
-use geo::coordinate_position::CoordPos;
-use geo::{Area as _, BoundingRect, CoordinatePosition, Intersects, MultiPolygon, Point};
+use geo::{Area as _, BoundingRect, MultiPolygon, Point};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
 
 use crate::city::City;
 use crate::ids::{AgencyId, CategoryId, DistrictId};
+use crate::pip::PreparedArea;
 
 /// The rule that chose an agency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,15 +68,13 @@ pub struct CityIndex {
     areas: RTree<AreaEntry>,
     /// Unsigned area (square degrees, for ranking only) of each agency's each area.
     area_sizes: Vec<Vec<f64>>,
+    /// Each agency's each area, prepared for point tests (the R-tree finds candidates by
+    /// envelope; walking every edge of a 200-vertex area was most of a lookup's cost).
+    prepared: Vec<Vec<PreparedArea>>,
     districts: RTree<DistrictEntry>,
-}
-
-/// Whether `geometry` contains `point` or has it on its boundary: `intersects`, without the
-/// bounding-rectangle test `MultiPolygon::intersects` does first, which walks every vertex once
-/// more (profile: most of `route` with 200-vertex areas); the R-tree has already tested the
-/// envelope.
-fn contains(geometry: &MultiPolygon, point: Point) -> bool {
-    geometry.coordinate_position(&point.0) != CoordPos::Outside
+    /// Each district's area, prepared.
+    district_areas: Vec<PreparedArea>,
+    boundary: PreparedArea,
 }
 
 fn rect_of(geometry: &MultiPolygon) -> Option<Rectangle<[f64; 2]>> {
@@ -90,8 +88,16 @@ impl CityIndex {
     pub fn new(city: City) -> Self {
         let mut area_entries = Vec::new();
         let mut area_sizes = Vec::with_capacity(city.agencies.len());
+        let mut prepared = Vec::with_capacity(city.agencies.len());
         for (ai, agency) in city.agencies.iter().enumerate() {
             let mut sizes = Vec::with_capacity(agency.areas.len());
+            prepared.push(
+                agency
+                    .areas
+                    .iter()
+                    .map(|a| PreparedArea::new(&a.geometry))
+                    .collect(),
+            );
             for (ri, area) in agency.areas.iter().enumerate() {
                 sizes.push(area.geometry.unsigned_area());
                 if let Some(rect) = rect_of(&area.geometry) {
@@ -109,7 +115,14 @@ impl CityIndex {
         CityIndex {
             areas: RTree::bulk_load(area_entries),
             area_sizes,
+            prepared,
             districts: RTree::bulk_load(district_entries),
+            district_areas: city
+                .districts
+                .iter()
+                .map(|d| PreparedArea::new(&d.area))
+                .collect(),
+            boundary: PreparedArea::new(&city.boundary),
             city,
         }
     }
@@ -124,14 +137,13 @@ impl CityIndex {
         let probe = AABB::from_point([point.x(), point.y()]);
         self.districts
             .locate_in_envelope_intersecting(&probe)
-            .map(|e| &self.city.districts[e.data])
-            .find(|d| contains(&d.area, point))
-            .map(|d| &d.id)
+            .find(|e| self.district_areas[e.data].contains(point))
+            .map(|e| &self.city.districts[e.data].id)
     }
 
     /// Whether `point` is inside the municipality.
     pub fn in_city(&self, point: Point) -> bool {
-        self.city.boundary.intersects(&point)
+        self.boundary.contains(point)
     }
 
     /// Chooses the agency for an incident of `category` at `point`: among agencies whose
@@ -145,7 +157,7 @@ impl CityIndex {
         for entry in self.areas.locate_in_envelope_intersecting(&probe) {
             let (ai, ri) = entry.data;
             let agency = &self.city.agencies[ai];
-            if !agency.handles(category) || !contains(&agency.areas[ri].geometry, point) {
+            if !agency.handles(category) || !self.prepared[ai][ri].contains(point) {
                 continue;
             }
             let size = self.area_sizes[ai][ri];
