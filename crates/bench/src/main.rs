@@ -6,11 +6,14 @@
 //! - end-to-end ingest (below);
 //! - persistence alone ([`persistence`]): `Store::record_readings` vs raw `COPY` (TimescaleDB)
 //!   or a plain prepared INSERT (SQLite);
+//! - report → dashboard latency ([`latency`]): a citizen report's incident frame on a
+//!   WebSocket, with 10 000 readings/s behind it, vs the broker's own one-hop latency;
 //! - jurisdiction lookup ([`lookup`]): `CityIndex::route` vs a PostGIS `ST_Contains` join, one
 //!   core each;
 //! - fusion ([`fusion`]): `IncidentIndex` matching with 100 000 open incidents;
 //! - WebSocket fan-out ([`fanout`]): frames/s to 200 clients of a running `dispecer`;
-//! - memory and start-up ([`memory`]): a `dispecer` with 100 000 open incidents stored.
+//! - memory and start-up ([`memory`]): a `dispecer` with 100 000 open incidents, 1 million
+//!   events, 10 000 sensors and a day of their readings stored.
 //!
 //! End-to-end ingest: SenML packs (count, speed, occupancy) published at full speed, QoS 1,
 //! through a broker to the real `dispecer` binary until every reading is durable in its store,
@@ -30,6 +33,7 @@
 mod fanout;
 mod fusion;
 mod ingest;
+mod latency;
 mod lookup;
 mod memory;
 mod mqtt;
@@ -48,9 +52,10 @@ use crate::report::{table, thousands, Row, Target};
 
 /// The rows other than end-to-end ingest, in the order they run (`memory` gives the start-up row
 /// too: one `dispecer` measures both).
-const OTHER_ROWS: [&str; 7] = [
+const OTHER_ROWS: [&str; 8] = [
     "persistence-timescaledb",
     "persistence-sqlite",
+    "latency",
     "lookup-brasov",
     "lookup-polygons",
     "fusion",
@@ -63,7 +68,7 @@ const OTHER_ROWS: [&str; 7] = [
 fn other_rows(name: &str) -> Option<Vec<&'static str>> {
     match name {
         "persistence" => Some(vec![OTHER_ROWS[0], OTHER_ROWS[1]]),
-        "lookup" => Some(vec![OTHER_ROWS[2], OTHER_ROWS[3]]),
+        "lookup" => Some(vec![OTHER_ROWS[3], OTHER_ROWS[4]]),
         "startup" => Some(vec!["memory"]),
         _ => OTHER_ROWS.iter().find(|r| **r == name).map(|r| vec![*r]),
     }
@@ -93,7 +98,7 @@ struct Args {
     #[arg(long)]
     raw_messages: Option<usize>,
     /// Only these rows (repeatable): sqlite-embedded, timescaledb-embedded,
-    /// timescaledb-mosquitto, persistence (persistence-timescaledb, persistence-sqlite), lookup
+    /// timescaledb-mosquitto, persistence (persistence-timescaledb, persistence-sqlite), latency, lookup
     /// (lookup-brasov, lookup-polygons), fusion, ws-fanout, memory (with startup).
     #[arg(long = "row")]
     rows: Vec<String>,
@@ -244,8 +249,10 @@ async fn run() -> Result<()> {
             .context("no folder of this binary")?
             .join("dispecer"),
     };
-    let needs_dispecer =
-        !specs.is_empty() || others.contains(&"ws-fanout") || others.contains(&"memory");
+    let needs_dispecer = !specs.is_empty()
+        || ["ws-fanout", "memory", "latency"]
+            .iter()
+            .any(|r| others.contains(r));
     if needs_dispecer && !dispecer.is_file() {
         bail!(
             "the dispecer binary is missing at {}: build it first with \
@@ -319,10 +326,9 @@ async fn run() -> Result<()> {
         }
         results.push(ingest_row(&r, args.quick)?);
     }
-    let city = if others
-        .iter()
-        .any(|r| r.starts_with("lookup") || ["fusion", "ws-fanout", "memory"].contains(r))
-    {
+    let city = if others.iter().any(|r| {
+        r.starts_with("lookup") || ["fusion", "ws-fanout", "memory", "latency"].contains(r)
+    }) {
         Some(
             city::load(&args.city)
                 .with_context(|| format!("cannot load the city {}", args.city.display()))?,
@@ -349,6 +355,7 @@ async fn run() -> Result<()> {
                 vec![tokio::task::spawn_blocking(move || fusion::run(&city, quick)).await??]
             }
             ("ws-fanout", Some(city)) => vec![fanout::run(&setup, city).await?],
+            ("latency", Some(city)) => vec![latency::run(&setup, city).await?],
             ("memory", Some(city)) => memory::run(&setup, city).await?,
             _ => bail!("row {name} has no runner"),
         };

@@ -30,6 +30,11 @@ impl Pack {
     pub fn new(sensor: usize, payload: Vec<u8>) -> Pack {
         Pack { sensor, payload }
     }
+
+    /// Its topic (`{prefix}{sensors[sensor]}`) and payload.
+    pub fn into_parts(self, sensors: &[String], prefix: &str) -> (String, Vec<u8>) {
+        (format!("{prefix}{}", sensors[self.sensor]), self.payload)
+    }
 }
 
 /// SenML packs (count, speed, occupancy) number `range` of a run, spread round-robin over

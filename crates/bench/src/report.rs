@@ -22,6 +22,13 @@ pub enum Target {
         /// The largest figure.
         value: f64,
     },
+    /// The measured figure at most `value` (in the row's unit) and at most `ratio` × the limit.
+    AtMostAndRatioAtMost {
+        /// The largest figure.
+        value: f64,
+        /// The largest ratio to the limit.
+        ratio: f64,
+    },
     /// No target: the figure is reported.
     Report,
 }
@@ -71,6 +78,9 @@ impl Row {
             Target::RatioAtLeast { ratio: t } => ratio.map(|r| r >= t),
             Target::AtLeast { value } => Some(measured >= value),
             Target::AtMost { value } => Some(measured <= value),
+            Target::AtMostAndRatioAtMost { value, ratio: t } => {
+                ratio.map(|r| measured <= value && r <= t)
+            }
             Target::Report => None,
         }
         .filter(|_| !quick);
@@ -94,6 +104,9 @@ impl Row {
             Target::RatioAtLeast { ratio } => format!("≥ {ratio}×"),
             Target::AtLeast { value } => format!("≥ {} {}", figure(value), self.unit),
             Target::AtMost { value } => format!("≤ {} {}", figure(value), self.unit),
+            Target::AtMostAndRatioAtMost { value, ratio } => {
+                format!("≤ {} {} and ≤ {ratio}×", figure(value), self.unit)
+            }
             Target::Report => "report it".to_owned(),
         }
     }

@@ -11,6 +11,7 @@ pub mod city;
 pub mod event;
 pub mod fusion;
 pub mod geometry;
+pub mod grid;
 pub mod i18n;
 pub mod ids;
 pub mod incident;

@@ -2,11 +2,14 @@
 //!
 //! Boundary: lookups run in memory on R-trees of the city's areas, never against a database.
 
+use std::collections::HashMap;
+
 use geo::{Area as _, BoundingRect, MultiPolygon, Point};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
 
 use crate::city::City;
+use crate::grid::AreaGrid;
 use crate::ids::{AgencyId, CategoryId, DistrictId};
 use crate::pip::PreparedArea;
 
@@ -58,14 +61,19 @@ pub struct RoutingDecision {
     pub alternatives: Vec<RouteCandidate>,
 }
 
-type AreaEntry = GeomWithData<Rectangle<[f64; 2]>, (usize, usize)>;
 type DistrictEntry = GeomWithData<Rectangle<[f64; 2]>, usize>;
 
 /// A city with its spatial indexes: who is responsible where, and which district is where.
 #[derive(Debug)]
 pub struct CityIndex {
     city: City,
-    areas: RTree<AreaEntry>,
+    /// Which agencies' areas reach each cell of a grid over the city (most cells lie whole in
+    /// the areas that reach them: no edge test at all).
+    grid: Option<AreaGrid>,
+    /// Each category's index, for [`CityIndex::handles`].
+    category_index: HashMap<CategoryId, usize>,
+    /// Per agency, a bit per category index it handles.
+    handles: Vec<Vec<u64>>,
     /// Unsigned area (square degrees, for ranking only) of each agency's each area.
     area_sizes: Vec<Vec<f64>>,
     /// Each agency's each area, prepared for point tests (the R-tree finds candidates by
@@ -86,10 +94,9 @@ fn rect_of(geometry: &MultiPolygon) -> Option<Rectangle<[f64; 2]>> {
 impl CityIndex {
     /// Builds the indexes (bulk-loaded R-trees). Areas with no geometry are skipped.
     pub fn new(city: City) -> Self {
-        let mut area_entries = Vec::new();
         let mut area_sizes = Vec::with_capacity(city.agencies.len());
-        let mut prepared = Vec::with_capacity(city.agencies.len());
-        for (ai, agency) in city.agencies.iter().enumerate() {
+        let mut prepared: Vec<Vec<PreparedArea>> = Vec::with_capacity(city.agencies.len());
+        for agency in &city.agencies {
             let mut sizes = Vec::with_capacity(agency.areas.len());
             prepared.push(
                 agency
@@ -98,14 +105,46 @@ impl CityIndex {
                     .map(|a| PreparedArea::new(&a.geometry))
                     .collect(),
             );
-            for (ri, area) in agency.areas.iter().enumerate() {
+            for area in &agency.areas {
                 sizes.push(area.geometry.unsigned_area());
-                if let Some(rect) = rect_of(&area.geometry) {
-                    area_entries.push(GeomWithData::new(rect, (ai, ri)));
-                }
             }
             area_sizes.push(sizes);
         }
+        let grid_areas: Vec<crate::grid::GridArea<'_>> = city
+            .agencies
+            .iter()
+            .enumerate()
+            .flat_map(|(ai, agency)| {
+                let prepared = &prepared;
+                agency
+                    .areas
+                    .iter()
+                    .enumerate()
+                    .map(move |(ri, area)| (ai, ri, &area.geometry, &prepared[ai][ri]))
+            })
+            .collect();
+        let grid = AreaGrid::build(&grid_areas);
+        drop(grid_areas);
+        let category_index: HashMap<CategoryId, usize> = city
+            .categories
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i))
+            .collect();
+        let words = city.categories.len().div_ceil(64);
+        let handles = city
+            .agencies
+            .iter()
+            .map(|agency| {
+                let mut bits = vec![0u64; words];
+                for c in &agency.categories {
+                    if let Some(&i) = category_index.get(c) {
+                        bits[i / 64] |= 1 << (i % 64);
+                    }
+                }
+                bits
+            })
+            .collect();
         let district_entries = city
             .districts
             .iter()
@@ -113,7 +152,9 @@ impl CityIndex {
             .filter_map(|(i, d)| rect_of(&d.area).map(|r| GeomWithData::new(r, i)))
             .collect();
         CityIndex {
-            areas: RTree::bulk_load(area_entries),
+            grid,
+            category_index,
+            handles,
             area_sizes,
             prepared,
             districts: RTree::bulk_load(district_entries),
@@ -124,6 +165,17 @@ impl CityIndex {
                 .collect(),
             boundary: PreparedArea::new(&city.boundary),
             city,
+        }
+    }
+
+    /// Whether agency `ai` handles `category`, of index `index` among the city's categories (a
+    /// bit test; by name for a category the city does not list).
+    fn handles(&self, ai: usize, index: Option<usize>, category: &CategoryId) -> bool {
+        match index {
+            Some(i) => self.handles[ai]
+                .get(i / 64)
+                .is_some_and(|w| w & (1 << (i % 64)) != 0),
+            None => self.city.agencies[ai].handles(category),
         }
     }
 
@@ -151,13 +203,16 @@ impl CityIndex {
     /// first, then the smallest (most specific) area, then the agency id; the city's fallback
     /// agency when there is none.
     pub fn route(&self, category: &CategoryId, point: Point) -> RoutingDecision {
-        let probe = AABB::from_point([point.x(), point.y()]);
         // (priority, area size, agency index, area index); one entry per agency, its smallest area.
         let mut found: Vec<(i32, f64, usize, usize)> = Vec::new();
-        for entry in self.areas.locate_in_envelope_intersecting(&probe) {
-            let (ai, ri) = entry.data;
+        let category_index = self.category_index.get(category).copied();
+        let cell = self.grid.as_ref().map_or(&[][..], |g| g.entries(point));
+        for entry in cell {
+            let (ai, ri) = (entry.owner as usize, entry.area as usize);
             let agency = &self.city.agencies[ai];
-            if !agency.handles(category) || !self.prepared[ai][ri].contains(point) {
+            if !self.handles(ai, category_index, category)
+                || !(entry.inside || self.prepared[ai][ri].contains(point))
+            {
                 continue;
             }
             let size = self.area_sizes[ai][ri];
