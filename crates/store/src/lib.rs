@@ -162,6 +162,12 @@ pub struct Store {
     pool: Pool,
     backend: Backend,
     writes: Arc<WriteHealth>,
+    /// SQLite's writers take turns here, first come first served: SQLite admits one writer at
+    /// a time, and a writer that finds the database locked sleeps in SQLite's busy handler in
+    /// growing steps (up to 100 ms), so a citizen report waiting behind a batch of readings
+    /// could wait several times as long as the batch took (`dispecer-bench --row latency`).
+    /// Unused on PostgreSQL, which has row locks.
+    write_turns: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Writes that keep failing (a full disk, a database that went away): since when, and why.
@@ -235,6 +241,15 @@ impl Store {
         Ok(store)
     }
 
+    /// This writer's turn on SQLite (held until the returned guard drops); nothing to wait for on
+    /// PostgreSQL.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.pool {
+            Pool::Sqlite(_) => Some(self.write_turns.lock().await),
+            Pool::Postgres(_) => None,
+        }
+    }
+
     async fn open_sqlite(url: &str, in_memory: bool) -> Result<Store, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::InvalidUrl(e.to_string()))?
@@ -291,6 +306,7 @@ impl Store {
             pool: Pool::Sqlite(pool),
             backend: Backend::Sqlite,
             writes: Arc::default(),
+            write_turns: Arc::default(),
         })
     }
 
@@ -323,6 +339,7 @@ impl Store {
             pool: Pool::Postgres(pool),
             backend: Backend::Postgres,
             writes: Arc::default(),
+            write_turns: Arc::default(),
         })
     }
 
@@ -410,7 +427,10 @@ impl Store {
         event: &Event,
         change: &IncidentChange,
     ) -> Result<Recorded, StoreError> {
-        let result = self.record_once(event, change).await;
+        let result = {
+            let _turn = self.write_turn().await;
+            self.record_once(event, change).await
+        };
         self.writes.note(&result);
         result
     }
@@ -521,6 +541,7 @@ impl Store {
         incident: &Incident,
         entry: &NewTimelineEntry,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let routing = routing_json(&incident.routing);
         let detail = entry.detail.to_string();
         with_pool!(self, |pool| {
@@ -690,7 +711,10 @@ impl Store {
 
     /// Keeps a message that could not be accepted; returns its number.
     pub async fn record_dead_letter(&self, dl: &NewDeadLetter) -> Result<i64, StoreError> {
-        let result = self.record_dead_letter_once(dl).await;
+        let result = {
+            let _turn = self.write_turn().await;
+            self.record_dead_letter_once(dl).await
+        };
         self.writes.note(&result);
         result
     }

@@ -169,7 +169,10 @@ impl Store {
     /// Stores `readings` in one transaction; a reading already stored (same sensor, metric and
     /// time) is skipped. Returns how many were new. Returns only after commit.
     pub async fn record_readings(&self, readings: &[Reading]) -> Result<u64, StoreError> {
-        let result = self.record_readings_once(readings).await;
+        let result = {
+            let _turn = self.write_turn().await;
+            self.record_readings_once(readings).await
+        };
         self.writes.note(&result);
         result
     }
