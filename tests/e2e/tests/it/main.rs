@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failure should stop the test loudly
 
+mod accounts;
 mod agency_updates;
 mod browser;
 mod disk_full;
