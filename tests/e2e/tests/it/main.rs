@@ -5,6 +5,7 @@
 mod accounts;
 mod agency_updates;
 mod browser;
+mod console;
 mod disk_full;
 mod gdpr;
 mod http_ingest;
