@@ -131,9 +131,7 @@ async fn wait_queue(browser: &Client, want: &[&str]) -> Result<()> {
 /// Opens a counter's chart with the keyboard (its marker, Enter) and waits for it to be drawn.
 async fn open_chart(browser: &Client, name: &str, baseline: &str) -> Result<u32> {
     let marker = browser
-        .find(Locator::Css(&format!(
-            ".sensor-icon[title='{name}']"
-        )))
+        .find(Locator::Css(&format!(".sensor-icon[title='{name}']")))
         .await
         .with_context(|| format!("no marker for the counter {name}"))?;
     marker.send_keys("\u{E007}").await?;
