@@ -30,7 +30,7 @@ async fn publish_readings(mqtt: &mut MqttClient) -> Result<()> {
         let mut records = Vec::new();
         for i in 0..=24 {
             let t = i * 900;
-            let v = speed + f64::from(i32::try_from(i % 4)?);
+            let v = speed + f64::from(i % 4);
             if i == 0 {
                 records.push(json!({"bn": format!("{SENSOR}/"), "bt": base, "n": "speed", "u": "km/h", "v": v}));
             } else {
