@@ -293,9 +293,10 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
     let store = Store::connect(&opts.database_url).await.context("store")?;
     tracing::info!(backend = %store.backend(), "store ready");
     record_city_config(&store, &opts.city, city.city().id.as_str()).await?;
-    if sim.is_some() {
-        crate::users::demo_users(&store, city.city()).await?;
-    }
+    let demo_users = match sim {
+        Some(_) => crate::users::demo_users(&store, city.city()).await?,
+        None => Vec::new(),
+    };
 
     let endpoint = match &opts.mqtt_url {
         Some(url) => Endpoint::parse(url)?,
@@ -414,6 +415,9 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
             .with_context(|| format!("cannot write {}", file.display()))?;
     }
     tracing::info!(dashboard = %format!("http://{http_addr}/"), mqtt = %endpoint, "dispecer ready");
+    for line in &demo_users {
+        eprintln!("{line}");
+    }
 
     if let Some(sim) = sim {
         let sim_city = Arc::new(city.city().clone());

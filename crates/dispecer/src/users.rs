@@ -121,8 +121,9 @@ pub async fn run(command: UserCommand) -> anyhow::Result<()> {
 }
 
 /// The demo's users: an operator, a supervisor and one agency user of the water company
-/// (or the city's first agency), each with a fresh random password printed once at start.
-pub async fn demo_users(store: &Store, city: &model::City) -> anyhow::Result<()> {
+/// (or the city's first agency), each with a fresh random password. Returns the lines to print
+/// once the server is ready.
+pub async fn demo_users(store: &Store, city: &model::City) -> anyhow::Result<Vec<String>> {
     let water = if city.agency("apa-brasov").is_some() {
         Some("apa-brasov".to_owned())
     } else {
@@ -156,9 +157,9 @@ pub async fn demo_users(store: &Store, city: &model::City) -> anyhow::Result<()>
             agency.map(|a| format!(" of {a}")).unwrap_or_default()
         ));
     }
-    eprintln!("demo users (user name, password), valid until the next demo start:");
-    for l in lines {
-        eprintln!("{l}");
-    }
-    Ok(())
+    lines.insert(
+        0,
+        "demo users (user name, password), valid until the next demo start:".to_owned(),
+    );
+    Ok(lines)
 }

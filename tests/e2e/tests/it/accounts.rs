@@ -325,3 +325,75 @@ async fn logins_are_rate_limited_per_name_and_per_address() -> Result<()> {
     assert_eq!(status, 429);
     Ok(())
 }
+
+/// `dispecer demo` makes an operator, a supervisor and a water-company user, prints their
+/// passwords once it is ready, and they can log in.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_prints_users_who_can_log_in() -> Result<()> {
+    let dir = TempDir::new("dispecer-demo-users");
+    let log = dir.path().join("demo.log");
+    let mut child = std::process::Command::new(e2e::dispecer_bin()?)
+        .args([
+            "demo",
+            "--traffic-every-s",
+            "0",
+            "--reports-per-minute",
+            "0",
+        ])
+        .args(["--utility-events-per-minute", "0"])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}/d.sqlite", dir.path().display()))
+        .arg("--city")
+        .arg(e2e::repo_root().join("cities/brasov"))
+        .args(["--http-addr", "127.0.0.1:0", "--mqtt-listen"])
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("--ready-file")
+        .arg(dir.path().join("ready.json"))
+        .args(["--mqtt-client-id", "dispecer-e2e-demo-users"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()?;
+    let result = async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let (text, http) = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let ready = std::fs::read_to_string(dir.path().join("ready.json")).ok();
+            if let (true, Some(ready)) = (text.contains("demo-agency "), ready) {
+                let doc: Value = serde_json::from_str(&ready)?;
+                break (
+                    text,
+                    format!("http://{}", doc["http"].as_str().context("http")?),
+                );
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "no demo users printed:\n{text}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        let password = |name: &str| -> Result<String> {
+            text.lines()
+                .map(str::split_whitespace)
+                .find_map(|mut w| (w.next() == Some(name)).then(|| w.next()).flatten())
+                .map(str::to_owned)
+                .with_context(|| format!("no password printed for {name}:\n{text}"))
+        };
+        for (name, role, agency) in [
+            ("demo-operator", "operator", Value::Null),
+            ("demo-supervisor", "supervisor", Value::Null),
+            ("demo-agency", "agency", json!("apa-brasov")),
+        ] {
+            let me = login(&http, name, &password(name)?).await?.me;
+            assert_eq!(
+                (&me["role"], &me["agency"]),
+                (&json!(role), &agency),
+                "{me}"
+            );
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
