@@ -257,7 +257,8 @@ pub(crate) async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Call
     }
     let session = session(state, headers).await?.ok_or_else(|| {
         Problem::unauthorized(
-            "log in (POST /api/v1/session) or send an API token: Authorization: Bearer <token>",
+            "an API token is required (Authorization: Bearer <token>), or a session \
+             (POST /api/v1/session)",
         )
     })?;
     check_csrf(&session, headers)?;
