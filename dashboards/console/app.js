@@ -105,6 +105,8 @@ const state = {
   session: null,
   /** id → { kind: 'ok' | 'error' | 'busy', text }: the last action's outcome, shown in the popup. */
   actionNotes: new Map(),
+  /** id → the incident's timeline entries (GET api/v1/incidents/{id}/timeline), for its popup. */
+  timelines: new Map(),
   /** The sensor chart: which sensor, range and measure, and the uPlot instance. */
   sensor: { feature: null, range: '24h', metric: 'speed', plot: null, seq: 0, data: null },
 };
@@ -937,6 +939,7 @@ function updateMarker(id, feature) {
         event.popup.update();
       }
       selectRow(id);
+      loadTimeline(id);
       // Opened from the queue with the keyboard: carry the focus into the popup.
       if ($('queue-list').contains(document.activeElement)) {
         event.popup.getElement()?.querySelector('button[data-act], select, input')?.focus();
@@ -954,7 +957,10 @@ function updateMarker(id, feature) {
       marker.setIcon(markerIcon(id, feature));
     }
     marker.setZIndexOffset(zIndexFor(feature));
-    if (marker.isPopupOpen()) marker.getPopup().update();
+    if (marker.isPopupOpen()) {
+      marker.getPopup().update();
+      loadTimeline(id);
+    }
   }
   state.markerKeys.set(id, key);
   return marker;
@@ -1039,6 +1045,7 @@ function popupHtml(id) {
         ${p.resolve_due && isOpen(feature) ? row(t('popup.resolve_due'), deadlineHtml(p.resolve_due)) : ''}
         ${p.escalated === true ? row(t('popup.escalation'), `<span class="mark mark-escalated">${esc(t('mark.escalated'))}</span>`) : ''}
       </table>
+      ${actionsHtml(id, feature)}
       ${description ? `<div class="popup-section"><div class="popup-label">${esc(t('popup.description'))}</div><p class="popup-description">${esc(description)}</p></div>` : ''}
       <div class="popup-section">
         <div class="popup-label">${esc(t('popup.routing'))}</div>
@@ -1046,7 +1053,7 @@ function popupHtml(id) {
         ${alternatives.length ? `<div class="popup-label">${esc(t('popup.alternatives'))}</div>
         <ul class="popup-alternatives">${alternatives.map((a) => `<li>${esc(alternativeText(a))}</li>`).join('')}</ul>` : ''}
       </div>
-      ${actionsHtml(id, feature)}
+      <div class="popup-section popup-timeline" data-timeline-for="${esc(id)}">${timelineHtml(id)}</div>
       <div class="popup-id">${esc(t('popup.id'))}: <code>${esc(id)}</code></div>
     </div>`;
 }
@@ -1422,7 +1429,9 @@ async function submitLogin(event) {
       showLoginError(t('login.wrong'));
     } else if (response.status === 429) {
       const seconds = Number(response.headers.get('Retry-After')) || 60;
-      showLoginError(t('login.limited', { seconds: formatNumber(state.lang, seconds) }));
+      showLoginError(seconds > 90
+        ? t('login.limited.minutes', { minutes: formatNumber(state.lang, Math.ceil(seconds / 60)) })
+        : t('login.limited', { seconds: formatNumber(state.lang, seconds) }));
     } else {
       showLoginError(t('login.failed', { status: response.status }));
     }
@@ -1528,6 +1537,40 @@ function actionsHtml(id, feature) {
         <div class="action-assign"><select id="${esc(agencyId)}" class="action-agency">${assignOptions(feature)}</select>${button(assign)}</div>` : ''}
         <p class="action-status${note ? ` is-${note.kind}` : ''}" role="status">${note ? esc(note.text) : ''}</p>
       </div>`;
+}
+
+/** The newest entries first: when, what, who, why. */
+const TIMELINE_SHOWN = 8;
+
+function timelineHtml(id) {
+  const entries = state.timelines.get(id);
+  const label = `<div class="popup-label">${esc(t('timeline.title'))}</div>`;
+  if (!entries) return `${label}<p class="timeline-empty">${esc(t('app.loading'))}</p>`;
+  const shown = [...entries].reverse().slice(0, TIMELINE_SHOWN);
+  const kindName = (kind) => {
+    const key = `timeline.kind.${kind}`;
+    const text = t(key);
+    return text === key ? String(kind ?? '') : text;
+  };
+  return `${label}<ol class="timeline">${shown.map((e) => `
+    <li><span class="timeline-at">${esc(formatDateTime(e.at))}</span>
+      <span class="timeline-what">${esc(kindName(e.kind))}${e.to && e.from !== e.to ? ` → ${esc(statusName(e.to))}` : ''}</span>
+      <span class="timeline-who">${esc(e.actor ?? '')}</span>
+      ${e.reason ? `<span class="timeline-why">${esc(e.reason)}</span>` : ''}</li>`).join('')}</ol>
+    ${entries.length > TIMELINE_SHOWN ? `<p class="timeline-more">${esc(t('timeline.more', { n: formatNumber(state.lang, entries.length - TIMELINE_SHOWN) }))}</p>` : ''}`;
+}
+
+/** Fetches an incident's timeline and redraws only that part of its popup (the reason being typed stays). */
+async function loadTimeline(id) {
+  try {
+    const doc = await fetchJson(`api/v1/incidents/${encodeURIComponent(id)}/timeline`);
+    state.timelines.set(id, Array.isArray(doc.timeline) ? doc.timeline : []);
+  } catch {
+    return;
+  }
+  const box = state.markers.get(id)?.getPopup()?.getElement()
+    ?.querySelector(`[data-timeline-for="${CSS.escape(id)}"]`);
+  if (box) box.innerHTML = timelineHtml(id);
 }
 
 function refreshPopup(id) {

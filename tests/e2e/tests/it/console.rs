@@ -294,6 +294,16 @@ async fn operators_and_agencies_work_from_the_console() -> Result<()> {
 
         // Acknowledge, then resolve, the pothole from its popup.
         act_in_popup(&browser, &server, &pothole, "acknowledge", "acknowledged").await?;
+        // The popup's history names who did it.
+        browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::XPath(
+                "//div[contains(@class, 'leaflet-popup')]//ol[@class='timeline']\
+                 /li[contains(., 'Confirmat')][contains(., 'user:ana')]",
+            ))
+            .await
+            .context("the popup's history does not show ana's acknowledgement")?;
         // The operator's choices include reassigning, with the routing's alternatives first.
         browser
             .find(Locator::Css(".leaflet-popup select.action-agency option"))
