@@ -45,18 +45,18 @@ async fn get_as(http: &str, who: &Login, path: &str) -> Result<(u16, Value)> {
     Ok((status, resp.json().await.unwrap_or(Value::Null)))
 }
 
-/// The ids and agencies of the snapshot a WebSocket client with `cookie` gets first.
-async fn stream_snapshot(http: &str, cookie: &str) -> Result<Vec<(String, String)>> {
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket client of the stream with `cookie`, and the ids and agencies of its snapshot.
+async fn stream_as(http: &str, cookie: &str) -> Result<(Ws, Vec<(String, String)>)> {
     let mut req =
         format!("{}/api/v1/stream", http.replacen("http://", "ws://", 1)).into_client_request()?;
     req.headers_mut().insert("cookie", cookie.parse()?);
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
-    let msg = tokio::time::timeout(std::time::Duration::from_secs(15), ws.next())
-        .await?
-        .context("closed")??;
-    let frame: Value = serde_json::from_str(msg.to_text()?)?;
+    let frame = next_frame(&mut ws).await?;
     assert_eq!(frame["type"], "snapshot");
-    Ok(frame["incidents"]["features"]
+    let ids = frame["incidents"]["features"]
         .as_array()
         .context("features")?
         .iter()
@@ -66,7 +66,27 @@ async fn stream_snapshot(http: &str, cookie: &str) -> Result<Vec<(String, String
                 f["properties"]["agency"].as_str().unwrap_or("").to_owned(),
             )
         })
-        .collect())
+        .collect();
+    Ok((ws, ids))
+}
+
+async fn next_frame(ws: &mut Ws) -> Result<Value> {
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(15), ws.next())
+            .await
+            .context("no frame within 15 s")?
+            .context("closed")??;
+        if let Ok(text) = msg.to_text() {
+            if !text.is_empty() {
+                return Ok(serde_json::from_str(text)?);
+            }
+        }
+    }
+}
+
+/// The ids and agencies of the snapshot a WebSocket client with `cookie` gets first.
+async fn stream_snapshot(http: &str, cookie: &str) -> Result<Vec<(String, String)>> {
+    Ok(stream_as(http, cookie).await?.1)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -248,6 +268,61 @@ async fn users_log_in_act_with_csrf_and_agencies_see_only_theirs() -> Result<()>
         .await?;
         assert_eq!(status, 200, "{action}: {body}");
     }
+
+    // The agency's stream: a new water leak comes; once reassigned to another agency it is
+    // heard of once more (so the console can drop it), then no longer.
+    let (mut ioana_ws, _) = stream_as(&http, &ioana.cookie).await?;
+    mqtt.publish(
+        "dispecer/v1/in/citizen/reports",
+        citizen_report("acc-3", "water_leak", 25.5600, 45.6300),
+    )
+    .await?;
+    let f = next_frame(&mut ioana_ws).await?;
+    assert_eq!(
+        (&f["type"], &f["change"]),
+        (&json!("incident"), &json!("opened")),
+        "{f}"
+    );
+    let third = f["incident"]["id"].as_str().context("id")?.to_owned();
+    let (status, body) = act(
+        &http,
+        &ana,
+        Some(&ana.csrf),
+        &third,
+        json!({"action": "assign", "agency": "domeniu-public"}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    let f = next_frame(&mut ioana_ws).await?;
+    assert_eq!(
+        (
+            f["incident"]["id"].as_str(),
+            f["incident"]["properties"]["agency"].as_str()
+        ),
+        (Some(third.as_str()), Some("domeniu-public")),
+        "the agency hears once that it left: {f}"
+    );
+    let (status, body) = act(
+        &http,
+        &ana,
+        Some(&ana.csrf),
+        &third,
+        json!({"action": "note", "reason": "nu mai e al apei"}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    mqtt.publish(
+        "dispecer/v1/in/citizen/reports",
+        citizen_report("acc-4", "water_leak", 25.6300, 45.6700),
+    )
+    .await?;
+    let f = next_frame(&mut ioana_ws).await?;
+    assert_ne!(
+        f["incident"]["id"].as_str(),
+        Some(third.as_str()),
+        "not another agency's: {f}"
+    );
+    assert_eq!(f["incident"]["properties"]["agency"], "apa-brasov", "{f}");
 
     // Logout needs the CSRF token, ends the session and clears the cookie.
     let logout = |csrf: Option<String>| {
