@@ -199,6 +199,24 @@ async fn operators_and_agencies_work_from_the_console() -> Result<()> {
             "the console is hidden before login"
         );
         screenshot(&browser, "login").await?;
+        // In English too (the city's default, Romanian, comes first).
+        browser
+            .find(Locator::Css("#login-lang button[data-lang='en']"))
+            .await?
+            .click()
+            .await?;
+        let title = browser.find(Locator::Id("login-title")).await?.text().await?;
+        assert_eq!(title, "Log in");
+        screenshot(&browser, "login-en").await?;
+        browser
+            .find(Locator::Css("#login-lang button[data-lang='ro']"))
+            .await?
+            .click()
+            .await?;
+        assert_eq!(
+            browser.find(Locator::Id("login-title")).await?.text().await?,
+            "Autentificare"
+        );
 
         // A wrong password: refused, said so on the screen.
         let login_error = |expected: &'static str| {
@@ -350,13 +368,20 @@ async fn operators_and_agencies_work_from_the_console() -> Result<()> {
         let title = browser.find(Locator::Id("queue-title-text")).await?.text().await?;
         assert!(title.contains("Apa") || title.contains("apa"), "{title:?}");
         screenshot(&browser, "console-agency").await?;
+        browser
+            .find(Locator::Css("#lang-switch button[data-lang='en']"))
+            .await?
+            .click()
+            .await?;
+        let title = browser.find(Locator::Id("queue-title-text")).await?.text().await?;
+        assert!(title.starts_with("Incidents of"), "{title:?}");
         act_in_popup(&browser, &server, &water, "acknowledge", "acknowledged").await?;
         // An agency user is offered no reassignment or rejection.
         assert!(browser
             .find_all(Locator::Css(".leaflet-popup button[data-act='assign'], .leaflet-popup button[data-act='reject']"))
             .await?
             .is_empty());
-        screenshot(&browser, "incident-agency-actions").await?;
+        screenshot(&browser, "incident-agency-actions-en").await?;
         act_in_popup(&browser, &server, &water, "resolve", "resolved").await?;
         wait_queue(&browser, &[]).await?;
 
