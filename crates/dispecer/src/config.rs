@@ -289,6 +289,51 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// `user add`: a role is required and must be one of the four; --agency is taken as given
+    /// (whether it fits the role is checked when the command runs).
+    #[test]
+    fn user_add_flags() {
+        let add = |args: &[&str]| {
+            Cli::try_parse_from(["dispecer", "user", "add"].iter().chain(args)).map(|cli| match cli
+                .command
+            {
+                Command::User(UserCommand::Add(a)) => {
+                    (a.username, a.role, a.agency, a.password_stdin)
+                }
+                other => panic!("parsed as {other:?}"),
+            })
+        };
+        assert_eq!(
+            add(&[
+                "--username",
+                "ioana",
+                "--role",
+                "agency",
+                "--agency",
+                "apa-brasov",
+                "--password-stdin"
+            ])
+            .ok(),
+            Some((
+                "ioana".to_owned(),
+                RoleArg::Agency,
+                Some("apa-brasov".to_owned()),
+                true
+            ))
+        );
+        assert_eq!(
+            add(&["--username", "admin", "--role", "admin"]).ok(),
+            Some(("admin".to_owned(), RoleArg::Admin, None, false))
+        );
+        for refused in [
+            &["--username", "x"][..],
+            &["--role", "operator"][..],
+            &["--username", "x", "--role", "root"][..],
+        ] {
+            assert!(add(refused).is_err(), "{refused:?} must be refused");
+        }
+    }
+
     /// `token create`: which flags give which token, and which combinations are refused.
     #[test]
     fn token_create_flags() {
