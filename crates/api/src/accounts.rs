@@ -43,9 +43,18 @@ pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
 /// Largest login body, in bytes.
 pub const MAX_LOGIN_BODY: usize = 4096;
 
+/// Password hashes computed at once. Each takes 19 MiB and tens of milliseconds of CPU by
+/// design; without a bound a flood of logins would queue hundreds on the blocking pool. Waiters
+/// wait their turn (the login limiter keeps one source from filling the queue).
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
 /// Hashes a password with argon2id and a random salt, on the blocking pool (it takes tens of
 /// milliseconds of CPU by design). Returns the PHC string to store.
 pub async fn hash_password(password: String) -> Result<String, PasswordError> {
+    let _turn = HASHING
+        .acquire()
+        .await
+        .map_err(|e| PasswordError::Hash(e.to_string()))?;
     tokio::task::spawn_blocking(move || {
         use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
         let salt = SaltString::generate(&mut OsRng);
@@ -60,6 +69,10 @@ pub async fn hash_password(password: String) -> Result<String, PasswordError> {
 
 /// Whether `password` matches the PHC string `hash`, checked on the blocking pool.
 pub async fn verify_password(password: String, hash: String) -> Result<bool, PasswordError> {
+    let _turn = HASHING
+        .acquire()
+        .await
+        .map_err(|e| PasswordError::Hash(e.to_string()))?;
     tokio::task::spawn_blocking(move || {
         use argon2::password_hash::{PasswordHash, PasswordVerifier};
         let parsed = PasswordHash::new(&hash).map_err(|e| PasswordError::Stored(e.to_string()))?;
