@@ -107,6 +107,8 @@ const state = {
   actionNotes: new Map(),
   /** id → the incident's timeline entries (GET api/v1/incidents/{id}/timeline), for its popup. */
   timelines: new Map(),
+  /** id → citizens' contact details, asked for explicitly (each reading is logged); dropped when its popup closes. */
+  contacts: new Map(),
   /** The sensor chart: which sensor, range and measure, and the uPlot instance. */
   sensor: { feature: null, range: '24h', metric: 'speed', plot: null, seq: 0, data: null },
 };
@@ -946,6 +948,7 @@ function updateMarker(id, feature) {
       }
     });
     marker.on('popupclose', () => {
+      state.contacts.delete(id);
       if (state.selectedId === id) selectRow(null);
     });
     marker.addTo(incidentLayer);
@@ -1053,6 +1056,7 @@ function popupHtml(id) {
         ${alternatives.length ? `<div class="popup-label">${esc(t('popup.alternatives'))}</div>
         <ul class="popup-alternatives">${alternatives.map((a) => `<li>${esc(alternativeText(a))}</li>`).join('')}</ul>` : ''}
       </div>
+      ${contactsHtml(id, feature)}
       <div class="popup-section popup-timeline" data-timeline-for="${esc(id)}">${timelineHtml(id)}</div>
       <div class="popup-id">${esc(t('popup.id'))}: <code>${esc(id)}</code></div>
     </div>`;
@@ -1573,6 +1577,54 @@ async function loadTimeline(id) {
   if (box) box.innerHTML = timelineHtml(id);
 }
 
+/** Who may see citizens' contact details: operators, supervisors, admins, and the agency responsible. */
+function maySeeContacts(feature) {
+  const s = state.session;
+  if (!s) return false;
+  return STAFF.includes(s.role) || (s.role === 'agency' && s.agency === feature.properties?.agency);
+}
+
+function contactsHtml(id, feature) {
+  if (!maySeeContacts(feature)) return '';
+  const list = state.contacts.get(id);
+  let body;
+  if (list == null) {
+    body = `<button type="button" class="act" data-contacts="${esc(id)}">${esc(t('contacts.show'))}</button>
+      <p class="contacts-note">${esc(t('contacts.logged'))}</p>`;
+  } else if (typeof list === 'string') {
+    body = `<p class="action-status is-error">${esc(list)}</p>`;
+  } else if (!list.length) {
+    body = `<p class="contacts-note">${esc(t('contacts.none'))}</p>`;
+  } else {
+    body = `<ul class="contacts">${list.map((c) => `<li>
+      ${c.name ? `<span class="contact-name">${esc(c.name)}</span>` : ''}
+      ${c.email ? `<a href="mailto:${esc(c.email)}">${esc(c.email)}</a>` : ''}
+      ${c.phone ? `<a href="tel:${esc(String(c.phone).replace(/[^+\d]/g, ''))}">${esc(c.phone)}</a>` : ''}
+    </li>`).join('')}</ul>`;
+  }
+  return `<div class="popup-section popup-contacts" data-contacts-for="${esc(id)}">
+    <div class="popup-label">${esc(t('contacts.title'))}</div>${body}</div>`;
+}
+
+async function loadContacts(id) {
+  try {
+    const response = await fetch(apiUrl(`api/v1/incidents/${encodeURIComponent(id)}/contacts`), {
+      headers: { Accept: 'application/json' },
+      cache: 'no-store',
+    });
+    const doc = await response.json().catch(() => null);
+    state.contacts.set(id, response.ok && Array.isArray(doc?.contacts)
+      ? doc.contacts
+      : t('actions.refused', { detail: doc?.detail ?? `HTTP ${response.status}` }));
+  } catch {
+    state.contacts.set(id, t('login.network'));
+  }
+  const feature = state.incidents.get(id);
+  const box = state.markers.get(id)?.getPopup()?.getElement()
+    ?.querySelector(`[data-contacts-for="${CSS.escape(id)}"]`);
+  if (box && feature) box.outerHTML = contactsHtml(id, feature);
+}
+
 function refreshPopup(id) {
   const marker = state.markers.get(id);
   if (marker?.isPopupOpen()) marker.getPopup().update();
@@ -1884,9 +1936,16 @@ function wireEvents() {
   // Capture: Leaflet stops clicks inside a popup from bubbling.
   document.addEventListener('click', (event) => {
     const button = event.target.closest?.('button[data-act]');
-    if (!button) return;
-    event.preventDefault();
-    runAction(button);
+    if (button) {
+      event.preventDefault();
+      runAction(button);
+      return;
+    }
+    const contacts = event.target.closest?.('button[data-contacts]');
+    if (contacts) {
+      event.preventDefault();
+      loadContacts(contacts.dataset.contacts);
+    }
   }, true);
   $('sensor-close').addEventListener('click', closeSensor);
   $('sensor-ranges').addEventListener('click', (event) => {

@@ -193,6 +193,10 @@ const STRINGS = {
     'actions.refused': 'Refuzat: {detail}',
     'actions.network': 'Serverul nu răspunde; acțiunea nu a fost înregistrată.',
 
+    'contacts.title': 'Date de contact ale cetățenilor',
+    'contacts.show': 'Arată datele de contact',
+    'contacts.logged': 'Date personale: fiecare consultare este înregistrată.',
+    'contacts.none': 'Niciun cetățean nu și-a lăsat datele de contact.',
     'timeline.title': 'Istoric',
     'timeline.more': 'și încă {n} mai vechi',
     'timeline.kind.opened': 'Deschis',
@@ -410,6 +414,10 @@ const STRINGS = {
     'actions.refused': 'Refused: {detail}',
     'actions.network': 'The server does not answer; the action was not recorded.',
 
+    'contacts.title': 'Citizens’ contact details',
+    'contacts.show': 'Show contact details',
+    'contacts.logged': 'Personal data: every reading is logged.',
+    'contacts.none': 'No citizen left contact details.',
     'timeline.title': 'History',
     'timeline.more': 'and {n} older',
     'timeline.kind.opened': 'Opened',

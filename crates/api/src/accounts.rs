@@ -261,9 +261,10 @@ fn check_csrf(session: &Session, headers: &HeaderMap) -> Result<(), Problem> {
     }
 }
 
-/// The caller of a state-changing request: a Bearer token when there is an `Authorization`
-/// header, otherwise the cookie's session with its CSRF token checked. 401 with neither.
-pub(crate) async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Problem> {
+/// The caller of a read that needs one: a Bearer token when there is an `Authorization` header,
+/// otherwise the cookie's session (no CSRF token: nothing changes, and the cookie is
+/// `SameSite=Strict`). 401 with neither.
+pub(crate) async fn reader(state: &AppState, headers: &HeaderMap) -> Result<Caller, Problem> {
     if headers.contains_key(header::AUTHORIZATION) {
         let (scope, prefix) = scope(state, headers).await?;
         return Ok(Caller::Token(scope, prefix));
@@ -274,8 +275,17 @@ pub(crate) async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Call
              (POST /api/v1/session)",
         )
     })?;
-    check_csrf(&session, headers)?;
     Ok(Caller::Session(session))
+}
+
+/// The caller of a state-changing request: as [`reader`], and a session must also carry its
+/// CSRF token.
+pub(crate) async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Problem> {
+    let caller = reader(state, headers).await?;
+    if let Caller::Session(session) = &caller {
+        check_csrf(session, headers)?;
+    }
+    Ok(caller)
 }
 
 /// The agency a read must be limited to: that of an agency user's session; `None` for anyone

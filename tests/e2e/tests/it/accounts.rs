@@ -269,6 +269,35 @@ async fn users_log_in_act_with_csrf_and_agencies_see_only_theirs() -> Result<()>
         assert_eq!(status, 200, "{action}: {body}");
     }
 
+    // Citizens' contact details: operators, and the agency responsible only.
+    assert_eq!(
+        get_as(
+            &http,
+            &ana,
+            &format!("/api/v1/incidents/{}/contacts", pothole.0)
+        )
+        .await?
+        .0,
+        200
+    );
+    assert_eq!(
+        get_as(
+            &http,
+            &ioana,
+            &format!("/api/v1/incidents/{}/contacts", water.0)
+        )
+        .await?
+        .0,
+        200
+    );
+    let (status, body) = get_as(
+        &http,
+        &ioana,
+        &format!("/api/v1/incidents/{}/contacts", pothole.0),
+    )
+    .await?;
+    assert_eq!(status, 403, "{body}");
+
     // The agency's stream: a new water leak comes; once reassigned to another agency it is
     // heard of once more (so the console can drop it), then no longer.
     let (mut ioana_ws, _) = stream_as(&http, &ioana.cookie).await?;

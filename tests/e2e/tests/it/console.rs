@@ -47,6 +47,13 @@ async fn publish_readings(mqtt: &mut MqttClient) -> Result<()> {
     Ok(())
 }
 
+/// A report with the citizen's contact details.
+fn with_contact(report: String) -> Result<String> {
+    let mut v: Value = serde_json::from_str(&report)?;
+    v["properties"]["contact"] = json!({"name": "Maria Ionescu", "email": "maria@example.ro"});
+    Ok(v.to_string())
+}
+
 /// Waits until `id`'s stored status is `status`.
 async fn wait_status(server: &Dispecer, id: &str, status: &str) -> Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -280,7 +287,7 @@ async fn operators_and_agencies_work_from_the_console() -> Result<()> {
         {
             mqtt.publish(
                 "dispecer/v1/in/citizen/reports",
-                citizen_report(&format!("console-{n}-{}", uuid::Uuid::now_v7()), category, lon, lat),
+                with_contact(citizen_report(&format!("console-{n}-{}", uuid::Uuid::now_v7()), category, lon, lat))?,
             )
             .await?;
             let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -376,6 +383,22 @@ async fn operators_and_agencies_work_from_the_console() -> Result<()> {
         let title = browser.find(Locator::Id("queue-title-text")).await?.text().await?;
         assert!(title.starts_with("Incidents of"), "{title:?}");
         act_in_popup(&browser, &server, &water, "acknowledge", "acknowledged").await?;
+        // The agency responsible asks for the citizen's contact details, and sees them.
+        browser
+            .find(Locator::Css(".leaflet-popup button[data-contacts]"))
+            .await
+            .context("no button for the contact details")?
+            .click()
+            .await?;
+        browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::XPath(
+                "//div[contains(@class, 'leaflet-popup')]//ul[@class='contacts']\
+                 /li[contains(., 'Maria Ionescu')][contains(., 'maria@example.ro')]",
+            ))
+            .await
+            .context("the contact details are not shown")?;
         // An agency user is offered no reassignment or rejection.
         assert!(browser
             .find_all(Locator::Css(".leaflet-popup button[data-act='assign'], .leaflet-popup button[data-act='reject']"))
