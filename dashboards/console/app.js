@@ -107,6 +107,8 @@ const state = {
   actionNotes: new Map(),
   /** id → the incident's timeline entries (GET api/v1/incidents/{id}/timeline), for its popup. */
   timelines: new Map(),
+  /** The queue's filters ('' = any) and order: newest, severity or due (soonest deadline first). */
+  filter: { status: '', severity: '', category: '', agency: '', district: '', overdue: false, sort: 'newest' },
   /** id → citizens' contact details, asked for explicitly (each reading is logged); dropped when its popup closes. */
   contacts: new Map(),
   /** The sensor chart: which sensor, range and measure, and the uPlot instance. */
@@ -332,6 +334,7 @@ function applyLanguage() {
   $('login-city').textContent = $('city-name').textContent;
   renderLanguageSwitch();
   renderUser();
+  renderFilters();
   renderSensorPanel();
   renderConnection();
   renderStore();
@@ -1076,12 +1079,41 @@ function scheduleRender() {
   });
 }
 
+function passesFilter(f, now) {
+  const q = state.filter;
+  const p = f.properties ?? {};
+  return (!q.status || statusOf(f) === q.status)
+    && (!q.severity || severityOf(f) === q.severity)
+    && (!q.category || p.category === q.category)
+    && (!q.agency || p.agency === q.agency)
+    && (!q.district || p.district === q.district)
+    && (!q.overdue || isOverdue(f, now));
+}
+
+/** The next deadline an open incident has (acknowledge while awaiting it, else resolve). */
+function nextDue(f) {
+  const p = f.properties ?? {};
+  const ack = AWAITING_ACK.has(statusOf(f)) ? parseTime(p.ack_due) : null;
+  return ack ?? parseTime(p.resolve_due) ?? Infinity;
+}
+
 function openIncidentsNewestFirst() {
   const rows = [];
+  const now = Date.now();
   for (const [id, f] of state.incidents) {
-    if (isOpen(f)) rows.push([id, f, parseTime(f.properties?.opened_at) ?? 0]);
+    if (isOpen(f) && passesFilter(f, now)) rows.push([id, f, parseTime(f.properties?.opened_at) ?? 0]);
   }
-  rows.sort((a, b) => b[2] - a[2] || (a[0] < b[0] ? 1 : -1));
+  const newest = (a, b) => b[2] - a[2] || (a[0] < b[0] ? 1 : -1);
+  const rank = (f) => {
+    const i = SEVERITIES.indexOf(severityOf(f));
+    return i < 0 ? SEVERITIES.length : i;
+  };
+  const orders = {
+    newest,
+    severity: (a, b) => rank(a[1]) - rank(b[1]) || newest(a, b),
+    due: (a, b) => nextDue(a[1]) - nextDue(b[1]) || newest(a, b),
+  };
+  rows.sort(orders[state.filter.sort] ?? newest);
   return rows;
 }
 
@@ -1136,7 +1168,8 @@ function renderQueue() {
   $('queue-count').textContent = formatNumber(state.lang, rows.length);
 
   let placeholder = list.querySelector('.queue-empty');
-  const message = !state.loaded ? t('queue.loading') : rows.length ? null : t('queue.empty');
+  const filtered = Object.entries(state.filter).some(([k, v]) => k !== 'sort' && v);
+  const message = !state.loaded ? t('queue.loading') : rows.length ? null : t(filtered ? 'filters.none' : 'queue.empty');
   if (message != null) {
     if (!placeholder) {
       placeholder = document.createElement('li');
@@ -1546,6 +1579,31 @@ function actionsHtml(id, feature) {
 /** The newest entries first: when, what, who, why. */
 const TIMELINE_SHOWN = 8;
 
+/** The filter bar above the queue; redrawn with the language (and the city's names). */
+function renderFilters() {
+  const form = $('queue-filters');
+  if (!form || !state.city) return;
+  const q = state.filter;
+  const agencyUser = state.session?.role === 'agency';
+  const byName = (entries) => entries.sort((a, b) => a[1].localeCompare(b[1], LOCALES[state.lang]));
+  const select = (key, label, options) => `
+    <label class="filter"><span>${esc(label)}</span>
+      <select data-filter="${key}"><option value="">${esc(t('filters.any'))}</option>
+      ${options.map(([v, text]) => `<option value="${esc(v)}"${q[key] === v ? ' selected' : ''}>${esc(text)}</option>`).join('')}</select>
+    </label>`;
+  $('queue-order').textContent = t(`filters.sort.${q.sort}`);
+  form.innerHTML = `
+    ${select('status', t('filters.status'), OPEN_STATUSES.map((st) => [st, statusName(st)]))}
+    ${select('severity', t('filters.severity'), SEVERITIES.map((sv) => [sv, severityName(sv)]))}
+    ${select('category', t('filters.category'), byName([...state.categories.keys()].map((c) => [c, categoryName(c)])))}
+    ${agencyUser ? '' : select('agency', t('filters.agency'), byName([...state.agencies.keys()].map((a) => [a, agencyName(a)])))}
+    ${select('district', t('filters.district'), byName([...state.districts.keys()].map((d) => [d, districtName(d)])))}
+    <label class="filter filter-check"><input type="checkbox" data-filter="overdue"${q.overdue ? ' checked' : ''}><span>${esc(t('filters.overdue'))}</span></label>
+    <label class="filter"><span>${esc(t('filters.sort'))}</span>
+      <select data-filter="sort">${['newest', 'severity', 'due'].map((o) => `<option value="${o}"${q.sort === o ? ' selected' : ''}>${esc(t(`filters.sort.${o}`))}</option>`).join('')}</select>
+    </label>`;
+}
+
 function timelineHtml(id) {
   const entries = state.timelines.get(id);
   const label = `<div class="popup-label">${esc(t('timeline.title'))}</div>`;
@@ -1948,6 +2006,14 @@ function wireEvents() {
     }
   }, true);
   $('sensor-close').addEventListener('click', closeSensor);
+  $('queue-filters').addEventListener('change', (event) => {
+    const key = event.target.dataset?.filter;
+    if (!key || !(key in state.filter)) return;
+    state.filter[key] = event.target.type === 'checkbox' ? event.target.checked : event.target.value;
+    $('queue-order').textContent = t(`filters.sort.${state.filter.sort}`);
+    scheduleRender();
+  });
+  $('queue-filters').addEventListener('submit', (event) => event.preventDefault());
   $('sensor-ranges').addEventListener('click', (event) => {
     const b = event.target.closest('button[data-range]');
     if (b && b.dataset.range !== state.sensor.range) {

@@ -279,9 +279,10 @@ async fn operators_and_agencies_work_from_the_console() -> Result<()> {
         let user = browser.find(Locator::Id("user")).await?.text().await?;
         assert!(user.contains("ana") && user.contains("operator"), "{user:?}");
 
-        // Two citizens' reports: a pothole (street maintenance) and a water leak (the water company).
+        // Two citizens' reports: a water leak (the water company), then a pothole (street
+        // maintenance).
         let mut ids = Vec::new();
-        for (n, (category, lon, lat)) in [("pothole", 25.5887, 45.6419), ("water_leak", 25.6012, 45.6551)]
+        for (n, (category, lon, lat)) in [("water_leak", 25.6012, 45.6551), ("pothole", 25.5887, 45.6419)]
             .into_iter()
             .enumerate()
         {
@@ -301,7 +302,7 @@ async fn operators_and_agencies_work_from_the_console() -> Result<()> {
             };
             ids.push(id);
         }
-        let (pothole, water) = (ids[0].clone(), ids[1].clone());
+        let (water, pothole) = (ids[0].clone(), ids[1].clone());
         let (_, _, w) = server.get(&format!("/api/v1/incidents/{water}")).await?;
         assert_eq!(w["properties"]["agency"], "apa-brasov");
         for id in [&pothole, &water] {
@@ -316,6 +317,41 @@ async fn operators_and_agencies_work_from_the_console() -> Result<()> {
         }
         wait_queue(&browser, &[&pothole, &water]).await?;
         screenshot(&browser, "console-operator").await?;
+        // The queue filters by category, and sorts by severity (the water leak is moderate, the
+        // pothole, newer, minor).
+        let filter = |key: &'static str| {
+            let browser = browser.clone();
+            async move {
+                browser
+                    .find(Locator::Css(&format!("#queue-filters [data-filter='{key}']")))
+                    .await
+            }
+        };
+        filter("category").await?.select_by_value("water_leak").await?;
+        wait_queue(&browser, &[&water]).await?;
+        screenshot(&browser, "console-filtered").await?;
+        filter("category").await?.select_by_value("").await?;
+        wait_queue(&browser, &[&pothole, &water]).await?;
+        let first = browser
+            .find(Locator::Css("#queue-list [data-queue-id]"))
+            .await?
+            .attr("data-queue-id")
+            .await?;
+        assert_eq!(first.as_deref(), Some(pothole.as_str()), "newest first by default");
+        filter("sort").await?.select_by_value("severity").await?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let first = browser
+                .find(Locator::Css("#queue-list [data-queue-id]"))
+                .await?
+                .attr("data-queue-id")
+                .await?;
+            if first.as_deref() == Some(water.as_str()) {
+                break;
+            }
+            anyhow::ensure!(std::time::Instant::now() < deadline, "the most severe is not first");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
 
         // Acknowledge, then resolve, the pothole from its popup.
         act_in_popup(&browser, &server, &pothole, "acknowledge", "acknowledged").await?;
