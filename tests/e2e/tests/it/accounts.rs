@@ -387,6 +387,58 @@ async fn users_log_in_act_with_csrf_and_agencies_see_only_theirs() -> Result<()>
     .await?;
     assert_eq!(status, 401, "a logged-out session acts no more");
 
+    // `user list` names the users; `user passwd` changes a password and ends the sessions.
+    // Whether it succeeded, its standard output, and both outputs.
+    let cli = |args: &[&str], stdin: &str| -> Result<(bool, String, String)> {
+        use std::io::Write;
+        let mut child = std::process::Command::new(e2e::dispecer_bin()?)
+            .args(["user"])
+            .args(args)
+            .args(["--database-url", &db])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(stdin.as_bytes())?;
+        let out = child.wait_with_output()?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let all = stdout.clone() + &String::from_utf8_lossy(&out.stderr);
+        Ok((out.status.success(), stdout, all))
+    };
+    let (ok, listed, _) = cli(&["list"], "")?;
+    assert!(ok, "{listed}");
+    let rows: Vec<Vec<&str>> = listed
+        .lines()
+        .map(|l| l.split_whitespace().take(3).collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["ana", "operator", "-"],
+            vec!["ioana", "agency", "apa-brasov"]
+        ],
+        "{listed}"
+    );
+    assert!(!listed.contains("argon2"), "no hash is listed");
+    let (ok, _, said) = cli(
+        &["passwd", "--username", "ioana", "--password-stdin"],
+        "alta-parola-lunga\n",
+    )?;
+    assert!(ok, "{said}");
+    let (status, _) = get_as(&http, &ioana, "/api/v1/session").await?;
+    assert_eq!(status, 401, "a new password ends the sessions");
+    assert_eq!(login_raw(&http, "ioana", PASSWORD).await?.0, 401);
+    login(&http, "ioana", "alta-parola-lunga").await?;
+    let (ok, _, said) = cli(
+        &["passwd", "--username", "nimeni", "--password-stdin"],
+        "alta-parola-lunga\n",
+    )?;
+    assert!(!ok && said.contains("no user"), "{said}");
+
     // Stored: only hashes.
     let log = server.stop();
     assert!(!log.contains(PASSWORD), "a password reached the log");
