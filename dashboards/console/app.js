@@ -1527,6 +1527,8 @@ const ACTIONS = [
   { action: 'resolve', roles: EVERYONE, from: ['assigned', 'acknowledged', 'in_progress', 'reopened'], primary: true },
   { action: 'reject', roles: STAFF, from: OPEN_STATUSES, danger: true },
   { action: 'assign', roles: STAFF, from: OPEN_STATUSES },
+  { action: 'close', roles: STAFF, from: ['resolved'] },
+  { action: 'reopen', roles: STAFF, from: ['resolved'] },
   { action: 'note', roles: EVERYONE, from: null },
 ];
 

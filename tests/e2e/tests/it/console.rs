@@ -373,6 +373,8 @@ async fn operators_and_agencies_work_from_the_console() -> Result<()> {
         screenshot(&browser, "incident-actions").await?;
         act_in_popup(&browser, &server, &pothole, "resolve", "resolved").await?;
         wait_queue(&browser, &[&water]).await?;
+        // Resolved, it leaves the queue; its popup now offers closing (or reopening) it.
+        act_in_popup(&browser, &server, &pothole, "close", "closed").await?;
         browser.find(Locator::Css(".leaflet-popup-close-button")).await?.click().await?;
 
         // A counter's chart, with yesterday's readings as its baseline; then one with no history,
