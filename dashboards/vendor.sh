@@ -1,7 +1,7 @@
 #!/bin/sh
-# Copies the pinned Leaflet (package-lock.json) into console/vendor/leaflet/.
+# Copies the pinned Leaflet and uPlot (package-lock.json) into console/vendor/{leaflet,uplot}/.
 # The copied files are committed, so building or running the server never needs npm
-# and the console loads nothing from the internet. Run this only to change Leaflet's version:
+# and the console loads nothing from the internet. Run this only to change a version:
 #   cd dashboards && sh vendor.sh
 set -eu
 cd "$(dirname "$0")"
@@ -16,3 +16,13 @@ cp "$src/LICENSE" "$dst/LICENSE"
 version=$(node -p "require('./$src/package.json').version")
 printf 'Leaflet %s, copied from the npm package by dashboards/vendor.sh. BSD-2-Clause, see LICENSE.\n' "$version" > "$dst/VERSION"
 echo "vendored leaflet $version into $dst"
+
+src=node_modules/uplot
+dst=console/vendor/uplot
+rm -rf "$dst"
+mkdir -p "$dst"
+cp "$src/dist/uPlot.iife.min.js" "$src/dist/uPlot.min.css" "$dst/"
+cp "$src/LICENSE" "$dst/LICENSE"
+version=$(node -p "require('./$src/package.json').version")
+printf 'uPlot %s, copied from the npm package by dashboards/vendor.sh. MIT, see LICENSE.\n' "$version" > "$dst/VERSION"
+echo "vendored uplot $version into $dst"

@@ -6,6 +6,11 @@
 // have gone silent) and api/v1/health (whether the store answers). All URLs are relative to this page, so the console works at "/" and under a
 // prefix alike. Nothing is loaded from outside the server: Leaflet is vendored (see ../vendor.sh).
 //
+// People log in first (POST api/v1/session; the cookie then rides along with every request and the
+// WebSocket); actions send the session's CSRF token in X-CSRF-Token. An agency user's list and
+// stream are limited to its agency by the server. A sensor site on the map opens a uPlot chart of
+// its readings with a baseline (vendored too).
+//
 // Every value that comes from the server goes through `esc` before it reaches HTML.
 
 import { LANGUAGES, LOCALES, formatNumber, isSupported, localName, plural, translate } from './i18n.js';
@@ -96,6 +101,18 @@ const state = {
   snapshotSeen: false,
   loaded: false,
   conn: { state: 'connecting', retryAt: 0, attempt: 0, lastMessageAt: null, socket: null },
+  /** GET api/v1/session: { username, role, agency, csrf } once logged in. */
+  session: null,
+  /** id → { kind: 'ok' | 'error' | 'busy', text }: the last action's outcome, shown in the popup. */
+  actionNotes: new Map(),
+  /** id → the incident's timeline entries (GET api/v1/incidents/{id}/timeline), for its popup. */
+  timelines: new Map(),
+  /** The queue's filters ('' = any) and order: newest, severity or due (soonest deadline first). */
+  filter: { status: '', severity: '', category: '', agency: '', district: '', overdue: false, sort: 'newest' },
+  /** id → citizens' contact details, asked for explicitly (each reading is logged); dropped when its popup closes. */
+  contacts: new Map(),
+  /** The sensor chart: which sensor, range and measure, and the uPlot instance. */
+  sensor: { feature: null, range: '24h', metric: 'speed', plot: null, seq: 0, data: null },
 };
 
 let map = null;
@@ -314,7 +331,11 @@ function applyLanguage() {
     el.setAttribute('aria-label', t(el.dataset.i18nLabel));
   }
   $('city-name').textContent = state.city ? localName(state.city.name, state.lang) ?? state.city.id : 'Dispecer';
+  $('login-city').textContent = $('city-name').textContent;
   renderLanguageSwitch();
+  renderUser();
+  renderFilters();
+  renderSensorPanel();
   renderConnection();
   renderStore();
   renderFeeds();
@@ -329,10 +350,11 @@ function applyLanguage() {
 
 function renderLanguageSwitch() {
   const offered = offeredLanguages(state.city);
-  const box = $('lang-switch');
-  box.innerHTML = offered.map((l) => `
+  for (const box of [$('lang-switch'), $('login-lang')]) {
+    box.innerHTML = offered.map((l) => `
     <button type="button" data-lang="${esc(l)}" aria-pressed="${l === state.lang}" lang="${esc(l)}"
       title="${esc(t(`lang.${l}`))}">${esc(l.toUpperCase())}</button>`).join('');
+  }
 }
 
 function setLanguage(lang) {
@@ -802,11 +824,17 @@ function setupMap(city) {
     if (!ll) continue;
     const marker = L.marker(ll, {
       pane: 'sensors',
-      keyboard: false,
+      keyboard: true,
+      title: String(feature?.properties?.name ?? feature?.properties?.id ?? ''),
       icon: L.divIcon({ className: 'sensor-icon', html: '<div class="sensor-site"></div>', iconSize: [10, 10], iconAnchor: [5, 5] }),
     });
     marker.feature = feature;
     marker.bindTooltip('', { direction: 'top', offset: [0, -6], className: 'sensor-tooltip' });
+    marker.on('click', () => openSensor(feature));
+    // Focused with the keyboard (Tab), Enter opens the chart too.
+    marker.on('keypress', (event) => {
+      if (event.originalEvent?.key === 'Enter') openSensor(feature);
+    });
     sensorLayer.addLayer(marker);
   }
   refreshSensorTooltips();
@@ -908,8 +936,22 @@ function updateMarker(id, feature) {
       keyboard: true,
     });
     marker.bindPopup(() => popupHtml(id), { className: 'incident-popup', maxWidth: 340, minWidth: 260, autoPanPadding: [24, 24] });
-    marker.on('popupopen', () => selectRow(id));
+    marker.on('popupopen', (event) => {
+      // Tall with its actions: scroll inside the popup rather than run off the map.
+      const fits = Math.max(240, map.getSize().y - 90);
+      if (event.popup.options.maxHeight !== fits) {
+        event.popup.options.maxHeight = fits;
+        event.popup.update();
+      }
+      selectRow(id);
+      loadTimeline(id);
+      // Opened from the queue with the keyboard: carry the focus into the popup.
+      if ($('queue-list').contains(document.activeElement)) {
+        event.popup.getElement()?.querySelector('button[data-act], select, input')?.focus();
+      }
+    });
     marker.on('popupclose', () => {
+      state.contacts.delete(id);
       if (state.selectedId === id) selectRow(null);
     });
     marker.addTo(incidentLayer);
@@ -921,7 +963,10 @@ function updateMarker(id, feature) {
       marker.setIcon(markerIcon(id, feature));
     }
     marker.setZIndexOffset(zIndexFor(feature));
-    if (marker.isPopupOpen()) marker.getPopup().update();
+    if (marker.isPopupOpen()) {
+      marker.getPopup().update();
+      loadTimeline(id);
+    }
   }
   state.markerKeys.set(id, key);
   return marker;
@@ -1006,6 +1051,7 @@ function popupHtml(id) {
         ${p.resolve_due && isOpen(feature) ? row(t('popup.resolve_due'), deadlineHtml(p.resolve_due)) : ''}
         ${p.escalated === true ? row(t('popup.escalation'), `<span class="mark mark-escalated">${esc(t('mark.escalated'))}</span>`) : ''}
       </table>
+      ${actionsHtml(id, feature)}
       ${description ? `<div class="popup-section"><div class="popup-label">${esc(t('popup.description'))}</div><p class="popup-description">${esc(description)}</p></div>` : ''}
       <div class="popup-section">
         <div class="popup-label">${esc(t('popup.routing'))}</div>
@@ -1013,6 +1059,8 @@ function popupHtml(id) {
         ${alternatives.length ? `<div class="popup-label">${esc(t('popup.alternatives'))}</div>
         <ul class="popup-alternatives">${alternatives.map((a) => `<li>${esc(alternativeText(a))}</li>`).join('')}</ul>` : ''}
       </div>
+      ${contactsHtml(id, feature)}
+      <div class="popup-section popup-timeline" data-timeline-for="${esc(id)}">${timelineHtml(id)}</div>
       <div class="popup-id">${esc(t('popup.id'))}: <code>${esc(id)}</code></div>
     </div>`;
 }
@@ -1031,12 +1079,41 @@ function scheduleRender() {
   });
 }
 
+function passesFilter(f, now) {
+  const q = state.filter;
+  const p = f.properties ?? {};
+  return (!q.status || statusOf(f) === q.status)
+    && (!q.severity || severityOf(f) === q.severity)
+    && (!q.category || p.category === q.category)
+    && (!q.agency || p.agency === q.agency)
+    && (!q.district || p.district === q.district)
+    && (!q.overdue || isOverdue(f, now));
+}
+
+/** The next deadline an open incident has (acknowledge while awaiting it, else resolve). */
+function nextDue(f) {
+  const p = f.properties ?? {};
+  const ack = AWAITING_ACK.has(statusOf(f)) ? parseTime(p.ack_due) : null;
+  return ack ?? parseTime(p.resolve_due) ?? Infinity;
+}
+
 function openIncidentsNewestFirst() {
   const rows = [];
+  const now = Date.now();
   for (const [id, f] of state.incidents) {
-    if (isOpen(f)) rows.push([id, f, parseTime(f.properties?.opened_at) ?? 0]);
+    if (isOpen(f) && passesFilter(f, now)) rows.push([id, f, parseTime(f.properties?.opened_at) ?? 0]);
   }
-  rows.sort((a, b) => b[2] - a[2] || (a[0] < b[0] ? 1 : -1));
+  const newest = (a, b) => b[2] - a[2] || (a[0] < b[0] ? 1 : -1);
+  const rank = (f) => {
+    const i = SEVERITIES.indexOf(severityOf(f));
+    return i < 0 ? SEVERITIES.length : i;
+  };
+  const orders = {
+    newest,
+    severity: (a, b) => rank(a[1]) - rank(b[1]) || newest(a, b),
+    due: (a, b) => nextDue(a[1]) - nextDue(b[1]) || newest(a, b),
+  };
+  rows.sort(orders[state.filter.sort] ?? newest);
   return rows;
 }
 
@@ -1091,7 +1168,8 @@ function renderQueue() {
   $('queue-count').textContent = formatNumber(state.lang, rows.length);
 
   let placeholder = list.querySelector('.queue-empty');
-  const message = !state.loaded ? t('queue.loading') : rows.length ? null : t('queue.empty');
+  const filtered = Object.entries(state.filter).some(([k, v]) => k !== 'sort' && v);
+  const message = !state.loaded ? t('queue.loading') : rows.length ? null : t(filtered ? 'filters.none' : 'queue.empty');
   if (message != null) {
     if (!placeholder) {
       placeholder = document.createElement('li');
@@ -1196,7 +1274,7 @@ function replaceAll(collection) {
   const seen = new Set();
   for (const feature of features) {
     const id = idOf(feature);
-    if (id == null) continue;
+    if (id == null || !visibleToSession(feature)) continue;
     seen.add(id);
     state.incidents.set(id, feature);
     updateMarker(id, feature);
@@ -1214,6 +1292,14 @@ function replaceAll(collection) {
 function upsert(feature, change) {
   const id = idOf(feature);
   if (id == null) return;
+  if (!visibleToSession(feature)) {
+    // Reassigned away from this agency user's agency: it leaves their console.
+    if (state.incidents.delete(id)) {
+      removeMarker(id);
+      scheduleRender();
+    }
+    return;
+  }
   const previous = state.incidents.get(id);
   const before = parseTime(previous?.properties?.updated_at);
   const after = parseTime(feature.properties?.updated_at);
@@ -1302,6 +1388,528 @@ function scheduleReconnect() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Accounts: the login screen, the session, logging out
+
+let loginResolve = null;
+
+/** GET api/v1/session: who is logged in, or null. */
+async function whoAmI() {
+  try {
+    const response = await fetch(apiUrl('api/v1/session'), { headers: { Accept: 'application/json' }, cache: 'no-store' });
+    return response.ok ? await response.json() : null;
+  } catch {
+    return null;
+  }
+}
+
+function showLoginError(text) {
+  const el = $('login-error');
+  el.textContent = text ?? '';
+  el.hidden = !text;
+}
+
+/** Shows the login screen; resolves once someone has logged in. */
+function showLogin(message) {
+  document.body.classList.remove('is-checking', 'is-in');
+  document.body.classList.add('is-out');
+  $('login').hidden = false;
+  showLoginError(message);
+  $('login-username').focus();
+  return new Promise((resolve) => {
+    loginResolve = resolve;
+  });
+}
+
+function enterConsole(me) {
+  state.session = {
+    username: String(me.username ?? ''),
+    role: String(me.role ?? ''),
+    agency: me.agency == null ? null : String(me.agency),
+    csrf: String(me.csrf ?? ''),
+  };
+  document.body.classList.remove('is-checking', 'is-out');
+  document.body.classList.add('is-in');
+  document.body.dataset.role = state.session.role;
+  $('login').hidden = true;
+  renderUser();
+}
+
+async function submitLogin(event) {
+  event.preventDefault();
+  const username = $('login-username').value.trim();
+  const password = $('login-password').value;
+  if (!username || !password) {
+    showLoginError(t('login.wrong'));
+    (username ? $('login-password') : $('login-username')).focus();
+    return;
+  }
+  const button = $('login-submit');
+  button.disabled = true;
+  button.textContent = t('login.busy');
+  try {
+    const response = await fetch(apiUrl('api/v1/session'), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify({ username, password }),
+      cache: 'no-store',
+    });
+    if (response.ok) {
+      const me = await response.json();
+      $('login-password').value = '';
+      showLoginError(null);
+      enterConsole(me);
+      loginResolve?.(me);
+      loginResolve = null;
+      return;
+    }
+    if (response.status === 401) {
+      showLoginError(t('login.wrong'));
+    } else if (response.status === 429) {
+      const seconds = Number(response.headers.get('Retry-After')) || 60;
+      showLoginError(seconds > 90
+        ? t('login.limited.minutes', { minutes: formatNumber(state.lang, Math.ceil(seconds / 60)) })
+        : t('login.limited', { seconds: formatNumber(state.lang, seconds) }));
+    } else {
+      showLoginError(t('login.failed', { status: response.status }));
+    }
+    $('login-password').select();
+    $('login-password').focus();
+  } catch {
+    showLoginError(t('login.network'));
+  } finally {
+    button.disabled = false;
+    button.textContent = t('login.submit');
+  }
+}
+
+async function logout() {
+  try {
+    await fetch(apiUrl('api/v1/session'), {
+      method: 'DELETE',
+      headers: { 'X-CSRF-Token': state.session?.csrf ?? '' },
+    });
+  } catch {
+    // The page reloads anyway; a session left behind expires on its own.
+  }
+  window.location.reload();
+}
+
+function renderUser() {
+  const box = $('user');
+  const s = state.session;
+  box.hidden = !s;
+  if (!s) return;
+  const role = t(`role.${s.role}`);
+  box.querySelector('.user-name').textContent = s.username;
+  box.querySelector('.user-role').textContent = s.agency ? `${role} · ${agencyName(s.agency)}` : role;
+  $('queue-title-text').textContent = s.role === 'agency' && s.agency
+    ? t('queue.title.agency', { agency: agencyName(s.agency) })
+    : t('queue.title');
+}
+
+/** An agency user sees its agency's incidents only (the server filters too). */
+function visibleToSession(feature) {
+  const s = state.session;
+  if (!s || s.role !== 'agency' || !s.agency) return true;
+  return feature?.properties?.agency === s.agency;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Actions on an incident, by role (model::lifecycle's graph; the server decides in the end)
+
+const STAFF = ['operator', 'supervisor', 'admin'];
+const EVERYONE = [...STAFF, 'agency'];
+const OPEN_STATUSES = ['new', 'assigned', 'acknowledged', 'in_progress', 'reopened'];
+/** What each role may ask for, and from which states. Merge and split go here once the engine has them. */
+const ACTIONS = [
+  { action: 'acknowledge', roles: EVERYONE, from: ['assigned', 'reopened'] },
+  { action: 'start', roles: EVERYONE, from: ['acknowledged', 'reopened'] },
+  { action: 'resolve', roles: EVERYONE, from: ['assigned', 'acknowledged', 'in_progress', 'reopened'], primary: true },
+  { action: 'reject', roles: STAFF, from: OPEN_STATUSES, danger: true },
+  { action: 'assign', roles: STAFF, from: OPEN_STATUSES },
+  { action: 'close', roles: STAFF, from: ['resolved'] },
+  { action: 'reopen', roles: STAFF, from: ['resolved'] },
+  { action: 'note', roles: EVERYONE, from: null },
+];
+
+function allowedActions(feature) {
+  const role = state.session?.role;
+  if (!role) return [];
+  const status = statusOf(feature);
+  return ACTIONS.filter((a) => a.roles.includes(role) && (a.from == null || a.from.includes(status)));
+}
+
+/** The agencies to assign to: the routing's alternatives first, then every other agency. */
+function assignOptions(feature) {
+  const current = feature.properties?.agency;
+  const alternatives = [];
+  for (const alt of feature.properties?.routing?.alternatives ?? []) {
+    const id = alt?.agency;
+    if (id != null && id !== current && !alternatives.includes(id)) alternatives.push(String(id));
+  }
+  const others = [...state.agencies.keys()]
+    .filter((id) => id !== current && !alternatives.includes(id))
+    .sort((a, b) => agencyName(a).localeCompare(agencyName(b), LOCALES[state.lang]));
+  const option = (id) => `<option value="${esc(id)}">${esc(agencyName(id))}</option>`;
+  return `${alternatives.length ? `<optgroup label="${esc(t('actions.assign.alternatives'))}">${alternatives.map(option).join('')}</optgroup>` : ''}
+    <optgroup label="${esc(t('actions.assign.all'))}">${others.map(option).join('')}</optgroup>`;
+}
+
+function actionsHtml(id, feature) {
+  const allowed = allowedActions(feature);
+  if (!allowed.length) return '';
+  const note = state.actionNotes.get(id);
+  const button = (a) => `<button type="button" class="act act-${a.action}${a.primary ? ' is-primary' : ''}${a.danger ? ' is-danger' : ''}"
+    data-act="${a.action}" data-incident="${esc(id)}">${esc(t(`actions.${a.action}`))}</button>`;
+  const simple = allowed.filter((a) => a.action !== 'assign' && a.action !== 'note');
+  const assign = allowed.find((a) => a.action === 'assign');
+  const noteAction = allowed.find((a) => a.action === 'note');
+  const reasonId = `reason-${id}`;
+  const agencyId = `assign-${id}`;
+  return `
+      <div class="popup-section actions" data-actions-for="${esc(id)}">
+        <div class="popup-label">${esc(t('actions.title'))}</div>
+        <label class="action-field" for="${esc(reasonId)}">${esc(t('actions.reason'))}</label>
+        <input id="${esc(reasonId)}" class="action-reason" maxlength="2000" placeholder="${esc(t('actions.reason.placeholder'))}">
+        <div class="action-buttons">${simple.map(button).join('')}${noteAction ? button(noteAction) : ''}</div>
+        ${assign ? `<label class="action-field" for="${esc(agencyId)}">${esc(t('actions.assign.label'))}</label>
+        <div class="action-assign"><select id="${esc(agencyId)}" class="action-agency">${assignOptions(feature)}</select>${button(assign)}</div>` : ''}
+        <p class="action-status${note ? ` is-${note.kind}` : ''}" role="status">${note ? esc(note.text) : ''}</p>
+      </div>`;
+}
+
+/** The newest entries first: when, what, who, why. */
+const TIMELINE_SHOWN = 8;
+
+/** The filter bar above the queue; redrawn with the language (and the city's names). */
+function renderFilters() {
+  const form = $('queue-filters');
+  if (!form || !state.city) return;
+  const q = state.filter;
+  const agencyUser = state.session?.role === 'agency';
+  const byName = (entries) => entries.sort((a, b) => a[1].localeCompare(b[1], LOCALES[state.lang]));
+  const select = (key, label, options) => `
+    <label class="filter"><span>${esc(label)}</span>
+      <select data-filter="${key}"><option value="">${esc(t('filters.any'))}</option>
+      ${options.map(([v, text]) => `<option value="${esc(v)}"${q[key] === v ? ' selected' : ''}>${esc(text)}</option>`).join('')}</select>
+    </label>`;
+  $('queue-order').textContent = t(`filters.sort.${q.sort}`);
+  form.innerHTML = `
+    ${select('status', t('filters.status'), OPEN_STATUSES.map((st) => [st, statusName(st)]))}
+    ${select('severity', t('filters.severity'), SEVERITIES.map((sv) => [sv, severityName(sv)]))}
+    ${select('category', t('filters.category'), byName([...state.categories.keys()].map((c) => [c, categoryName(c)])))}
+    ${agencyUser ? '' : select('agency', t('filters.agency'), byName([...state.agencies.keys()].map((a) => [a, agencyName(a)])))}
+    ${select('district', t('filters.district'), byName([...state.districts.keys()].map((d) => [d, districtName(d)])))}
+    <label class="filter filter-check"><input type="checkbox" data-filter="overdue"${q.overdue ? ' checked' : ''}><span>${esc(t('filters.overdue'))}</span></label>
+    <label class="filter"><span>${esc(t('filters.sort'))}</span>
+      <select data-filter="sort">${['newest', 'severity', 'due'].map((o) => `<option value="${o}"${q.sort === o ? ' selected' : ''}>${esc(t(`filters.sort.${o}`))}</option>`).join('')}</select>
+    </label>`;
+}
+
+function timelineHtml(id) {
+  const entries = state.timelines.get(id);
+  const label = `<div class="popup-label">${esc(t('timeline.title'))}</div>`;
+  if (!entries) return `${label}<p class="timeline-empty">${esc(t('app.loading'))}</p>`;
+  const shown = [...entries].reverse().slice(0, TIMELINE_SHOWN);
+  const kindName = (kind) => {
+    const key = `timeline.kind.${kind}`;
+    const text = t(key);
+    return text === key ? String(kind ?? '') : text;
+  };
+  return `${label}<ol class="timeline">${shown.map((e) => `
+    <li><span class="timeline-at">${esc(formatDateTime(e.at))}</span>
+      <span class="timeline-what">${esc(kindName(e.kind))}${e.to && e.from !== e.to ? ` → ${esc(statusName(e.to))}` : ''}</span>
+      <span class="timeline-who">${esc(e.actor ?? '')}</span>
+      ${e.reason ? `<span class="timeline-why">${esc(e.reason)}</span>` : ''}</li>`).join('')}</ol>
+    ${entries.length > TIMELINE_SHOWN ? `<p class="timeline-more">${esc(t('timeline.more', { n: formatNumber(state.lang, entries.length - TIMELINE_SHOWN) }))}</p>` : ''}`;
+}
+
+/** Fetches an incident's timeline and redraws only that part of its popup (the reason being typed stays). */
+async function loadTimeline(id) {
+  try {
+    const doc = await fetchJson(`api/v1/incidents/${encodeURIComponent(id)}/timeline`);
+    state.timelines.set(id, Array.isArray(doc.timeline) ? doc.timeline : []);
+  } catch {
+    return;
+  }
+  const box = state.markers.get(id)?.getPopup()?.getElement()
+    ?.querySelector(`[data-timeline-for="${CSS.escape(id)}"]`);
+  if (box) box.innerHTML = timelineHtml(id);
+}
+
+/** Who may see citizens' contact details: operators, supervisors, admins, and the agency responsible. */
+function maySeeContacts(feature) {
+  const s = state.session;
+  if (!s) return false;
+  return STAFF.includes(s.role) || (s.role === 'agency' && s.agency === feature.properties?.agency);
+}
+
+function contactsHtml(id, feature) {
+  if (!maySeeContacts(feature)) return '';
+  const list = state.contacts.get(id);
+  let body;
+  if (list == null) {
+    body = `<button type="button" class="act" data-contacts="${esc(id)}">${esc(t('contacts.show'))}</button>
+      <p class="contacts-note">${esc(t('contacts.logged'))}</p>`;
+  } else if (typeof list === 'string') {
+    body = `<p class="action-status is-error">${esc(list)}</p>`;
+  } else if (!list.length) {
+    body = `<p class="contacts-note">${esc(t('contacts.none'))}</p>`;
+  } else {
+    body = `<ul class="contacts">${list.map((c) => `<li>
+      ${c.name ? `<span class="contact-name">${esc(c.name)}</span>` : ''}
+      ${c.email ? `<a href="mailto:${esc(c.email)}">${esc(c.email)}</a>` : ''}
+      ${c.phone ? `<a href="tel:${esc(String(c.phone).replace(/[^+\d]/g, ''))}">${esc(c.phone)}</a>` : ''}
+    </li>`).join('')}</ul>`;
+  }
+  return `<div class="popup-section popup-contacts" data-contacts-for="${esc(id)}">
+    <div class="popup-label">${esc(t('contacts.title'))}</div>${body}</div>`;
+}
+
+async function loadContacts(id) {
+  try {
+    const response = await fetch(apiUrl(`api/v1/incidents/${encodeURIComponent(id)}/contacts`), {
+      headers: { Accept: 'application/json' },
+      cache: 'no-store',
+    });
+    const doc = await response.json().catch(() => null);
+    state.contacts.set(id, response.ok && Array.isArray(doc?.contacts)
+      ? doc.contacts
+      : t('actions.refused', { detail: doc?.detail ?? `HTTP ${response.status}` }));
+  } catch {
+    state.contacts.set(id, t('login.network'));
+  }
+  const feature = state.incidents.get(id);
+  const box = state.markers.get(id)?.getPopup()?.getElement()
+    ?.querySelector(`[data-contacts-for="${CSS.escape(id)}"]`);
+  if (box && feature) box.outerHTML = contactsHtml(id, feature);
+}
+
+function refreshPopup(id) {
+  const marker = state.markers.get(id);
+  if (marker?.isPopupOpen()) marker.getPopup().update();
+}
+
+async function runAction(button) {
+  const id = button.dataset.incident;
+  const action = button.dataset.act;
+  const box = button.closest('.actions');
+  if (!id || !action || !box || !state.session) return;
+  const reasonField = box.querySelector('.action-reason');
+  const reason = reasonField?.value.trim() ?? '';
+  const body = { action };
+  if (reason) body.reason = reason;
+  if (action === 'note' && !reason) {
+    const status = box.querySelector('.action-status');
+    status.textContent = t('actions.note.needed');
+    status.className = 'action-status is-error';
+    reasonField?.focus();
+    return;
+  }
+  if (action === 'assign') {
+    body.agency = box.querySelector('.action-agency')?.value;
+    if (!body.agency) return;
+  }
+  for (const b of box.querySelectorAll('button, input, select')) b.disabled = true;
+  const status = box.querySelector('.action-status');
+  status.textContent = t('actions.busy');
+  status.className = 'action-status is-busy';
+  let note;
+  try {
+    const response = await fetch(apiUrl(`api/v1/incidents/${encodeURIComponent(id)}/actions`), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'X-CSRF-Token': state.session.csrf },
+      body: JSON.stringify(body),
+      cache: 'no-store',
+    });
+    if (response.status === 401) {
+      window.location.reload();
+      return;
+    }
+    const doc = await response.json().catch(() => null);
+    if (response.ok && doc) {
+      note = { kind: 'ok', text: t('actions.done', { status: statusName(statusOf(doc)) }) };
+      state.actionNotes.set(id, note);
+      upsert(doc, 'updated');
+    } else {
+      note = { kind: 'error', text: t('actions.refused', { detail: doc?.detail ?? `HTTP ${response.status}` }) };
+    }
+  } catch {
+    note = { kind: 'error', text: t('actions.network') };
+  }
+  state.actionNotes.set(id, note);
+  refreshPopup(id);
+  // The popup was drawn again: keep the keyboard in it.
+  const popup = state.markers.get(id)?.getPopup()?.getElement();
+  (popup?.querySelector('button[data-act]') ?? popup?.querySelector('.leaflet-popup-close-button'))?.focus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sensor chart (uPlot): one measure over a range, with a baseline
+
+const SENSOR_RANGES = { '6h': { hours: 6, step: '1m' }, '24h': { hours: 24, step: '15m' }, '7d': { hours: 168, step: '1h' } };
+const SENSOR_METRICS = ['speed', 'count', 'occupancy'];
+/** Days of history the baseline averages, at the same time of day. */
+const BASELINE_DAYS = 7;
+
+function openSensor(feature) {
+  state.sensor.feature = feature;
+  $('sensor-panel').hidden = false;
+  renderSensorPanel();
+  loadSensor();
+  $('sensor-close').focus();
+}
+
+function closeSensor() {
+  const id = state.sensor.feature?.properties?.id;
+  state.sensor.feature = null;
+  state.sensor.data = null;
+  state.sensor.plot?.destroy();
+  state.sensor.plot = null;
+  $('sensor-panel').hidden = true;
+  // Back to the sensor's marker, for keyboard users.
+  sensorLayer?.eachLayer((m) => {
+    if (m.feature?.properties?.id === id) m.getElement()?.focus();
+  });
+}
+
+function renderSensorPanel() {
+  const f = state.sensor.feature;
+  if (!f) return;
+  const p = f.properties ?? {};
+  $('sensor-title').textContent = `${p.name ?? p.id ?? ''}${p.road ? ` · ${p.road}` : ''}`;
+  $('sensor-ranges').innerHTML = Object.keys(SENSOR_RANGES).map((r) => `
+    <button type="button" data-range="${r}" aria-pressed="${r === state.sensor.range}">${esc(t(`sensor.range.${r}`))}</button>`).join('');
+  $('sensor-metrics').innerHTML = SENSOR_METRICS.map((m) => `
+    <button type="button" data-metric="${m}" aria-pressed="${m === state.sensor.metric}">${esc(t(`sensor.metric.${m}`))}</button>`).join('');
+  if (state.sensor.data) drawSensor();
+}
+
+/** Fetches the range and the BASELINE_DAYS before it in one request, at the range's step. */
+async function loadSensor() {
+  const f = state.sensor.feature;
+  if (!f) return;
+  const seq = ++state.sensor.seq;
+  const { hours, step } = SENSOR_RANGES[state.sensor.range];
+  const to = new Date();
+  const from = new Date(to.getTime() - hours * 3600e3);
+  const historyFrom = new Date(from.getTime() - BASELINE_DAYS * 86400e3);
+  renderSensorPanel();
+  $('sensor-note').textContent = t('sensor.loading');
+  const id = encodeURIComponent(f.properties?.id ?? '');
+  const query = `from=${encodeURIComponent(historyFrom.toISOString())}&to=${encodeURIComponent(to.toISOString())}&step=${step}`;
+  try {
+    const response = await fetch(apiUrl(`api/v1/sensors/${id}/readings?${query}`), { headers: { Accept: 'application/json' }, cache: 'no-store' });
+    if (seq !== state.sensor.seq) return;
+    if (!response.ok) {
+      state.sensor.data = null;
+      state.sensor.plot?.destroy();
+      state.sensor.plot = null;
+      $('sensor-note').textContent = t('sensor.failed', { status: response.status });
+      return;
+    }
+    const doc = await response.json();
+    if (seq !== state.sensor.seq) return;
+    state.sensor.data = { doc, from: from.getTime(), to: to.getTime(), step };
+    drawSensor();
+  } catch {
+    if (seq === state.sensor.seq) $('sensor-note').textContent = t('login.network');
+  }
+}
+
+/** [times (s), measured, baseline] for the current measure. */
+function sensorSeries() {
+  const { doc, from, to, step } = state.sensor.data;
+  const stepMs = { '1m': 60e3, '15m': 900e3, '1h': 3600e3 }[step];
+  const points = Array.isArray(doc.series?.[state.sensor.metric]) ? doc.series[state.sensor.metric] : [];
+  const byBucket = new Map();
+  for (const point of points) {
+    const ms = parseTime(point.t);
+    if (ms != null && Number.isFinite(Number(point.avg))) byBucket.set(ms, Number(point.avg));
+  }
+  const start = Math.ceil(from / stepMs) * stepMs;
+  const xs = [];
+  const measured = [];
+  const baseline = [];
+  let history = 0;
+  for (let ms = start; ms <= to; ms += stepMs) {
+    xs.push(ms / 1000);
+    measured.push(byBucket.has(ms) ? byBucket.get(ms) : null);
+    let sum = 0;
+    let n = 0;
+    for (let d = 1; d <= BASELINE_DAYS; d += 1) {
+      const v = byBucket.get(ms - d * 86400e3);
+      if (v != null) {
+        sum += v;
+        n += 1;
+      }
+    }
+    if (n) history += 1;
+    baseline.push(n ? sum / n : null);
+  }
+  let kind = history ? 'history' : 'none';
+  const freeFlow = Number(doc.free_flow_speed_kmh);
+  if (!history && state.sensor.metric === 'speed' && Number.isFinite(freeFlow)) {
+    kind = 'freeflow';
+    baseline.fill(freeFlow);
+  }
+  return { data: [xs, measured, baseline], kind, freeFlow, any: measured.some((v) => v != null) };
+}
+
+function drawSensor() {
+  if (!state.sensor.data || !window.uPlot) return;
+  const { data, kind, freeFlow, any } = sensorSeries();
+  const box = $('sensor-chart');
+  state.sensor.plot?.destroy();
+  const width = Math.max(280, box.clientWidth || 560);
+  const long = SENSOR_RANGES[state.sensor.range].hours > 24;
+  const zone = state.city?.time_zone;
+  const axisOptions = long
+    ? { weekday: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' }
+    : { hour: '2-digit', minute: '2-digit' };
+  let axisTime;
+  try {
+    axisTime = new Intl.DateTimeFormat(LOCALES[state.lang], zone ? { ...axisOptions, timeZone: zone } : axisOptions);
+  } catch {
+    axisTime = new Intl.DateTimeFormat(LOCALES[state.lang], axisOptions);
+  }
+  const opts = {
+    width,
+    height: 220,
+    legend: { show: true },
+    // Ticks fall on the city's hours, like every other time the console shows.
+    ...(zone ? { tzDate: (ts) => window.uPlot.tzDate(new Date(ts * 1000), zone) } : {}),
+    cursor: { drag: { x: false, y: false } },
+    scales: { x: { time: true } },
+    axes: [
+      {
+        stroke: '#47525f',
+        grid: { stroke: '#e3e7eb' },
+        ticks: { stroke: '#d8dde3' },
+        values: (u, splits) => splits.map((v) => axisTime.format(new Date(v * 1000))),
+      },
+      { stroke: '#47525f', grid: { stroke: '#e3e7eb' }, ticks: { stroke: '#d8dde3' }, size: 50 },
+    ],
+    series: [
+      { label: t('sensor.series.time'), value: (u, v) => (v == null ? '—' : formatDateTime(v * 1000)) },
+      { label: t('sensor.series.value'), stroke: '#1d63d8', width: 2, spanGaps: false, points: { show: false } },
+      { label: t('sensor.series.baseline'), stroke: '#b3122d', width: 1.5, dash: [6, 4], spanGaps: true, points: { show: false } },
+    ],
+  };
+  state.sensor.plot = new window.uPlot(opts, data, box);
+  box.dataset.points = String(data[1].filter((v) => v != null).length);
+  box.dataset.baseline = kind;
+  const notes = [
+    t('sensor.step', { step: state.sensor.data.step }),
+    kind === 'history' ? t('sensor.baseline.history', { days: BASELINE_DAYS })
+      : kind === 'freeflow' ? t('sensor.baseline.freeflow', { speed: formatNumber(state.lang, freeFlow) })
+        : t('sensor.baseline.none'),
+  ];
+  if (!any) notes.unshift(t('sensor.empty'));
+  $('sensor-note').textContent = notes.join(' · ');
+}
+
+// ---------------------------------------------------------------------------------------------
 // Start
 
 function useCity(city) {
@@ -1369,13 +1977,71 @@ function wireEvents() {
       $('feeds-button').focus();
       return;
     }
+    if (!$('sensor-panel').hidden && $('sensor-panel').contains(document.activeElement)) {
+      closeSensor();
+      return;
+    }
+    const inPopup = document.activeElement?.closest?.('.leaflet-popup');
     if (map) map.closePopup();
+    if (inPopup && state.selectedId != null) {
+      $('queue-list').querySelector(`[data-queue-id="${CSS.escape(state.selectedId)}"]`)?.focus();
+    }
+  });
+  $('login-form').addEventListener('submit', submitLogin);
+  $('login-lang').addEventListener('click', (event) => {
+    const button = event.target.closest('button[data-lang]');
+    if (button) setLanguage(button.dataset.lang);
+  });
+  $('logout').addEventListener('click', logout);
+  // Capture: Leaflet stops clicks inside a popup from bubbling.
+  document.addEventListener('click', (event) => {
+    const button = event.target.closest?.('button[data-act]');
+    if (button) {
+      event.preventDefault();
+      runAction(button);
+      return;
+    }
+    const contacts = event.target.closest?.('button[data-contacts]');
+    if (contacts) {
+      event.preventDefault();
+      loadContacts(contacts.dataset.contacts);
+    }
+  }, true);
+  $('sensor-close').addEventListener('click', closeSensor);
+  $('queue-filters').addEventListener('change', (event) => {
+    const key = event.target.dataset?.filter;
+    if (!key || !(key in state.filter)) return;
+    state.filter[key] = event.target.type === 'checkbox' ? event.target.checked : event.target.value;
+    $('queue-order').textContent = t(`filters.sort.${state.filter.sort}`);
+    scheduleRender();
+  });
+  $('queue-filters').addEventListener('submit', (event) => event.preventDefault());
+  $('sensor-ranges').addEventListener('click', (event) => {
+    const b = event.target.closest('button[data-range]');
+    if (b && b.dataset.range !== state.sensor.range) {
+      state.sensor.range = b.dataset.range;
+      loadSensor();
+    }
+  });
+  $('sensor-metrics').addEventListener('click', (event) => {
+    const b = event.target.closest('button[data-metric]');
+    if (b && b.dataset.metric !== state.sensor.metric) {
+      state.sensor.metric = b.dataset.metric;
+      renderSensorPanel();
+      drawSensor();
+    }
   });
 }
 
 async function main() {
   wireEvents();
   applyLanguage();
+  const city = await loadCity();
+  useCity(city);
+  applyLanguage();
+  const me = await whoAmI();
+  if (me) enterConsole(me);
+  else await showLogin(null);
   setConnection('connecting');
   scheduleRender();
   poll(checkHealth);
@@ -1385,8 +2051,6 @@ async function main() {
     $('banner').hidden = false;
     return;
   }
-  const city = await loadCity();
-  useCity(city);
   setupMap(city);
   applyLanguage();
   connect();

@@ -4,10 +4,12 @@
 //! Body: `{"action": "acknowledge", "reason": "…", "agency": "…"}` (see `protocol::action`).
 //! Authorised by a Bearer API token: scope `operator` may act on any incident (actor
 //! `operator:{token prefix}`), scope `agency:{id}` only on incidents assigned to that agency
-//! (actor `agency:{id}`); other tokens get 403.
+//! (actor `agency:{id}`); other tokens get 403. Or by a person's session cookie (with its
+//! `X-CSRF-Token`; see `accounts.rs`): operators, supervisors and admins act on any incident,
+//! an agency user only on its agency's (actor `user:{name}` for both).
 //!
 //! Answers: 200 with the incident (GeoJSON Feature) once the action is durable; 400 bad body;
-//! 401 no or bad token; 403 token not allowed (or incident not the agency's); 404 unknown
+//! 401 no or bad token or session; 403 a session request without its CSRF token; 403 token not allowed (or incident not the agency's); 404 unknown
 //! incident; 409 the action is not allowed in the incident's state (the detail names both
 //! states); 503 the store is unavailable.
 
@@ -23,7 +25,10 @@ use model::IncidentId;
 use protocol::action::{action_request, MAX_PAYLOAD};
 use protocol::incident::IncidentFeature;
 
-use crate::ingest::{scope, Scope};
+use store::Role;
+
+use crate::accounts::{caller, Caller};
+use crate::ingest::Scope;
 use crate::{AppState, Problem};
 
 /// Largest request body, in bytes.
@@ -48,16 +53,28 @@ async fn act_inner(
     headers: &HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, Problem> {
-    let (scope, prefix) = scope(state, headers).await?;
-    let (actor, as_agency) = match scope {
-        Scope::Operator => (format!("operator:{prefix}"), None),
-        Scope::Agency(agency) => (format!("agency:{agency}"), Some(agency.as_str().into())),
-        other => {
+    let (actor, as_agency) = match caller(state, headers).await? {
+        Caller::Token(Scope::Operator, prefix) => (format!("operator:{prefix}"), None),
+        Caller::Token(Scope::Agency(agency), _) => {
+            (format!("agency:{agency}"), Some(agency.as_str().into()))
+        }
+        Caller::Token(other, _) => {
             return Err(Problem::forbidden(format!(
                 "this token may {}, not act on incidents",
                 other.allows()
             )))
         }
+        Caller::Session(s) => match (s.role, s.agency) {
+            (Role::Agency, Some(agency)) => {
+                (format!("user:{}", s.username), Some(agency.as_str().into()))
+            }
+            (Role::Agency, None) => {
+                return Err(Problem::forbidden("this agency user has no agency"));
+            }
+            (Role::Operator | Role::Supervisor | Role::Admin, _) => {
+                (format!("user:{}", s.username), None)
+            }
+        },
     };
     let raw = raw.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {

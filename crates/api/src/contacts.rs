@@ -1,7 +1,8 @@
 //! `GET /api/v1/incidents/{id}/contacts`: the contact details citizens left with their reports of
 //! an incident. Personal data: only the dispatch center's operators (an `operator` token) and the
 //! agency the incident is assigned to (its `agency:{id}` token) may read it, and every reading is
-//! logged with who read it.
+//! logged with who read it. People's sessions likewise: operators, supervisors and admins, and an
+//! agency user for its agency's incidents.
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -10,7 +11,10 @@ use serde_json::{json, Value};
 
 use model::IncidentId;
 
-use crate::ingest::{scope, Scope};
+use store::Role;
+
+use crate::accounts::{reader, Caller};
+use crate::ingest::Scope;
 use crate::problem::Problem;
 use crate::AppState;
 
@@ -19,19 +23,32 @@ pub async fn list(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, Problem> {
-    let (scope, prefix) = scope(&state, &headers).await?;
+    let caller = reader(&state, &headers).await?;
     let id = IncidentId::new(id);
     let incident = state
         .store
         .incident(&id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no incident {}", id.as_str())))?;
-    let reader = match &scope {
-        Scope::Operator => format!("operator:{prefix}"),
-        Scope::Agency(agency) if agency.as_str() == incident.agency.as_str() => {
+    let reader = match &caller {
+        Caller::Token(Scope::Operator, prefix) => format!("operator:{prefix}"),
+        Caller::Token(Scope::Agency(agency), _) if agency.as_str() == incident.agency.as_str() => {
             format!("agency:{agency}")
         }
-        Scope::Agency(agency) => {
+        Caller::Session(s) => match (s.role, s.agency.as_deref()) {
+            (Role::Operator | Role::Supervisor | Role::Admin, _) => format!("user:{}", s.username),
+            (Role::Agency, Some(a)) if a == incident.agency.as_str() => {
+                format!("user:{}", s.username)
+            }
+            (Role::Agency, _) => {
+                return Err(Problem::forbidden(format!(
+                    "incident {} is assigned to {}, not to this user's agency",
+                    id.as_str(),
+                    incident.agency.as_str()
+                )))
+            }
+        },
+        Caller::Token(Scope::Agency(agency), _) => {
             return Err(Problem::forbidden(format!(
                 "incident {} is assigned to {}, not to {agency}",
                 id.as_str(),

@@ -2,7 +2,7 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
@@ -70,6 +70,7 @@ fn parse_statuses(text: &str) -> Result<Vec<IncidentStatus>, Problem> {
 
 pub async fn list(
     State(state): State<AppState>,
+    headers: HeaderMap,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, Problem> {
     let Query(q) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
@@ -91,7 +92,7 @@ pub async fn list(
     if matches!(q.limit, Some(l) if l == 0 || l > 10_000) {
         return Err(Problem::bad_request("limit must be between 1 and 10000"));
     }
-    let filter = IncidentFilter {
+    let mut filter = IncidentFilter {
         bbox: q.bbox.as_deref().map(parse_bbox).transpose()?,
         statuses: q
             .status
@@ -103,6 +104,10 @@ pub async fn list(
         agency: q.agency.as_deref().map(AgencyId::from),
         limit: q.limit,
     };
+    // An agency user's session sees its agency's incidents only, whatever it asked for.
+    if let Some(own) = crate::accounts::agency_restriction(&state, &headers).await? {
+        filter.agency = Some(AgencyId::from(own.as_str()));
+    }
     let incidents = state.store.incidents(&filter).await?;
     Ok((
         [(header::CONTENT_TYPE, GEO_JSON)],

@@ -5,6 +5,7 @@
 //! of their own. Every client error is `application/problem+json` (RFC 9457); internal errors are
 //! logged once and answered generically.
 
+mod accounts;
 mod actions;
 mod contacts;
 mod dashboards;
@@ -28,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use engine::Engine;
 use store::Store;
 
+pub use accounts::{hash_password, verify_password, LoginLimits, PasswordError};
 pub use problem::Problem;
 
 /// What the handlers share.
@@ -38,6 +40,10 @@ pub struct AppState {
     /// `GET /api/v1/city`, serialised once at start-up.
     city_document: Arc<Vec<u8>>,
     shutdown: CancellationToken,
+    /// Failed logins per user name and client address.
+    login_limiter: Arc<accounts::LoginLimiter>,
+    /// Served over plain HTTP on a loopback address: session cookies without `Secure`.
+    plain_http_on_loopback: bool,
 }
 
 impl AppState {
@@ -57,7 +63,24 @@ impl AppState {
             store,
             city_document,
             shutdown,
+            login_limiter: accounts::limiter(LoginLimits::default()),
+            plain_http_on_loopback: false,
         }
+    }
+
+    /// Says that the server listens on plain HTTP on a loopback address, where browsers would
+    /// not send back a `Secure` cookie: session cookies are then made without it (unless a
+    /// proxy in front says `X-Forwarded-Proto: https`). Default: always `Secure`.
+    pub fn plain_http_on_loopback(mut self, yes: bool) -> Self {
+        self.plain_http_on_loopback = yes;
+        self
+    }
+
+    /// Replaces the default login limits (5 failures per user name, 20 per client address, in
+    /// 15 minutes).
+    pub fn with_login_limits(mut self, limits: LoginLimits) -> Self {
+        self.login_limiter = accounts::limiter(limits);
+        self
     }
 }
 
@@ -65,6 +88,13 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
+        .route(
+            "/api/v1/session",
+            get(accounts::whoami)
+                .post(accounts::login)
+                .delete(accounts::logout)
+                .layer(DefaultBodyLimit::max(accounts::MAX_LOGIN_BODY)),
+        )
         .route("/api/v1/city", get(city))
         .route("/api/v1/incidents", get(incidents::list))
         .route("/api/v1/incidents/{id}", get(incidents::one))

@@ -57,6 +57,24 @@ impl Problem {
         }
     }
 
+    /// 415: the body is not of a type this endpoint reads.
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Problem {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            title: "Unsupported media type",
+            detail: detail.into(),
+        }
+    }
+
+    /// 429: too many attempts; the caller adds `Retry-After`.
+    pub fn too_many_requests(detail: impl Into<String>) -> Self {
+        Problem {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            title: "Too many requests",
+            detail: detail.into(),
+        }
+    }
+
     /// 404.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Problem {

@@ -3,16 +3,21 @@
 //! A client first gets a snapshot of the open incidents, then one frame per change. A client that
 //! falls behind (the update broadcast overflowed for it) gets a fresh snapshot instead of being
 //! cut off; one that stops reading for [`SEND_TIMEOUT`] is closed, so a stuck client never holds
-//! memory or slows the others.
+//! memory or slows the others. An agency user's session (cookie) sees its agency's incidents
+//! only, and hears once of one that leaves its agency.
 
 use std::time::Duration;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use std::collections::HashSet;
+
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use tokio::sync::broadcast::error::RecvError;
 
 use engine::UpdateKind;
+use model::{AgencyId, Incident, IncidentId};
 use protocol::incident::{IncidentCollection, IncidentFeature};
 use protocol::stream::{Change, StreamFrame};
 
@@ -24,14 +29,47 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a ping goes out, so that a half-open connection is noticed by both ends.
 const PING_EVERY: Duration = Duration::from_secs(20);
 
-pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(move |socket| client(socket, state))
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // An agency user's session gets its agency's incidents only.
+    let only = match crate::accounts::agency_restriction(&state, &headers).await {
+        Ok(only) => only.map(|a| AgencyId::from(a.as_str())),
+        Err(p) => return p.into_response(),
+    };
+    ws.on_upgrade(move |socket| client(socket, state, only))
 }
 
-async fn snapshot(state: &AppState) -> Option<StreamFrame> {
+/// What an agency-limited client has been shown: it also hears of an incident that leaves its
+/// agency (a reassignment), once, so that the console can drop it.
+#[derive(Debug, Default)]
+struct Visible(HashSet<IncidentId>);
+
+impl Visible {
+    /// Whether `incident` goes to a client limited to `only`, and remembers what it saw.
+    fn admit(&mut self, only: Option<&AgencyId>, incident: &Incident) -> bool {
+        let Some(only) = only else { return true };
+        if &incident.agency == only {
+            self.0.insert(incident.id.clone());
+            true
+        } else {
+            self.0.remove(&incident.id)
+        }
+    }
+}
+
+async fn snapshot(
+    state: &AppState,
+    only: Option<&AgencyId>,
+    visible: &mut Visible,
+) -> Option<StreamFrame> {
     let open = state.engine.open_incidents().await.ok()?;
+    visible.0.clear();
+    let shown: Vec<_> = open.iter().filter(|i| visible.admit(only, i)).collect();
     Some(StreamFrame::Snapshot {
-        incidents: IncidentCollection::new(open.iter().map(|i| i.as_ref())),
+        incidents: IncidentCollection::new(shown.into_iter().map(|i| i.as_ref())),
     })
 }
 
@@ -49,10 +87,11 @@ async fn send(socket: &mut WebSocket, frame: &StreamFrame) -> bool {
     )
 }
 
-async fn client(mut socket: WebSocket, state: AppState) {
+async fn client(mut socket: WebSocket, state: AppState, only: Option<AgencyId>) {
     // Subscribe before the snapshot so no change falls between the two.
     let mut updates = state.engine.subscribe();
-    let Some(first) = snapshot(&state).await else {
+    let mut visible = Visible::default();
+    let Some(first) = snapshot(&state, only.as_ref(), &mut visible).await else {
         return;
     };
     if !send(&mut socket, &first).await {
@@ -74,13 +113,14 @@ async fn client(mut socket: WebSocket, state: AppState) {
             }
             update = updates.recv() => {
                 let frame = match update {
+                    Ok(u) if !visible.admit(only.as_ref(), &u.incident) => continue,
                     Ok(u) => StreamFrame::Incident {
                         change: match u.kind { UpdateKind::Opened => Change::Opened, UpdateKind::Updated => Change::Updated },
                         incident: Box::new(IncidentFeature::from(u.incident.as_ref())),
                     },
                     Err(RecvError::Lagged(missed)) => {
                         tracing::debug!(missed, "websocket client fell behind; sending a snapshot");
-                        match snapshot(&state).await { Some(s) => s, None => break }
+                        match snapshot(&state, only.as_ref(), &mut visible).await { Some(s) => s, None => break }
                     }
                     Err(RecvError::Closed) => break,
                 };

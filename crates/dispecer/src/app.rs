@@ -248,6 +248,11 @@ async fn retention(
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retention run failed; next in an hour"),
         }
+        match store.delete_expired_sessions(chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "expired sessions deleted"),
+            Err(e) => tracing::warn!(error = %e, "cannot delete expired sessions"),
+        }
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(RETENTION_EVERY) => {}
@@ -264,7 +269,7 @@ pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
 }
 
 /// Creates the folder of a `sqlite://` database file.
-fn prepare_sqlite_dir(url: &str) -> anyhow::Result<()> {
+pub(crate) fn prepare_sqlite_dir(url: &str) -> anyhow::Result<()> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         let path = path.split('?').next().unwrap_or(path);
         if let Some(dir) = Path::new(path)
@@ -288,6 +293,10 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
     let store = Store::connect(&opts.database_url).await.context("store")?;
     tracing::info!(backend = %store.backend(), "store ready");
     record_city_config(&store, &opts.city, city.city().id.as_str()).await?;
+    let demo_users = match sim {
+        Some(_) => crate::users::demo_users(&store, city.city()).await?,
+        None => Vec::new(),
+    };
 
     let endpoint = match &opts.mqtt_url {
         Some(url) => Endpoint::parse(url)?,
@@ -380,10 +389,12 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
         store.clone(),
         opts.tile_url.clone(),
         shutdown.child_token(),
-    );
+    )
+    .plain_http_on_loopback(http_addr.ip().is_loopback());
     let http_shutdown = shutdown.child_token();
     tracker.spawn(async move {
-        let served = axum::serve(http, api::router(state))
+        let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let served = axum::serve(http, app)
             .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
             .await;
         if let Err(e) = served {
@@ -404,6 +415,9 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
             .with_context(|| format!("cannot write {}", file.display()))?;
     }
     tracing::info!(dashboard = %format!("http://{http_addr}/"), mqtt = %endpoint, "dispecer ready");
+    for line in &demo_users {
+        eprintln!("{line}");
+    }
 
     if let Some(sim) = sim {
         let sim_city = Arc::new(city.city().clone());

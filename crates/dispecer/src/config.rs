@@ -26,6 +26,9 @@ pub enum Command {
     /// API tokens for senders without a broker (`POST /api/v1/events`, `/api/v1/readings`).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// People who log in to the console: operators, supervisors, agency users, admins.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Citizens' personal data (GDPR).
     #[command(subcommand)]
     Gdpr(GdprCommand),
@@ -41,6 +44,63 @@ pub struct RebuildOptions {
     /// The city folder the log was written with.
     #[arg(long, env = "DISPECER_CITY", default_value = "cities/brasov")]
     pub city: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Creates a user (the first admin, too). The password is asked for on the terminal, or
+    /// read as one line from standard input with --password-stdin.
+    Add(UserAddOptions),
+    /// Lists users (names, roles, agencies; never passwords).
+    List(TokenDbOptions),
+    /// Sets a user's password (asked for, or --password-stdin) and ends their sessions.
+    Passwd(UserPasswdOptions),
+}
+
+/// A user's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    /// A dispatch operator: sees everything, acts on any incident.
+    Operator,
+    /// A shift supervisor.
+    Supervisor,
+    /// A person of one agency (--agency): sees and acts on its incidents only.
+    Agency,
+    /// An administrator.
+    Admin,
+}
+
+#[derive(Debug, Args)]
+pub struct UserAddOptions {
+    #[command(flatten)]
+    pub db: TokenDbOptions,
+    /// The city folder (an agency user's agency must be one of its agencies).
+    #[arg(long, env = "DISPECER_CITY", default_value = "cities/brasov")]
+    pub city: PathBuf,
+    /// The login name.
+    #[arg(long)]
+    pub username: String,
+    /// What the user may do.
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
+    /// The agency of an agency user (agency id); required with --role agency, refused otherwise.
+    #[arg(long)]
+    pub agency: Option<String>,
+    /// Read the password as one line from standard input instead of asking for it.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UserPasswdOptions {
+    #[command(flatten)]
+    pub db: TokenDbOptions,
+    /// The login name.
+    #[arg(long)]
+    pub username: String,
+    /// Read the password as one line from standard input instead of asking for it.
+    #[arg(long)]
+    pub password_stdin: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -227,6 +287,51 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// `user add`: a role is required and must be one of the four; --agency is taken as given
+    /// (whether it fits the role is checked when the command runs).
+    #[test]
+    fn user_add_flags() {
+        let add = |args: &[&str]| {
+            Cli::try_parse_from(["dispecer", "user", "add"].iter().chain(args)).map(|cli| match cli
+                .command
+            {
+                Command::User(UserCommand::Add(a)) => {
+                    (a.username, a.role, a.agency, a.password_stdin)
+                }
+                other => panic!("parsed as {other:?}"),
+            })
+        };
+        assert_eq!(
+            add(&[
+                "--username",
+                "ioana",
+                "--role",
+                "agency",
+                "--agency",
+                "apa-brasov",
+                "--password-stdin"
+            ])
+            .ok(),
+            Some((
+                "ioana".to_owned(),
+                RoleArg::Agency,
+                Some("apa-brasov".to_owned()),
+                true
+            ))
+        );
+        assert_eq!(
+            add(&["--username", "admin", "--role", "admin"]).ok(),
+            Some(("admin".to_owned(), RoleArg::Admin, None, false))
+        );
+        for refused in [
+            &["--username", "x"][..],
+            &["--role", "operator"][..],
+            &["--username", "x", "--role", "root"][..],
+        ] {
+            assert!(add(refused).is_err(), "{refused:?} must be refused");
+        }
     }
 
     /// `token create`: which flags give which token, and which combinations are refused.

@@ -7,6 +7,7 @@ mod app;
 mod broker;
 mod config;
 mod rebuild;
+mod users;
 
 use std::process::ExitCode;
 
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
             Command::Migrate(m) => app::migrate(&m.database_url).await,
             Command::CheckCity(c) => app::check_city(&c.city),
             Command::Token(t) => app::token(t).await,
+            Command::User(u) => users::run(u).await,
             Command::Gdpr(g) => app::gdpr(g).await,
             Command::Rebuild(r) => crate::rebuild::run(r).await,
         }

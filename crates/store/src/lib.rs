@@ -17,7 +17,7 @@
 //! The tables (see `migrations/`): `events` (the event log, every accepted event verbatim, a
 //! TimescaleDB hypertable on `received_at` where the extension is present), `event_keys`
 //! (PostgreSQL only: the event-id idempotency guard, since a hypertable's unique indexes must
-//! include its time column), `incidents`, `incident_timeline` and `dead_letters`.
+//! include its time column), `incidents`, `incident_timeline` and `dead_letters`; `users` and `sessions` (`accounts.rs`).
 //!
 //! Invariant: [`Store::record`] writes the event, the incident and its timeline entry in one
 //! transaction, and returns only after commit (SQLite: WAL with `synchronous=FULL`; PostgreSQL:
@@ -59,6 +59,7 @@ use crate::rows::{
 };
 use crate::url::Target;
 
+pub use crate::accounts::{Role, Session, User};
 pub use crate::config::CityConfig;
 pub use crate::error::StoreError;
 pub use crate::log::{LoggedEvent, LoggedTransition};
@@ -105,6 +106,7 @@ macro_rules! with_pool {
 }
 
 // Declared after `with_pool!`, which they use.
+mod accounts;
 mod config;
 mod log;
 mod personal;

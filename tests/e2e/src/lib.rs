@@ -734,3 +734,83 @@ pub async fn mqtt_login(port: u16, login: Option<(&str, &str)>) -> Result<bool> 
     let _ = client.try_disconnect();
     Ok(answer)
 }
+
+/// Runs `dispecer user add --username NAME --role ROLE [--agency A] --password-stdin` with
+/// `password` on its standard input; returns whether it succeeded and what it wrote to stderr.
+pub fn dispecer_user_add(
+    database_url: &str,
+    username: &str,
+    role: &str,
+    agency: Option<&str>,
+    password: &str,
+) -> Result<(bool, String)> {
+    use std::io::Write;
+    let mut cmd = Command::new(dispecer_bin()?);
+    cmd.args(["user", "add", "--username", username, "--role", role])
+        .args(["--password-stdin", "--database-url", database_url])
+        .arg("--city")
+        .arg(repo_root().join("cities/brasov"));
+    if let Some(a) = agency {
+        cmd.args(["--agency", a]);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(format!("{password}\n").as_bytes())?;
+    let out = child.wait_with_output()?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// A person's session with a running Dispecer: its cookie and CSRF token.
+#[derive(Debug, Clone)]
+pub struct Login {
+    /// `dispecer_session=…`, as sent back in `Cookie`.
+    pub cookie: String,
+    /// The session's CSRF token.
+    pub csrf: String,
+    /// `GET /api/v1/session`'s answer at login.
+    pub me: Value,
+}
+
+/// Logs in with `POST /api/v1/session`; returns the status, the `Set-Cookie` header and the body.
+pub async fn login_raw(
+    http: &str,
+    username: &str,
+    password: &str,
+) -> Result<(u16, reqwest::header::HeaderMap, Value)> {
+    let resp = reqwest::Client::new()
+        .post(format!("{http}/api/v1/session"))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({"username": username, "password": password}).to_string())
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+    Ok((status, headers, body))
+}
+
+/// Logs in and fails unless it worked.
+pub async fn login(http: &str, username: &str, password: &str) -> Result<Login> {
+    let (status, headers, me) = login_raw(http, username, password).await?;
+    if status != 200 {
+        bail!("login of {username} answered {status}: {me}");
+    }
+    let cookie = headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .context("no session cookie")?
+        .to_owned();
+    let csrf = me["csrf"].as_str().context("no csrf token")?.to_owned();
+    Ok(Login { cookie, csrf, me })
+}

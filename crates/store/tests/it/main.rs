@@ -4,6 +4,7 @@
 //! in `DISPECER_TEST_PG_URL` (`scripts/test.sh` starts one and sets it); each test creates its own
 //! database there and drops it at the end.
 
+mod accounts;
 mod fixtures;
 mod postgres;
 mod sqlite;

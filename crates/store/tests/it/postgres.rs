@@ -37,7 +37,7 @@ fn with_database(admin: &str, database: &str) -> String {
 }
 
 /// Runs `test` with the URL of a fresh database, then drops the database, whatever happened.
-async fn in_fresh_database<F, Fut>(test: F)
+pub(crate) async fn in_fresh_database<F, Fut>(test: F)
 where
     F: FnOnce(String) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,

@@ -1,17 +1,18 @@
 //! The operators' console in a real browser (Debian's Chromium through chromedriver): the map of
-//! Brașov loads, an incident reported over MQTT appears on it live, and the header shows the
-//! citizen feed and the store as healthy.
+//! Brașov loads once an operator has logged in, an incident reported over MQTT appears on it
+//! live, and the header shows the citizen feed and the store as healthy. The helpers here (a
+//! browser, logging in, screenshots) serve `console.rs` too.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use fantoccini::{ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
 use e2e::{citizen_report, free_port, Broker, Dispecer, MqttClient, TempDir};
 
-struct Driver(Child);
+pub(crate) struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -20,8 +21,9 @@ impl Drop for Driver {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn incident_appears_on_the_map() -> Result<()> {
+/// Starts chromedriver on a free port and a headless Chromium session through it, with its
+/// profile in `dir`.
+pub(crate) async fn open_browser(dir: &TempDir) -> Result<(Driver, Client)> {
     let chromium =
         std::env::var("DISPECER_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let chromedriver =
@@ -33,28 +35,8 @@ async fn incident_appears_on_the_map() -> Result<()> {
             );
         }
     }
-    let dir = TempDir::new("dispecer-browser");
-    // Brașov, with one minute to acknowledge a fallen tree: the test sees the deadline pass.
-    let city = e2e::brasov_copy(dir.path(), |text| {
-        let from = text.find("id = \"fallen_tree\"").unwrap_or(0);
-        let start = from + text[from..].find("deadlines = ").unwrap_or(0);
-        let end = start + text[start..].find('\n').unwrap_or(0);
-        format!(
-            "{}deadlines = {{ acknowledge_minutes = 1, resolve_minutes = 360 }}{}",
-            &text[..start],
-            &text[end..]
-        )
-    })?;
-    let server = Dispecer::start_with_city(
-        &dir,
-        &format!("sqlite://{}/d.sqlite", dir.path().display()),
-        &Broker::Embedded(free_port()),
-        &city,
-    )
-    .await?;
-
     let port = free_port();
-    let _driver = Driver(
+    let driver = Driver(
         Command::new(&chromedriver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -89,16 +71,73 @@ async fn incident_appears_on_the_map() -> Result<()> {
         }
     }
     let browser = client.context("chromedriver did not answer")?;
+    Ok((driver, browser))
+}
+
+/// Logs in on the console's login screen (which the page shows first) and waits for the map.
+pub(crate) async fn log_in(browser: &Client, username: &str, password: &str) -> Result<()> {
+    let form = browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("#login:not([hidden]) #login-form"))
+        .await
+        .context("the login screen is not shown")?;
+    let user = form.find(Locator::Id("login-username")).await?;
+    user.clear().await?;
+    user.send_keys(username).await?;
+    let pass = form.find(Locator::Id("login-password")).await?;
+    pass.clear().await?;
+    pass.send_keys(password).await?;
+    pass.send_keys("\u{E007}").await?; // Enter submits the form
+    browser
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("body.is-in #user:not([hidden])"))
+        .await
+        .with_context(|| format!("{username} is not logged in"))?;
+    browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("path.district-shape"))
+        .await
+        .context("districts not drawn")?;
+    Ok(())
+}
+
+/// Saves a screenshot as target/e2e-screenshots/NAME.png.
+pub(crate) async fn screenshot(browser: &Client, name: &str) -> Result<()> {
+    let out = e2e::repo_root().join("target/e2e-screenshots");
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(out.join(format!("{name}.png")), browser.screenshot().await?)?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn incident_appears_on_the_map() -> Result<()> {
+    let dir = TempDir::new("dispecer-browser");
+    // Brașov, with one minute to acknowledge a fallen tree: the test sees the deadline pass.
+    let city = e2e::brasov_copy(dir.path(), |text| {
+        let from = text.find("id = \"fallen_tree\"").unwrap_or(0);
+        let start = from + text[from..].find("deadlines = ").unwrap_or(0);
+        let end = start + text[start..].find('\n').unwrap_or(0);
+        format!(
+            "{}deadlines = {{ acknowledge_minutes = 1, resolve_minutes = 360 }}{}",
+            &text[..start],
+            &text[end..]
+        )
+    })?;
+    let db = format!("sqlite://{}/d.sqlite", dir.path().display());
+    let (ok, err) = e2e::dispecer_user_add(&db, "ana", "operator", None, "parola-lunga-1")?;
+    assert!(ok, "{err}");
+    let server =
+        Dispecer::start_with_city(&dir, &db, &Broker::Embedded(free_port()), &city).await?;
+
+    let (_driver, browser) = open_browser(&dir).await?;
 
     let result = async {
         browser.goto(&format!("{}/", server.http)).await?;
-        // The map of the city is drawn (the districts are SVG paths)…
-        browser
-            .wait()
-            .at_most(Duration::from_secs(20))
-            .for_element(Locator::Css("path.district-shape"))
-            .await
-            .context("districts not drawn")?;
+        // The operator logs in and the map of the city is drawn (the districts are SVG paths)…
+        log_in(&browser, "ana", "parola-lunga-1").await?;
         // …and the page is live (its WebSocket has its snapshot) before the report is sent.
         browser
             .wait()

@@ -2,8 +2,10 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failure should stop the test loudly
 
+mod accounts;
 mod agency_updates;
 mod browser;
+mod console;
 mod disk_full;
 mod gdpr;
 mod http_ingest;
