@@ -56,6 +56,7 @@ pub fn open_incident(
         severity,
         status: IncidentStatus::Assigned,
         location: point,
+        area: None,
         district: index.district_at(point).cloned(),
         agency: routing.chosen.agency.clone(),
         routing,

@@ -41,6 +41,7 @@ async fn seed(city: &City, file: &std::path::Path, n: usize) -> Result<u64> {
             kind: EventKind::Report,
             category: incident.category.clone(),
             location: point,
+            area: None,
             description: Some(format!("bench report {i}")),
             occurred_at: now,
             received_at: now,

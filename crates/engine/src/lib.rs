@@ -243,7 +243,12 @@ impl Engine {
         tracker: &TaskTracker,
     ) -> Result<Engine, EngineError> {
         let open = store.open_incidents().await?;
-        let index = IncidentIndex::bulk_load(open.iter());
+        let mut index = IncidentIndex::bulk_load(open.iter());
+        for i in &open {
+            if let (Some(area), Some(family)) = (&i.area, family_of(&city, i)) {
+                index.insert_area(&i.id, family, area);
+            }
+        }
         let by_subject: HashMap<String, IncidentId> = open
             .iter()
             .filter_map(|i| i.external_ref.clone().map(|r| (r, i.id.clone())))
@@ -338,6 +343,13 @@ impl Engine {
     pub fn feeds(&self) -> &feeds::Feeds {
         &self.feeds
     }
+}
+
+/// The family of `incident`'s category (`None` for a category the city no longer has).
+fn family_of<'a>(city: &'a CityIndex, incident: &Incident) -> Option<&'a str> {
+    city.city()
+        .category(incident.category.as_str())
+        .map(|c| c.family.as_str())
 }
 
 /// The time of an action or an escalation, to the microsecond, as the store keeps it: what is
@@ -438,6 +450,10 @@ impl Actor {
             if event.description.is_some() {
                 i.description = event.description.clone();
             }
+            if event.area.is_some() {
+                // The sender redrew its area.
+                i.area = event.area.clone();
+            }
             return Ok((i, ChangeKind::Updated));
         }
         if event.kind == EventKind::Restored {
@@ -459,6 +475,10 @@ impl Actor {
             if i.external_ref.is_none() {
                 i.external_ref = event.subject.clone();
             }
+            if i.area.is_none() && event.subject.is_some() {
+                // A sender's notice that joins a report-opened incident declares its area.
+                i.area = event.area.clone();
+            }
             return Ok((i, ChangeKind::ReportJoined));
         }
         let routing = self.city.route(&category.id, event.location);
@@ -470,6 +490,7 @@ impl Actor {
             // Routed as it opens: it starts with an agency.
             status: IncidentStatus::Assigned,
             location: event.location,
+            area: event.area.clone(),
             district: self.city.district_at(event.location).cloned(),
             agency: routing.chosen.agency.clone(),
             routing,
@@ -535,6 +556,10 @@ impl Actor {
             kind,
             incident: shared.clone(),
         };
+        self.reindex_area(
+            self.incidents.get(&id).and_then(|i| i.area.clone()),
+            &incident,
+        );
         if incident.status.is_open() {
             if let Some(subject) = &incident.external_ref {
                 // A reopened incident does not take over a subject another open incident
@@ -567,6 +592,24 @@ impl Actor {
             }
         }
         shared
+    }
+
+    /// Keeps the declared-area index in step with `incident`'s new state: the area it had in
+    /// memory (`before`) out, its area in if it is open.
+    fn reindex_area(&mut self, before: Option<geo::MultiPolygon>, incident: &Incident) {
+        let after = incident.area.as_ref().filter(|_| incident.status.is_open());
+        if before.as_ref() == after {
+            return;
+        }
+        let Some(family) = family_of(&self.city, incident).map(str::to_owned) else {
+            return;
+        };
+        if let Some(area) = &before {
+            self.index.remove_area(&incident.id, &family, area);
+        }
+        if let Some(area) = after {
+            self.index.insert_area(&incident.id, &family, area);
+        }
     }
 
     /// The category's deadlines for `incident`.

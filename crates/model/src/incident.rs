@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use geo::Point;
+use geo::{MultiPolygon, Point};
 
 use crate::ids::{AgencyId, CategoryId, DistrictId, IncidentId};
 use crate::lifecycle::SlaClock;
@@ -154,6 +154,9 @@ pub struct Incident {
     pub status: IncidentStatus,
     /// Where it is (the first report's position).
     pub location: Point,
+    /// The area it covers, when a sender declared one (a utility's outage area): a citizen's
+    /// report of the same category family anywhere inside it joins this incident.
+    pub area: Option<MultiPolygon>,
     /// The district containing it, if any.
     pub district: Option<DistrictId>,
     /// The agency responsible.

@@ -470,6 +470,7 @@ mod tests {
             severity: Severity::Moderate,
             status,
             location: Point::new(25.6, 45.6),
+            area: None,
             district: None,
             agency: "roads".into(),
             routing: RoutingDecision {

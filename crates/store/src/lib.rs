@@ -119,9 +119,9 @@ macro_rules! upsert_incident {
         sqlx::query(
             "INSERT INTO incidents (id, category, severity, status, lon, lat, district, \
              agency, routing, report_count, description, opened_at, updated_at, external_ref, \
-             ack_due, resolve_due, ack_escalated_at, resolve_escalated_at) \
+             ack_due, resolve_due, ack_escalated_at, resolve_escalated_at, area) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18) \
+             $17, $18, $19) \
              ON CONFLICT (id) DO UPDATE SET category = excluded.category, \
              severity = excluded.severity, status = excluded.status, lon = excluded.lon, \
              lat = excluded.lat, district = excluded.district, agency = excluded.agency, \
@@ -130,7 +130,7 @@ macro_rules! upsert_incident {
              updated_at = excluded.updated_at, external_ref = excluded.external_ref, \
              ack_due = excluded.ack_due, resolve_due = excluded.resolve_due, \
              ack_escalated_at = excluded.ack_escalated_at, \
-             resolve_escalated_at = excluded.resolve_escalated_at",
+             resolve_escalated_at = excluded.resolve_escalated_at, area = excluded.area",
         )
         .bind(incident.id.as_str())
         .bind(incident.category.as_str())
@@ -150,6 +150,7 @@ macro_rules! upsert_incident {
         .bind(opt_time(incident.sla.resolve_due))
         .bind(opt_time(incident.sla.ack_escalated_at))
         .bind(opt_time(incident.sla.resolve_escalated_at))
+        .bind(incident.area.as_ref().map(crate::rows::area_json))
         .execute($conn)
         .await?;
     }};

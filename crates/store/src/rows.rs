@@ -4,7 +4,7 @@
 //! [`StoreError::Corrupt`], never unwrapped.
 
 use chrono::{DateTime, SubsecRound, Utc};
-use geo::Point;
+use geo::{Coord, LineString, MultiPolygon, Point, Polygon};
 use serde::{Deserialize, Serialize};
 
 use model::{
@@ -77,6 +77,40 @@ fn parse_routing(text: &str) -> Option<RoutingDecision> {
     })
 }
 
+/// The `area` column: GeoJSON MultiPolygon coordinates, `[[[[lon, lat], ...], ...], ...]`.
+type AreaCoordinates = Vec<Vec<Vec<[f64; 2]>>>;
+
+/// The `area` column's text for an area.
+pub(crate) fn area_json(area: &MultiPolygon) -> String {
+    let ring = |l: &LineString| l.coords().map(|c| [c.x, c.y]).collect::<Vec<_>>();
+    let coordinates: AreaCoordinates = area
+        .iter()
+        .map(|p| {
+            std::iter::once(ring(p.exterior()))
+                .chain(p.interiors().iter().map(ring))
+                .collect()
+        })
+        .collect();
+    // Numbers in arrays always serialise; a non-finite one (never accepted at the edge) would
+    // read back as corrupt rather than panic.
+    serde_json::to_string(&coordinates).unwrap_or_default()
+}
+
+fn parse_area(text: &str) -> Option<MultiPolygon> {
+    let coordinates: AreaCoordinates = serde_json::from_str(text).ok()?;
+    let ring =
+        |r: Vec<[f64; 2]>| LineString::new(r.into_iter().map(|[x, y]| Coord { x, y }).collect());
+    coordinates
+        .into_iter()
+        .map(|rings| {
+            let mut rings = rings.into_iter();
+            let exterior = ring(rings.next()?);
+            Some(Polygon::new(exterior, rings.map(ring).collect()))
+        })
+        .collect::<Option<Vec<_>>>()
+        .map(MultiPolygon)
+}
+
 /// The columns of `incidents`, in the order of [`INCIDENT_COLUMNS`].
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct IncidentRow {
@@ -98,12 +132,13 @@ pub(crate) struct IncidentRow {
     pub resolve_due: Option<DateTime<Utc>>,
     pub ack_escalated_at: Option<DateTime<Utc>>,
     pub resolve_escalated_at: Option<DateTime<Utc>>,
+    pub area: Option<String>,
 }
 
 /// The `incidents` columns, comma-separated, for SELECTs into [`IncidentRow`].
 pub(crate) const INCIDENT_COLUMNS: &str = "id, category, severity, status, lon, lat, district, \
      agency, routing, report_count, description, opened_at, updated_at, external_ref, ack_due, \
-     resolve_due, ack_escalated_at, resolve_escalated_at";
+     resolve_due, ack_escalated_at, resolve_escalated_at, area";
 
 impl IncidentRow {
     pub(crate) fn into_model(self) -> Result<Incident, StoreError> {
@@ -124,12 +159,18 @@ impl IncidentRow {
                 self.routing
             ))
         })?;
+        let area = self
+            .area
+            .as_deref()
+            .map(|a| parse_area(a).ok_or_else(|| bad(&format!("area is not an area: {a}"))))
+            .transpose()?;
         Ok(Incident {
             id: self.id.as_str().into(),
             category: self.category.as_str().into(),
             severity,
             status,
             location: Point::new(self.lon, self.lat),
+            area,
             district: self.district.as_deref().map(Into::into),
             agency: self.agency.as_str().into(),
             routing,

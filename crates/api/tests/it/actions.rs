@@ -71,6 +71,7 @@ impl App {
             kind: EventKind::Report,
             category: "pothole".into(),
             location: Point::new(25.5887, 45.6419),
+            area: None,
             description: None,
             occurred_at: at,
             received_at: at,

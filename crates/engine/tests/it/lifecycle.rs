@@ -17,14 +17,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// A folder under the system's temporary folder, removed when dropped.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> TempDir {
+    pub(crate) fn new() -> TempDir {
         TempDir(std::env::temp_dir().join(format!("dispecer-engine-{}", uuid::Uuid::now_v7())))
     }
 
-    fn database_url(&self) -> String {
+    pub(crate) fn database_url(&self) -> String {
         format!("sqlite://{}", self.0.join("dispecer.sqlite").display())
     }
 }
@@ -52,15 +52,15 @@ fn brasov() -> Arc<CityIndex> {
 }
 
 /// A running engine and what it needs to stop.
-struct Running {
-    engine: Engine,
+pub(crate) struct Running {
+    pub(crate) engine: Engine,
     store: Store,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
 
 impl Running {
-    async fn start(url: &str, check: StdDuration) -> Running {
+    pub(crate) async fn start(url: &str, check: StdDuration) -> Running {
         let store = Store::connect(url).await.expect("store");
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -84,7 +84,7 @@ impl Running {
         }
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.shutdown.cancel();
         self.tracker.close();
         self.tracker.wait().await;
@@ -101,6 +101,7 @@ fn pothole_report(id: &str, at: DateTime<Utc>) -> Event {
         kind: EventKind::Report,
         category: "pothole".into(),
         location: Point::new(25.5887, 45.6419),
+        area: None,
         description: Some("Groapă".into()),
         occurred_at: at,
         received_at: at,
@@ -136,7 +137,7 @@ async fn next_update(rx: &mut broadcast::Receiver<IncidentUpdate>) -> IncidentUp
 }
 
 /// Effectively never, for engines whose only deadline check is the one at start.
-const NEVER: StdDuration = StdDuration::from_secs(24 * 3600);
+pub(crate) const NEVER: StdDuration = StdDuration::from_secs(24 * 3600);
 
 #[tokio::test]
 async fn actions_follow_the_graph_and_are_recorded() {

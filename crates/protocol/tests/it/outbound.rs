@@ -23,6 +23,7 @@ fn incident() -> Incident {
         severity: Severity::Minor,
         status: IncidentStatus::Assigned,
         location: Point::new(25.588_712_34, 45.641_909_87),
+        area: None,
         district: Some("centrul-istoric".into()),
         agency: "domeniu-public".into(),
         routing: RoutingDecision {
