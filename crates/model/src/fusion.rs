@@ -244,6 +244,7 @@ mod tests {
                 acknowledge: Duration::minutes(30),
                 resolve: Duration::hours(8),
             }),
+            inform: vec![],
         }
     }
 
@@ -271,6 +272,7 @@ mod tests {
                     area: None,
                 },
                 alternatives: vec![],
+                informed: vec![],
             },
             report_count: 1,
             description: None,

@@ -480,6 +480,7 @@ mod tests {
                     area: None,
                 },
                 alternatives: vec![],
+                informed: vec![],
             },
             report_count: 1,
             description: None,

@@ -7,7 +7,7 @@ use geo::{Area as _, BoundingRect, CoordinatePosition, Intersects, MultiPolygon,
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
 
-use crate::city::City;
+use crate::city::{City, InformTarget};
 use crate::ids::{AgencyId, CategoryId, DistrictId};
 
 /// The rule that chose an agency.
@@ -49,13 +49,56 @@ pub struct RouteCandidate {
     pub area: Option<String>,
 }
 
-/// The agency chosen for an incident, why, and the ranked alternatives.
+/// Why an agency is informed of an incident it is not responsible for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InformRule {
+    /// The category names the agency ([`InformTarget::Agency`]).
+    CategoryAgency,
+    /// The category names the agency's kind, and one of its areas contains the place
+    /// ([`InformTarget::Kind`]).
+    CategoryKind,
+}
+
+impl InformRule {
+    /// snake_case name used on the wire and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InformRule::CategoryAgency => "category_agency",
+            InformRule::CategoryKind => "category_kind",
+        }
+    }
+
+    /// Parses [`InformRule::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "category_agency" => Some(InformRule::CategoryAgency),
+            "category_kind" => Some(InformRule::CategoryKind),
+            _ => None,
+        }
+    }
+}
+
+/// An agency told of an incident beside the responsible one, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Informed {
+    /// The agency.
+    pub agency: AgencyId,
+    /// The rule.
+    pub rule: InformRule,
+    /// The area of its jurisdiction that contains the place ([`InformRule::CategoryKind`]).
+    pub area: Option<String>,
+}
+
+/// The agency chosen for an incident, why, the ranked alternatives, and who else is informed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutingDecision {
     /// The choice.
     pub chosen: RouteCandidate,
     /// The other candidates, best first.
     pub alternatives: Vec<RouteCandidate>,
+    /// The agencies informed beside the chosen one, in the order the category names them; never
+    /// the chosen agency itself.
+    pub informed: Vec<Informed>,
 }
 
 type AreaEntry = GeomWithData<Rectangle<[f64; 2]>, (usize, usize)>;
@@ -168,20 +211,88 @@ impl CityIndex {
                 area: Some(agency.areas[ri].id.clone()),
             }
         });
-        match ranked.next() {
-            Some(chosen) => RoutingDecision {
-                chosen,
-                alternatives: ranked.collect(),
-            },
-            None => RoutingDecision {
-                chosen: RouteCandidate {
+        let (chosen, alternatives) = match ranked.next() {
+            Some(chosen) => (chosen, ranked.collect()),
+            None => (
+                RouteCandidate {
                     agency: self.city.fallback_agency.clone(),
                     rule: RoutingRule::Fallback,
                     area: None,
                 },
-                alternatives: Vec::new(),
-            },
+                Vec::new(),
+            ),
+        };
+        let informed = self.informed(category, point, &chosen.agency);
+        RoutingDecision {
+            chosen,
+            alternatives,
+            informed,
         }
+    }
+
+    /// The agencies told of an incident of `category` at `point` beside `responsible`: each of
+    /// the category's [`InformTarget`]s in order, a kind resolved to the agency of that kind
+    /// whose area contains the point (lowest priority number, then smallest area, then id; none
+    /// if no agency of the kind covers the place); each agency once, never `responsible`.
+    pub fn informed(
+        &self,
+        category: &CategoryId,
+        point: Point,
+        responsible: &AgencyId,
+    ) -> Vec<Informed> {
+        let Some(category) = self.city.category(category.as_str()) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Informed> = Vec::new();
+        for target in &category.inform {
+            let found = match target {
+                InformTarget::Agency(agency) => Some(Informed {
+                    agency: agency.clone(),
+                    rule: InformRule::CategoryAgency,
+                    area: None,
+                }),
+                InformTarget::Kind(kind) => self.of_kind_at(kind, point),
+            };
+            if let Some(i) = found {
+                if i.agency != *responsible && !out.iter().any(|o| o.agency == i.agency) {
+                    out.push(i);
+                }
+            }
+        }
+        out
+    }
+
+    /// The agency of `kind` whose jurisdiction contains `point`, by priority, area size and id.
+    fn of_kind_at(&self, kind: &str, point: Point) -> Option<Informed> {
+        let probe = AABB::from_point([point.x(), point.y()]);
+        let mut best: Option<(i32, f64, usize, usize)> = None;
+        for entry in self.areas.locate_in_envelope_intersecting(&probe) {
+            let (ai, ri) = entry.data;
+            let agency = &self.city.agencies[ai];
+            if agency.kind != kind || !contains(&agency.areas[ri].geometry, point) {
+                continue;
+            }
+            let candidate = (agency.priority, self.area_sizes[ai][ri], ai, ri);
+            let better = best.is_none_or(|b| {
+                candidate
+                    .0
+                    .cmp(&b.0)
+                    .then(candidate.1.total_cmp(&b.1))
+                    .then_with(|| agency.id.cmp(&self.city.agencies[b.2].id))
+                    .is_lt()
+            });
+            if better {
+                best = Some(candidate);
+            }
+        }
+        best.map(|(_, _, ai, ri)| {
+            let agency = &self.city.agencies[ai];
+            Informed {
+                agency: agency.id.clone(),
+                rule: InformRule::CategoryKind,
+                area: Some(agency.areas[ri].id.clone()),
+            }
+        })
     }
 }
 
@@ -260,6 +371,7 @@ mod tests {
                     acknowledge: chrono::Duration::minutes(30),
                     resolve: chrono::Duration::hours(8),
                 }),
+                inform: vec![],
             }],
             agencies: vec![
                 agency(
@@ -394,5 +506,97 @@ mod tests {
         assert_eq!(index.district_at(Point::new(70.0, 2.0)), None);
         assert!(index.in_city(Point::new(7.0, 2.0)));
         assert!(!index.in_city(Point::new(-1.0, 2.0)));
+    }
+
+    #[test]
+    fn informed_agencies_table() {
+        let mut c = city();
+        let mut police_west = agency(
+            "police-west",
+            &[],
+            10,
+            vec![("west", square(0.0, 0.0, 5.0, 10.0))],
+        );
+        police_west.kind = "police".into();
+        let mut police_city = agency(
+            "police-city",
+            &[],
+            50,
+            vec![("city", square(0.0, 0.0, 10.0, 10.0))],
+        );
+        police_city.kind = "police".into();
+        let mut transport = agency(
+            "transport",
+            &[],
+            10,
+            vec![("north", square(0.0, 5.0, 10.0, 10.0))],
+        );
+        transport.kind = "transport".into();
+        c.agencies.extend([police_west, police_city, transport]);
+        c.categories[0].inform = vec![
+            InformTarget::Kind("police".into()),
+            InformTarget::Kind("transport".into()),
+            InformTarget::Agency("dispatch".into()),
+            InformTarget::Kind("nobody-has-this-kind".into()),
+            InformTarget::Agency("police-west".into()),
+        ];
+        let index = CityIndex::new(c);
+        type Case = (
+            &'static str,
+            (f64, f64),
+            &'static str,
+            &'static [(&'static str, &'static str, Option<&'static str>)],
+        );
+        let cases: [Case; 4] = [
+            (
+                "west, north: the west police by priority, transport, the named dispatch once",
+                (3.0, 8.0),
+                "heat-west",
+                &[
+                    ("police-west", "category_kind", Some("west")),
+                    ("transport", "category_kind", Some("north")),
+                    ("dispatch", "category_agency", None),
+                ],
+            ),
+            (
+                "east, south: the city police, no transport here; dispatch is responsible, not informed",
+                (8.0, 2.0),
+                "dispatch",
+                &[
+                    ("police-city", "category_kind", Some("city")),
+                    ("police-west", "category_agency", None),
+                ],
+            ),
+            (
+                "inside the small block: the west police (priority beats the bigger area)",
+                (1.5, 1.5),
+                "heat-small",
+                &[
+                    ("police-west", "category_kind", Some("west")),
+                    ("dispatch", "category_agency", None),
+                ],
+            ),
+            (
+                "outside the city: only the named agencies, the responsible one left out",
+                (20.0, 20.0),
+                "dispatch",
+                &[("police-west", "category_agency", None)],
+            ),
+        ];
+        for (name, (x, y), responsible, expected) in cases {
+            let d = index.route(&"heat".into(), Point::new(x, y));
+            assert_eq!(d.chosen.agency.as_str(), responsible, "{name}");
+            let got: Vec<(&str, &str, Option<&str>)> = d
+                .informed
+                .iter()
+                .map(|i| (i.agency.as_str(), i.rule.as_str(), i.area.as_deref()))
+                .collect();
+            assert_eq!(got, expected, "{name}");
+        }
+        let water = index.route(&"water".into(), Point::new(7.0, 7.0));
+        assert!(
+            water.informed.is_empty(),
+            "a category that names nobody informs nobody"
+        );
     }
 }

@@ -8,8 +8,8 @@ use geo::{Coord, LineString, MultiPolygon, Point, Polygon};
 use serde::{Deserialize, Serialize};
 
 use model::{
-    EventId, Incident, IncidentId, IncidentStatus, RouteCandidate, RoutingDecision, RoutingRule,
-    Severity, SlaClock,
+    EventId, Incident, IncidentId, IncidentStatus, InformRule, Informed, RouteCandidate,
+    RoutingDecision, RoutingRule, Severity, SlaClock,
 };
 
 use crate::types::{DeadLetter, EventSummary, TimelineEntry};
@@ -20,11 +20,21 @@ pub(crate) fn stored_time(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(6)
 }
 
-/// The `routing` column: `{"chosen":{...},"alternatives":[...]}`.
+/// The `routing` column: `{"chosen":{...},"alternatives":[...],"informed":[...]}` (`informed`
+/// absent in rows written before it existed).
 #[derive(Debug, Serialize, Deserialize)]
 struct RoutingJson {
     chosen: CandidateJson,
     alternatives: Vec<CandidateJson>,
+    #[serde(default)]
+    informed: Vec<InformedJson>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct InformedJson {
+    agency: String,
+    rule: String,
+    area: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -59,6 +69,15 @@ pub(crate) fn routing_json(routing: &RoutingDecision) -> String {
     let json = RoutingJson {
         chosen: (&routing.chosen).into(),
         alternatives: routing.alternatives.iter().map(Into::into).collect(),
+        informed: routing
+            .informed
+            .iter()
+            .map(|i| InformedJson {
+                agency: i.agency.as_str().to_owned(),
+                rule: i.rule.as_str().to_owned(),
+                area: i.area.clone(),
+            })
+            .collect(),
     };
     // Serialising plain strings into a JSON value cannot fail; fall back to an object that
     // reads back as corrupt rather than panicking.
@@ -73,6 +92,17 @@ fn parse_routing(text: &str) -> Option<RoutingDecision> {
             .alternatives
             .into_iter()
             .map(CandidateJson::into_model)
+            .collect::<Option<_>>()?,
+        informed: json
+            .informed
+            .into_iter()
+            .map(|i| {
+                Some(Informed {
+                    agency: i.agency.as_str().into(),
+                    rule: InformRule::parse(&i.rule)?,
+                    area: i.area,
+                })
+            })
             .collect::<Option<_>>()?,
     })
 }
@@ -315,13 +345,21 @@ mod tests {
                 rule: RoutingRule::Fallback,
                 area: None,
             }],
+            informed: vec![Informed {
+                agency: "politia-rutiera".into(),
+                rule: InformRule::CategoryKind,
+                area: Some("city".into()),
+            }],
         };
         let text = routing_json(&decision);
         assert_eq!(
             text,
-            r#"{"chosen":{"agency":"apa-brasov","rule":"jurisdiction","area":"city"},"alternatives":[{"agency":"dispatch","rule":"fallback","area":null}]}"#
+            r#"{"chosen":{"agency":"apa-brasov","rule":"jurisdiction","area":"city"},"alternatives":[{"agency":"dispatch","rule":"fallback","area":null}],"informed":[{"agency":"politia-rutiera","rule":"category_kind","area":"city"}]}"#
         );
-        assert_eq!(parse_routing(&text), Some(decision));
+        assert_eq!(parse_routing(&text), Some(decision.clone()));
+        // Rows written before `informed` existed read back with nobody informed.
+        let old = r#"{"chosen":{"agency":"apa-brasov","rule":"jurisdiction","area":"city"},"alternatives":[]}"#;
+        assert_eq!(parse_routing(old).map(|d| d.informed), Some(Vec::new()));
     }
 
     #[test]

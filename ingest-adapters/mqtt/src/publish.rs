@@ -1,4 +1,5 @@
-//! The output side: every committed incident change, to the responsible agency's topic.
+//! The output side: every committed incident change, to the responsible agency's topic and to
+//! those of the agencies informed beside it.
 
 use std::time::Duration;
 
@@ -90,11 +91,23 @@ async fn publish(client: &AsyncClient, update: &IncidentUpdate) {
             return;
         }
     };
-    let topic = topics::agency_incidents(update.incident.agency.as_str());
-    if let Err(e) = client
-        .publish(topic, QoS::AtLeastOnce, false, payload)
-        .await
-    {
-        tracing::error!(error = %e, incident = %update.incident.id, "agency message not queued");
+    // The responsible agency, then every agency informed beside it (its routing says why).
+    let incident = update.incident.as_ref();
+    let recipients = std::iter::once(&incident.agency).chain(
+        incident
+            .routing
+            .informed
+            .iter()
+            .map(|i| &i.agency)
+            .filter(|a| **a != incident.agency),
+    );
+    for agency in recipients {
+        let topic = topics::agency_incidents(agency.as_str());
+        if let Err(e) = client
+            .publish(topic, QoS::AtLeastOnce, false, payload.clone())
+            .await
+        {
+            tracing::error!(error = %e, incident = %incident.id, agency = %agency, "agency message not queued");
+        }
     }
 }

@@ -37,7 +37,7 @@ fn utility(id: &str, kind: EventKind, at: DateTime<Utc>) -> Event {
     }
 }
 
-fn citizen(id: &str, category: &str, lon: f64, lat: f64, at: DateTime<Utc>) -> Event {
+pub(crate) fn citizen(id: &str, category: &str, lon: f64, lat: f64, at: DateTime<Utc>) -> Event {
     Event {
         id: id.into(),
         subject: None,

@@ -3,3 +3,4 @@
 
 mod fusion;
 mod lifecycle;
+mod routing;

@@ -37,6 +37,11 @@ fn incident() -> Incident {
                 rule: RoutingRule::Fallback,
                 area: None,
             }],
+            informed: vec![model::Informed {
+                agency: "rat-brasov".into(),
+                rule: model::InformRule::CategoryKind,
+                area: Some("city".into()),
+            }],
         },
         report_count: 3,
         description: Some("Groapă adâncă".into()),
@@ -80,6 +85,9 @@ fn incident_json() -> Value {
                 "area": "city",
                 "alternatives": [
                     {"agency": "city-dispatch", "rule": "fallback", "area": null}
+                ],
+                "informed": [
+                    {"agency": "rat-brasov", "rule": "category_kind", "area": "city"}
                 ]
             },
             "ack_due": "2026-11-22T16:00:00.123Z",
