@@ -66,6 +66,7 @@ pub fn open_incident(
         opened_at: at,
         updated_at: at,
         sla: SlaClock::start(category.sla.for_severity(severity), at),
+        merged_into: None,
     }
 }
 

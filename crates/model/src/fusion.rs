@@ -280,6 +280,7 @@ mod tests {
             opened_at: updated,
             updated_at: updated,
             sla: crate::lifecycle::SlaClock::default(),
+            merged_into: None,
         }
     }
 

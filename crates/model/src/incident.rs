@@ -175,4 +175,6 @@ pub struct Incident {
     pub updated_at: DateTime<Utc>,
     /// Its deadlines and their escalations (see [`crate::lifecycle`]).
     pub sla: SlaClock,
+    /// The incident it was merged into (it is then `duplicate` and its reports are there).
+    pub merged_into: Option<IncidentId>,
 }

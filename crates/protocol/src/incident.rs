@@ -136,6 +136,9 @@ pub struct IncidentProperties {
     /// It missed a deadline and was escalated (its severity was raised).
     #[serde(default)]
     pub escalated: bool,
+    /// The incident an operator merged it into (it is then `duplicate`, its reports there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
 }
 
 /// An incident as a GeoJSON Feature.
@@ -187,6 +190,7 @@ impl IncidentFeature {
                 resolve_due: i.sla.resolve_due.map(timestamp),
                 overdue: model::lifecycle::is_overdue(i, now),
                 escalated: i.sla.escalated(),
+                merged_into: i.merged_into.as_ref().map(|m| m.to_string()),
             },
         }
     }

@@ -61,7 +61,7 @@ use crate::url::Target;
 
 pub use crate::config::CityConfig;
 pub use crate::error::StoreError;
-pub use crate::log::{LoggedEvent, LoggedTransition};
+pub use crate::log::{LoggedEvent, LoggedTransition, SIDE_EFFECT_KINDS};
 pub use crate::personal::{phone_digits, ContactSelector, Retained, StoredContact};
 pub use crate::readings::{RollupRow, Step, MAX_ROLLUP_ROWS};
 pub use crate::tokens::{hash_token, TokenInfo};
@@ -119,9 +119,9 @@ macro_rules! upsert_incident {
         sqlx::query(
             "INSERT INTO incidents (id, category, severity, status, lon, lat, district, \
              agency, routing, report_count, description, opened_at, updated_at, external_ref, \
-             ack_due, resolve_due, ack_escalated_at, resolve_escalated_at, area) \
+             ack_due, resolve_due, ack_escalated_at, resolve_escalated_at, area, merged_into) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18, $19) \
+             $17, $18, $19, $20) \
              ON CONFLICT (id) DO UPDATE SET category = excluded.category, \
              severity = excluded.severity, status = excluded.status, lon = excluded.lon, \
              lat = excluded.lat, district = excluded.district, agency = excluded.agency, \
@@ -130,7 +130,8 @@ macro_rules! upsert_incident {
              updated_at = excluded.updated_at, external_ref = excluded.external_ref, \
              ack_due = excluded.ack_due, resolve_due = excluded.resolve_due, \
              ack_escalated_at = excluded.ack_escalated_at, \
-             resolve_escalated_at = excluded.resolve_escalated_at, area = excluded.area",
+             resolve_escalated_at = excluded.resolve_escalated_at, area = excluded.area, \
+             merged_into = excluded.merged_into",
         )
         .bind(incident.id.as_str())
         .bind(incident.category.as_str())
@@ -151,6 +152,7 @@ macro_rules! upsert_incident {
         .bind(opt_time(incident.sla.ack_escalated_at))
         .bind(opt_time(incident.sla.resolve_escalated_at))
         .bind(incident.area.as_ref().map(crate::rows::area_json))
+        .bind(incident.merged_into.as_ref().map(|i| i.as_str()))
         .execute($conn)
         .await?;
     }};
@@ -546,6 +548,80 @@ impl Store {
             tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// Durably records several incidents' changes that one action caused (a merge, an unmerge,
+    /// a split), in one transaction: each incident as given with its timeline entry, then the
+    /// events `moves` moved to incident `to` (with their citizens' contacts); an event moved for
+    /// the first time keeps the incident the log gave it in `logged_incident`. Returns only
+    /// after commit.
+    pub async fn record_transitions(
+        &self,
+        changes: &[(&Incident, &NewTimelineEntry)],
+        moves: &[EventId],
+        to: &IncidentId,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for (incident, entry) in changes {
+                let routing = routing_json(&incident.routing);
+                upsert_incident!(&mut *tx, incident, &routing);
+                sqlx::query(
+                    "INSERT INTO incident_timeline \
+                     (incident_id, at, kind, actor, detail, reason, from_status, to_status, \
+                     request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(incident.id.as_str())
+                .bind(stored_time(entry.at))
+                .bind(&entry.kind)
+                .bind(&entry.actor)
+                .bind(entry.detail.to_string())
+                .bind(entry.reason.as_deref())
+                .bind(entry.from.map(IncidentStatus::as_str))
+                .bind(entry.to.map(IncidentStatus::as_str))
+                .bind(entry.request_id.as_deref())
+                .execute(&mut *tx)
+                .await?;
+            }
+            for event in moves {
+                sqlx::query(
+                    "UPDATE events SET logged_incident = COALESCE(logged_incident, incident_id), \
+                     incident_id = $2 WHERE id = $1",
+                )
+                .bind(event.as_str())
+                .bind(to.as_str())
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE citizen_contacts SET incident_id = $2 WHERE event_id = $1")
+                    .bind(event.as_str())
+                    .bind(to.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Where an accepted event is and what it is: its category, place, and the incident it is
+    /// in now; `None` for an unknown event.
+    pub async fn event_place(
+        &self,
+        id: &EventId,
+    ) -> Result<Option<(model::CategoryId, geo::Point, IncidentId)>, StoreError> {
+        let row: Option<(String, f64, f64, String)> = with_pool!(self, |pool| {
+            sqlx::query_as("SELECT category, lon, lat, incident_id FROM events WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(|(category, lon, lat, incident)| {
+            (
+                category.as_str().into(),
+                geo::Point::new(lon, lat),
+                IncidentId::new(incident),
+            )
+        }))
     }
 
     /// The incident that `actor`'s request `request_id` was recorded for, if it was

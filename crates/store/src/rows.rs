@@ -163,12 +163,13 @@ pub(crate) struct IncidentRow {
     pub ack_escalated_at: Option<DateTime<Utc>>,
     pub resolve_escalated_at: Option<DateTime<Utc>>,
     pub area: Option<String>,
+    pub merged_into: Option<String>,
 }
 
 /// The `incidents` columns, comma-separated, for SELECTs into [`IncidentRow`].
 pub(crate) const INCIDENT_COLUMNS: &str = "id, category, severity, status, lon, lat, district, \
      agency, routing, report_count, description, opened_at, updated_at, external_ref, ack_due, \
-     resolve_due, ack_escalated_at, resolve_escalated_at, area";
+     resolve_due, ack_escalated_at, resolve_escalated_at, area, merged_into";
 
 impl IncidentRow {
     pub(crate) fn into_model(self) -> Result<Incident, StoreError> {
@@ -215,6 +216,7 @@ impl IncidentRow {
                 ack_escalated_at: self.ack_escalated_at,
                 resolve_escalated_at: self.resolve_escalated_at,
             },
+            merged_into: self.merged_into.map(IncidentId::new),
         })
     }
 }
@@ -329,6 +331,8 @@ mod tests {
             resolve_due: None,
             ack_escalated_at: None,
             resolve_escalated_at: None,
+            area: None,
+            merged_into: None,
         }
     }
 

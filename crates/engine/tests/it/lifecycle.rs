@@ -36,7 +36,7 @@ impl Drop for TempDir {
 }
 
 /// Brașov, with the pothole's deadlines replaced: 30 minutes to acknowledge, 8 hours to resolve.
-fn brasov() -> Arc<CityIndex> {
+pub(crate) fn brasov() -> Arc<CityIndex> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cities/brasov");
     let mut city: City = city::load(&dir).expect("the Brașov city folder loads");
     let pothole = city
@@ -84,6 +84,10 @@ impl Running {
         }
     }
 
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub(crate) async fn stop(self) {
         self.shutdown.cancel();
         self.tracker.close();
@@ -93,7 +97,7 @@ impl Running {
 }
 
 /// A citizen's pothole report in the centre, received at `at`.
-fn pothole_report(id: &str, at: DateTime<Utc>) -> Event {
+pub(crate) fn pothole_report(id: &str, at: DateTime<Utc>) -> Event {
     Event {
         id: id.into(),
         subject: None,
@@ -117,7 +121,7 @@ async fn open(engine: &Engine, id: &str, at: DateTime<Utc>) -> IncidentId {
     }
 }
 
-fn request(incident: &IncidentId, action: Action, actor: &str) -> ActionRequest {
+pub(crate) fn request(incident: &IncidentId, action: Action, actor: &str) -> ActionRequest {
     ActionRequest {
         incident: incident.clone(),
         action,
@@ -521,7 +525,7 @@ async fn an_agency_update_delivered_twice_is_taken_once() {
 /// decisions gives exactly the stored incidents.
 #[tokio::test]
 async fn the_incidents_rebuilt_from_the_log_are_the_stored_ones() {
-    use engine::rebuild::{action_of, rebuild, LogEntry};
+    use engine::rebuild::rebuild;
     let dir = TempDir::new();
     let running = Running::start(&dir.database_url(), StdDuration::from_millis(50)).await;
     let mut updates = running.engine.subscribe();
@@ -576,6 +580,31 @@ async fn the_incidents_rebuilt_from_the_log_are_the_stored_ones() {
     running.stop().await;
 
     let store = Store::connect(&dir.database_url()).await.expect("store");
+    let transitions = store.transitions().await.expect("transitions");
+    assert_eq!(
+        transitions.iter().filter(|t| t.kind == "escalated").count(),
+        2
+    );
+    let log = log_of(&store, &events).await;
+    let rebuilt = rebuild(brasov(), log).await.expect("rebuild");
+    let stored = store.all_incidents().await.expect("incidents");
+    assert_eq!(stored.len(), 2);
+    assert_eq!(
+        rebuilt, stored,
+        "the log rebuilds exactly the stored incidents"
+    );
+    let reopened = stored.iter().find(|i| i.id == old).expect("old");
+    assert_eq!(
+        (reopened.status, reopened.severity, reopened.report_count),
+        (IncidentStatus::Reopened, Severity::Severe, 2)
+    );
+    store.close().await;
+}
+
+/// The log of `store` as `dispecer rebuild` reads it: its events (the ones in `events`, by id)
+/// and its transitions, in order.
+pub(crate) async fn log_of(store: &Store, events: &[Event]) -> Vec<engine::rebuild::LogEntry> {
+    use engine::rebuild::{action_of, LogEntry};
     let logged = store.event_log().await.expect("event log");
     let mut log: Vec<(DateTime<Utc>, u8, i64, LogEntry)> = logged
         .iter()
@@ -598,10 +627,6 @@ async fn the_incidents_rebuilt_from_the_log_are_the_stored_ones() {
         })
         .collect();
     let transitions = store.transitions().await.expect("transitions");
-    assert_eq!(
-        transitions.iter().filter(|t| t.kind == "escalated").count(),
-        2
-    );
     for t in transitions {
         let entry = if t.kind == "escalated" {
             LogEntry::Escalation { at: t.at }
@@ -618,19 +643,5 @@ async fn the_incidents_rebuilt_from_the_log_are_the_stored_ones() {
         log.push((t.at, 1, t.seq, entry));
     }
     log.sort_by_key(|e| (e.0, e.1, e.2));
-    let rebuilt = rebuild(brasov(), log.into_iter().map(|(_, _, _, e)| e).collect())
-        .await
-        .expect("rebuild");
-    let stored = store.all_incidents().await.expect("incidents");
-    assert_eq!(stored.len(), 2);
-    assert_eq!(
-        rebuilt, stored,
-        "the log rebuilds exactly the stored incidents"
-    );
-    let reopened = stored.iter().find(|i| i.id == old).expect("old");
-    assert_eq!(
-        (reopened.status, reopened.severity, reopened.report_count),
-        (IncidentStatus::Reopened, Severity::Severe, 2)
-    );
-    store.close().await;
+    log.into_iter().map(|(_, _, _, e)| e).collect()
 }

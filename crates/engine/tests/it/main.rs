@@ -3,4 +3,5 @@
 
 mod fusion;
 mod lifecycle;
+mod merge;
 mod routing;

@@ -13,8 +13,10 @@ async fn a_burst_main_informs_the_traffic_police_and_public_transport() {
     let url = dir.database_url();
     let running = Running::start(&url, NEVER).await;
     let t = Utc::now();
-    // (category, informed agencies with rule and area)
-    let cases: [(&str, &[(&str, &str, Option<&str>)]); 3] = [
+    /// An informed agency: id, rule, area.
+    type Informed<'a> = (&'a str, &'a str, Option<&'a str>);
+    // (category, informed agencies)
+    let cases: [(&str, &[Informed]); 3] = [
         (
             "water_leak",
             &[
@@ -40,7 +42,7 @@ async fn a_burst_main_informs_the_traffic_police_and_public_transport() {
         };
         let open = running.engine.open_incidents().await.expect("snapshot");
         let incident = open.iter().find(|x| x.id == id).expect("open");
-        let got: Vec<(&str, &str, Option<&str>)> = incident
+        let got: Vec<Informed> = incident
             .routing
             .informed
             .iter()

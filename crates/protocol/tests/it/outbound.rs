@@ -54,6 +54,7 @@ fn incident() -> Incident {
             ack_escalated_at: None,
             resolve_escalated_at: None,
         },
+        merged_into: None,
     }
 }
 
@@ -166,6 +167,7 @@ fn deadlines_overdue_and_escalation_on_the_wire() {
                     ack_escalated_at: Some(utc("2026-11-22T16:00:01Z")),
                     ..i.sla
                 },
+                merged_into: None,
                 ..i.clone()
             },
             "2026-11-23T00:00:00Z",

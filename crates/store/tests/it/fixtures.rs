@@ -81,6 +81,7 @@ pub fn pothole(opened_at: DateTime<Utc>) -> Incident {
             ack_escalated_at: None,
             resolve_escalated_at: None,
         },
+        merged_into: None,
     }
 }
 
@@ -111,6 +112,7 @@ pub fn outage(opened_at: DateTime<Utc>) -> Incident {
         updated_at: opened_at,
         // As stored before deadlines existed.
         sla: SlaClock::default(),
+        merged_into: None,
     }
 }
 
