@@ -153,6 +153,9 @@ pub struct IncidentUpdate {
     pub kind: UpdateKind,
     /// The incident as it is now.
     pub incident: Arc<Incident>,
+    /// Set when this update is an escalation: the supervisors are told of it besides the
+    /// agency (the MQTT publisher's supervisors' topic; a mark on the WebSocket frame).
+    pub escalation: Option<lifecycle::Escalation>,
 }
 
 /// Counters, for health and metrics.
@@ -573,11 +576,22 @@ impl Actor {
     /// Puts a committed incident state in memory (or takes it out, when it is no longer open)
     /// and tells the listeners and the agencies.
     async fn apply_and_announce(&mut self, incident: Incident, kind: UpdateKind) -> Arc<Incident> {
+        self.announce_escalation(incident, kind, None).await
+    }
+
+    /// [`Actor::apply_and_announce`], marking the update as `escalation`, if it is one.
+    async fn announce_escalation(
+        &mut self,
+        incident: Incident,
+        kind: UpdateKind,
+        escalation: Option<lifecycle::Escalation>,
+    ) -> Arc<Incident> {
         let id = incident.id.clone();
         let shared = Arc::new(incident.clone());
         let update = IncidentUpdate {
             kind,
             incident: shared.clone(),
+            escalation,
         };
         self.reindex_area(
             self.incidents.get(&id).and_then(|i| i.area.clone()),
@@ -1050,7 +1064,14 @@ impl Actor {
                 severity = %next.severity,
                 "deadline missed; incident escalated"
             );
-            self.apply_and_announce(next, UpdateKind::Updated).await;
+            let escalation = lifecycle::Escalation {
+                deadline,
+                due: due_at,
+                severity_before: current.severity,
+                severity: next.severity,
+            };
+            self.announce_escalation(next, UpdateKind::Updated, Some(escalation))
+                .await;
         }
     }
 }

@@ -432,6 +432,19 @@ impl Deadline {
     }
 }
 
+/// An escalation as it happens, for those who are told of it (the agency, the supervisors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Escalation {
+    /// The deadline missed.
+    pub deadline: Deadline,
+    /// When it was due.
+    pub due: Option<DateTime<Utc>>,
+    /// The severity before.
+    pub severity_before: Severity,
+    /// The severity after (one step up, at most `extreme`).
+    pub severity: Severity,
+}
+
 /// Whether an incident in `status` still waits for an acknowledgement.
 pub fn awaits_acknowledgement(status: IncidentStatus) -> bool {
     matches!(

@@ -7,6 +7,7 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 use engine::{ActionRequest, Engine, EngineError, EngineOptions, IncidentUpdate, IngestOutcome};
 use geo::Point;
+use model::lifecycle::Deadline;
 use model::{
     Action, ActionKind, City, CityIndex, Deadlines, Event, EventKind, IncidentId, IncidentStatus,
     Severity, SlaPolicy, Source, TransitionError,
@@ -442,11 +443,28 @@ async fn a_running_engine_escalates_when_a_deadline_passes() {
         Utc::now() - Duration::hours(8) - Duration::minutes(1),
     )
     .await;
-    assert_eq!(next_update(&mut updates).await.incident.id, id, "opened");
-    let first = next_update(&mut updates).await.incident;
+    let opened = next_update(&mut updates).await;
+    assert_eq!(opened.incident.id, id, "opened");
+    assert!(opened.escalation.is_none(), "an opening is no escalation");
+    let first = next_update(&mut updates).await;
+    let escalation = first.escalation.expect("marked as an escalation");
+    assert_eq!(
+        (escalation.deadline, escalation.due),
+        (Deadline::Acknowledge, first.incident.sla.ack_due)
+    );
+    assert_eq!(
+        (escalation.severity_before, escalation.severity),
+        (Severity::Minor, Severity::Moderate)
+    );
+    let first = first.incident;
     assert!(first.sla.ack_escalated_at.is_some());
     assert_eq!(first.severity, Severity::Moderate);
-    let second = next_update(&mut updates).await.incident;
+    let second = next_update(&mut updates).await;
+    assert_eq!(
+        second.escalation.map(|e| (e.deadline, e.severity)),
+        Some((Deadline::Resolve, Severity::Severe))
+    );
+    let second = second.incident;
     assert!(second.sla.resolve_escalated_at.is_some());
     assert_eq!(second.severity, Severity::Severe);
     // Acknowledging now does not escalate again: the resolution was escalated already.
@@ -455,7 +473,12 @@ async fn a_running_engine_escalates_when_a_deadline_passes() {
         .act(request(&id, Action::Acknowledge, "operator"))
         .await
         .expect("acknowledge");
-    let acknowledged = next_update(&mut updates).await.incident;
+    let acknowledged = next_update(&mut updates).await;
+    assert!(
+        acknowledged.escalation.is_none(),
+        "an action is no escalation"
+    );
+    let acknowledged = acknowledged.incident;
     assert_eq!(acknowledged.status, IncidentStatus::Acknowledged);
     running.stop().await;
     assert_eq!(

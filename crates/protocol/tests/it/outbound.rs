@@ -9,7 +9,7 @@ use model::{
     SlaClock,
 };
 use protocol::incident::{IncidentCollection, IncidentFeature, PointGeometry};
-use protocol::stream::{Change, StreamFrame};
+use protocol::stream::{Change, EscalationDto, StreamFrame};
 
 use crate::support::utc;
 
@@ -278,6 +278,7 @@ fn an_incident_frame_is_tagged_incident_with_its_change() {
         let frame = StreamFrame::Incident {
             change,
             incident: Box::new(IncidentFeature::at(&incident(), now())),
+            escalation: None,
         };
         let value = serde_json::to_value(&frame).expect("serialises");
         assert_eq!(
@@ -292,6 +293,41 @@ fn an_incident_frame_is_tagged_incident_with_its_change() {
         let back: StreamFrame = serde_json::from_str(&text).expect("deserialises");
         assert_eq!(back, frame);
     }
+}
+
+#[test]
+fn an_escalation_frame_names_the_deadline_and_who_is_told() {
+    use model::lifecycle::{Deadline, Escalation};
+    use model::Severity;
+    let i = incident();
+    let escalation = Escalation {
+        deadline: Deadline::Acknowledge,
+        due: i.sla.ack_due,
+        severity_before: Severity::Minor,
+        severity: Severity::Moderate,
+    };
+    let frame = StreamFrame::Incident {
+        change: Change::Updated,
+        incident: Box::new(IncidentFeature::at(&i, now())),
+        escalation: Some(EscalationDto::new(&escalation, &i)),
+    };
+    let value = serde_json::to_value(&frame).expect("serialises");
+    assert_eq!(
+        value["escalation"],
+        json!({
+            "deadline": "acknowledge",
+            "due": "2026-11-22T16:00:00.123Z",
+            "severity_before": "minor",
+            "severity": "moderate",
+            "notified": ["supervisors", "agency:domeniu-public"]
+        })
+    );
+    let back: StreamFrame = serde_json::from_value(value).expect("deserialises");
+    assert_eq!(back, frame);
+    assert_eq!(
+        protocol::topics::SUPERVISOR_ESCALATIONS,
+        "dispecer/v1/out/supervisors/escalations"
+    );
 }
 
 #[test]
