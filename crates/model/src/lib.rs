@@ -26,4 +26,7 @@ pub use ids::{AgencyId, CategoryId, DistrictId, EventId, IncidentId, SensorId};
 pub use incident::{Incident, IncidentStatus, Severity};
 pub use lifecycle::{Action, ActionKind, Deadlines, SlaClock, SlaPolicy, TransitionError};
 pub use reading::Reading;
-pub use routing::{CityIndex, InformRule, Informed, RouteCandidate, RoutingDecision, RoutingRule};
+pub use routing::{
+    override_report, CityIndex, InformRule, Informed, RouteCandidate, RoutingDecision, RoutingRule,
+    RuleOverrides,
+};

@@ -8,7 +8,7 @@ use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
 
 use crate::city::{City, InformTarget};
-use crate::ids::{AgencyId, CategoryId, DistrictId};
+use crate::ids::{AgencyId, CategoryId, DistrictId, IncidentId};
 
 /// The rule that chose an agency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +99,91 @@ pub struct RoutingDecision {
     /// The agencies informed beside the chosen one, in the order the category names them; never
     /// the chosen agency itself.
     pub informed: Vec<Informed>,
+}
+
+/// How operators overrode one routing rule: the incidents it routed, how many were reassigned
+/// away from the agency it chose, and to whom.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleOverrides {
+    /// The rule, as it chose: its kind, the agency and the area.
+    pub rule: RouteCandidate,
+    /// Incidents it routed.
+    pub routed: u32,
+    /// Of those, how many were later reassigned away from the agency it chose.
+    pub overridden: u32,
+    /// Where they went first, most often first (then by agency id).
+    pub reassigned_to: Vec<(AgencyId, u32)>,
+}
+
+impl RuleOverrides {
+    /// `overridden / routed` (0 when nothing was routed).
+    pub fn override_rate(&self) -> f64 {
+        if self.routed == 0 {
+            0.0
+        } else {
+            f64::from(self.overridden) / f64::from(self.routed)
+        }
+    }
+}
+
+/// The routing rules with their overrides, most overridden (by rate, then count) first.
+///
+/// `routed`: every incident with the rule that chose its first agency (its routing decision's
+/// `chosen`). `reassignments`: every reassignment in the order it happened, as (incident, agency
+/// before, agency after). An incident counts as overridden once, by the first reassignment away
+/// from the agency its rule chose; that reassignment's agency is where it went.
+pub fn override_report(
+    routed: impl IntoIterator<Item = (IncidentId, RouteCandidate)>,
+    reassignments: impl IntoIterator<Item = (IncidentId, AgencyId, AgencyId)>,
+) -> Vec<RuleOverrides> {
+    use std::collections::HashMap;
+    let mut rule_of: HashMap<IncidentId, usize> = HashMap::new();
+    let mut rules: Vec<RuleOverrides> = Vec::new();
+    for (incident, rule) in routed {
+        let at = match rules.iter().position(|r| r.rule == rule) {
+            Some(at) => at,
+            None => {
+                rules.push(RuleOverrides {
+                    rule,
+                    routed: 0,
+                    overridden: 0,
+                    reassigned_to: Vec::new(),
+                });
+                rules.len() - 1
+            }
+        };
+        rules[at].routed += 1;
+        rule_of.insert(incident, at);
+    }
+    for (incident, from, to) in reassignments {
+        let Some(at) = rule_of.get(&incident).copied() else {
+            continue;
+        };
+        let r = &mut rules[at];
+        if from != r.rule.agency {
+            continue;
+        }
+        // Counted once per incident: forget it after its first reassignment away.
+        rule_of.remove(&incident);
+        r.overridden += 1;
+        match r.reassigned_to.iter_mut().find(|(a, _)| *a == to) {
+            Some((_, n)) => *n += 1,
+            None => r.reassigned_to.push((to, 1)),
+        }
+    }
+    for r in &mut rules {
+        r.reassigned_to
+            .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    }
+    rules.sort_by(|a, b| {
+        b.override_rate()
+            .total_cmp(&a.override_rate())
+            .then(b.overridden.cmp(&a.overridden))
+            .then(b.routed.cmp(&a.routed))
+            .then_with(|| a.rule.agency.cmp(&b.rule.agency))
+            .then_with(|| a.rule.area.cmp(&b.rule.area))
+    });
+    rules
 }
 
 type AreaEntry = GeomWithData<Rectangle<[f64; 2]>, (usize, usize)>;
@@ -598,5 +683,74 @@ mod tests {
             water.informed.is_empty(),
             "a category that names nobody informs nobody"
         );
+    }
+
+    #[test]
+    fn override_report_table() {
+        let rule = |agency: &str, area: Option<&str>| RouteCandidate {
+            agency: agency.into(),
+            rule: if area.is_some() {
+                RoutingRule::Jurisdiction
+            } else {
+                RoutingRule::Fallback
+            },
+            area: area.map(Into::into),
+        };
+        let water = rule("apa", Some("city"));
+        let roads = rule("drumuri", Some("city"));
+        let fallback = rule("dispecerat", None);
+        let routed = vec![
+            ("w1".into(), water.clone()),
+            ("w2".into(), water.clone()),
+            ("w3".into(), water.clone()),
+            ("w4".into(), water.clone()),
+            ("r1".into(), roads.clone()),
+            ("f1".into(), fallback.clone()),
+            ("f2".into(), fallback.clone()),
+        ];
+        let moves = |v: &[(&str, &str, &str)]| -> Vec<(IncidentId, AgencyId, AgencyId)> {
+            v.iter()
+                .map(|(i, a, b)| ((*i).into(), (*a).into(), (*b).into()))
+                .collect()
+        };
+        let reassignments = moves(&[
+            // w1 away to the roads, then on to the police: counted once, to the roads.
+            ("w1", "apa", "drumuri"),
+            ("w1", "drumuri", "politie"),
+            ("w2", "apa", "politie"),
+            ("w3", "apa", "drumuri"),
+            // The fallback's incidents both go to the water company.
+            ("f1", "dispecerat", "apa"),
+            ("f2", "dispecerat", "apa"),
+            // An incident the report does not know (opened before routing was kept): ignored.
+            ("x9", "apa", "drumuri"),
+        ]);
+        let report = override_report(routed, reassignments);
+        /// Agency of the rule, routed, overridden, reassigned to.
+        type Row<'a> = (&'a str, u32, u32, Vec<(&'a str, u32)>);
+        let got: Vec<Row> = report
+            .iter()
+            .map(|r| {
+                (
+                    r.rule.agency.as_str(),
+                    r.routed,
+                    r.overridden,
+                    r.reassigned_to
+                        .iter()
+                        .map(|(a, n)| (a.as_str(), *n))
+                        .collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("dispecerat", 2, 2, vec![("apa", 2)]),
+                ("apa", 4, 3, vec![("drumuri", 2), ("politie", 1)]),
+                ("drumuri", 1, 0, vec![]),
+            ]
+        );
+        assert_eq!(report[1].override_rate(), 0.75);
+        assert!(override_report(Vec::new(), Vec::new()).is_empty());
     }
 }

@@ -108,6 +108,7 @@ macro_rules! with_pool {
 mod config;
 mod log;
 mod personal;
+mod reports;
 
 /// Inserts `$incident` (a `&model::Incident`) or replaces the stored row with it, on the
 /// executor `$conn`; `$routing` is its `routing` column text. A macro because the two pools'

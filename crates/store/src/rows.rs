@@ -84,7 +84,7 @@ pub(crate) fn routing_json(routing: &RoutingDecision) -> String {
     serde_json::to_string(&json).unwrap_or_else(|_| "{}".to_owned())
 }
 
-fn parse_routing(text: &str) -> Option<RoutingDecision> {
+pub(crate) fn parse_routing(text: &str) -> Option<RoutingDecision> {
     let json: RoutingJson = serde_json::from_str(text).ok()?;
     Some(RoutingDecision {
         chosen: json.chosen.into_model()?,

@@ -5,7 +5,8 @@ use engine::IngestOutcome;
 use store::Store;
 
 use crate::fusion::citizen;
-use crate::lifecycle::{Running, TempDir, NEVER};
+use crate::lifecycle::{request, Running, TempDir, NEVER};
+use model::Action;
 
 #[tokio::test]
 async fn a_burst_main_informs_the_traffic_police_and_public_transport() {
@@ -34,7 +35,7 @@ async fn a_burst_main_informs_the_traffic_police_and_public_transport() {
         ),
         ("pothole", &[]),
     ];
-    let mut opened = Vec::new();
+    let mut opened: Vec<(model::IncidentId, model::RoutingDecision)> = Vec::new();
     for (i, (category, expected)) in cases.iter().enumerate() {
         let event = citizen(&format!("c-{i}"), category, 25.5887, 45.6419, t);
         let IngestOutcome::Opened(id) = running.engine.ingest(event).await.expect("ingest") else {
@@ -55,11 +56,41 @@ async fn a_burst_main_informs_the_traffic_police_and_public_transport() {
         );
         opened.push((id, incident.routing.clone()));
     }
+    // An operator overrides the water leak's routing.
+    let leak = opened[0].0.clone();
+    running
+        .engine
+        .act(request(
+            &leak,
+            Action::Assign {
+                agency: "city-dispatch".into(),
+            },
+            "operator:ana",
+        ))
+        .await
+        .expect("reassign");
     running.stop().await;
     let store = Store::connect(&url).await.expect("store");
-    for (id, routing) in opened {
-        let stored = store.incident(&id).await.expect("read").expect("stored");
-        assert_eq!(stored.routing, routing, "stored as decided");
+    for (id, routing) in &opened {
+        let stored = store.incident(id).await.expect("read").expect("stored");
+        assert_eq!(
+            stored.routing.informed, routing.informed,
+            "stored as decided"
+        );
+        assert_eq!(stored.routing.chosen, routing.chosen, "stored as decided");
     }
+    // The override is counted against the rule that routed it, after a restart too.
+    let report = store.routing_overrides().await.expect("report");
+    let first = &report[0];
+    assert_eq!(
+        (
+            first.rule.agency.as_str(),
+            first.routed,
+            first.overridden,
+            first.reassigned_to.clone()
+        ),
+        ("apa-brasov", 1, 1, vec![("city-dispatch".into(), 1)])
+    );
+    assert!(report[1..].iter().all(|r| r.overridden == 0), "{report:?}");
     store.close().await;
 }
