@@ -8,7 +8,7 @@ use geo::{polygon, MultiPolygon, Point};
 use model::{Event, EventKind, IncidentId, IncidentStatus, Source};
 use store::Store;
 
-use crate::lifecycle::{Running, TempDir, NEVER};
+use crate::lifecycle::{brasov, log_of, Running, TempDir, NEVER};
 
 const SUBJECT: &str = "utility:apa-brasov:avarie-7";
 
@@ -54,15 +54,25 @@ pub(crate) fn citizen(id: &str, category: &str, lon: f64, lat: f64, at: DateTime
     }
 }
 
+/// `event`, kept in `sent`.
+fn keep(sent: &mut Vec<Event>, event: Event) -> Event {
+    sent.push(event.clone());
+    event
+}
+
 #[tokio::test]
 async fn reports_inside_a_declared_outage_join_it_and_its_restoration_resolves_them() {
     let dir = TempDir::new();
     let url = dir.database_url();
-    let t = Utc::now() - Duration::hours(1);
+    // Received in the past (as a restart sees them), but within every deadline: the log is then
+    // in the order things happened (a backdated event after an escalation would not be).
+    let t = Utc::now() - Duration::minutes(10);
     let running = Running::start(&url, NEVER).await;
     let e = &running.engine;
+    // Every event sent, for the rebuild at the end.
+    let mut sent = Vec::new();
     let IngestOutcome::Opened(outage) = e
-        .ingest(utility("u-1", EventKind::Notice, t))
+        .ingest(keep(&mut sent, utility("u-1", EventKind::Notice, t)))
         .await
         .expect("ingest")
     else {
@@ -117,7 +127,7 @@ async fn reports_inside_a_declared_outage_join_it_and_its_restoration_resolves_t
         ),
     ];
     for (name, event, expected) in cases {
-        let got = e.ingest(event).await.expect("ingest");
+        let got = e.ingest(keep(&mut sent, event)).await.expect("ingest");
         match (&got, &expected) {
             (IngestOutcome::Joined(id), Some(want)) => assert_eq!(id, want, "{name}"),
             (IngestOutcome::Opened(id), None) => assert_ne!(id, &outage, "{name}"),
@@ -130,33 +140,38 @@ async fn reports_inside_a_declared_outage_join_it_and_its_restoration_resolves_t
     let running = Running::start(&url, NEVER).await;
     let e = &running.engine;
     let got = e
-        .ingest(citizen(
-            "c-after-restart",
-            "no_water",
-            25.5805,
-            45.6448,
-            t + Duration::minutes(5),
+        .ingest(keep(
+            &mut sent,
+            citizen(
+                "c-after-restart",
+                "no_water",
+                25.5805,
+                45.6448,
+                t + Duration::minutes(5),
+            ),
         ))
         .await
         .expect("ingest");
     assert_eq!(got, IngestOutcome::Joined(outage.clone()));
     let got = e
-        .ingest(utility(
-            "u-2",
-            EventKind::Restored,
-            t + Duration::minutes(6),
+        .ingest(keep(
+            &mut sent,
+            utility("u-2", EventKind::Restored, t + Duration::minutes(6)),
         ))
         .await
         .expect("ingest");
     assert_eq!(got, IngestOutcome::Resolved(outage.clone()));
     // After the restoration the area gathers nothing: a new report opens a new incident.
     let got = e
-        .ingest(citizen(
-            "c-later",
-            "no_water",
-            25.5945,
-            45.6447,
-            t + Duration::minutes(7),
+        .ingest(keep(
+            &mut sent,
+            citizen(
+                "c-later",
+                "no_water",
+                25.5945,
+                45.6447,
+                t + Duration::minutes(7),
+            ),
         ))
         .await
         .expect("ingest");
@@ -186,5 +201,11 @@ async fn reports_inside_a_declared_outage_join_it_and_its_restoration_resolves_t
         .collect();
     reports.sort();
     assert_eq!(reports, ["c-after-restart", "c-corner", "c-leak"]);
+    // The log rebuilds exactly what is stored, the declared area included.
+    let log = log_of(&store, &sent).await;
+    let rebuilt = engine::rebuild::rebuild(brasov(), log)
+        .await
+        .expect("rebuild");
+    assert_eq!(rebuilt, store.all_incidents().await.expect("incidents"));
     store.close().await;
 }

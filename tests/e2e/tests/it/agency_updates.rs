@@ -314,3 +314,61 @@ async fn escalations_reach_the_supervisors_and_are_marked_on_the_stream() -> Res
     server.stop();
     Ok(())
 }
+
+/// A burst water main informs the traffic police and public transport: the incident reaches
+/// their topics too, its routing saying who is informed and why.
+#[tokio::test(flavor = "multi_thread")]
+async fn informed_agencies_receive_the_incident_on_their_topics() -> Result<()> {
+    let dir = TempDir::new("dispecer-informed");
+    let db = format!("sqlite://{}/d.sqlite", dir.path().display());
+    let server = Dispecer::start(&dir, &db, &Broker::Embedded(free_port())).await?;
+    let topic = |agency: &str| format!("dispecer/v1/out/agencies/{agency}/incidents");
+    let (water, police, transport, roads) = (
+        topic("apa-brasov"),
+        topic("politia-rutiera"),
+        topic("rat-brasov"),
+        topic("domeniu-public"),
+    );
+    let mut mqtt =
+        MqttClient::connect(server.mqtt_port, &[&water, &police, &transport, &roads]).await?;
+    mqtt.publish(
+        "dispecer/v1/in/citizen/reports",
+        citizen_report("informed-1", "water_leak", 25.5887, 45.6419),
+    )
+    .await?;
+    let mut heard = Vec::new();
+    for _ in 0..3 {
+        let (t, frame) = mqtt.next_matching(|_, v| v["type"] == "incident").await?;
+        assert_eq!(
+            frame["incident"]["properties"]["agency"], "apa-brasov",
+            "{frame}"
+        );
+        assert_eq!(
+            frame["incident"]["properties"]["routing"]["informed"],
+            json!([
+                {"agency": "politia-rutiera", "rule": "category_kind", "area": "city"},
+                {"agency": "rat-brasov", "rule": "category_kind", "area": "city"}
+            ]),
+            "{frame}"
+        );
+        heard.push(t);
+    }
+    heard.sort();
+    let mut expected = vec![water, police, transport];
+    expected.sort();
+    assert_eq!(heard, expected);
+    // A pothole informs nobody: its agency hears of it, with nobody informed.
+    mqtt.publish(
+        "dispecer/v1/in/citizen/reports",
+        citizen_report("informed-2", "pothole", 25.6100, 45.6500),
+    )
+    .await?;
+    let (t, frame) = mqtt.next_matching(|_, v| v["type"] == "incident").await?;
+    assert_eq!(t, roads, "{frame}");
+    assert_eq!(
+        frame["incident"]["properties"]["routing"]["informed"],
+        json!([])
+    );
+    server.stop();
+    Ok(())
+}
