@@ -908,7 +908,7 @@ impl Actor {
         };
         for e in &events {
             let place = self.store.event_place(e).await?;
-            if place.as_ref().map(|p| &p.2) != Some(&into) {
+            if place.as_ref().map(|p| &p.incident) != Some(&into) {
                 return Err(EngineError::Conflict(format!(
                     "report {e} is no longer in incident {into}; split it out and merge it \
                      back instead"
@@ -962,15 +962,21 @@ impl Actor {
         mut own: NewTimelineEntry,
         now: DateTime<Utc>,
     ) -> Result<Arc<Incident>, EngineError> {
-        let Some((category, point, in_incident)) = self.store.event_place(event).await? else {
+        let Some(place) = self.store.event_place(event).await? else {
             return Err(EngineError::Conflict(format!("there is no report {event}")));
         };
-        if in_incident != current.id {
+        if place.incident != current.id {
             return Err(EngineError::Conflict(format!(
-                "report {event} is in incident {in_incident}, not in {}",
-                current.id
+                "report {event} is in incident {}, not in {}",
+                place.incident, current.id
             )));
         }
+        if place.subject.is_some() {
+            return Err(EngineError::Conflict(format!(
+                "{event} is a sender's notice, which its incident follows: it cannot be split out"
+            )));
+        }
+        let (category, point) = (place.category, place.location);
         if self.events_of(&current.id).await?.len() < 2 {
             return Err(EngineError::Conflict(format!(
                 "report {event} is the only one of incident {}: nothing to split it from",

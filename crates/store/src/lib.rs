@@ -66,8 +66,8 @@ pub use crate::personal::{phone_digits, ContactSelector, Retained, StoredContact
 pub use crate::readings::{RollupRow, Step, MAX_ROLLUP_ROWS};
 pub use crate::tokens::{hash_token, TokenInfo};
 pub use crate::types::{
-    Backend, ChangeKind, DeadLetter, EventSummary, IncidentChange, IncidentFilter, NewDeadLetter,
-    NewTimelineEntry, Recorded, TimelineEntry,
+    Backend, ChangeKind, DeadLetter, EventPlace, EventSummary, IncidentChange, IncidentFilter,
+    NewDeadLetter, NewTimelineEntry, Recorded, TimelineEntry,
 };
 
 /// How many incidents [`Store::incidents`] returns when the filter sets no limit.
@@ -604,25 +604,25 @@ impl Store {
         Ok(())
     }
 
-    /// Where an accepted event is and what it is: its category, place, and the incident it is
-    /// in now; `None` for an unknown event.
-    pub async fn event_place(
-        &self,
-        id: &EventId,
-    ) -> Result<Option<(model::CategoryId, geo::Point, IncidentId)>, StoreError> {
-        let row: Option<(String, f64, f64, String)> = with_pool!(self, |pool| {
-            sqlx::query_as("SELECT category, lon, lat, incident_id FROM events WHERE id = $1")
-                .bind(id.as_str())
-                .fetch_optional(pool)
-                .await?
-        });
-        Ok(row.map(|(category, lon, lat, incident)| {
-            (
-                category.as_str().into(),
-                geo::Point::new(lon, lat),
-                IncidentId::new(incident),
+    /// Where an accepted event is and what it is: its category, place, the incident it is in
+    /// now, and its subject (a sender's notice); `None` for an unknown event.
+    pub async fn event_place(&self, id: &EventId) -> Result<Option<EventPlace>, StoreError> {
+        let row: Option<(String, f64, f64, String, Option<String>)> = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT category, lon, lat, incident_id, subject FROM events WHERE id = $1",
             )
-        }))
+            .bind(id.as_str())
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(
+            row.map(|(category, lon, lat, incident, subject)| EventPlace {
+                category: category.as_str().into(),
+                location: geo::Point::new(lon, lat),
+                incident: IncidentId::new(incident),
+                subject,
+            }),
+        )
     }
 
     /// The incident that `actor`'s request `request_id` was recorded for, if it was

@@ -3,12 +3,12 @@
 //! report that joined it.
 
 use chrono::{DateTime, Duration, Utc};
-use engine::IngestOutcome;
+use engine::{EngineError, IngestOutcome};
 use geo::{polygon, MultiPolygon, Point};
-use model::{Event, EventKind, IncidentId, IncidentStatus, Source};
+use model::{Action, Event, EventKind, IncidentId, IncidentStatus, Source};
 use store::Store;
 
-use crate::lifecycle::{brasov, log_of, Running, TempDir, NEVER};
+use crate::lifecycle::{brasov, log_of, request, Running, TempDir, NEVER};
 
 const SUBJECT: &str = "utility:apa-brasov:avarie-7";
 
@@ -153,6 +153,16 @@ async fn reports_inside_a_declared_outage_join_it_and_its_restoration_resolves_t
         .await
         .expect("ingest");
     assert_eq!(got, IngestOutcome::Joined(outage.clone()));
+    // The utility's own notice cannot be split out of the incident that follows it.
+    let split = Action::Split {
+        event: "u-1".into(),
+        new_incident: None,
+    };
+    let refused = e.act(request(&outage, split, "operator:ana")).await;
+    assert!(
+        matches!(&refused, Err(EngineError::Conflict(m)) if m.contains("sender's notice")),
+        "{refused:?}"
+    );
     let got = e
         .ingest(keep(
             &mut sent,

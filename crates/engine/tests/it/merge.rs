@@ -48,11 +48,12 @@ async fn merge_split_and_their_undoing_are_recorded_and_rebuilt() {
         (IncidentStatus::Assigned, 1)
     );
     let store = running.store();
-    let (_, _, c) = store
+    let c = store
         .event_place(&"r-2".into())
         .await
         .expect("read")
-        .expect("r-2");
+        .expect("r-2")
+        .incident;
     assert_ne!(&c, a, "r-2 is in a new incident");
     let opened = store.incident(&c).await.expect("read").expect("c");
     assert_eq!(
@@ -86,7 +87,11 @@ async fn merge_split_and_their_undoing_are_recorded_and_rebuilt() {
         (IncidentStatus::Assigned, 1, None)
     );
     let place = store.event_place(&"r-far".into()).await.expect("read");
-    assert_eq!(place.map(|p| p.2), Some(b.clone()), "r-far is back in B");
+    assert_eq!(
+        place.map(|p| p.incident),
+        Some(b.clone()),
+        "r-far is back in B"
+    );
 
     // Refusals change nothing.
     type Check = fn(&EngineError) -> bool;
