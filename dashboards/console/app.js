@@ -1009,9 +1009,11 @@ function routingText(p) {
   }
 }
 
+const KNOWN_RULES = ['jurisdiction', 'fallback', 'category_kind', 'category_agency'];
+
 function alternativeText(alt) {
   if (!alt || typeof alt !== 'object') return String(alt ?? '');
-  const rule = alt.rule === 'jurisdiction' || alt.rule === 'fallback' ? t(`rule.${alt.rule}`) : alt.rule;
+  const rule = KNOWN_RULES.includes(alt.rule) ? t(`rule.${alt.rule}`) : alt.rule;
   const parts = [rule, areaName(alt.area, alt.area_name)].filter((x) => x != null && x !== '');
   return `${agencyName(alt.agency)}${parts.length ? ` (${parts.join(', ')})` : ''}`;
 }
@@ -1030,6 +1032,7 @@ function popupHtml(id) {
   const severity = severityOf(feature);
   const status = statusOf(feature);
   const alternatives = Array.isArray(p.routing?.alternatives) ? p.routing.alternatives : [];
+  const informed = Array.isArray(p.routing?.informed) ? p.routing.informed : [];
   const description = typeof p.description === 'string' && p.description.trim() !== '' ? p.description : null;
   const row = (label, value) => `<tr><th scope="row">${esc(label)}</th><td>${value}</td></tr>`;
   return `
@@ -1058,6 +1061,8 @@ function popupHtml(id) {
         <p class="popup-routing">${esc(routingText(p))}</p>
         ${alternatives.length ? `<div class="popup-label">${esc(t('popup.alternatives'))}</div>
         <ul class="popup-alternatives">${alternatives.map((a) => `<li>${esc(alternativeText(a))}</li>`).join('')}</ul>` : ''}
+        ${informed.length ? `<div class="popup-label">${esc(t('popup.informed'))}</div>
+        <ul class="popup-informed">${informed.map((a) => `<li>${esc(alternativeText(a))}</li>`).join('')}</ul>` : ''}
       </div>
       ${contactsHtml(id, feature)}
       <div class="popup-section popup-timeline" data-timeline-for="${esc(id)}">${timelineHtml(id)}</div>

@@ -94,6 +94,7 @@ const STRINGS = {
     'popup.description': 'Descriere',
     'popup.routing': 'De ce această instituție',
     'popup.alternatives': 'Alte instituții posibile',
+    'popup.informed': 'Instituții informate',
     'popup.id': 'Cod',
 
     'routing.jurisdiction': 'Atribuit {agency}: jurisdicția conține locul ({area})',
@@ -104,6 +105,8 @@ const STRINGS = {
     'routing.none': 'Atribuit {agency}',
     'rule.jurisdiction': 'jurisdicție',
     'rule.fallback': 'dispeceratul primăriei',
+    'rule.category_kind': 'categoria cere informarea acestui tip de instituție',
+    'rule.category_agency': 'categoria cere informarea acestei instituții',
 
     'marker.title': '{category} — {severity} — {status}',
     'sensor.tooltip': '{name}: {road}, sens {direction}, viteză la trafic liber {speed} km/h',
@@ -332,6 +335,7 @@ const STRINGS = {
     'popup.description': 'Description',
     'popup.routing': 'Why this agency',
     'popup.alternatives': 'Other possible agencies',
+    'popup.informed': 'Agencies informed',
     'popup.id': 'ID',
 
     'routing.jurisdiction': 'Assigned to {agency}: its jurisdiction contains the location ({area})',
@@ -342,6 +346,8 @@ const STRINGS = {
     'routing.none': 'Assigned to {agency}',
     'rule.jurisdiction': 'jurisdiction',
     'rule.fallback': 'city hall dispatch',
+    'rule.category_kind': 'the category informs this kind of agency',
+    'rule.category_agency': 'the category informs this agency',
 
     'marker.title': '{category} — {severity} — {status}',
     'sensor.tooltip': '{name}: {road}, direction {direction}, free-flow speed {speed} km/h',

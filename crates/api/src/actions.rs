@@ -1,7 +1,9 @@
 //! `POST /api/v1/incidents/{id}/actions`: people and agencies move an incident along its
 //! lifecycle (`model::lifecycle`), with a reason that the timeline keeps.
 //!
-//! Body: `{"action": "acknowledge", "reason": "…", "agency": "…"}` (see `protocol::action`).
+//! Body: `{"action": "acknowledge", "reason": "…", "agency": "…"}`; operators also merge
+//! (`{"action": "merge", "into": "{incident}"}`), unmerge, and split a report out
+//! (`{"action": "split", "event": "{event id}"}`) (see `protocol::action`).
 //! Authorised by a Bearer API token: scope `operator` may act on any incident (actor
 //! `operator:{token prefix}`), scope `agency:{id}` only on incidents assigned to that agency
 //! (actor `agency:{id}`); other tokens get 403. Or by a person's session cookie (with its
@@ -11,7 +13,8 @@
 //! Answers: 200 with the incident (GeoJSON Feature) once the action is durable; 400 bad body;
 //! 401 no or bad token or session; 403 a session request without its CSRF token; 403 token not allowed (or incident not the agency's); 404 unknown
 //! incident; 409 the action is not allowed in the incident's state (the detail names both
-//! states); 503 the store is unavailable.
+//! states), or a merge/split the incidents refuse (a merge into a closed incident, a split of an
+//! incident's only report); 503 the store is unavailable.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -108,6 +111,8 @@ fn problem(e: EngineError) -> Problem {
         e @ EngineError::NotAssignedTo { .. } => Problem::forbidden(e.to_string()),
         e @ EngineError::UnknownAgency(_) => Problem::bad_request(e.to_string()),
         e @ EngineError::RequestIdReused { .. } => Problem::conflict(e.to_string()),
+        e @ EngineError::Conflict(_) => Problem::conflict(e.to_string()),
+        e @ EngineError::OperatorsOnly(_) => Problem::forbidden(e.to_string()),
         EngineError::Store(e) => e.into(),
         e @ EngineError::Stopped => Problem::unavailable(e.to_string()),
         e @ (EngineError::UnknownCategory(_) | EngineError::Refused(_)) => Problem::internal(e),

@@ -13,6 +13,7 @@ mod incidents;
 mod ingest;
 mod metrics;
 mod problem;
+mod reports;
 mod sensors;
 mod stream;
 
@@ -105,6 +106,10 @@ pub fn router(state: AppState) -> Router {
             post(actions::act).layer(DefaultBodyLimit::max(actions::MAX_BODY)),
         )
         .route("/api/v1/dead-letters", get(incidents::dead_letters))
+        .route(
+            "/api/v1/reports/routing-overrides",
+            get(reports::routing_overrides),
+        )
         .route("/api/v1/sensors/{id}/readings", get(sensors::readings))
         .route("/api/v1/feeds", get(metrics::feeds))
         .route(

@@ -19,7 +19,7 @@ use tokio::sync::broadcast::error::RecvError;
 use engine::UpdateKind;
 use model::{AgencyId, Incident, IncidentId};
 use protocol::incident::{IncidentCollection, IncidentFeature};
-use protocol::stream::{Change, StreamFrame};
+use protocol::stream::{Change, EscalationDto, StreamFrame};
 
 use crate::AppState;
 
@@ -117,6 +117,7 @@ async fn client(mut socket: WebSocket, state: AppState, only: Option<AgencyId>) 
                     Ok(u) => StreamFrame::Incident {
                         change: match u.kind { UpdateKind::Opened => Change::Opened, UpdateKind::Updated => Change::Updated },
                         incident: Box::new(IncidentFeature::from(u.incident.as_ref())),
+                        escalation: u.escalation.map(|e| EscalationDto::new(&e, &u.incident)),
                     },
                     Err(RecvError::Lagged(missed)) => {
                         tracing::debug!(missed, "websocket client fell behind; sending a snapshot");

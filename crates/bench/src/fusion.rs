@@ -56,6 +56,7 @@ pub fn open_incident(
         severity,
         status: IncidentStatus::Assigned,
         location: point,
+        area: None,
         district: index.district_at(point).cloned(),
         agency: routing.chosen.agency.clone(),
         routing,
@@ -65,6 +66,7 @@ pub fn open_incident(
         opened_at: at,
         updated_at: at,
         sla: SlaClock::start(category.sla.for_severity(severity), at),
+        merged_into: None,
     }
 }
 

@@ -95,6 +95,7 @@ async fn seed(
         kind: EventKind::Report,
         category: category.clone(),
         location: point,
+        area: None,
         description: Some(format!("bench report {i}")),
         occurred_at: now,
         received_at: now,

@@ -43,6 +43,12 @@ pub struct CategoryEntry {
     pub merge_radius_m: f64,
     pub merge_window_minutes: u32,
     pub deadlines: DeadlinesEntry,
+    /// Kinds of agency also told of its incidents (the one covering the place).
+    #[serde(default)]
+    pub inform_kinds: Vec<String>,
+    /// Agencies also told of its incidents, wherever they are.
+    #[serde(default)]
+    pub inform_agencies: Vec<String>,
 }
 
 /// `deadlines = { acknowledge_minutes, resolve_minutes, severe = { ... }, ... }`.

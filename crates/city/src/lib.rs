@@ -26,8 +26,8 @@ use geojson::GeoJson;
 
 use model::ids::valid_id;
 use model::{
-    Agency, Area, Category, City, Contact, Deadlines, District, Language, Localized, SensorSite,
-    Severity, SlaPolicy,
+    Agency, Area, Category, City, Contact, Deadlines, District, InformTarget, Language, Localized,
+    SensorSite, Severity, SlaPolicy,
 };
 
 /// Why a city folder was refused.
@@ -391,6 +391,17 @@ pub fn load(dir: &Path) -> Result<City, CityError> {
             merge_radius_m: cat.merge_radius_m,
             merge_window: chrono::Duration::minutes(i64::from(cat.merge_window_minutes)),
             sla,
+            // Checked against agencies.toml once it is read.
+            inform: cat
+                .inform_kinds
+                .into_iter()
+                .map(InformTarget::Kind)
+                .chain(
+                    cat.inform_agencies
+                        .iter()
+                        .map(|a| InformTarget::Agency(a.as_str().into())),
+                )
+                .collect(),
         });
     }
     if categories.is_empty() {
@@ -492,12 +503,31 @@ pub fn load(dir: &Path) -> Result<City, CityError> {
         ));
     }
     for cat in &categories {
-        if !agencies.iter().any(|a| a.handles(&cat.id)) {
-            return Err(folder.invalid(
+        let bad = |p: String| {
+            folder.invalid(
                 "categories.toml",
                 format!("category {:?}", cat.id.as_str()),
-                "no agency in agencies.toml handles it",
-            ));
+                p,
+            )
+        };
+        if !agencies.iter().any(|a| a.handles(&cat.id)) {
+            return Err(bad("no agency in agencies.toml handles it".into()));
+        }
+        for target in &cat.inform {
+            match target {
+                InformTarget::Agency(id) if !agencies.iter().any(|a| a.id == *id) => {
+                    return Err(bad(format!(
+                        "inform_agencies names agency {:?}, which agencies.toml does not define",
+                        id.as_str()
+                    )));
+                }
+                InformTarget::Kind(kind) if !agencies.iter().any(|a| a.kind == *kind) => {
+                    return Err(bad(format!(
+                        "inform_kinds names kind {kind:?}, which no agency in agencies.toml has"
+                    )));
+                }
+                _ => {}
+            }
         }
     }
 

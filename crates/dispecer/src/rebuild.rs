@@ -138,6 +138,21 @@ pub fn differences(stored: &Incident, rebuilt: &Incident) -> Vec<String> {
         format!("{:?}", stored.location),
         format!("{:?}", rebuilt.location),
     );
+    field(
+        "area",
+        format!("{:?}", stored.area),
+        format!("{:?}", rebuilt.area),
+    );
+    field(
+        "merged_into",
+        format!("{:?}", stored.merged_into),
+        format!("{:?}", rebuilt.merged_into),
+    );
+    field(
+        "routing",
+        format!("{:?}", stored.routing),
+        format!("{:?}", rebuilt.routing),
+    );
     out
 }
 

@@ -30,7 +30,7 @@ use tokio_util::task::TaskTracker;
 use chrono::{DateTime, Utc};
 use model::lifecycle::{self, Deadline};
 use model::{
-    Action, AgencyId, CityIndex, Event, EventKind, Incident, IncidentId, IncidentIndex,
+    Action, AgencyId, CityIndex, Event, EventId, EventKind, Incident, IncidentId, IncidentIndex,
     IncidentStatus, SlaClock, SlaPolicy, TransitionError,
 };
 use store::{ChangeKind, IncidentChange, NewTimelineEntry, Recorded, Store, StoreError};
@@ -70,6 +70,13 @@ pub enum EngineError {
     /// An assignment to an agency the city does not have.
     #[error("agency {0:?} is not one of this city's")]
     UnknownAgency(String),
+    /// Only operators may take this action (merge, unmerge, split), not an agency.
+    #[error("only operators may {0} incidents")]
+    OperatorsOnly(model::ActionKind),
+    /// The action cannot be taken on these incidents as they are (e.g. a merge into a closed
+    /// incident, a split of an incident's only report); nothing was recorded.
+    #[error("{0}")]
+    Conflict(String),
     /// The actor used this request id before, for another incident.
     #[error("request id {request_id:?} was already used for incident {incident}")]
     RequestIdReused {
@@ -151,6 +158,9 @@ pub struct IncidentUpdate {
     pub kind: UpdateKind,
     /// The incident as it is now.
     pub incident: Arc<Incident>,
+    /// Set when this update is an escalation: the supervisors are told of it besides the
+    /// agency (the MQTT publisher's supervisors' topic; a mark on the WebSocket frame).
+    pub escalation: Option<lifecycle::Escalation>,
 }
 
 /// Counters, for health and metrics.
@@ -253,7 +263,12 @@ impl Engine {
         tracker: &TaskTracker,
     ) -> Result<Engine, EngineError> {
         let open = store.open_incidents().await?;
-        let index = IncidentIndex::bulk_load(open.iter());
+        let mut index = IncidentIndex::bulk_load(open.iter());
+        for i in &open {
+            if let (Some(area), Some(family)) = (&i.area, family_of(&city, i)) {
+                index.insert_area(&i.id, family, area);
+            }
+        }
         let by_subject: HashMap<String, IncidentId> = open
             .iter()
             .filter_map(|i| i.external_ref.clone().map(|r| (r, i.id.clone())))
@@ -362,6 +377,13 @@ impl Engine {
     }
 }
 
+/// The family of `incident`'s category (`None` for a category the city no longer has).
+fn family_of<'a>(city: &'a CityIndex, incident: &Incident) -> Option<&'a str> {
+    city.city()
+        .category(incident.category.as_str())
+        .map(|c| c.family.as_str())
+}
+
 /// The time of an action or an escalation, to the microsecond, as the store keeps it: what is
 /// in memory is then exactly what a restart reads back.
 fn now() -> DateTime<Utc> {
@@ -467,6 +489,10 @@ impl Actor {
             if event.description.is_some() {
                 i.description = event.description.clone();
             }
+            if event.area.is_some() {
+                // The sender redrew its area.
+                i.area = event.area.clone();
+            }
             return Ok((i, ChangeKind::Updated));
         }
         if event.kind == EventKind::Restored {
@@ -488,28 +514,49 @@ impl Actor {
             if i.external_ref.is_none() {
                 i.external_ref = event.subject.clone();
             }
+            if i.area.is_none() && event.subject.is_some() {
+                // A sender's notice that joins a report-opened incident declares its area.
+                i.area = event.area.clone();
+            }
             return Ok((i, ChangeKind::ReportJoined));
         }
-        let routing = self.city.route(&category.id, event.location);
+        let mut incident = self.new_incident(new_id, category, event.location, now);
+        incident.area = event.area.clone();
+        incident.description = event.description.clone();
+        incident.external_ref = event.subject.clone();
+        Ok((incident, ChangeKind::Opened))
+    }
+
+    /// A new incident of `category` at `point`, opened at `now` with one report, routed (so it
+    /// starts `assigned`), with `id` or a fresh one.
+    fn new_incident(
+        &self,
+        id: Option<IncidentId>,
+        category: &model::Category,
+        point: geo::Point,
+        now: DateTime<Utc>,
+    ) -> Incident {
+        let routing = self.city.route(&category.id, point);
         let severity = category.default_severity;
-        let incident = Incident {
-            id: new_id.unwrap_or_else(|| IncidentId::new(uuid::Uuid::now_v7().to_string())),
+        Incident {
+            id: id.unwrap_or_else(|| IncidentId::new(uuid::Uuid::now_v7().to_string())),
             category: category.id.clone(),
             severity,
             // Routed as it opens: it starts with an agency.
             status: IncidentStatus::Assigned,
-            location: event.location,
-            district: self.city.district_at(event.location).cloned(),
+            location: point,
+            area: None,
+            district: self.city.district_at(point).cloned(),
             agency: routing.chosen.agency.clone(),
             routing,
             report_count: 1,
-            description: event.description.clone(),
-            external_ref: event.subject.clone(),
+            description: None,
+            external_ref: None,
             opened_at: now,
             updated_at: now,
             sla: SlaClock::start(category.sla.for_severity(severity), now),
-        };
-        Ok((incident, ChangeKind::Opened))
+            merged_into: None,
+        }
     }
 
     /// Takes `event`; an incident it opens gets `new_id` (a rebuild gives the logged one) or a
@@ -558,12 +605,27 @@ impl Actor {
     /// Puts a committed incident state in memory (or takes it out, when it is no longer open)
     /// and tells the listeners and the agencies.
     async fn apply_and_announce(&mut self, incident: Incident, kind: UpdateKind) -> Arc<Incident> {
+        self.announce_escalation(incident, kind, None).await
+    }
+
+    /// [`Actor::apply_and_announce`], marking the update as `escalation`, if it is one.
+    async fn announce_escalation(
+        &mut self,
+        incident: Incident,
+        kind: UpdateKind,
+        escalation: Option<lifecycle::Escalation>,
+    ) -> Arc<Incident> {
         let id = incident.id.clone();
         let shared = Arc::new(incident.clone());
         let update = IncidentUpdate {
             kind,
             incident: shared.clone(),
+            escalation,
         };
+        self.reindex_area(
+            self.incidents.get(&id).and_then(|i| i.area.clone()),
+            &incident,
+        );
         if incident.status.is_open() {
             if let Some(subject) = &incident.external_ref {
                 // A reopened incident does not take over a subject another open incident
@@ -596,6 +658,24 @@ impl Actor {
             }
         }
         shared
+    }
+
+    /// Keeps the declared-area index in step with `incident`'s new state: the area it had in
+    /// memory (`before`) out, its area in if it is open.
+    fn reindex_area(&mut self, before: Option<geo::MultiPolygon>, incident: &Incident) {
+        let after = incident.area.as_ref().filter(|_| incident.status.is_open());
+        if before.as_ref() == after {
+            return;
+        }
+        let Some(family) = family_of(&self.city, incident).map(str::to_owned) else {
+            return;
+        };
+        if let Some(area) = &before {
+            self.index.remove_area(&incident.id, &family, area);
+        }
+        if let Some(area) = after {
+            self.index.insert_area(&incident.id, &family, area);
+        }
     }
 
     /// The category's deadlines for `incident`.
@@ -645,6 +725,9 @@ impl Actor {
                 None => {}
             }
         }
+        if as_agency.is_some() && action.kind().operators_only() {
+            return Err(EngineError::OperatorsOnly(action.kind()));
+        }
         if let Some(agency) = as_agency {
             if agency != current.agency {
                 return Err(EngineError::NotAssignedTo {
@@ -661,6 +744,36 @@ impl Actor {
         }
         let sla = self.sla_of(&current)?;
         let next = lifecycle::apply(&current, &action, &sla, now)?;
+        let entry = |kind: &str, to: IncidentStatus, detail: serde_json::Value| NewTimelineEntry {
+            at: now,
+            kind: kind.to_owned(),
+            actor: actor.clone(),
+            reason: reason.clone(),
+            from: Some(current.status),
+            to: Some(to),
+            request_id: request_id.clone(),
+            detail,
+        };
+        match &action {
+            Action::Merge { into } => {
+                let own = entry("merge", next.status, serde_json::Value::Null);
+                return self.merge(current, next, into, own, now).await;
+            }
+            Action::Unmerge => {
+                let own = entry("unmerge", next.status, serde_json::Value::Null);
+                return self.unmerge(current, next, own, now).await;
+            }
+            Action::Split {
+                event,
+                new_incident,
+            } => {
+                let own = entry("split", next.status, serde_json::Value::Null);
+                return self
+                    .split(current, next, event, new_incident.clone(), own, now)
+                    .await;
+            }
+            _ => {}
+        }
         let mut detail = serde_json::json!({ "agency": next.agency.as_str() });
         if next.agency != current.agency {
             detail["previous_agency"] = current.agency.as_str().into();
@@ -689,6 +802,255 @@ impl Actor {
             "incident acted on"
         );
         Ok(self.apply_and_announce(next, UpdateKind::Updated).await)
+    }
+
+    /// Commits the changes of one merge, unmerge or split (`changes`, with the events `moves`
+    /// moved to incident `to`), then announces each incident, the one acted on first.
+    async fn commit_many(
+        &mut self,
+        changes: Vec<(Incident, NewTimelineEntry, UpdateKind)>,
+        moves: &[EventId],
+        to: &IncidentId,
+    ) -> Result<Arc<Incident>, EngineError> {
+        let refs: Vec<(&Incident, &NewTimelineEntry)> =
+            changes.iter().map(|(i, e, _)| (i, e)).collect();
+        if let Err(e) = self.store.record_transitions(&refs, moves, to).await {
+            self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(incident = %changes[0].0.id, error = %e, "action not recorded");
+            return Err(e.into());
+        }
+        self.stats.actions.fetch_add(1, Ordering::Relaxed);
+        let mut first = None;
+        for (incident, entry, kind) in changes {
+            tracing::debug!(incident = %incident.id, kind = %entry.kind, "incident acted on");
+            if kind == UpdateKind::Opened {
+                self.index
+                    .insert(incident.id.clone(), &incident.category, incident.location);
+            }
+            let shared = self.apply_and_announce(incident, kind).await;
+            first.get_or_insert(shared);
+        }
+        first.ok_or_else(|| EngineError::Conflict("nothing to record".into()))
+    }
+
+    /// The ids of the events in incident `id` now.
+    async fn events_of(&self, id: &IncidentId) -> Result<Vec<EventId>, EngineError> {
+        Ok(self
+            .store
+            .incident_events(id)
+            .await?
+            .into_iter()
+            .map(|e| e.id)
+            .collect())
+    }
+
+    /// `current` (now `next`, a merged duplicate) goes into `into`: its reports move there.
+    async fn merge(
+        &mut self,
+        current: Incident,
+        mut next: Incident,
+        into: &IncidentId,
+        mut own: NewTimelineEntry,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<Incident>, EngineError> {
+        if current.external_ref.is_some() {
+            return Err(EngineError::Conflict(format!(
+                "incident {} follows a sender's notices ({}); merge the others into it instead",
+                current.id,
+                current.external_ref.as_deref().unwrap_or_default()
+            )));
+        }
+        let Some(target) = self.incidents.get(into).cloned() else {
+            return Err(match self.store.incident(into).await? {
+                Some(t) => EngineError::Conflict(format!(
+                    "incident {into} is {}: only an open incident takes reports",
+                    t.status
+                )),
+                None => EngineError::NotFound(into.clone()),
+            });
+        };
+        let events = self.events_of(&current.id).await?;
+        let moved = u32::try_from(events.len()).unwrap_or(u32::MAX);
+        let ids: Vec<&str> = events.iter().map(EventId::as_str).collect();
+        next.report_count = 0;
+        own.detail = serde_json::json!({
+            "into": into.as_str(),
+            "events": ids,
+            "agency": next.agency.as_str(),
+        });
+        let mut target_next = target.clone();
+        target_next.report_count = target.report_count.saturating_add(moved);
+        target_next.updated_at = now;
+        let theirs = NewTimelineEntry {
+            kind: "merged_in".into(),
+            from: Some(target.status),
+            to: Some(target.status),
+            request_id: None,
+            detail: serde_json::json!({
+                "from": current.id.as_str(),
+                "events": ids,
+                "report_count": target_next.report_count,
+            }),
+            ..own.clone()
+        };
+        self.commit_many(
+            vec![
+                (next, own, UpdateKind::Updated),
+                (target_next, theirs, UpdateKind::Updated),
+            ],
+            &events,
+            into,
+        )
+        .await
+    }
+
+    /// Undoes the last merge of `current` (now `next`, back to `assigned`): the reports it
+    /// took along come back from the incident it went into.
+    async fn unmerge(
+        &mut self,
+        current: Incident,
+        mut next: Incident,
+        mut own: NewTimelineEntry,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<Incident>, EngineError> {
+        let into = current
+            .merged_into
+            .clone()
+            .ok_or(EngineError::Transition(TransitionError::NotMerged))?;
+        let timeline = self.store.timeline(&current.id).await?;
+        let events: Vec<EventId> = timeline
+            .iter()
+            .rev()
+            .find(|e| e.kind == "merge")
+            .and_then(|e| e.detail.get("events")?.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| v.as_str().map(EventId::new))
+            .collect();
+        let target = match self.incidents.get(&into) {
+            Some(t) => t.clone(),
+            None => self
+                .store
+                .incident(&into)
+                .await?
+                .ok_or_else(|| EngineError::NotFound(into.clone()))?,
+        };
+        for e in &events {
+            let place = self.store.event_place(e).await?;
+            if place.as_ref().map(|p| &p.incident) != Some(&into) {
+                return Err(EngineError::Conflict(format!(
+                    "report {e} is no longer in incident {into}; split it out and merge it \
+                     back instead"
+                )));
+            }
+        }
+        let moved = u32::try_from(events.len()).unwrap_or(u32::MAX);
+        let ids: Vec<&str> = events.iter().map(EventId::as_str).collect();
+        next.report_count = moved;
+        own.detail = serde_json::json!({
+            "from": into.as_str(),
+            "events": ids,
+            "agency": next.agency.as_str(),
+        });
+        let mut target_next = target.clone();
+        target_next.report_count = target.report_count.saturating_sub(moved);
+        target_next.updated_at = now;
+        let theirs = NewTimelineEntry {
+            kind: "unmerged_out".into(),
+            from: Some(target.status),
+            to: Some(target.status),
+            request_id: None,
+            detail: serde_json::json!({
+                "to": current.id.as_str(),
+                "events": ids,
+                "report_count": target_next.report_count,
+            }),
+            ..own.clone()
+        };
+        let back = current.id.clone();
+        self.commit_many(
+            vec![
+                (next, own, UpdateKind::Updated),
+                (target_next, theirs, UpdateKind::Updated),
+            ],
+            &events,
+            &back,
+        )
+        .await
+    }
+
+    /// Takes report `event` out of `current` (now `next`, its state unchanged) into a new
+    /// incident, routed afresh at the report's place; `new_id` is the new incident's id, if
+    /// given (a rebuild gives the logged one).
+    async fn split(
+        &mut self,
+        current: Incident,
+        mut next: Incident,
+        event: &EventId,
+        new_id: Option<IncidentId>,
+        mut own: NewTimelineEntry,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<Incident>, EngineError> {
+        let Some(place) = self.store.event_place(event).await? else {
+            return Err(EngineError::Conflict(format!("there is no report {event}")));
+        };
+        if place.incident != current.id {
+            return Err(EngineError::Conflict(format!(
+                "report {event} is in incident {}, not in {}",
+                place.incident, current.id
+            )));
+        }
+        if place.subject.is_some() {
+            return Err(EngineError::Conflict(format!(
+                "{event} is a sender's notice, which its incident follows: it cannot be split out"
+            )));
+        }
+        let (category, point) = (place.category, place.location);
+        if self.events_of(&current.id).await?.len() < 2 {
+            return Err(EngineError::Conflict(format!(
+                "report {event} is the only one of incident {}: nothing to split it from",
+                current.id
+            )));
+        }
+        let category = self
+            .city
+            .city()
+            .category(category.as_str())
+            .ok_or_else(|| EngineError::UnknownCategory(category.to_string()))?;
+        let opened = self.new_incident(new_id, category, point, now);
+        next.report_count = current.report_count.saturating_sub(1);
+        own.detail = serde_json::json!({
+            "event": event.as_str(),
+            "new_incident": opened.id.as_str(),
+            "agency": next.agency.as_str(),
+        });
+        let theirs = NewTimelineEntry {
+            kind: "opened_by_split".into(),
+            from: None,
+            to: Some(opened.status),
+            request_id: None,
+            detail: serde_json::json!({
+                "from": current.id.as_str(),
+                "event": event.as_str(),
+                "category": opened.category.as_str(),
+                "severity": opened.severity.as_str(),
+                "agency": opened.agency.as_str(),
+                "rule": opened.routing.chosen.rule.as_str(),
+                "area": opened.routing.chosen.area,
+                "district": opened.district.as_ref().map(|d| d.as_str()),
+            }),
+            ..own.clone()
+        };
+        let to = opened.id.clone();
+        self.commit_many(
+            vec![
+                (next, own, UpdateKind::Updated),
+                (opened, theirs, UpdateKind::Opened),
+            ],
+            std::slice::from_ref(event),
+            &to,
+        )
+        .await
     }
 
     /// Escalates every deadline missed by `now` and not escalated yet. A store failure stops the
@@ -737,7 +1099,14 @@ impl Actor {
                 severity = %next.severity,
                 "deadline missed; incident escalated"
             );
-            self.apply_and_announce(next, UpdateKind::Updated).await;
+            let escalation = lifecycle::Escalation {
+                deadline,
+                due: due_at,
+                severity_before: current.severity,
+                severity: next.severity,
+            };
+            self.announce_escalation(next, UpdateKind::Updated, Some(escalation))
+                .await;
         }
     }
 }

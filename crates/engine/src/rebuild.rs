@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
 use model::lifecycle::Action;
-use model::{AgencyId, CityIndex, Event, Incident, IncidentId, IncidentIndex};
+use model::{AgencyId, CityIndex, Event, EventId, Incident, IncidentId, IncidentIndex};
 use store::Store;
 
 use crate::{ActionRequest, Actor, EngineError, EngineStats};
@@ -71,7 +71,8 @@ pub enum RebuildError {
 }
 
 /// The action named `kind` in a timeline, with its particulars (`assign` names its agency in
-/// `detail.agency`); `None` for a kind that is not an action.
+/// `detail.agency`, `merge` its target in `detail.into`, `split` its report and the incident it
+/// opened in `detail.event` and `detail.new_incident`); `None` for a kind that is not an action.
 pub fn action_of(kind: &str, detail: &serde_json::Value) -> Option<Action> {
     Some(match kind {
         "assign" => Action::Assign {
@@ -85,6 +86,14 @@ pub fn action_of(kind: &str, detail: &serde_json::Value) -> Option<Action> {
         "duplicate" => Action::Duplicate,
         "reopen" => Action::Reopen,
         "note" => Action::Note,
+        "merge" => Action::Merge {
+            into: IncidentId::new(detail.get("into")?.as_str()?),
+        },
+        "unmerge" => Action::Unmerge,
+        "split" => Action::Split {
+            event: EventId::new(detail.get("event")?.as_str()?),
+            new_incident: Some(IncidentId::new(detail.get("new_incident")?.as_str()?)),
+        },
         _ => return None,
     })
 }

@@ -86,6 +86,19 @@ pub struct Category {
     pub merge_window: Duration,
     /// Deadlines to acknowledge and to resolve, per severity.
     pub sla: SlaPolicy,
+    /// Who else is told of its incidents, beside the responsible agency (a burst water main on
+    /// a road: the traffic police and public transport).
+    pub inform: Vec<InformTarget>,
+}
+
+/// Someone a category's incidents are also told about, beside the responsible agency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InformTarget {
+    /// This agency, wherever the incident is.
+    Agency(AgencyId),
+    /// The agency of this kind (e.g. `traffic_police`) whose jurisdiction contains the place:
+    /// the lowest priority number, then the smallest area, then the agency id.
+    Kind(String),
 }
 
 /// How to reach an agency.

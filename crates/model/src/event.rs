@@ -1,7 +1,7 @@
 //! Inbound events: what a citizen, utility, sensor or operator tells Dispecer.
 
 use chrono::{DateTime, Utc};
-use geo::Point;
+use geo::{MultiPolygon, Point};
 
 use crate::ids::{CategoryId, EventId};
 
@@ -61,8 +61,11 @@ pub struct Event {
     pub kind: EventKind,
     /// Category.
     pub category: CategoryId,
-    /// Where (longitude, latitude).
+    /// Where (longitude, latitude); for a notice about an area, a point inside it.
     pub location: Point,
+    /// The area a sender's notice covers (a utility's declared outage: a GeoJSON Polygon or
+    /// MultiPolygon, a CAP alert's polygons); `None` for a point or a line.
+    pub area: Option<MultiPolygon>,
     /// Free text from the sender.
     pub description: Option<String>,
     /// When the sender says it happened.

@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use geo::Point;
-use rstar::primitives::GeomWithData;
+use geo::coordinate_position::CoordPos;
+use geo::{BoundingRect, CoordinatePosition, MultiPolygon, Point};
+use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
 
 use crate::city::Category;
@@ -15,13 +16,26 @@ use crate::ids::{CategoryId, IncidentId};
 use crate::incident::Incident;
 
 type Entry = GeomWithData<[f64; 2], IncidentId>;
+type AreaEntry = GeomWithData<Rectangle<[f64; 2]>, IncidentId>;
 
 /// The open incidents, by category and place: one R-tree per category, since an event only ever
-/// joins an incident of its own category (a lookup never measures distances to, or looks up, the
-/// incidents of other categories).
+/// joins an incident of its own category by distance (a lookup never measures distances to, or
+/// looks up, the incidents of other categories); and the declared areas of open incidents that
+/// cover one (a utility's outage), one R-tree of their bounding boxes per category family, since
+/// a report joins an area of its own family wherever it falls inside it.
 #[derive(Debug, Default)]
 pub struct IncidentIndex {
     trees: HashMap<CategoryId, RTree<Entry>>,
+    areas: HashMap<String, RTree<AreaEntry>>,
+}
+
+fn area_entry(id: &IncidentId, area: &MultiPolygon) -> Option<AreaEntry> {
+    area.bounding_rect().map(|r| {
+        GeomWithData::new(
+            Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
+            id.clone(),
+        )
+    })
 }
 
 impl IncidentIndex {
@@ -42,7 +56,31 @@ impl IncidentIndex {
                 .into_iter()
                 .map(|(c, e)| (c, RTree::bulk_load(e)))
                 .collect(),
+            areas: HashMap::new(),
         }
+    }
+
+    /// Adds the declared `area` of an open incident whose category is of `family`.
+    pub fn insert_area(&mut self, id: &IncidentId, family: &str, area: &MultiPolygon) {
+        if let Some(entry) = area_entry(id, area) {
+            self.areas
+                .entry(family.to_owned())
+                .or_default()
+                .insert(entry);
+        }
+    }
+
+    /// Removes an incident's declared area (when it closes, or the sender redraws it).
+    pub fn remove_area(&mut self, id: &IncidentId, family: &str, area: &MultiPolygon) -> bool {
+        match (self.areas.get_mut(family), area_entry(id, area)) {
+            (Some(tree), Some(entry)) => tree.remove(&entry).is_some(),
+            _ => false,
+        }
+    }
+
+    /// Number of indexed declared areas.
+    pub fn area_count(&self) -> usize {
+        self.areas.values().map(RTree::size).sum()
     }
 
     /// Number of indexed incidents.
@@ -96,10 +134,64 @@ impl IncidentIndex {
         found
     }
 
-    /// The open incident that an event of `category` at `point`, at time `at`, joins: the nearest
-    /// open incident of the same category within the category's merge radius whose last update is
-    /// within its merge window. `None` means the event opens a new incident.
+    /// The open incident that an event of `category` at `point`, at time `at`, joins:
+    ///
+    /// 1. an open incident with a declared area of the category's family that contains the point
+    ///    (on its boundary counts), the smallest such area first, then the incident id: a
+    ///    declared outage gathers its reports wherever they fall inside it and for as long as it
+    ///    is open (its sender says when it is over), whatever the distance or the window;
+    /// 2. otherwise the nearest open incident of the same category within the category's merge
+    ///    radius whose last update is within its merge window.
+    ///
+    /// `None` means the event opens a new incident.
     pub fn find_match(
+        &self,
+        incidents: &HashMap<IncidentId, Incident>,
+        category: &Category,
+        point: Point,
+        at: DateTime<Utc>,
+    ) -> Option<IncidentId> {
+        self.find_area(incidents, &category.family, point)
+            .or_else(|| self.find_near(incidents, category, point, at))
+    }
+
+    /// Rule 1 of [`IncidentIndex::find_match`]: the open incident whose declared area of
+    /// `family` contains `point`.
+    pub fn find_area(
+        &self,
+        incidents: &HashMap<IncidentId, Incident>,
+        family: &str,
+        point: Point,
+    ) -> Option<IncidentId> {
+        use geo::Area as _;
+        let tree = self.areas.get(family)?;
+        let probe = AABB::from_point([point.x(), point.y()]);
+        let mut best: Option<(f64, &IncidentId)> = None;
+        for e in tree.locate_in_envelope_intersecting(&probe) {
+            let Some(i) = incidents.get(&e.data) else {
+                continue;
+            };
+            let Some(area) = i.area.as_ref().filter(|_| i.status.is_open()) else {
+                continue;
+            };
+            if area.coordinate_position(&point.0) == CoordPos::Outside {
+                continue;
+            }
+            let size = area.unsigned_area();
+            let better = match best {
+                None => true,
+                Some((s, id)) => size < s || (size == s && e.data.as_str() < id.as_str()),
+            };
+            if better {
+                best = Some((size, &e.data));
+            }
+        }
+        best.map(|(_, id)| id.clone())
+    }
+
+    /// Rule 2 of [`IncidentIndex::find_match`]: the nearest open incident of `category` within
+    /// its merge radius and window.
+    pub fn find_near(
         &self,
         incidents: &HashMap<IncidentId, Incident>,
         category: &Category,
@@ -134,6 +226,7 @@ mod tests {
     use crate::incident::{IncidentStatus, Severity};
     use crate::routing::{RouteCandidate, RoutingDecision, RoutingRule};
     use chrono::{Duration, TimeZone};
+    use geo::polygon;
 
     fn category(id: &str, radius: f64) -> Category {
         Category {
@@ -151,6 +244,7 @@ mod tests {
                 acknowledge: Duration::minutes(30),
                 resolve: Duration::hours(8),
             }),
+            inform: vec![],
         }
     }
 
@@ -168,6 +262,7 @@ mod tests {
             severity: Severity::Minor,
             status,
             location: Point::new(lon, lat),
+            area: None,
             district: None,
             agency: "a".into(),
             routing: RoutingDecision {
@@ -177,6 +272,7 @@ mod tests {
                     area: None,
                 },
                 alternatives: vec![],
+                informed: vec![],
             },
             report_count: 1,
             description: None,
@@ -184,6 +280,7 @@ mod tests {
             opened_at: updated,
             updated_at: updated,
             sla: crate::lifecycle::SlaClock::default(),
+            merged_into: None,
         }
     }
 
@@ -276,6 +373,194 @@ mod tests {
         assert_eq!(
             index.find_match(&map, &pothole, Point::new(25.5887, 45.64217), t0),
             None
+        );
+    }
+
+    fn category_of(id: &str, family: &str, radius: f64) -> Category {
+        Category {
+            family: family.into(),
+            ..category(id, radius)
+        }
+    }
+
+    fn rect(x0: f64, y0: f64, x1: f64, y1: f64) -> MultiPolygon {
+        MultiPolygon(vec![polygon![
+            (x: x0, y: y0), (x: x1, y: y0), (x: x1, y: y1), (x: x0, y: y1), (x: x0, y: y0)
+        ]])
+    }
+
+    #[test]
+    fn declared_areas_gather_their_family_wherever_inside() {
+        let t0 = Utc
+            .with_ymd_and_hms(2026, 11, 22, 10, 0, 0)
+            .single()
+            .expect("valid time");
+        // The Răcădău power cut: about 700 m by 500 m; a smaller water outage inside it; an
+        // L-shaped (two-polygon) water outage elsewhere; a resolved outage.
+        let mut power = incident(
+            "power-cut",
+            "power_outage",
+            25.6080,
+            45.6362,
+            t0,
+            IncidentStatus::Assigned,
+        );
+        power.area = Some(rect(25.6070, 45.6360, 25.6160, 45.6405));
+        let mut water_small = incident(
+            "water-small",
+            "no_water",
+            25.6085,
+            45.6370,
+            t0,
+            IncidentStatus::Acknowledged,
+        );
+        water_small.area = Some(rect(25.6080, 45.6365, 25.6090, 45.6375));
+        let mut water_big = incident(
+            "water-big",
+            "water_leak",
+            25.6110,
+            45.6380,
+            t0,
+            IncidentStatus::Assigned,
+        );
+        water_big.area = Some(rect(25.6070, 45.6360, 25.6160, 45.6405));
+        let mut water_l = incident(
+            "water-l",
+            "no_water",
+            25.5805,
+            45.6605,
+            t0,
+            IncidentStatus::InProgress,
+        );
+        water_l.area = Some(MultiPolygon(
+            rect(25.5800, 45.6600, 25.5810, 45.6700)
+                .0
+                .into_iter()
+                .chain(rect(25.5810, 45.6600, 25.5900, 45.6610).0)
+                .collect(),
+        ));
+        let mut over = incident(
+            "over",
+            "no_water",
+            25.70,
+            45.70,
+            t0,
+            IncidentStatus::Resolved,
+        );
+        over.area = Some(rect(25.69, 45.69, 25.71, 45.71));
+        let all = [power, water_small, water_big, water_l, over];
+        let families = |c: &str| {
+            if c == "power_outage" {
+                "power"
+            } else {
+                "water"
+            }
+        };
+        let mut index = IncidentIndex::bulk_load(all.iter());
+        // The resolved one's area too: the lookup itself must pass over what is not open.
+        for i in &all {
+            if let Some(area) = &i.area {
+                index.insert_area(&i.id, families(i.category.as_str()), area);
+            }
+        }
+        let map: HashMap<IncidentId, Incident> =
+            all.iter().map(|i| (i.id.clone(), i.clone())).collect();
+        let no_power = category_of("power_outage", "power", 500.0);
+        let no_water = category_of("no_water", "water", 300.0);
+        let heating = category_of("district_heating_failure", "heating", 300.0);
+        type Case<'a> = (
+            &'a str,
+            &'a Category,
+            f64,
+            f64,
+            DateTime<Utc>,
+            Option<&'a str>,
+        );
+        let cases: [Case; 9] = [
+            (
+                "no power in a far corner of the cut (~760 m from its point) joins it",
+                &no_power,
+                25.6158,
+                45.6403,
+                t0 + Duration::minutes(5),
+                Some("power-cut"),
+            ),
+            (
+                "no power on the boundary joins it",
+                &no_power,
+                25.6160,
+                45.6380,
+                t0,
+                Some("power-cut"),
+            ),
+            (
+                "no power a day later still joins the open cut (no window)",
+                &no_power,
+                25.6150,
+                45.6400,
+                t0 + Duration::days(1),
+                Some("power-cut"),
+            ),
+            (
+                "no power just outside, beyond the radius: no incident",
+                &no_power,
+                25.6230,
+                45.6380,
+                t0,
+                None,
+            ),
+            (
+                "no water inside both water areas joins the smaller one",
+                &no_water,
+                25.6085,
+                45.6370,
+                t0,
+                Some("water-small"),
+            ),
+            (
+                "no water inside only the big one joins it, another category of the family",
+                &no_water,
+                25.6150,
+                45.6400,
+                t0,
+                Some("water-big"),
+            ),
+            (
+                "no water in the far arm of the L joins it (~700 m from its point)",
+                &no_water,
+                25.5895,
+                45.6605,
+                t0,
+                Some("water-l"),
+            ),
+            (
+                "no water inside a resolved outage: a new incident",
+                &no_water,
+                25.70,
+                45.70,
+                t0,
+                None,
+            ),
+            (
+                "heating inside the outages: another family, a new incident",
+                &heating,
+                25.6085,
+                45.6370,
+                t0,
+                None,
+            ),
+        ];
+        for (name, category, lon, lat, at, expected) in cases {
+            let got = index.find_match(&map, category, Point::new(lon, lat), at);
+            assert_eq!(got.as_ref().map(|i| i.as_str()), expected, "{name}");
+        }
+        assert_eq!(index.area_count(), 5);
+        let cut = &all[0];
+        assert!(index.remove_area(&cut.id, "power", cut.area.as_ref().expect("area")));
+        assert_eq!(
+            index.find_match(&map, &no_power, Point::new(25.6158, 45.6403), t0),
+            None,
+            "a removed area gathers nothing more"
         );
     }
 }

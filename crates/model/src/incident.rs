@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use geo::Point;
+use geo::{MultiPolygon, Point};
 
 use crate::ids::{AgencyId, CategoryId, DistrictId, IncidentId};
 use crate::lifecycle::SlaClock;
@@ -154,6 +154,9 @@ pub struct Incident {
     pub status: IncidentStatus,
     /// Where it is (the first report's position).
     pub location: Point,
+    /// The area it covers, when a sender declared one (a utility's outage area): a citizen's
+    /// report of the same category family anywhere inside it joins this incident.
+    pub area: Option<MultiPolygon>,
     /// The district containing it, if any.
     pub district: Option<DistrictId>,
     /// The agency responsible.
@@ -172,4 +175,6 @@ pub struct Incident {
     pub updated_at: DateTime<Utc>,
     /// Its deadlines and their escalations (see [`crate::lifecycle`]).
     pub sla: SlaClock,
+    /// The incident it was merged into (it is then `duplicate` and its reports are there).
+    pub merged_into: Option<IncidentId>,
 }

@@ -20,7 +20,7 @@ pub mod pip;
 pub mod reading;
 pub mod routing;
 
-pub use city::{Agency, Area, Category, City, Contact, District, SensorSite};
+pub use city::{Agency, Area, Category, City, Contact, District, InformTarget, SensorSite};
 pub use event::{CitizenContact, Event, EventKind, Source};
 pub use fusion::IncidentIndex;
 pub use i18n::{Language, Localized};
@@ -28,4 +28,7 @@ pub use ids::{AgencyId, CategoryId, DistrictId, EventId, IncidentId, SensorId};
 pub use incident::{Incident, IncidentStatus, Severity};
 pub use lifecycle::{Action, ActionKind, Deadlines, SlaClock, SlaPolicy, TransitionError};
 pub use reading::Reading;
-pub use routing::{CityIndex, RouteCandidate, RoutingDecision, RoutingRule};
+pub use routing::{
+    override_report, CityIndex, InformRule, Informed, RouteCandidate, RoutingDecision, RoutingRule,
+    RuleOverrides,
+};

@@ -20,8 +20,16 @@
 //!
 //! `note` is allowed in every state and changes nothing but the timeline.
 //!
-//! Invariant: `closed`, `rejected` and `duplicate` are final: no action but `note` is accepted
-//! there. A `resolved` incident may only be closed or reopened.
+//! Merging and splitting (operators only; the engine moves the reports): `merge` (into another
+//! incident) takes any open state to `duplicate`, remembering the incident it went into
+//! ([`Incident::merged_into`]); `unmerge` undoes it, taking a merged `duplicate` back to
+//! `assigned` (to the agency it had); `split` (one report out into a new incident) is allowed in
+//! any open state and leaves the state as it is. A split is undone by merging the new incident
+//! back.
+//!
+//! Invariant: `closed` and `rejected` are final: no action but `note` is accepted there;
+//! `duplicate` too, except `unmerge` of an incident that was merged (not one marked duplicate by
+//! hand). A `resolved` incident may only be closed or reopened.
 //!
 //! The engine routes a new incident as it opens it, so incidents start `assigned`; `new` exists for
 //! an incident nobody was given yet (none today) and for data written by other tools.
@@ -38,7 +46,7 @@ use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::ids::AgencyId;
+use crate::ids::{AgencyId, EventId, IncidentId};
 use crate::incident::{Incident, IncidentStatus, Severity};
 
 /// Something a person or an agency does to an incident.
@@ -65,6 +73,21 @@ pub enum Action {
     Reopen,
     /// A remark for the timeline; allowed in every state, changes nothing else.
     Note,
+    /// This incident is the same as `into`: any open state → `duplicate`; its reports move to
+    /// `into` (the engine moves them).
+    Merge {
+        /// The incident it goes into.
+        into: IncidentId,
+    },
+    /// Undoes a merge: a merged `duplicate` → `assigned`; its reports come back.
+    Unmerge,
+    /// One report out into a new incident, routed afresh; any open state, unchanged.
+    Split {
+        /// The report (event) to take out.
+        event: EventId,
+        /// The new incident's id: `None` for a fresh one; a rebuild gives the logged one.
+        new_incident: Option<IncidentId>,
+    },
 }
 
 /// An action's name, without its data: what the wire and the timeline call it.
@@ -88,11 +111,17 @@ pub enum ActionKind {
     Reopen,
     /// [`Action::Note`].
     Note,
+    /// [`Action::Merge`].
+    Merge,
+    /// [`Action::Unmerge`].
+    Unmerge,
+    /// [`Action::Split`].
+    Split,
 }
 
 impl ActionKind {
     /// All, in the order of the lifecycle.
-    pub const ALL: [ActionKind; 9] = [
+    pub const ALL: [ActionKind; 12] = [
         ActionKind::Assign,
         ActionKind::Acknowledge,
         ActionKind::Start,
@@ -102,6 +131,9 @@ impl ActionKind {
         ActionKind::Duplicate,
         ActionKind::Reopen,
         ActionKind::Note,
+        ActionKind::Merge,
+        ActionKind::Unmerge,
+        ActionKind::Split,
     ];
 
     /// snake_case name used on the wire and in the timeline.
@@ -116,10 +148,22 @@ impl ActionKind {
             ActionKind::Duplicate => "duplicate",
             ActionKind::Reopen => "reopen",
             ActionKind::Note => "note",
+            ActionKind::Merge => "merge",
+            ActionKind::Unmerge => "unmerge",
+            ActionKind::Split => "split",
         }
     }
 
-    /// The state this action leads to; `None` for [`ActionKind::Note`], which changes none.
+    /// Whether only operators may take it (agencies may not): merging and splitting.
+    pub fn operators_only(self) -> bool {
+        matches!(
+            self,
+            ActionKind::Merge | ActionKind::Unmerge | ActionKind::Split
+        )
+    }
+
+    /// The state this action leads to; `None` for [`ActionKind::Note`] and [`ActionKind::Split`],
+    /// which change none.
     pub fn target(self) -> Option<IncidentStatus> {
         match self {
             ActionKind::Assign => Some(IncidentStatus::Assigned),
@@ -130,7 +174,9 @@ impl ActionKind {
             ActionKind::Reject => Some(IncidentStatus::Rejected),
             ActionKind::Duplicate => Some(IncidentStatus::Duplicate),
             ActionKind::Reopen => Some(IncidentStatus::Reopened),
-            ActionKind::Note => None,
+            ActionKind::Merge => Some(IncidentStatus::Duplicate),
+            ActionKind::Unmerge => Some(IncidentStatus::Assigned),
+            ActionKind::Note | ActionKind::Split => None,
         }
     }
 
@@ -139,7 +185,12 @@ impl ActionKind {
         use IncidentStatus as S;
         let open = from.is_open();
         match self {
-            ActionKind::Assign | ActionKind::Reject | ActionKind::Duplicate => open,
+            ActionKind::Assign
+            | ActionKind::Reject
+            | ActionKind::Duplicate
+            | ActionKind::Merge
+            | ActionKind::Split => open,
+            ActionKind::Unmerge => from == S::Duplicate,
             ActionKind::Acknowledge => matches!(from, S::Assigned | S::Reopened),
             ActionKind::Start => matches!(from, S::Acknowledged | S::Reopened),
             ActionKind::Resolve => matches!(
@@ -186,6 +237,9 @@ impl Action {
             Action::Duplicate => ActionKind::Duplicate,
             Action::Reopen => ActionKind::Reopen,
             Action::Note => ActionKind::Note,
+            Action::Merge { .. } => ActionKind::Merge,
+            Action::Unmerge => ActionKind::Unmerge,
+            Action::Split { .. } => ActionKind::Split,
         }
     }
 }
@@ -206,6 +260,12 @@ pub enum TransitionError {
     /// A reassignment to the agency that has it already.
     #[error("the incident is already assigned to {0}")]
     AlreadyAssigned(AgencyId),
+    /// A merge of an incident into itself.
+    #[error("an incident cannot be merged into itself")]
+    MergeIntoItself,
+    /// An unmerge of a duplicate that was not merged (marked duplicate by hand).
+    #[error("the incident was not merged into another one, so there is nothing to unmerge")]
+    NotMerged,
 }
 
 /// The state `action` moves `incident` to, or why it cannot.
@@ -216,6 +276,13 @@ pub fn next_status(
     let kind = action.kind();
     let from = incident.status;
     let Some(to) = kind.target() else {
+        if !kind.allowed_from(from) {
+            return Err(TransitionError::NotAllowed {
+                action: kind,
+                from,
+                to: from,
+            });
+        }
         return Ok(from);
     };
     if !kind.allowed_from(from) {
@@ -225,10 +292,17 @@ pub fn next_status(
             to,
         });
     }
-    if let Action::Assign { agency } = action {
-        if *agency == incident.agency && from != IncidentStatus::New {
+    match action {
+        Action::Assign { agency } if *agency == incident.agency && from != IncidentStatus::New => {
             return Err(TransitionError::AlreadyAssigned(agency.clone()));
         }
+        Action::Merge { into } if *into == incident.id => {
+            return Err(TransitionError::MergeIntoItself)
+        }
+        Action::Unmerge if incident.merged_into.is_none() => {
+            return Err(TransitionError::NotMerged)
+        }
+        _ => {}
     }
     Ok(to)
 }
@@ -256,6 +330,8 @@ pub fn apply(
             }
         }
         Action::Reopen => next.sla = SlaClock::start(sla.for_severity(next.severity), at),
+        Action::Merge { into } => next.merged_into = Some(into.clone()),
+        Action::Unmerge => next.merged_into = None,
         _ => {}
     }
     Ok(next)
@@ -354,6 +430,19 @@ impl Deadline {
             Deadline::Resolve => "resolve",
         }
     }
+}
+
+/// An escalation as it happens, for those who are told of it (the agency, the supervisors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Escalation {
+    /// The deadline missed.
+    pub deadline: Deadline,
+    /// When it was due.
+    pub due: Option<DateTime<Utc>>,
+    /// The severity before.
+    pub severity_before: Severity,
+    /// The severity after (one step up, at most `extreme`).
+    pub severity: Severity,
 }
 
 /// Whether an incident in `status` still waits for an acknowledgement.
@@ -470,6 +559,7 @@ mod tests {
             severity: Severity::Moderate,
             status,
             location: Point::new(25.6, 45.6),
+            area: None,
             district: None,
             agency: "roads".into(),
             routing: RoutingDecision {
@@ -479,6 +569,7 @@ mod tests {
                     area: None,
                 },
                 alternatives: vec![],
+                informed: vec![],
             },
             report_count: 1,
             description: None,
@@ -486,6 +577,7 @@ mod tests {
             opened_at: at,
             updated_at: at,
             sla: SlaClock::start(policy().for_severity(Severity::Moderate), at),
+            merged_into: (status == S::Duplicate).then(|| "i0".into()),
         }
     }
 
@@ -502,6 +594,12 @@ mod tests {
             ActionKind::Duplicate => Action::Duplicate,
             ActionKind::Reopen => Action::Reopen,
             ActionKind::Note => Action::Note,
+            ActionKind::Merge => Action::Merge { into: "i2".into() },
+            ActionKind::Unmerge => Action::Unmerge,
+            ActionKind::Split => Action::Split {
+                event: "e2".into(),
+                new_incident: None,
+            },
         }
     }
 
@@ -532,6 +630,18 @@ mod tests {
         (S::Acknowledged, ActionKind::Duplicate, S::Duplicate),
         (S::InProgress, ActionKind::Duplicate, S::Duplicate),
         (S::Reopened, ActionKind::Duplicate, S::Duplicate),
+        (S::New, ActionKind::Merge, S::Duplicate),
+        (S::Assigned, ActionKind::Merge, S::Duplicate),
+        (S::Acknowledged, ActionKind::Merge, S::Duplicate),
+        (S::InProgress, ActionKind::Merge, S::Duplicate),
+        (S::Reopened, ActionKind::Merge, S::Duplicate),
+        // `incident(Duplicate)` was merged (into "i0"), so it can be unmerged.
+        (S::Duplicate, ActionKind::Unmerge, S::Assigned),
+        (S::New, ActionKind::Split, S::New),
+        (S::Assigned, ActionKind::Split, S::Assigned),
+        (S::Acknowledged, ActionKind::Split, S::Acknowledged),
+        (S::InProgress, ActionKind::Split, S::InProgress),
+        (S::Reopened, ActionKind::Split, S::Reopened),
     ];
 
     #[test]
@@ -555,7 +665,7 @@ mod tests {
                         Err(TransitionError::NotAllowed {
                             action: kind,
                             from,
-                            to: kind.target().expect("every action but note has a target"),
+                            to: kind.target().unwrap_or(from),
                         }),
                         "{kind} from {from} must be refused"
                     ),
@@ -563,7 +673,31 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 9 * 8);
+        assert_eq!(checked, 9 * 11);
+    }
+
+    #[test]
+    fn merge_and_unmerge() {
+        let i = incident(S::Acknowledged);
+        assert_eq!(
+            next_status(&i, &Action::Merge { into: "i1".into() }),
+            Err(TransitionError::MergeIntoItself)
+        );
+        let merged =
+            apply(&i, &Action::Merge { into: "i2".into() }, &policy(), t0()).expect("merge");
+        assert_eq!(
+            (merged.status, merged.merged_into.clone()),
+            (S::Duplicate, Some("i2".into()))
+        );
+        let back = apply(&merged, &Action::Unmerge, &policy(), t0()).expect("unmerge");
+        assert_eq!((back.status, back.merged_into), (S::Assigned, None));
+        assert_eq!(back.sla, i.sla, "the deadlines run on");
+        let by_hand = apply(&i, &Action::Duplicate, &policy(), t0()).expect("duplicate");
+        assert_eq!(
+            next_status(&by_hand, &Action::Unmerge),
+            Err(TransitionError::NotMerged),
+            "a duplicate marked by hand has nothing to unmerge"
+        );
     }
 
     #[test]
@@ -745,6 +879,12 @@ mod tests {
             Just(Action::Duplicate),
             Just(Action::Reopen),
             Just(Action::Note),
+            prop_oneof![Just("i1"), Just("i2")].prop_map(|i| Action::Merge { into: i.into() }),
+            Just(Action::Unmerge),
+            Just(Action::Split {
+                event: "e2".into(),
+                new_incident: None
+            }),
         ]
     }
 
@@ -776,12 +916,27 @@ mod tests {
                     Ok(next) => {
                         let kind = action.kind();
                         prop_assert!(kind.allowed_from(before.status), "{} from {}", kind, before.status);
+                        let unmerged = kind == ActionKind::Unmerge && before.merged_into.is_some();
                         prop_assert!(
                             !matches!(before.status, S::Closed | S::Rejected | S::Duplicate)
-                                || next.status == before.status,
+                                || next.status == before.status
+                                || (before.status == S::Duplicate && unmerged),
                             "final state {} changed to {}", before.status, next.status
                         );
-                        prop_assert_eq!(Some(next.status).filter(|_| kind != ActionKind::Note), kind.target());
+                        prop_assert_eq!(
+                            Some(next.status).filter(|_| !matches!(kind, ActionKind::Note | ActionKind::Split)),
+                            kind.target()
+                        );
+                        // Only a merge marks the incident merged (into another one), only an
+                        // unmerge clears it, and only a duplicate is merged.
+                        let expected = match &action {
+                            Action::Merge { into } => Some(into.clone()),
+                            Action::Unmerge => None,
+                            _ => before.merged_into.clone(),
+                        };
+                        prop_assert_eq!(&next.merged_into, &expected);
+                        prop_assert!(next.merged_into.is_none() || next.status == S::Duplicate);
+                        prop_assert!(next.merged_into.as_ref() != Some(&next.id));
                         if next.status.is_open() {
                             prop_assert!(next.sla.ack_due.is_some() && next.sla.resolve_due.is_some());
                         }

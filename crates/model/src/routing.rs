@@ -8,9 +8,9 @@ use geo::{Area as _, BoundingRect, MultiPolygon, Point};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
 
-use crate::city::City;
+use crate::city::{City, InformTarget};
 use crate::grid::AreaGrid;
-use crate::ids::{AgencyId, CategoryId, DistrictId};
+use crate::ids::{AgencyId, CategoryId, DistrictId, IncidentId};
 use crate::pip::PreparedArea;
 
 /// The rule that chose an agency.
@@ -52,13 +52,141 @@ pub struct RouteCandidate {
     pub area: Option<String>,
 }
 
-/// The agency chosen for an incident, why, and the ranked alternatives.
+/// Why an agency is informed of an incident it is not responsible for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InformRule {
+    /// The category names the agency ([`InformTarget::Agency`]).
+    CategoryAgency,
+    /// The category names the agency's kind, and one of its areas contains the place
+    /// ([`InformTarget::Kind`]).
+    CategoryKind,
+}
+
+impl InformRule {
+    /// snake_case name used on the wire and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InformRule::CategoryAgency => "category_agency",
+            InformRule::CategoryKind => "category_kind",
+        }
+    }
+
+    /// Parses [`InformRule::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "category_agency" => Some(InformRule::CategoryAgency),
+            "category_kind" => Some(InformRule::CategoryKind),
+            _ => None,
+        }
+    }
+}
+
+/// An agency told of an incident beside the responsible one, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Informed {
+    /// The agency.
+    pub agency: AgencyId,
+    /// The rule.
+    pub rule: InformRule,
+    /// The area of its jurisdiction that contains the place ([`InformRule::CategoryKind`]).
+    pub area: Option<String>,
+}
+
+/// The agency chosen for an incident, why, the ranked alternatives, and who else is informed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutingDecision {
     /// The choice.
     pub chosen: RouteCandidate,
     /// The other candidates, best first.
     pub alternatives: Vec<RouteCandidate>,
+    /// The agencies informed beside the chosen one, in the order the category names them; never
+    /// the chosen agency itself.
+    pub informed: Vec<Informed>,
+}
+
+/// How operators overrode one routing rule: the incidents it routed, how many were reassigned
+/// away from the agency it chose, and to whom.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleOverrides {
+    /// The rule, as it chose: its kind, the agency and the area.
+    pub rule: RouteCandidate,
+    /// Incidents it routed.
+    pub routed: u32,
+    /// Of those, how many were later reassigned away from the agency it chose.
+    pub overridden: u32,
+    /// Where they went first, most often first (then by agency id).
+    pub reassigned_to: Vec<(AgencyId, u32)>,
+}
+
+impl RuleOverrides {
+    /// `overridden / routed` (0 when nothing was routed).
+    pub fn override_rate(&self) -> f64 {
+        if self.routed == 0 {
+            0.0
+        } else {
+            f64::from(self.overridden) / f64::from(self.routed)
+        }
+    }
+}
+
+/// The routing rules with their overrides, most overridden (by rate, then count) first.
+///
+/// `routed`: every incident with the rule that chose its first agency (its routing decision's
+/// `chosen`). `reassignments`: every reassignment in the order it happened, as (incident, agency
+/// before, agency after). An incident counts as overridden once, by the first reassignment away
+/// from the agency its rule chose; that reassignment's agency is where it went.
+pub fn override_report(
+    routed: impl IntoIterator<Item = (IncidentId, RouteCandidate)>,
+    reassignments: impl IntoIterator<Item = (IncidentId, AgencyId, AgencyId)>,
+) -> Vec<RuleOverrides> {
+    use std::collections::HashMap;
+    let mut rule_of: HashMap<IncidentId, usize> = HashMap::new();
+    let mut rules: Vec<RuleOverrides> = Vec::new();
+    for (incident, rule) in routed {
+        let at = match rules.iter().position(|r| r.rule == rule) {
+            Some(at) => at,
+            None => {
+                rules.push(RuleOverrides {
+                    rule,
+                    routed: 0,
+                    overridden: 0,
+                    reassigned_to: Vec::new(),
+                });
+                rules.len() - 1
+            }
+        };
+        rules[at].routed += 1;
+        rule_of.insert(incident, at);
+    }
+    for (incident, from, to) in reassignments {
+        let Some(at) = rule_of.get(&incident).copied() else {
+            continue;
+        };
+        let r = &mut rules[at];
+        if from != r.rule.agency {
+            continue;
+        }
+        // Counted once per incident: forget it after its first reassignment away.
+        rule_of.remove(&incident);
+        r.overridden += 1;
+        match r.reassigned_to.iter_mut().find(|(a, _)| *a == to) {
+            Some((_, n)) => *n += 1,
+            None => r.reassigned_to.push((to, 1)),
+        }
+    }
+    for r in &mut rules {
+        r.reassigned_to
+            .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    }
+    rules.sort_by(|a, b| {
+        b.override_rate()
+            .total_cmp(&a.override_rate())
+            .then(b.overridden.cmp(&a.overridden))
+            .then(b.routed.cmp(&a.routed))
+            .then_with(|| a.rule.agency.cmp(&b.rule.agency))
+            .then_with(|| a.rule.area.cmp(&b.rule.area))
+    });
+    rules
 }
 
 type DistrictEntry = GeomWithData<Rectangle<[f64; 2]>, usize>;
@@ -235,20 +363,88 @@ impl CityIndex {
                 area: Some(agency.areas[ri].id.clone()),
             }
         });
-        match ranked.next() {
-            Some(chosen) => RoutingDecision {
-                chosen,
-                alternatives: ranked.collect(),
-            },
-            None => RoutingDecision {
-                chosen: RouteCandidate {
+        let (chosen, alternatives) = match ranked.next() {
+            Some(chosen) => (chosen, ranked.collect()),
+            None => (
+                RouteCandidate {
                     agency: self.city.fallback_agency.clone(),
                     rule: RoutingRule::Fallback,
                     area: None,
                 },
-                alternatives: Vec::new(),
-            },
+                Vec::new(),
+            ),
+        };
+        let informed = self.informed(category, point, &chosen.agency);
+        RoutingDecision {
+            chosen,
+            alternatives,
+            informed,
         }
+    }
+
+    /// The agencies told of an incident of `category` at `point` beside `responsible`: each of
+    /// the category's [`InformTarget`]s in order, a kind resolved to the agency of that kind
+    /// whose area contains the point (lowest priority number, then smallest area, then id; none
+    /// if no agency of the kind covers the place); each agency once, never `responsible`.
+    pub fn informed(
+        &self,
+        category: &CategoryId,
+        point: Point,
+        responsible: &AgencyId,
+    ) -> Vec<Informed> {
+        let Some(category) = self.city.category(category.as_str()) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Informed> = Vec::new();
+        for target in &category.inform {
+            let found = match target {
+                InformTarget::Agency(agency) => Some(Informed {
+                    agency: agency.clone(),
+                    rule: InformRule::CategoryAgency,
+                    area: None,
+                }),
+                InformTarget::Kind(kind) => self.of_kind_at(kind, point),
+            };
+            if let Some(i) = found {
+                if i.agency != *responsible && !out.iter().any(|o| o.agency == i.agency) {
+                    out.push(i);
+                }
+            }
+        }
+        out
+    }
+
+    /// The agency of `kind` whose jurisdiction contains `point`, by priority, area size and id.
+    fn of_kind_at(&self, kind: &str, point: Point) -> Option<Informed> {
+        let mut best: Option<(i32, f64, usize, usize)> = None;
+        let cell = self.grid.as_ref().map_or(&[][..], |g| g.entries(point));
+        for entry in cell {
+            let (ai, ri) = (entry.owner as usize, entry.area as usize);
+            let agency = &self.city.agencies[ai];
+            if agency.kind != kind || !(entry.inside || self.prepared[ai][ri].contains(point)) {
+                continue;
+            }
+            let candidate = (agency.priority, self.area_sizes[ai][ri], ai, ri);
+            let better = best.is_none_or(|b| {
+                candidate
+                    .0
+                    .cmp(&b.0)
+                    .then(candidate.1.total_cmp(&b.1))
+                    .then_with(|| agency.id.cmp(&self.city.agencies[b.2].id))
+                    .is_lt()
+            });
+            if better {
+                best = Some(candidate);
+            }
+        }
+        best.map(|(_, _, ai, ri)| {
+            let agency = &self.city.agencies[ai];
+            Informed {
+                agency: agency.id.clone(),
+                rule: InformRule::CategoryKind,
+                area: Some(agency.areas[ri].id.clone()),
+            }
+        })
     }
 }
 
@@ -327,6 +523,7 @@ mod tests {
                     acknowledge: chrono::Duration::minutes(30),
                     resolve: chrono::Duration::hours(8),
                 }),
+                inform: vec![],
             }],
             agencies: vec![
                 agency(
@@ -461,5 +658,166 @@ mod tests {
         assert_eq!(index.district_at(Point::new(70.0, 2.0)), None);
         assert!(index.in_city(Point::new(7.0, 2.0)));
         assert!(!index.in_city(Point::new(-1.0, 2.0)));
+    }
+
+    #[test]
+    fn informed_agencies_table() {
+        let mut c = city();
+        let mut police_west = agency(
+            "police-west",
+            &[],
+            10,
+            vec![("west", square(0.0, 0.0, 5.0, 10.0))],
+        );
+        police_west.kind = "police".into();
+        let mut police_city = agency(
+            "police-city",
+            &[],
+            50,
+            vec![("city", square(0.0, 0.0, 10.0, 10.0))],
+        );
+        police_city.kind = "police".into();
+        let mut transport = agency(
+            "transport",
+            &[],
+            10,
+            vec![("north", square(0.0, 5.0, 10.0, 10.0))],
+        );
+        transport.kind = "transport".into();
+        c.agencies.extend([police_west, police_city, transport]);
+        c.categories[0].inform = vec![
+            InformTarget::Kind("police".into()),
+            InformTarget::Kind("transport".into()),
+            InformTarget::Agency("dispatch".into()),
+            InformTarget::Kind("nobody-has-this-kind".into()),
+            InformTarget::Agency("police-west".into()),
+        ];
+        let index = CityIndex::new(c);
+        type Case = (
+            &'static str,
+            (f64, f64),
+            &'static str,
+            &'static [(&'static str, &'static str, Option<&'static str>)],
+        );
+        let cases: [Case; 4] = [
+            (
+                "west, north: the west police by priority, transport, the named dispatch once",
+                (3.0, 8.0),
+                "heat-west",
+                &[
+                    ("police-west", "category_kind", Some("west")),
+                    ("transport", "category_kind", Some("north")),
+                    ("dispatch", "category_agency", None),
+                ],
+            ),
+            (
+                "east, south: the city police, no transport here; dispatch is responsible, not informed",
+                (8.0, 2.0),
+                "dispatch",
+                &[
+                    ("police-city", "category_kind", Some("city")),
+                    ("police-west", "category_agency", None),
+                ],
+            ),
+            (
+                "inside the small block: the west police (priority beats the bigger area)",
+                (1.5, 1.5),
+                "heat-small",
+                &[
+                    ("police-west", "category_kind", Some("west")),
+                    ("dispatch", "category_agency", None),
+                ],
+            ),
+            (
+                "outside the city: only the named agencies, the responsible one left out",
+                (20.0, 20.0),
+                "dispatch",
+                &[("police-west", "category_agency", None)],
+            ),
+        ];
+        for (name, (x, y), responsible, expected) in cases {
+            let d = index.route(&"heat".into(), Point::new(x, y));
+            assert_eq!(d.chosen.agency.as_str(), responsible, "{name}");
+            let got: Vec<(&str, &str, Option<&str>)> = d
+                .informed
+                .iter()
+                .map(|i| (i.agency.as_str(), i.rule.as_str(), i.area.as_deref()))
+                .collect();
+            assert_eq!(got, expected, "{name}");
+        }
+        let water = index.route(&"water".into(), Point::new(7.0, 7.0));
+        assert!(
+            water.informed.is_empty(),
+            "a category that names nobody informs nobody"
+        );
+    }
+
+    #[test]
+    fn override_report_table() {
+        let rule = |agency: &str, area: Option<&str>| RouteCandidate {
+            agency: agency.into(),
+            rule: if area.is_some() {
+                RoutingRule::Jurisdiction
+            } else {
+                RoutingRule::Fallback
+            },
+            area: area.map(Into::into),
+        };
+        let water = rule("apa", Some("city"));
+        let roads = rule("drumuri", Some("city"));
+        let fallback = rule("dispecerat", None);
+        let routed = vec![
+            ("w1".into(), water.clone()),
+            ("w2".into(), water.clone()),
+            ("w3".into(), water.clone()),
+            ("w4".into(), water.clone()),
+            ("r1".into(), roads.clone()),
+            ("f1".into(), fallback.clone()),
+            ("f2".into(), fallback.clone()),
+        ];
+        let moves = |v: &[(&str, &str, &str)]| -> Vec<(IncidentId, AgencyId, AgencyId)> {
+            v.iter()
+                .map(|(i, a, b)| ((*i).into(), (*a).into(), (*b).into()))
+                .collect()
+        };
+        let reassignments = moves(&[
+            // w1 away to the roads, then on to the police: counted once, to the roads.
+            ("w1", "apa", "drumuri"),
+            ("w1", "drumuri", "politie"),
+            ("w2", "apa", "politie"),
+            ("w3", "apa", "drumuri"),
+            // The fallback's incidents both go to the water company.
+            ("f1", "dispecerat", "apa"),
+            ("f2", "dispecerat", "apa"),
+            // An incident the report does not know (opened before routing was kept): ignored.
+            ("x9", "apa", "drumuri"),
+        ]);
+        let report = override_report(routed, reassignments);
+        /// Agency of the rule, routed, overridden, reassigned to.
+        type Row<'a> = (&'a str, u32, u32, Vec<(&'a str, u32)>);
+        let got: Vec<Row> = report
+            .iter()
+            .map(|r| {
+                (
+                    r.rule.agency.as_str(),
+                    r.routed,
+                    r.overridden,
+                    r.reassigned_to
+                        .iter()
+                        .map(|(a, n)| (a.as_str(), *n))
+                        .collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("dispecerat", 2, 2, vec![("apa", 2)]),
+                ("apa", 4, 3, vec![("drumuri", 2), ("politie", 1)]),
+                ("drumuri", 1, 0, vec![]),
+            ]
+        );
+        assert_eq!(report[1].override_rate(), 0.75);
+        assert!(override_report(Vec::new(), Vec::new()).is_empty());
     }
 }

@@ -4,9 +4,12 @@
 //! `"id"`).
 //!
 //! `action` is one of `assign`, `acknowledge`, `start`, `resolve`, `close`, `reject`,
-//! `duplicate`, `reopen`, `note` (see `model::lifecycle` for which is allowed when); `agency` is
-//! required with `assign` and refused with anything else; `reason` is optional (required with
-//! `note`), at most [`MAX_REASON`] characters, trimmed. Unknown fields are refused.
+//! `duplicate`, `reopen`, `note`, `merge`, `unmerge`, `split` (see `model::lifecycle` for which
+//! is allowed when); `agency` is required with `assign` and refused with anything else; `into`
+//! (the incident to merge into) is required with `merge` and `event` (the report to take out) with
+//! `split`, each refused with anything else; `reason` is optional (required with `note`), at most
+//! [`MAX_REASON`] characters, trimmed. Unknown fields are refused. `merge`, `unmerge` and `split`
+//! are operators' actions: an agency's update naming one is refused.
 
 use serde::Deserialize;
 
@@ -25,6 +28,8 @@ struct ActionJson {
     action: String,
     reason: Option<String>,
     agency: Option<String>,
+    into: Option<String>,
+    event: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,6 +85,30 @@ fn command(
     agency: Option<String>,
     city: &City,
 ) -> Result<ActionCommand, WireError> {
+    command_with(action, reason, agency, None, None, city)
+}
+
+/// An identifier given in a body (an incident or event id): 1 to 200 characters, trimmed.
+fn identifier(name: &'static str, v: &str) -> Result<String, WireError> {
+    let v = v.trim();
+    if v.is_empty() || v.len() > 200 {
+        Err(WireError::Invalid {
+            name,
+            reason: "must be 1 to 200 characters".into(),
+        })
+    } else {
+        Ok(v.to_owned())
+    }
+}
+
+fn command_with(
+    action: &str,
+    reason: Option<String>,
+    agency: Option<String>,
+    into: Option<String>,
+    event: Option<String>,
+    city: &City,
+) -> Result<ActionCommand, WireError> {
     let kind: ActionKind = action.parse().map_err(|reason| WireError::Invalid {
         name: "action",
         reason,
@@ -101,6 +130,23 @@ fn command(
             name: "reason",
             reason: "a note needs its text in \"reason\"".into(),
         });
+    }
+    match (kind, &into, &event) {
+        (ActionKind::Merge, None, _) => return Err(WireError::Missing("into")),
+        (ActionKind::Split, _, None) => return Err(WireError::Missing("event")),
+        (k, Some(_), _) if k != ActionKind::Merge => {
+            return Err(WireError::Invalid {
+                name: "into",
+                reason: format!("only \"merge\" takes \"into\", not {:?}", k.as_str()),
+            })
+        }
+        (k, _, Some(_)) if k != ActionKind::Split => {
+            return Err(WireError::Invalid {
+                name: "event",
+                reason: format!("only \"split\" takes \"event\", not {:?}", k.as_str()),
+            })
+        }
+        _ => {}
     }
     let action = match (kind, agency) {
         (ActionKind::Assign, None) => return Err(WireError::Missing("agency")),
@@ -129,6 +175,14 @@ fn command(
         (ActionKind::Duplicate, None) => Action::Duplicate,
         (ActionKind::Reopen, None) => Action::Reopen,
         (ActionKind::Note, None) => Action::Note,
+        (ActionKind::Merge, None) => Action::Merge {
+            into: IncidentId::new(identifier("into", into.as_deref().unwrap_or_default())?),
+        },
+        (ActionKind::Unmerge, None) => Action::Unmerge,
+        (ActionKind::Split, None) => Action::Split {
+            event: model::EventId::new(identifier("event", event.as_deref().unwrap_or_default())?),
+            new_incident: None,
+        },
     };
     Ok(ActionCommand { action, reason })
 }
@@ -136,7 +190,14 @@ fn command(
 /// The body of `POST /api/v1/incidents/{id}/actions`.
 pub fn action_request(payload: &[u8], city: &City) -> Result<ActionCommand, WireError> {
     let json: ActionJson = parse(payload)?;
-    command(&json.action, json.reason, json.agency, city)
+    command_with(
+        &json.action,
+        json.reason,
+        json.agency,
+        json.into,
+        json.event,
+        city,
+    )
 }
 
 /// An update published by `agency` on `dispecer/v1/in/agencies/{agency}/updates`.
@@ -156,6 +217,15 @@ pub fn agency_update(payload: &[u8], city: &City) -> Result<AgencyUpdate, WireEr
     let id = nonblank("id", &json.id)?;
     let incident = IncidentId::new(nonblank("incident", &json.incident)?);
     let command = command(&json.action, json.reason, json.agency, city)?;
+    if command.action.kind().operators_only() {
+        return Err(WireError::Invalid {
+            name: "action",
+            reason: format!(
+                "only operators may {} incidents, not agencies",
+                command.action.kind()
+            ),
+        });
+    }
     Ok(AgencyUpdate {
         id,
         incident,

@@ -72,6 +72,7 @@ pub fn citizen_report(
         kind: EventKind::Report,
         category,
         location,
+        area: None,
         description: description(props)?,
         occurred_at,
         received_at,
@@ -207,6 +208,12 @@ pub fn utility_event(
         }
     }
     .ok_or_else(|| WireError::Geometry("the geometry is empty".into()))?;
+    // An area (a declared outage) is kept whole: reports of its family inside it join it.
+    let area = match geometry {
+        Geometry::Polygon(p) => Some(geo::MultiPolygon(vec![p])),
+        Geometry::MultiPolygon(m) => Some(m),
+        _ => None,
+    };
     let sender_id = sender_id(&feature, props)?;
     let kind = string(props, "kind")?.ok_or(WireError::Missing("kind"))?;
     let event_kind = match kind {
@@ -238,6 +245,7 @@ pub fn utility_event(
         kind: event_kind,
         category,
         location,
+        area,
         description: description(props)?,
         occurred_at,
         received_at,
@@ -543,6 +551,8 @@ pub fn cap_event(
         kind,
         category,
         location,
+        // Every polygon of the first area; a circle alone gives no area (its centre is the place).
+        area: (!area.polygons.is_empty()).then(|| geo::MultiPolygon(area.polygons.clone())),
         description,
         occurred_at: info.onset.unwrap_or(alert.sent).with_timezone(&Utc),
         received_at,

@@ -48,6 +48,18 @@ impl From<&RouteCandidate> for RouteDto {
     }
 }
 
+/// An agency told of an incident beside the responsible one, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InformedDto {
+    /// Agency id.
+    pub agency: String,
+    /// `category_kind` (the category names the agency's kind, and its area contains the place)
+    /// or `category_agency` (the category names the agency).
+    pub rule: String,
+    /// The area of the agency's jurisdiction containing the place (`category_kind`).
+    pub area: Option<String>,
+}
+
 /// Why an incident went to its agency.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoutingDto {
@@ -59,6 +71,10 @@ pub struct RoutingDto {
     pub area: Option<String>,
     /// The other candidates, best first.
     pub alternatives: Vec<RouteDto>,
+    /// The agencies informed beside the responsible one (they receive the incident on their
+    /// topics too), with why.
+    #[serde(default)]
+    pub informed: Vec<InformedDto>,
 }
 
 impl From<&RoutingDecision> for RoutingDto {
@@ -68,6 +84,15 @@ impl From<&RoutingDecision> for RoutingDto {
             rule: d.chosen.rule.as_str().into(),
             area: d.chosen.area.clone(),
             alternatives: d.alternatives.iter().map(RouteDto::from).collect(),
+            informed: d
+                .informed
+                .iter()
+                .map(|i| InformedDto {
+                    agency: i.agency.to_string(),
+                    rule: i.rule.as_str().into(),
+                    area: i.area.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -111,6 +136,9 @@ pub struct IncidentProperties {
     /// It missed a deadline and was escalated (its severity was raised).
     #[serde(default)]
     pub escalated: bool,
+    /// The incident an operator merged it into (it is then `duplicate`, its reports there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
 }
 
 /// An incident as a GeoJSON Feature.
@@ -162,6 +190,7 @@ impl IncidentFeature {
                 resolve_due: i.sla.resolve_due.map(timestamp),
                 overdue: model::lifecycle::is_overdue(i, now),
                 escalated: i.sla.escalated(),
+                merged_into: i.merged_into.as_ref().map(|m| m.to_string()),
             },
         }
     }

@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::incident::{IncidentCollection, IncidentFeature};
+use model::lifecycle::Escalation;
+use model::Incident;
+
+use crate::incident::{timestamp, IncidentCollection, IncidentFeature};
 
 /// What happened to an incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,5 +32,37 @@ pub enum StreamFrame {
         change: Change,
         /// Its new state.
         incident: Box<IncidentFeature>,
+        /// Present when the change is an escalation (a missed deadline), which the supervisors
+        /// are told of besides the agency.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        escalation: Option<EscalationDto>,
     },
+}
+
+/// An escalation on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscalationDto {
+    /// `acknowledge` or `resolve`: the deadline missed.
+    pub deadline: String,
+    /// RFC 3339: when it was due.
+    pub due: Option<String>,
+    /// The severity before.
+    pub severity_before: String,
+    /// The severity now.
+    pub severity: String,
+    /// Who is told: `supervisors` and `agency:{id}`.
+    pub notified: Vec<String>,
+}
+
+impl EscalationDto {
+    /// The escalation of `incident` (as it is after it).
+    pub fn new(escalation: &Escalation, incident: &Incident) -> Self {
+        EscalationDto {
+            deadline: escalation.deadline.as_str().into(),
+            due: escalation.due.map(timestamp),
+            severity_before: escalation.severity_before.as_str().into(),
+            severity: escalation.severity.as_str().into(),
+            notified: vec!["supervisors".into(), format!("agency:{}", incident.agency)],
+        }
+    }
 }

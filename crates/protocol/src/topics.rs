@@ -23,6 +23,10 @@ pub fn traffic_sensor(topic: &str) -> Option<&str> {
 /// Dead letters: what was refused, with the reason (JSON, QoS 1).
 pub const DEAD_LETTERS: &str = "dispecer/v1/out/dead-letters";
 
+/// Supervisors' notifications: every escalation (an incident that missed a deadline), as an
+/// incident frame carrying `escalation` (JSON, QoS 1).
+pub const SUPERVISOR_ESCALATIONS: &str = "dispecer/v1/out/supervisors/escalations";
+
 /// The topic on which an agency receives its incidents.
 pub fn agency_incidents(agency: &str) -> String {
     format!("dispecer/v1/out/agencies/{agency}/incidents")

@@ -62,13 +62,13 @@ use crate::url::Target;
 pub use crate::accounts::{Role, Session, User};
 pub use crate::config::CityConfig;
 pub use crate::error::StoreError;
-pub use crate::log::{LoggedEvent, LoggedTransition};
+pub use crate::log::{LoggedEvent, LoggedTransition, SIDE_EFFECT_KINDS};
 pub use crate::personal::{phone_digits, ContactSelector, Retained, StoredContact};
 pub use crate::readings::{RollupRow, Step, MAX_ROLLUP_ROWS};
 pub use crate::tokens::{hash_token, TokenInfo};
 pub use crate::types::{
-    Backend, ChangeKind, DeadLetter, EventSummary, IncidentChange, IncidentFilter, NewDeadLetter,
-    NewTimelineEntry, Recorded, TimelineEntry,
+    Backend, ChangeKind, DeadLetter, EventPlace, EventSummary, IncidentChange, IncidentFilter,
+    NewDeadLetter, NewTimelineEntry, Recorded, TimelineEntry,
 };
 
 /// How many incidents [`Store::incidents`] returns when the filter sets no limit.
@@ -110,6 +110,7 @@ mod accounts;
 mod config;
 mod log;
 mod personal;
+mod reports;
 
 /// Inserts `$incident` (a `&model::Incident`) or replaces the stored row with it, on the
 /// executor `$conn`; `$routing` is its `routing` column text. A macro because the two pools'
@@ -121,9 +122,9 @@ macro_rules! upsert_incident {
         sqlx::query(
             "INSERT INTO incidents (id, category, severity, status, lon, lat, district, \
              agency, routing, report_count, description, opened_at, updated_at, external_ref, \
-             ack_due, resolve_due, ack_escalated_at, resolve_escalated_at) \
+             ack_due, resolve_due, ack_escalated_at, resolve_escalated_at, area, merged_into) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18) \
+             $17, $18, $19, $20) \
              ON CONFLICT (id) DO UPDATE SET category = excluded.category, \
              severity = excluded.severity, status = excluded.status, lon = excluded.lon, \
              lat = excluded.lat, district = excluded.district, agency = excluded.agency, \
@@ -132,7 +133,8 @@ macro_rules! upsert_incident {
              updated_at = excluded.updated_at, external_ref = excluded.external_ref, \
              ack_due = excluded.ack_due, resolve_due = excluded.resolve_due, \
              ack_escalated_at = excluded.ack_escalated_at, \
-             resolve_escalated_at = excluded.resolve_escalated_at",
+             resolve_escalated_at = excluded.resolve_escalated_at, area = excluded.area, \
+             merged_into = excluded.merged_into",
         )
         .bind(incident.id.as_str())
         .bind(incident.category.as_str())
@@ -152,6 +154,8 @@ macro_rules! upsert_incident {
         .bind(opt_time(incident.sla.resolve_due))
         .bind(opt_time(incident.sla.ack_escalated_at))
         .bind(opt_time(incident.sla.resolve_escalated_at))
+        .bind(incident.area.as_ref().map(crate::rows::area_json))
+        .bind(incident.merged_into.as_ref().map(|i| i.as_str()))
         .execute($conn)
         .await?;
     }};
@@ -568,6 +572,80 @@ impl Store {
             tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// Durably records several incidents' changes that one action caused (a merge, an unmerge,
+    /// a split), in one transaction: each incident as given with its timeline entry, then the
+    /// events `moves` moved to incident `to` (with their citizens' contacts); an event moved for
+    /// the first time keeps the incident the log gave it in `logged_incident`. Returns only
+    /// after commit.
+    pub async fn record_transitions(
+        &self,
+        changes: &[(&Incident, &NewTimelineEntry)],
+        moves: &[EventId],
+        to: &IncidentId,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for (incident, entry) in changes {
+                let routing = routing_json(&incident.routing);
+                upsert_incident!(&mut *tx, incident, &routing);
+                sqlx::query(
+                    "INSERT INTO incident_timeline \
+                     (incident_id, at, kind, actor, detail, reason, from_status, to_status, \
+                     request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(incident.id.as_str())
+                .bind(stored_time(entry.at))
+                .bind(&entry.kind)
+                .bind(&entry.actor)
+                .bind(entry.detail.to_string())
+                .bind(entry.reason.as_deref())
+                .bind(entry.from.map(IncidentStatus::as_str))
+                .bind(entry.to.map(IncidentStatus::as_str))
+                .bind(entry.request_id.as_deref())
+                .execute(&mut *tx)
+                .await?;
+            }
+            for event in moves {
+                sqlx::query(
+                    "UPDATE events SET logged_incident = COALESCE(logged_incident, incident_id), \
+                     incident_id = $2 WHERE id = $1",
+                )
+                .bind(event.as_str())
+                .bind(to.as_str())
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE citizen_contacts SET incident_id = $2 WHERE event_id = $1")
+                    .bind(event.as_str())
+                    .bind(to.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Where an accepted event is and what it is: its category, place, the incident it is in
+    /// now, and its subject (a sender's notice); `None` for an unknown event.
+    pub async fn event_place(&self, id: &EventId) -> Result<Option<EventPlace>, StoreError> {
+        let row: Option<(String, f64, f64, String, Option<String>)> = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT category, lon, lat, incident_id, subject FROM events WHERE id = $1",
+            )
+            .bind(id.as_str())
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(
+            row.map(|(category, lon, lat, incident, subject)| EventPlace {
+                category: category.as_str().into(),
+                location: geo::Point::new(lon, lat),
+                incident: IncidentId::new(incident),
+                subject,
+            }),
+        )
     }
 
     /// The incident that `actor`'s request `request_id` was recorded for, if it was

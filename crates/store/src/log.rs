@@ -7,6 +7,11 @@ use model::{Incident, IncidentId, IncidentStatus};
 
 use crate::{IncidentFilter, Pool, Store, StoreError};
 
+/// Timeline kinds that an action on another incident writes beside its own entry (in the
+/// incident merged into, the incident unmerged from, the incident a split opened): not replayed,
+/// the action on the other incident is.
+pub const SIDE_EFFECT_KINDS: [&str; 3] = ["merged_in", "unmerged_out", "opened_by_split"];
+
 /// An accepted event as the event log keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoggedEvent {
@@ -16,7 +21,7 @@ pub struct LoggedEvent {
     pub source: String,
     /// When Dispecer received it.
     pub received_at: DateTime<Utc>,
-    /// The incident it went to.
+    /// The incident it went to when it was received (an operator may have moved it since).
     pub incident: IncidentId,
     /// The payload as logged (a citizen's contact removed).
     pub payload: String,
@@ -49,7 +54,8 @@ impl Store {
         type Row = (String, String, DateTime<Utc>, String, String);
         let rows: Vec<Row> = with_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT id, source, received_at, incident_id, payload FROM events \
+                "SELECT id, source, received_at, COALESCE(logged_incident, incident_id), payload \
+                 FROM events \
                  ORDER BY received_at, id",
             )
             .fetch_all(pool)
@@ -68,7 +74,8 @@ impl Store {
     }
 
     /// Every action and escalation of every incident, in the order recorded (the timeline's
-    /// other kinds, those of [`crate::ChangeKind`], are written by events).
+    /// other kinds, those of [`crate::ChangeKind`], are written by events, and
+    /// [`SIDE_EFFECT_KINDS`] by an action on another incident).
     pub async fn transitions(&self) -> Result<Vec<LoggedTransition>, StoreError> {
         type Row = (
             i64,
@@ -84,7 +91,8 @@ impl Store {
             sqlx::query_as(
                 "SELECT id, incident_id, at, kind, actor, reason, request_id, detail \
                  FROM incident_timeline \
-                 WHERE kind NOT IN ('opened', 'report_joined', 'updated', 'resolved') \
+                 WHERE kind NOT IN ('opened', 'report_joined', 'updated', 'resolved', \
+                 'merged_in', 'unmerged_out', 'opened_by_split') \
                  ORDER BY at, id",
             )
             .fetch_all(pool)

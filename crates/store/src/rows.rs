@@ -4,12 +4,12 @@
 //! [`StoreError::Corrupt`], never unwrapped.
 
 use chrono::{DateTime, SubsecRound, Utc};
-use geo::Point;
+use geo::{Coord, LineString, MultiPolygon, Point, Polygon};
 use serde::{Deserialize, Serialize};
 
 use model::{
-    EventId, Incident, IncidentId, IncidentStatus, RouteCandidate, RoutingDecision, RoutingRule,
-    Severity, SlaClock,
+    EventId, Incident, IncidentId, IncidentStatus, InformRule, Informed, RouteCandidate,
+    RoutingDecision, RoutingRule, Severity, SlaClock,
 };
 
 use crate::types::{DeadLetter, EventSummary, TimelineEntry};
@@ -20,11 +20,21 @@ pub(crate) fn stored_time(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(6)
 }
 
-/// The `routing` column: `{"chosen":{...},"alternatives":[...]}`.
+/// The `routing` column: `{"chosen":{...},"alternatives":[...],"informed":[...]}` (`informed`
+/// absent in rows written before it existed).
 #[derive(Debug, Serialize, Deserialize)]
 struct RoutingJson {
     chosen: CandidateJson,
     alternatives: Vec<CandidateJson>,
+    #[serde(default)]
+    informed: Vec<InformedJson>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct InformedJson {
+    agency: String,
+    rule: String,
+    area: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -59,13 +69,22 @@ pub(crate) fn routing_json(routing: &RoutingDecision) -> String {
     let json = RoutingJson {
         chosen: (&routing.chosen).into(),
         alternatives: routing.alternatives.iter().map(Into::into).collect(),
+        informed: routing
+            .informed
+            .iter()
+            .map(|i| InformedJson {
+                agency: i.agency.as_str().to_owned(),
+                rule: i.rule.as_str().to_owned(),
+                area: i.area.clone(),
+            })
+            .collect(),
     };
     // Serialising plain strings into a JSON value cannot fail; fall back to an object that
     // reads back as corrupt rather than panicking.
     serde_json::to_string(&json).unwrap_or_else(|_| "{}".to_owned())
 }
 
-fn parse_routing(text: &str) -> Option<RoutingDecision> {
+pub(crate) fn parse_routing(text: &str) -> Option<RoutingDecision> {
     let json: RoutingJson = serde_json::from_str(text).ok()?;
     Some(RoutingDecision {
         chosen: json.chosen.into_model()?,
@@ -74,7 +93,52 @@ fn parse_routing(text: &str) -> Option<RoutingDecision> {
             .into_iter()
             .map(CandidateJson::into_model)
             .collect::<Option<_>>()?,
+        informed: json
+            .informed
+            .into_iter()
+            .map(|i| {
+                Some(Informed {
+                    agency: i.agency.as_str().into(),
+                    rule: InformRule::parse(&i.rule)?,
+                    area: i.area,
+                })
+            })
+            .collect::<Option<_>>()?,
     })
+}
+
+/// The `area` column: GeoJSON MultiPolygon coordinates, `[[[[lon, lat], ...], ...], ...]`.
+type AreaCoordinates = Vec<Vec<Vec<[f64; 2]>>>;
+
+/// The `area` column's text for an area.
+pub(crate) fn area_json(area: &MultiPolygon) -> String {
+    let ring = |l: &LineString| l.coords().map(|c| [c.x, c.y]).collect::<Vec<_>>();
+    let coordinates: AreaCoordinates = area
+        .iter()
+        .map(|p| {
+            std::iter::once(ring(p.exterior()))
+                .chain(p.interiors().iter().map(ring))
+                .collect()
+        })
+        .collect();
+    // Numbers in arrays always serialise; a non-finite one (never accepted at the edge) would
+    // read back as corrupt rather than panic.
+    serde_json::to_string(&coordinates).unwrap_or_default()
+}
+
+fn parse_area(text: &str) -> Option<MultiPolygon> {
+    let coordinates: AreaCoordinates = serde_json::from_str(text).ok()?;
+    let ring =
+        |r: Vec<[f64; 2]>| LineString::new(r.into_iter().map(|[x, y]| Coord { x, y }).collect());
+    coordinates
+        .into_iter()
+        .map(|rings| {
+            let mut rings = rings.into_iter();
+            let exterior = ring(rings.next()?);
+            Some(Polygon::new(exterior, rings.map(ring).collect()))
+        })
+        .collect::<Option<Vec<_>>>()
+        .map(MultiPolygon)
 }
 
 /// The columns of `incidents`, in the order of [`INCIDENT_COLUMNS`].
@@ -98,12 +162,14 @@ pub(crate) struct IncidentRow {
     pub resolve_due: Option<DateTime<Utc>>,
     pub ack_escalated_at: Option<DateTime<Utc>>,
     pub resolve_escalated_at: Option<DateTime<Utc>>,
+    pub area: Option<String>,
+    pub merged_into: Option<String>,
 }
 
 /// The `incidents` columns, comma-separated, for SELECTs into [`IncidentRow`].
 pub(crate) const INCIDENT_COLUMNS: &str = "id, category, severity, status, lon, lat, district, \
      agency, routing, report_count, description, opened_at, updated_at, external_ref, ack_due, \
-     resolve_due, ack_escalated_at, resolve_escalated_at";
+     resolve_due, ack_escalated_at, resolve_escalated_at, area, merged_into";
 
 impl IncidentRow {
     pub(crate) fn into_model(self) -> Result<Incident, StoreError> {
@@ -124,12 +190,18 @@ impl IncidentRow {
                 self.routing
             ))
         })?;
+        let area = self
+            .area
+            .as_deref()
+            .map(|a| parse_area(a).ok_or_else(|| bad(&format!("area is not an area: {a}"))))
+            .transpose()?;
         Ok(Incident {
             id: self.id.as_str().into(),
             category: self.category.as_str().into(),
             severity,
             status,
             location: Point::new(self.lon, self.lat),
+            area,
             district: self.district.as_deref().map(Into::into),
             agency: self.agency.as_str().into(),
             routing,
@@ -144,6 +216,7 @@ impl IncidentRow {
                 ack_escalated_at: self.ack_escalated_at,
                 resolve_escalated_at: self.resolve_escalated_at,
             },
+            merged_into: self.merged_into.map(IncidentId::new),
         })
     }
 }
@@ -258,6 +331,8 @@ mod tests {
             resolve_due: None,
             ack_escalated_at: None,
             resolve_escalated_at: None,
+            area: None,
+            merged_into: None,
         }
     }
 
@@ -274,13 +349,21 @@ mod tests {
                 rule: RoutingRule::Fallback,
                 area: None,
             }],
+            informed: vec![Informed {
+                agency: "politia-rutiera".into(),
+                rule: InformRule::CategoryKind,
+                area: Some("city".into()),
+            }],
         };
         let text = routing_json(&decision);
         assert_eq!(
             text,
-            r#"{"chosen":{"agency":"apa-brasov","rule":"jurisdiction","area":"city"},"alternatives":[{"agency":"dispatch","rule":"fallback","area":null}]}"#
+            r#"{"chosen":{"agency":"apa-brasov","rule":"jurisdiction","area":"city"},"alternatives":[{"agency":"dispatch","rule":"fallback","area":null}],"informed":[{"agency":"politia-rutiera","rule":"category_kind","area":"city"}]}"#
         );
-        assert_eq!(parse_routing(&text), Some(decision));
+        assert_eq!(parse_routing(&text), Some(decision.clone()));
+        // Rows written before `informed` existed read back with nobody informed.
+        let old = r#"{"chosen":{"agency":"apa-brasov","rule":"jurisdiction","area":"city"},"alternatives":[]}"#;
+        assert_eq!(parse_routing(old).map(|d| d.informed), Some(Vec::new()));
     }
 
     #[test]

@@ -112,6 +112,19 @@ pub struct EventSummary {
     pub received_at: DateTime<Utc>,
 }
 
+/// Where an accepted event is and what it is ([`Store::event_place`](crate::Store::event_place)).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPlace {
+    /// Its category.
+    pub category: CategoryId,
+    /// Where it is.
+    pub location: geo::Point,
+    /// The incident it is in now.
+    pub incident: model::IncidentId,
+    /// Its subject, when it is a sender's notice.
+    pub subject: Option<String>,
+}
+
 /// One entry of an incident's history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimelineEntry {

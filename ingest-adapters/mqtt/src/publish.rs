@@ -1,4 +1,6 @@
-//! The output side: every committed incident change, to the responsible agency's topic.
+//! The output side: every committed incident change, to the responsible agency's topic and to
+//! those of the agencies informed beside it; every escalation also to the supervisors' topic
+//! (`dispecer/v1/out/supervisors/escalations`).
 
 use std::time::Duration;
 
@@ -9,7 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use engine::{IncidentUpdate, UpdateKind};
 use protocol::incident::IncidentFeature;
-use protocol::stream::{Change, StreamFrame};
+use protocol::stream::{Change, EscalationDto, StreamFrame};
 use protocol::topics;
 
 use crate::{Backoff, Endpoint};
@@ -82,6 +84,9 @@ async fn publish(client: &AsyncClient, update: &IncidentUpdate) {
             UpdateKind::Updated => Change::Updated,
         },
         incident: Box::new(IncidentFeature::from(update.incident.as_ref())),
+        escalation: update
+            .escalation
+            .map(|e| EscalationDto::new(&e, &update.incident)),
     };
     let payload = match serde_json::to_vec(&frame) {
         Ok(p) => p,
@@ -90,11 +95,37 @@ async fn publish(client: &AsyncClient, update: &IncidentUpdate) {
             return;
         }
     };
-    let topic = topics::agency_incidents(update.incident.agency.as_str());
-    if let Err(e) = client
-        .publish(topic, QoS::AtLeastOnce, false, payload)
-        .await
-    {
-        tracing::error!(error = %e, incident = %update.incident.id, "agency message not queued");
+    if update.escalation.is_some() {
+        // The supervisors hear of every escalation, before the agencies.
+        if let Err(e) = client
+            .publish(
+                topics::SUPERVISOR_ESCALATIONS,
+                QoS::AtLeastOnce,
+                false,
+                payload.clone(),
+            )
+            .await
+        {
+            tracing::error!(error = %e, incident = %update.incident.id, "supervisors' message not queued");
+        }
+    }
+    // The responsible agency, then every agency informed beside it (its routing says why).
+    let incident = update.incident.as_ref();
+    let recipients = std::iter::once(&incident.agency).chain(
+        incident
+            .routing
+            .informed
+            .iter()
+            .map(|i| &i.agency)
+            .filter(|a| **a != incident.agency),
+    );
+    for agency in recipients {
+        let topic = topics::agency_incidents(agency.as_str());
+        if let Err(e) = client
+            .publish(topic, QoS::AtLeastOnce, false, payload.clone())
+            .await
+        {
+            tracing::error!(error = %e, incident = %incident.id, agency = %agency, "agency message not queued");
+        }
     }
 }

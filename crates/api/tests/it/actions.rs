@@ -71,6 +71,7 @@ impl App {
             kind: EventKind::Report,
             category: "pothole".into(),
             location: Point::new(25.5887, 45.6419),
+            area: None,
             description: None,
             occurred_at: at,
             received_at: at,
@@ -330,6 +331,78 @@ async fn refusals_have_their_status_codes() {
             .unwrap_or_default()
             .contains(&format!("assigned to {other}")),
         "{body}"
+    );
+    app.stop().await;
+}
+
+impl App {
+    /// A citizen's report of `category` at (`lon`, `lat`) that opens an incident; its id.
+    async fn open_at(&self, category: &str, lon: f64, lat: f64) -> String {
+        let at = Utc::now();
+        let event = Event {
+            id: format!("citizen:{}", uuid::Uuid::now_v7()).as_str().into(),
+            subject: None,
+            source: Source::Citizen,
+            kind: EventKind::Report,
+            category: category.into(),
+            location: Point::new(lon, lat),
+            area: None,
+            description: None,
+            occurred_at: at,
+            received_at: at,
+            payload: "{}".into(),
+            contact: None,
+        };
+        let IngestOutcome::Opened(id) = self.engine.ingest(event).await.expect("ingest") else {
+            panic!("a new incident");
+        };
+        id.to_string()
+    }
+}
+
+#[tokio::test]
+async fn reassignments_are_counted_per_routing_rule() {
+    const AGENCY: &str = "dsp_agency_token_00000000000000000000";
+    let app = app(Some((AGENCY, "domeniu-public"))).await;
+    let potholes = [
+        app.open_at("pothole", 25.5887, 45.6419).await,
+        app.open_at("pothole", 25.6100, 45.6500).await,
+        app.open_at("pothole", 25.5700, 45.6600).await,
+    ];
+    app.open_at("water_leak", 25.5887, 45.6419).await;
+    let assign = |agency: &str| format!(r#"{{"action":"assign","agency":"{agency}"}}"#);
+    for (id, to) in [
+        (&potholes[0], "city-dispatch"),
+        (&potholes[1], "city-dispatch"),
+        // Moved on again: the first reassignment away from the rule's choice counts, once.
+        (&potholes[1], "apa-brasov"),
+    ] {
+        let (status, _, body) = app.act(id, Some(OPERATOR), &assign(to)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // An agency may not merge.
+    let merge = format!(r#"{{"action":"merge","into":"{}"}}"#, potholes[1]);
+    let (status, _, body) = app.act(&potholes[2], Some(AGENCY), &merge).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    let (status, report) = app.get("/api/v1/reports/routing-overrides").await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let rules = report["rules"].as_array().expect("rules");
+    assert_eq!(rules.len(), 2, "{report}");
+    assert_eq!(
+        rules[0],
+        json!({"rule": "jurisdiction", "agency": "domeniu-public", "area": "city",
+               "routed": 3, "overridden": 2, "override_rate": 2.0 / 3.0,
+               "reassigned_to": [{"agency": "city-dispatch", "count": 2}]})
+    );
+    assert_eq!(
+        (
+            &rules[1]["agency"],
+            &rules[1]["routed"],
+            &rules[1]["overridden"]
+        ),
+        (&json!("apa-brasov"), &json!(1), &json!(0)),
+        "{report}"
     );
     app.stop().await;
 }

@@ -33,6 +33,43 @@ const LATITUDE_FIRST_DISTRICT: &str = r#"{"type": "Feature", "properties": {"id"
 
 fn table() -> Vec<Broken> {
     vec![
+        // ---- categories.toml: who else is informed -------------------------------------------
+        Broken {
+            name: "an unknown agency to inform",
+            edit: |c| {
+                c.replace_in_entry(
+                    "categories.toml",
+                    "id = \"water_leak\"",
+                    "inform_kinds = ",
+                    "inform_agencies = [\"politia-rutera\"]\ninform_kinds = ",
+                )
+            },
+            variant: "Invalid",
+            words: &[
+                "categories.toml",
+                "category \"water_leak\"",
+                "inform_agencies names agency \"politia-rutera\"",
+                "agencies.toml does not define",
+            ],
+        },
+        Broken {
+            name: "an unknown kind of agency to inform",
+            edit: |c| {
+                c.replace_in_entry(
+                    "categories.toml",
+                    "id = \"water_leak\"",
+                    "\"traffic_police\"",
+                    "\"trafic_police\"",
+                )
+            },
+            variant: "Invalid",
+            words: &[
+                "categories.toml",
+                "category \"water_leak\"",
+                "inform_kinds names kind \"trafic_police\"",
+                "no agency",
+            ],
+        },
         // ---- city.toml --------------------------------------------------------------------------
         Broken {
             name: "city.toml missing",

@@ -7,6 +7,7 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 use engine::{ActionRequest, Engine, EngineError, EngineOptions, IncidentUpdate, IngestOutcome};
 use geo::Point;
+use model::lifecycle::Deadline;
 use model::{
     Action, ActionKind, City, CityIndex, Deadlines, Event, EventKind, IncidentId, IncidentStatus,
     Severity, SlaPolicy, Source, TransitionError,
@@ -17,14 +18,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// A folder under the system's temporary folder, removed when dropped.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> TempDir {
+    pub(crate) fn new() -> TempDir {
         TempDir(std::env::temp_dir().join(format!("dispecer-engine-{}", uuid::Uuid::now_v7())))
     }
 
-    fn database_url(&self) -> String {
+    pub(crate) fn database_url(&self) -> String {
         format!("sqlite://{}", self.0.join("dispecer.sqlite").display())
     }
 }
@@ -36,7 +37,7 @@ impl Drop for TempDir {
 }
 
 /// Brașov, with the pothole's deadlines replaced: 30 minutes to acknowledge, 8 hours to resolve.
-fn brasov() -> Arc<CityIndex> {
+pub(crate) fn brasov() -> Arc<CityIndex> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cities/brasov");
     let mut city: City = city::load(&dir).expect("the Brașov city folder loads");
     let pothole = city
@@ -52,15 +53,15 @@ fn brasov() -> Arc<CityIndex> {
 }
 
 /// A running engine and what it needs to stop.
-struct Running {
-    engine: Engine,
+pub(crate) struct Running {
+    pub(crate) engine: Engine,
     store: Store,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
 
 impl Running {
-    async fn start(url: &str, check: StdDuration) -> Running {
+    pub(crate) async fn start(url: &str, check: StdDuration) -> Running {
         let store = Store::connect(url).await.expect("store");
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -85,7 +86,11 @@ impl Running {
         }
     }
 
-    async fn stop(self) {
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(crate) async fn stop(self) {
         self.shutdown.cancel();
         self.tracker.close();
         self.tracker.wait().await;
@@ -94,7 +99,7 @@ impl Running {
 }
 
 /// A citizen's pothole report in the centre, received at `at`.
-fn pothole_report(id: &str, at: DateTime<Utc>) -> Event {
+pub(crate) fn pothole_report(id: &str, at: DateTime<Utc>) -> Event {
     Event {
         id: id.into(),
         subject: None,
@@ -102,6 +107,7 @@ fn pothole_report(id: &str, at: DateTime<Utc>) -> Event {
         kind: EventKind::Report,
         category: "pothole".into(),
         location: Point::new(25.5887, 45.6419),
+        area: None,
         description: Some("Groapă".into()),
         occurred_at: at,
         received_at: at,
@@ -117,7 +123,7 @@ async fn open(engine: &Engine, id: &str, at: DateTime<Utc>) -> IncidentId {
     }
 }
 
-fn request(incident: &IncidentId, action: Action, actor: &str) -> ActionRequest {
+pub(crate) fn request(incident: &IncidentId, action: Action, actor: &str) -> ActionRequest {
     ActionRequest {
         incident: incident.clone(),
         action,
@@ -137,7 +143,7 @@ async fn next_update(rx: &mut broadcast::Receiver<IncidentUpdate>) -> IncidentUp
 }
 
 /// Effectively never, for engines whose only deadline check is the one at start.
-const NEVER: StdDuration = StdDuration::from_secs(24 * 3600);
+pub(crate) const NEVER: StdDuration = StdDuration::from_secs(24 * 3600);
 
 #[tokio::test]
 async fn actions_follow_the_graph_and_are_recorded() {
@@ -438,11 +444,28 @@ async fn a_running_engine_escalates_when_a_deadline_passes() {
         Utc::now() - Duration::hours(8) - Duration::minutes(1),
     )
     .await;
-    assert_eq!(next_update(&mut updates).await.incident.id, id, "opened");
-    let first = next_update(&mut updates).await.incident;
+    let opened = next_update(&mut updates).await;
+    assert_eq!(opened.incident.id, id, "opened");
+    assert!(opened.escalation.is_none(), "an opening is no escalation");
+    let first = next_update(&mut updates).await;
+    let escalation = first.escalation.expect("marked as an escalation");
+    assert_eq!(
+        (escalation.deadline, escalation.due),
+        (Deadline::Acknowledge, first.incident.sla.ack_due)
+    );
+    assert_eq!(
+        (escalation.severity_before, escalation.severity),
+        (Severity::Minor, Severity::Moderate)
+    );
+    let first = first.incident;
     assert!(first.sla.ack_escalated_at.is_some());
     assert_eq!(first.severity, Severity::Moderate);
-    let second = next_update(&mut updates).await.incident;
+    let second = next_update(&mut updates).await;
+    assert_eq!(
+        second.escalation.map(|e| (e.deadline, e.severity)),
+        Some((Deadline::Resolve, Severity::Severe))
+    );
+    let second = second.incident;
     assert!(second.sla.resolve_escalated_at.is_some());
     assert_eq!(second.severity, Severity::Severe);
     // Acknowledging now does not escalate again: the resolution was escalated already.
@@ -451,7 +474,12 @@ async fn a_running_engine_escalates_when_a_deadline_passes() {
         .act(request(&id, Action::Acknowledge, "operator"))
         .await
         .expect("acknowledge");
-    let acknowledged = next_update(&mut updates).await.incident;
+    let acknowledged = next_update(&mut updates).await;
+    assert!(
+        acknowledged.escalation.is_none(),
+        "an action is no escalation"
+    );
+    let acknowledged = acknowledged.incident;
     assert_eq!(acknowledged.status, IncidentStatus::Acknowledged);
     running.stop().await;
     assert_eq!(
@@ -521,7 +549,7 @@ async fn an_agency_update_delivered_twice_is_taken_once() {
 /// decisions gives exactly the stored incidents.
 #[tokio::test]
 async fn the_incidents_rebuilt_from_the_log_are_the_stored_ones() {
-    use engine::rebuild::{action_of, rebuild, LogEntry};
+    use engine::rebuild::rebuild;
     let dir = TempDir::new();
     let running = Running::start(&dir.database_url(), StdDuration::from_millis(50)).await;
     let mut updates = running.engine.subscribe();
@@ -576,6 +604,31 @@ async fn the_incidents_rebuilt_from_the_log_are_the_stored_ones() {
     running.stop().await;
 
     let store = Store::connect(&dir.database_url()).await.expect("store");
+    let transitions = store.transitions().await.expect("transitions");
+    assert_eq!(
+        transitions.iter().filter(|t| t.kind == "escalated").count(),
+        2
+    );
+    let log = log_of(&store, &events).await;
+    let rebuilt = rebuild(brasov(), log).await.expect("rebuild");
+    let stored = store.all_incidents().await.expect("incidents");
+    assert_eq!(stored.len(), 2);
+    assert_eq!(
+        rebuilt, stored,
+        "the log rebuilds exactly the stored incidents"
+    );
+    let reopened = stored.iter().find(|i| i.id == old).expect("old");
+    assert_eq!(
+        (reopened.status, reopened.severity, reopened.report_count),
+        (IncidentStatus::Reopened, Severity::Severe, 2)
+    );
+    store.close().await;
+}
+
+/// The log of `store` as `dispecer rebuild` reads it: its events (the ones in `events`, by id)
+/// and its transitions, in order.
+pub(crate) async fn log_of(store: &Store, events: &[Event]) -> Vec<engine::rebuild::LogEntry> {
+    use engine::rebuild::{action_of, LogEntry};
     let logged = store.event_log().await.expect("event log");
     let mut log: Vec<(DateTime<Utc>, u8, i64, LogEntry)> = logged
         .iter()
@@ -598,10 +651,6 @@ async fn the_incidents_rebuilt_from_the_log_are_the_stored_ones() {
         })
         .collect();
     let transitions = store.transitions().await.expect("transitions");
-    assert_eq!(
-        transitions.iter().filter(|t| t.kind == "escalated").count(),
-        2
-    );
     for t in transitions {
         let entry = if t.kind == "escalated" {
             LogEntry::Escalation { at: t.at }
@@ -618,19 +667,5 @@ async fn the_incidents_rebuilt_from_the_log_are_the_stored_ones() {
         log.push((t.at, 1, t.seq, entry));
     }
     log.sort_by_key(|e| (e.0, e.1, e.2));
-    let rebuilt = rebuild(brasov(), log.into_iter().map(|(_, _, _, e)| e).collect())
-        .await
-        .expect("rebuild");
-    let stored = store.all_incidents().await.expect("incidents");
-    assert_eq!(stored.len(), 2);
-    assert_eq!(
-        rebuilt, stored,
-        "the log rebuilds exactly the stored incidents"
-    );
-    let reopened = stored.iter().find(|i| i.id == old).expect("old");
-    assert_eq!(
-        (reopened.status, reopened.severity, reopened.report_count),
-        (IncidentStatus::Reopened, Severity::Severe, 2)
-    );
-    store.close().await;
+    log.into_iter().map(|(_, _, _, e)| e).collect()
 }

@@ -103,6 +103,57 @@ fn action_bodies() {
             Err(("NotAnAction", "missing field `action`")),
         ),
         ("not JSON", "acknowledge".into(), Err(("NotJson", ""))),
+        (
+            "merge into another incident",
+            r#"{"action":"merge","into":" 0193-b ","reason":"același"}"#.into(),
+            ok(
+                Action::Merge {
+                    into: "0193-b".into(),
+                },
+                Some("același"),
+            ),
+        ),
+        (
+            "merge without into",
+            r#"{"action":"merge"}"#.into(),
+            Err(("Missing", "\"into\" is required")),
+        ),
+        (
+            "into with another action",
+            r#"{"action":"close","into":"0193-b"}"#.into(),
+            Err(("Invalid", "only \"merge\" takes \"into\"")),
+        ),
+        (
+            "split a report out",
+            r#"{"action":"split","event":"citizen:r-2"}"#.into(),
+            ok(
+                Action::Split {
+                    event: "citizen:r-2".into(),
+                    new_incident: None,
+                },
+                None,
+            ),
+        ),
+        (
+            "split without event",
+            r#"{"action":"split"}"#.into(),
+            Err(("Missing", "\"event\" is required")),
+        ),
+        (
+            "split with a blank event",
+            r#"{"action":"split","event":"  "}"#.into(),
+            Err(("Invalid", "1 to 200 characters")),
+        ),
+        (
+            "event with another action",
+            r#"{"action":"merge","into":"b","event":"e"}"#.into(),
+            Err(("Invalid", "only \"split\" takes \"event\"")),
+        ),
+        (
+            "unmerge",
+            r#"{"action":"unmerge","reason":"nu e același"}"#.into(),
+            ok(Action::Unmerge, Some("nu e același")),
+        ),
     ];
     for (name, body, expected) in rows {
         let got = action_request(body.as_bytes(), brasov());
@@ -145,6 +196,11 @@ fn agency_updates() {
             "bad action",
             r#"{"id":"u","incident":"i","action":"fix"}"#,
             "unknown action",
+        ),
+        (
+            "an operator's action",
+            r#"{"id":"u","incident":"i","action":"unmerge"}"#,
+            "only operators may unmerge",
         ),
     ] {
         let e = agency_update(body.as_bytes(), city).expect_err(name);

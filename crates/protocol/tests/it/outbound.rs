@@ -9,7 +9,7 @@ use model::{
     SlaClock,
 };
 use protocol::incident::{IncidentCollection, IncidentFeature, PointGeometry};
-use protocol::stream::{Change, StreamFrame};
+use protocol::stream::{Change, EscalationDto, StreamFrame};
 
 use crate::support::utc;
 
@@ -23,6 +23,7 @@ fn incident() -> Incident {
         severity: Severity::Minor,
         status: IncidentStatus::Assigned,
         location: Point::new(25.588_712_34, 45.641_909_87),
+        area: None,
         district: Some("centrul-istoric".into()),
         agency: "domeniu-public".into(),
         routing: RoutingDecision {
@@ -36,6 +37,11 @@ fn incident() -> Incident {
                 rule: RoutingRule::Fallback,
                 area: None,
             }],
+            informed: vec![model::Informed {
+                agency: "rat-brasov".into(),
+                rule: model::InformRule::CategoryKind,
+                area: Some("city".into()),
+            }],
         },
         report_count: 3,
         description: Some("Groapă adâncă".into()),
@@ -48,6 +54,7 @@ fn incident() -> Incident {
             ack_escalated_at: None,
             resolve_escalated_at: None,
         },
+        merged_into: None,
     }
 }
 
@@ -79,6 +86,9 @@ fn incident_json() -> Value {
                 "area": "city",
                 "alternatives": [
                     {"agency": "city-dispatch", "rule": "fallback", "area": null}
+                ],
+                "informed": [
+                    {"agency": "rat-brasov", "rule": "category_kind", "area": "city"}
                 ]
             },
             "ack_due": "2026-11-22T16:00:00.123Z",
@@ -157,6 +167,7 @@ fn deadlines_overdue_and_escalation_on_the_wire() {
                     ack_escalated_at: Some(utc("2026-11-22T16:00:01Z")),
                     ..i.sla
                 },
+                merged_into: None,
                 ..i.clone()
             },
             "2026-11-23T00:00:00Z",
@@ -267,6 +278,7 @@ fn an_incident_frame_is_tagged_incident_with_its_change() {
         let frame = StreamFrame::Incident {
             change,
             incident: Box::new(IncidentFeature::at(&incident(), now())),
+            escalation: None,
         };
         let value = serde_json::to_value(&frame).expect("serialises");
         assert_eq!(
@@ -281,6 +293,41 @@ fn an_incident_frame_is_tagged_incident_with_its_change() {
         let back: StreamFrame = serde_json::from_str(&text).expect("deserialises");
         assert_eq!(back, frame);
     }
+}
+
+#[test]
+fn an_escalation_frame_names_the_deadline_and_who_is_told() {
+    use model::lifecycle::{Deadline, Escalation};
+    use model::Severity;
+    let i = incident();
+    let escalation = Escalation {
+        deadline: Deadline::Acknowledge,
+        due: i.sla.ack_due,
+        severity_before: Severity::Minor,
+        severity: Severity::Moderate,
+    };
+    let frame = StreamFrame::Incident {
+        change: Change::Updated,
+        incident: Box::new(IncidentFeature::at(&i, now())),
+        escalation: Some(EscalationDto::new(&escalation, &i)),
+    };
+    let value = serde_json::to_value(&frame).expect("serialises");
+    assert_eq!(
+        value["escalation"],
+        json!({
+            "deadline": "acknowledge",
+            "due": "2026-11-22T16:00:00.123Z",
+            "severity_before": "minor",
+            "severity": "moderate",
+            "notified": ["supervisors", "agency:domeniu-public"]
+        })
+    );
+    let back: StreamFrame = serde_json::from_value(value).expect("deserialises");
+    assert_eq!(back, frame);
+    assert_eq!(
+        protocol::topics::SUPERVISOR_ESCALATIONS,
+        "dispecer/v1/out/supervisors/escalations"
+    );
 }
 
 #[test]

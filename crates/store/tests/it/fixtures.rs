@@ -37,6 +37,7 @@ pub fn event(
         kind: EventKind::Report,
         category: category.into(),
         location: Point::new(lon, lat),
+        area: None,
         description: Some("Groapă mare în carosabil".into()),
         occurred_at: at - Duration::minutes(3),
         received_at: at,
@@ -53,6 +54,7 @@ pub fn pothole(opened_at: DateTime<Utc>) -> Incident {
         severity: Severity::Minor,
         status: IncidentStatus::Assigned,
         location: Point::new(25.5887, 45.6419),
+        area: None,
         district: Some("centru".into()),
         agency: "drumuri".into(),
         routing: RoutingDecision {
@@ -66,6 +68,7 @@ pub fn pothole(opened_at: DateTime<Utc>) -> Incident {
                 rule: RoutingRule::Jurisdiction,
                 area: Some("city".into()),
             }],
+            informed: vec![],
         },
         report_count: 1,
         description: Some("Groapă mare în carosabil".into()),
@@ -78,6 +81,7 @@ pub fn pothole(opened_at: DateTime<Utc>) -> Incident {
             ack_escalated_at: None,
             resolve_escalated_at: None,
         },
+        merged_into: None,
     }
 }
 
@@ -89,6 +93,7 @@ pub fn outage(opened_at: DateTime<Utc>) -> Incident {
         severity: Severity::Severe,
         status: IncidentStatus::Resolved,
         location: Point::new(25.6100, 45.6600),
+        area: None,
         district: None,
         agency: "apa-brasov".into(),
         routing: RoutingDecision {
@@ -98,6 +103,7 @@ pub fn outage(opened_at: DateTime<Utc>) -> Incident {
                 area: None,
             },
             alternatives: vec![],
+            informed: vec![],
         },
         report_count: 1,
         description: None,
@@ -106,6 +112,7 @@ pub fn outage(opened_at: DateTime<Utc>) -> Incident {
         updated_at: opened_at,
         // As stored before deadlines existed.
         sla: SlaClock::default(),
+        merged_into: None,
     }
 }
 

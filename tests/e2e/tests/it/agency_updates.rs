@@ -1,7 +1,8 @@
 //! Agencies act on their incidents over MQTT (`dispecer/v1/in/agencies/{agency}/updates`): an
 //! acknowledgement, work started, resolution, each pushed live; a redelivered update changes
 //! nothing; an update the state machine forbids, one about another agency's incident, and one
-//! from an agency the city does not have become dead letters with the reason.
+//! from an agency the city does not have become dead letters with the reason. Escalations reach
+//! the supervisors too.
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
@@ -142,11 +143,66 @@ async fn agencies_acknowledge_start_and_resolve_over_mqtt() -> Result<()> {
     mqtt.publish(utility, fault("Avarie, echipă la fața locului", "fault"))
         .await?;
     mqtt.publish(utility, fault("Remediat", "restored")).await?;
+    let leak = stream
+        .next_incident(|i| {
+            i["properties"]["category"] == "water_leak" && i["properties"]["report_count"] == 2
+        })
+        .await?;
     stream
         .next_incident(|i| {
             i["properties"]["category"] == "no_water" && i["properties"]["status"] == "resolved"
         })
         .await?;
+    // An operator splits the second leak report out, then undoes it by merging it back.
+    let leak = leak["incident"]["id"]
+        .as_str()
+        .context("leak id")?
+        .to_owned();
+    let city = e2e::repo_root().join("cities/brasov");
+    let city = city.to_str().context("city path")?;
+    let operator = e2e::dispecer_token(&db, &["create", "--city", city, "--dispatcher"])?;
+    let act = |incident: &str, body: Value| {
+        let req = reqwest::Client::new()
+            .post(format!(
+                "{}/api/v1/incidents/{incident}/actions",
+                server.http
+            ))
+            .bearer_auth(&operator)
+            .json(&body);
+        async move {
+            let resp = req.send().await?;
+            let status = resp.status().as_u16();
+            anyhow::Ok((status, resp.json::<Value>().await?))
+        }
+    };
+    let (status, split) = act(
+        &leak,
+        json!({"action": "split", "event": "citizen:agency-upd-3", "reason": "altă conductă"}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{split}");
+    assert_eq!(split["properties"]["report_count"], 1, "{split}");
+    let apart = stream
+        .next_incident(|i| i["properties"]["category"] == "water_leak" && i["id"] != leak.as_str())
+        .await?;
+    let apart = apart["incident"]["id"]
+        .as_str()
+        .context("new id")?
+        .to_owned();
+    let (status, merged) = act(
+        &apart,
+        json!({"action": "merge", "into": leak, "reason": "aceeași conductă, până la urmă"}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{merged}");
+    assert_eq!(merged["properties"]["status"], "duplicate", "{merged}");
+    assert_eq!(
+        merged["properties"]["merged_into"],
+        leak.as_str(),
+        "{merged}"
+    );
+    let (status, refused) = act(&leak, json!({"action": "merge", "into": leak})).await?;
+    assert_eq!(status, 409, "{refused}");
     server.stop();
 
     // The incidents rebuilt from this log are the stored ones…
@@ -164,7 +220,7 @@ async fn agencies_acknowledge_start_and_resolve_over_mqtt() -> Result<()> {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("rebuilt 3 incidents; 3 stored"), "{text}");
+    assert!(text.contains("rebuilt 4 incidents; 4 stored"), "{text}");
     // …and the check sees a stored incident that the log does not explain.
     let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db).await?;
     sqlx::query("UPDATE incidents SET report_count = 9 WHERE id = $1")
@@ -178,5 +234,141 @@ async fn agencies_acknowledge_start_and_resolve_over_mqtt() -> Result<()> {
         text.contains("DIFFERENT") && text.contains("reports: stored 9, rebuilt 1"),
         "{text}"
     );
+    Ok(())
+}
+
+/// An escalation reaches the supervisors (`dispecer/v1/out/supervisors/escalations`) besides
+/// the agency, and is marked on the WebSocket frame: once for the acknowledgement deadline missed
+/// while the server was down (escalated as it starts), once for the resolution deadline passing
+/// while it runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn escalations_reach_the_supervisors_and_are_marked_on_the_stream() -> Result<()> {
+    const SUPERVISORS: &str = "dispecer/v1/out/supervisors/escalations";
+    const AGENCY: &str = "dispecer/v1/out/agencies/domeniu-public/incidents";
+    let dir = TempDir::new("dispecer-escalations");
+    let db = format!("sqlite://{}/d.sqlite", dir.path().display());
+    let mosquitto = e2e::Mosquitto::start().await?;
+    let broker = Broker::External(mosquitto.url());
+    let server = Dispecer::start(&dir, &db, &broker).await?;
+    let mut watch = MqttClient::connect(mosquitto.port(), &[SUPERVISORS, AGENCY]).await?;
+    let (mut stream, _) = StreamClient::connect(&server.http).await?;
+    watch
+        .publish(
+            "dispecer/v1/in/citizen/reports",
+            citizen_report("escalation-1", "pothole", 25.5887, 45.6419),
+        )
+        .await?;
+    let opened = stream.next_incident(|_| true).await?;
+    assert!(opened.get("escalation").is_none(), "{opened}");
+    let id = opened["incident"]["id"]
+        .as_str()
+        .context("incident id")?
+        .to_owned();
+    // The agency hears of the opening; the supervisors do not.
+    let (_, first) = watch.next_matching(|t, _| t == AGENCY).await?;
+    assert!(first.get("escalation").is_none(), "{first}");
+    server.stop();
+
+    // While the server is down the acknowledgement deadline passes; the resolution deadline
+    // is a few seconds away.
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db).await?;
+    let now = chrono::Utc::now();
+    sqlx::query("UPDATE incidents SET ack_due = $2, resolve_due = $3 WHERE id = $1")
+        .bind(&id)
+        .bind(now - chrono::Duration::minutes(5))
+        .bind(now + chrono::Duration::seconds(12))
+        .execute(&mut conn)
+        .await?;
+    drop(conn);
+    let server = Dispecer::start(&dir, &db, &broker).await?;
+    let (_, told) = watch.next_matching(|t, _| t == SUPERVISORS).await?;
+    assert_eq!(told["incident"]["id"], id.as_str(), "{told}");
+    assert_eq!(told["escalation"]["deadline"], "acknowledge", "{told}");
+    assert_eq!(
+        told["escalation"]["notified"],
+        json!(["supervisors", "agency:domeniu-public"]),
+        "{told}"
+    );
+    assert_eq!(told["incident"]["properties"]["escalated"], true, "{told}");
+    let (_, agency) = watch
+        .next_matching(|t, v| t == AGENCY && v["escalation"]["deadline"] == "acknowledge")
+        .await?;
+    assert_eq!(agency["incident"]["id"], id.as_str(), "{agency}");
+
+    // The resolution deadline passes while it runs: the stream marks the frame.
+    let (mut stream, _) = StreamClient::connect(&server.http).await?;
+    let marked = loop {
+        let f = stream.next_frame().await?;
+        if f["type"] == "incident" && f["incident"]["id"] == id.as_str() {
+            break f;
+        }
+    };
+    assert_eq!(marked["escalation"]["deadline"], "resolve", "{marked}");
+    assert_eq!(
+        marked["escalation"]["severity_before"], "moderate",
+        "{marked}"
+    );
+    assert_eq!(marked["escalation"]["severity"], "severe", "{marked}");
+    let (_, told) = watch.next_matching(|t, _| t == SUPERVISORS).await?;
+    assert_eq!(told["escalation"]["deadline"], "resolve", "{told}");
+    server.stop();
+    Ok(())
+}
+
+/// A burst water main informs the traffic police and public transport: the incident reaches
+/// their topics too, its routing saying who is informed and why.
+#[tokio::test(flavor = "multi_thread")]
+async fn informed_agencies_receive_the_incident_on_their_topics() -> Result<()> {
+    let dir = TempDir::new("dispecer-informed");
+    let db = format!("sqlite://{}/d.sqlite", dir.path().display());
+    let server = Dispecer::start(&dir, &db, &Broker::Embedded(free_port())).await?;
+    let topic = |agency: &str| format!("dispecer/v1/out/agencies/{agency}/incidents");
+    let (water, police, transport, roads) = (
+        topic("apa-brasov"),
+        topic("politia-rutiera"),
+        topic("rat-brasov"),
+        topic("domeniu-public"),
+    );
+    let mut mqtt =
+        MqttClient::connect(server.mqtt_port, &[&water, &police, &transport, &roads]).await?;
+    mqtt.publish(
+        "dispecer/v1/in/citizen/reports",
+        citizen_report("informed-1", "water_leak", 25.5887, 45.6419),
+    )
+    .await?;
+    let mut heard = Vec::new();
+    for _ in 0..3 {
+        let (t, frame) = mqtt.next_matching(|_, v| v["type"] == "incident").await?;
+        assert_eq!(
+            frame["incident"]["properties"]["agency"], "apa-brasov",
+            "{frame}"
+        );
+        assert_eq!(
+            frame["incident"]["properties"]["routing"]["informed"],
+            json!([
+                {"agency": "politia-rutiera", "rule": "category_kind", "area": "city"},
+                {"agency": "rat-brasov", "rule": "category_kind", "area": "city"}
+            ]),
+            "{frame}"
+        );
+        heard.push(t);
+    }
+    heard.sort();
+    let mut expected = vec![water, police, transport];
+    expected.sort();
+    assert_eq!(heard, expected);
+    // A pothole informs nobody: its agency hears of it, with nobody informed.
+    mqtt.publish(
+        "dispecer/v1/in/citizen/reports",
+        citizen_report("informed-2", "pothole", 25.6100, 45.6500),
+    )
+    .await?;
+    let (t, frame) = mqtt.next_matching(|_, v| v["type"] == "incident").await?;
+    assert_eq!(t, roads, "{frame}");
+    assert_eq!(
+        frame["incident"]["properties"]["routing"]["informed"],
+        json!([])
+    );
+    server.stop();
     Ok(())
 }
