@@ -16,7 +16,8 @@ use crate::{AppState, Problem};
 const GEO_JSON: &str = "application/geo+json";
 
 /// Filters of the incident list; all optional.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `west,south,east,north` in degrees.
@@ -28,6 +29,7 @@ pub struct ListQuery {
     /// Agency id.
     agency: Option<String>,
     /// At most this many (1 to 10 000; default 1 000).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<u32>,
 }
 
@@ -68,6 +70,12 @@ fn parse_statuses(text: &str) -> Result<Vec<IncidentStatus>, Problem> {
     Ok(out)
 }
 
+/// Incidents, newest first, filtered.
+#[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", params(ListQuery), responses(
+    (status = 200, description = "A GeoJSON FeatureCollection", body = protocol::incident::IncidentCollection, content_type = "application/geo+json"),
+    (status = 400, description = "A filter is malformed or names nothing in this city", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+))]
 pub async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, QueryRejection>,
@@ -110,6 +118,13 @@ pub async fn list(
     ))
 }
 
+/// One incident.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents",
+    params(("id" = String, Path, description = "Incident id")), responses(
+    (status = 200, description = "A GeoJSON Feature", body = protocol::incident::IncidentFeature, content_type = "application/geo+json"),
+    (status = 404, description = "No such incident", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+))]
 pub async fn one(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -125,6 +140,13 @@ pub async fn one(
     ))
 }
 
+/// An incident's events and timeline.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/timeline", tag = "incidents",
+    params(("id" = String, Path, description = "Incident id")), responses(
+    (status = 200, description = "Events and timeline, oldest first", body = crate::openapi::Timeline),
+    (status = 404, description = "No such incident", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+))]
 pub async fn timeline(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -149,12 +171,21 @@ pub async fn timeline(
 }
 
 /// `?limit=` for the dead letters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterQuery {
+    /// At most this many (1 to 10 000; default 100).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<u32>,
 }
 
+/// Inbound messages that were refused, newest first.
+#[utoipa::path(get, path = "/api/v1/dead-letters", tag = "ingest", params(DeadLetterQuery), responses(
+    (status = 200, description = "Dead letters", body = crate::openapi::DeadLetters),
+    (status = 400, description = "The limit is out of range", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+))]
 pub async fn dead_letters(
     State(state): State<AppState>,
     query: Result<Query<DeadLetterQuery>, QueryRejection>,

@@ -11,6 +11,7 @@ mod dashboards;
 mod incidents;
 mod ingest;
 mod metrics;
+mod openapi;
 mod problem;
 mod sensors;
 mod stream;
@@ -65,6 +66,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
+        .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/city", get(city))
         .route("/api/v1/incidents", get(incidents::list))
         .route("/api/v1/incidents/{id}", get(incidents::one))
@@ -92,6 +94,11 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Whether the store is reachable and writable, with the engine's counters.
+#[utoipa::path(get, path = "/api/v1/health", tag = "meta", responses(
+    (status = 200, description = "Healthy", body = openapi::Health),
+    (status = 503, description = "The store is unreachable or failing to write", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+))]
 async fn health(State(state): State<AppState>) -> Result<impl IntoResponse, Problem> {
     state
         .store
@@ -121,6 +128,10 @@ async fn health(State(state): State<AppState>) -> Result<impl IntoResponse, Prob
     })))
 }
 
+/// The city for the dashboards: categories, agencies, districts, jurisdictions, sensors.
+#[utoipa::path(get, path = "/api/v1/city", tag = "city", responses(
+    (status = 200, description = "The city document", body = protocol::city::CityDocument),
+))]
 async fn city(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],

@@ -7,9 +7,10 @@
 
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tokio::sync::broadcast::error::RecvError;
 
 use engine::UpdateKind;
@@ -24,8 +25,23 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a ping goes out, so that a half-open connection is noticed by both ends.
 const PING_EVERY: Duration = Duration::from_secs(20);
 
-pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(move |socket| client(socket, state))
+/// Every incident change, live, over a WebSocket (a snapshot first).
+#[utoipa::path(get, path = "/api/v1/stream", tag = "incidents", responses(
+    (status = 101, description = "Switching to the WebSocket protocol; frames are JSON `snapshot` and `incident`"),
+    (status = 400, description = "Not a WebSocket upgrade request", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+))]
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    match ws {
+        Ok(ws) => ws.on_upgrade(move |socket| client(socket, state)),
+        Err(e) => crate::Problem::bad_request(format!(
+            "a WebSocket upgrade request is required: {}",
+            e.body_text()
+        ))
+        .into_response(),
+    }
 }
 
 async fn snapshot(state: &AppState) -> Option<StreamFrame> {

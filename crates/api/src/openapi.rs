@@ -1,0 +1,416 @@
+//! `GET /api/v1/openapi.json`: the OpenAPI 3.1 document of the REST API, generated from the
+//! handlers' `#[utoipa::path]` attributes and the wire types' `ToSchema` derives (utoipa).
+//!
+//! The bodies that handlers build with `serde_json::json!` are described by the schema-only types
+//! below; schemathesis (`tests/e2e/tests/it/schemathesis.rs`) checks every answer against them.
+//! **Invariant:** every `/api/v1` route of [`crate::router`] is in the document (a unit test
+//! below reads the router's source and compares).
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// An error, `application/problem+json` (RFC 9457).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Problem)]
+pub struct ProblemDoc {
+    /// Always `about:blank`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the status.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong, for a person.
+    pub detail: String,
+}
+
+/// `GET /api/v1/health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` (otherwise the answer is a 503 problem).
+    pub status: String,
+    /// `sqlite`, `postgres` or `timescaledb`.
+    pub store: String,
+    /// Events recorded since start.
+    pub events: u64,
+    /// Incidents opened since start.
+    pub incidents_opened: u64,
+    /// Events that joined an open incident.
+    pub reports_joined: u64,
+    /// Redeliveries recognised.
+    pub duplicates: u64,
+    /// Events, actions and escalations not taken because the store failed.
+    pub store_errors: u64,
+    /// Actions accepted.
+    pub actions: u64,
+    /// Deadlines missed and escalated.
+    pub escalations: u64,
+}
+
+/// An event that contributed to an incident.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimelineEvent {
+    /// Event id.
+    pub id: String,
+    /// Source label.
+    pub source: String,
+    /// RFC 3339.
+    pub received_at: String,
+}
+
+/// One entry of an incident's timeline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimelineItem {
+    /// RFC 3339.
+    pub at: String,
+    /// `opened`, `joined`, an action's name, `escalated`, …
+    pub kind: String,
+    /// Who caused it.
+    pub actor: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// State before.
+    pub from: Option<String>,
+    /// State after.
+    pub to: Option<String>,
+    /// Particulars (a JSON object).
+    pub detail: serde_json::Value,
+}
+
+/// `GET /api/v1/incidents/{id}/timeline`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Timeline {
+    /// Incident id.
+    pub incident: String,
+    /// Its events, oldest first.
+    pub events: Vec<TimelineEvent>,
+    /// Its timeline, oldest first.
+    pub timeline: Vec<TimelineItem>,
+}
+
+/// A message that could not be accepted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadLetter {
+    /// Row id.
+    pub id: i64,
+    /// RFC 3339.
+    pub received_at: String,
+    /// `mqtt` or `http`.
+    pub channel: String,
+    /// Topic or path.
+    pub topic: String,
+    /// Why it was refused.
+    pub reason: String,
+    /// The payload (lossy UTF-8, at most 64 KiB).
+    pub payload: String,
+}
+
+/// `GET /api/v1/dead-letters`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadLetters {
+    /// Newest first.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// One bucket of a sensor's metric.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadingBucket {
+    /// Start of the bucket, RFC 3339.
+    pub t: String,
+    /// Mean.
+    pub avg: f64,
+    /// Minimum.
+    pub min: f64,
+    /// Maximum.
+    pub max: f64,
+    /// Readings in the bucket.
+    pub n: i64,
+}
+
+/// `GET /api/v1/sensors/{id}/readings`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SensorReadings {
+    /// Sensor id.
+    pub sensor: String,
+    /// Its name.
+    pub name: String,
+    /// Its free-flow speed, km/h (the baseline).
+    pub free_flow_speed_kmh: f64,
+    /// RFC 3339.
+    pub from: String,
+    /// RFC 3339.
+    pub to: String,
+    /// `raw`, `1m`, `15m` or `1h`.
+    pub step: String,
+    /// Buckets per metric.
+    pub series: BTreeMap<String, Vec<ReadingBucket>>,
+}
+
+/// One inbound feed's counters.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Feed {
+    /// Feed name, e.g. `utility:apa-brasov`.
+    pub feed: String,
+    /// Messages received.
+    pub received: u64,
+    /// Accepted.
+    pub accepted: u64,
+    /// Refused.
+    pub rejected: u64,
+    /// Redeliveries.
+    pub duplicates: u64,
+    /// RFC 3339.
+    pub last_seen: Option<String>,
+    /// Seconds since the last message.
+    pub silent_for_s: Option<i64>,
+    /// Delay of the last message, seconds.
+    pub last_lag_s: Option<f64>,
+}
+
+/// `GET /api/v1/feeds`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Feeds {
+    /// Every feed seen since start.
+    pub feeds: Vec<Feed>,
+}
+
+/// A citizen's contact details.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Contact {
+    /// The report (event id).
+    pub report: String,
+    /// Name.
+    pub name: Option<String>,
+    /// E-mail.
+    pub email: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
+    /// RFC 3339.
+    pub received_at: String,
+}
+
+/// `GET /api/v1/incidents/{id}/contacts`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Contacts {
+    /// Incident id.
+    pub incident: String,
+    /// Contacts left with its reports.
+    pub contacts: Vec<Contact>,
+}
+
+/// The body of `POST /api/v1/incidents/{id}/actions`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActionBody {
+    /// `assign`, `acknowledge`, `start`, `resolve`, `close`, `reject`, `duplicate`, `reopen`
+    /// or `note`.
+    pub action: String,
+    /// Why (required with `note`), at most 2000 characters.
+    pub reason: Option<String>,
+    /// The agency (with `assign` only).
+    pub agency: Option<String>,
+}
+
+/// The outcome of one feature of `POST /api/v1/events`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventResult {
+    /// Position in the request.
+    pub index: usize,
+    /// `accepted`, `duplicate` or `rejected`.
+    pub status: String,
+    /// The incident it opened, joined or updated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
+    /// Why it was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `POST /api/v1/events`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventsAccepted {
+    /// Features accepted.
+    pub accepted: u64,
+    /// Features seen before.
+    pub duplicates: u64,
+    /// Features refused (a FeatureCollection only; a single refused Feature is a 400).
+    pub rejected: u64,
+    /// One per feature.
+    pub results: Vec<EventResult>,
+}
+
+/// `POST /api/v1/readings`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadingsAccepted {
+    /// Readings in the pack.
+    pub readings: u64,
+    /// Readings not seen before.
+    pub new: u64,
+}
+
+/// The Bearer scheme of API tokens (`dispecer token create`).
+struct BearerTokens;
+
+impl Modify for BearerTokens {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API token made by `dispecer token create`; its scope decides what \
+                         it may do.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Dispecer",
+        description = "REST API of Dispecer, an integrated technical dispatch center. Errors are \
+                       application/problem+json (RFC 9457).",
+        license(name = "EUPL-1.2", identifier = "EUPL-1.2")
+    ),
+    paths(
+        crate::health,
+        crate::city,
+        crate::incidents::list,
+        crate::incidents::one,
+        crate::incidents::timeline,
+        crate::contacts::list,
+        crate::actions::act,
+        crate::incidents::dead_letters,
+        crate::sensors::readings,
+        crate::metrics::feeds,
+        crate::ingest::events,
+        crate::ingest::readings,
+        crate::stream::upgrade,
+        document,
+    ),
+    modifiers(&BearerTokens)
+)]
+pub struct ApiDoc;
+
+/// The document as JSON, built once.
+pub fn json() -> &'static [u8] {
+    static JSON: OnceLock<Vec<u8>> = OnceLock::new();
+    JSON.get_or_init(|| {
+        // Serialising plain data structures cannot fail; an empty body would show at once.
+        ApiDoc::openapi().to_json().unwrap_or_default().into_bytes()
+    })
+}
+
+/// The OpenAPI document of this API.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
+)]
+pub async fn document() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], json())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+
+    /// `(METHOD, path)` of every `.route("/api/v1/…", method(…))` in the router's source.
+    fn routes_in_source() -> BTreeSet<(String, String)> {
+        let source = include_str!("lib.rs");
+        let mut out = BTreeSet::new();
+        for (i, _) in source.match_indices(".route(") {
+            let rest = &source[i + ".route(".len()..];
+            let Some(start) = rest.find('"') else {
+                continue;
+            };
+            let Some(len) = rest[start + 1..].find('"') else {
+                continue;
+            };
+            let path = &rest[start + 1..start + 1 + len];
+            if !path.starts_with("/api/v1/") {
+                continue;
+            }
+            // The method routers chained after the path: get(…), post(…).layer(…).post(…), …
+            let end = rest.find("\n        .route(").unwrap_or(rest.len());
+            let call = &rest[start + 1 + len..end];
+            for method in ["get", "post", "put", "patch", "delete"] {
+                let found = call.match_indices(&format!("{method}(")).any(|(j, _)| {
+                    j == 0 || !call[..j].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+                });
+                if found {
+                    out.insert((method.to_owned(), path.to_owned()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_api_route_is_documented() {
+        let doc: Value = serde_json::from_slice(super::json()).expect("the document is JSON");
+        let routes = routes_in_source();
+        assert!(routes.len() >= 13, "too few routes found: {routes:?}");
+        let paths = doc["paths"].as_object().expect("paths");
+        for (method, path) in &routes {
+            assert!(
+                paths.get(path).and_then(|p| p.get(method)).is_some(),
+                "{method} {path} is in the router but not in the OpenAPI document"
+            );
+        }
+        for (path, item) in paths {
+            for method in item.as_object().expect("path item").keys() {
+                assert!(
+                    routes.contains(&(method.clone(), path.clone())),
+                    "{method} {path} is documented but not routed"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn document_is_valid_openapi_3_1() {
+        let doc: Value = serde_json::from_slice(super::json()).expect("the document is JSON");
+        let meta: Value =
+            serde_json::from_str(include_str!("../tests/data/oas-3.1-schema.json")).expect("JSON");
+        let validator = jsonschema::draft202012::new(&meta).expect("the OpenAPI 3.1 schema");
+        let errors: Vec<String> = validator
+            .iter_errors(&doc)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "not valid OpenAPI 3.1: {errors:#?}");
+        // And the check can fail: a path item with an unknown field is refused.
+        let mut broken = doc.clone();
+        broken["paths"]["/api/v1/health"]["get"]["responses"] = Value::String("none".into());
+        assert!(!validator.is_valid(&broken));
+    }
+
+    #[test]
+    fn document_is_openapi_3_1_with_bearer_tokens_and_problems() {
+        let doc: Value = serde_json::from_slice(super::json()).expect("the document is JSON");
+        assert!(doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")));
+        assert_eq!(
+            doc["components"]["securitySchemes"]["api_token"]["scheme"],
+            "bearer"
+        );
+        let act = &doc["paths"]["/api/v1/incidents/{id}/actions"]["post"];
+        assert!(act["security"].as_array().is_some_and(|s| !s.is_empty()));
+        assert!(act["responses"]["409"]["content"]["application/problem+json"].is_object());
+    }
+}
