@@ -36,10 +36,12 @@ pub(crate) enum Scope {
     Agency(String),
     /// `operator`: actions on any incident (the dispatch center's operators).
     Operator,
+    /// `citizens-app`: citizens' reports through Open311 (the token is the app's `api_key`).
+    CitizensApp,
 }
 
 impl Scope {
-    fn parse(scope: &str) -> Option<Scope> {
+    pub(crate) fn parse(scope: &str) -> Option<Scope> {
         if let Some(op) = scope.strip_prefix("events:") {
             return Some(Scope::Events(op.to_owned()));
         }
@@ -49,6 +51,7 @@ impl Scope {
         match scope {
             "readings" => Some(Scope::Readings),
             "operator" => Some(Scope::Operator),
+            "citizens-app" => Some(Scope::CitizensApp),
             _ => None,
         }
     }
@@ -60,6 +63,7 @@ impl Scope {
             Scope::Readings => "send readings",
             Scope::Agency(_) => "act on its agency's incidents",
             Scope::Operator => "act on incidents",
+            Scope::CitizensApp => "file citizens' reports through Open311",
         }
     }
 }

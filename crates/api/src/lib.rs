@@ -11,6 +11,7 @@ mod dashboards;
 mod incidents;
 mod ingest;
 mod metrics;
+mod open311;
 mod openapi;
 mod problem;
 mod sensors;
@@ -22,7 +23,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use tokio_util::sync::CancellationToken;
 
@@ -87,6 +88,19 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/readings",
             post(ingest::readings).layer(DefaultBodyLimit::max(ingest::MAX_BODY)),
         )
+        .route(
+            "/open311/v2/{file}",
+            get(open311::get_top)
+                .post(open311::post_top)
+                .layer(DefaultBodyLimit::max(open311::MAX_BODY)),
+        )
+        .route(
+            "/open311/v2/services/{file}",
+            get(open311::service_definition),
+        )
+        .route("/open311/v2/requests/{file}", get(open311::request))
+        .route("/open311/v2/tokens/{file}", get(open311::token))
+        .route("/open311/{*rest}", any(open311::not_found))
         .route("/metrics", get(metrics::prometheus))
         .route("/api/v1/stream", get(stream::upgrade))
         .fallback(dashboards::serve)

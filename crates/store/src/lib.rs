@@ -64,6 +64,7 @@ pub use crate::error::StoreError;
 pub use crate::log::{LoggedEvent, LoggedTransition};
 pub use crate::personal::{phone_digits, ContactSelector, Retained, StoredContact};
 pub use crate::readings::{RollupRow, Step, MAX_ROLLUP_ROWS};
+pub use crate::requests::{CitizenRequest, RequestFilter};
 pub use crate::tokens::{hash_token, TokenInfo};
 pub use crate::types::{
     Backend, ChangeKind, DeadLetter, EventSummary, IncidentChange, IncidentFilter, NewDeadLetter,
@@ -108,6 +109,7 @@ macro_rules! with_pool {
 mod config;
 mod log;
 mod personal;
+mod requests;
 
 /// Inserts `$incident` (a `&model::Incident`) or replaces the stored row with it, on the
 /// executor `$conn`; `$routing` is its `routing` column text. A macro because the two pools'

@@ -10,6 +10,7 @@ mod http_ingest;
 mod ingest;
 mod journey;
 mod mqtt_auth;
+mod open311;
 mod reliability;
 mod scenario;
 mod slow_client;
