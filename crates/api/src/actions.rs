@@ -30,7 +30,7 @@ use crate::{AppState, Problem};
 pub const MAX_BODY: usize = MAX_PAYLOAD;
 
 /// `POST /api/v1/incidents/{id}/actions`.
-#[utoipa::path(post, path = "/api/v1/incidents/{id}/actions", tag = "incidents",
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/actions", tag = "incidents", operation_id = "act",
     params(("id" = String, Path, description = "Incident id")),
     request_body(content = crate::openapi::ActionBody, content_type = "application/json"),
     security(("api_token" = [])), responses(

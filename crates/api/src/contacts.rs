@@ -15,7 +15,7 @@ use crate::problem::Problem;
 use crate::AppState;
 
 /// Contact details citizens left with an incident's reports (operators and the agency responsible).
-#[utoipa::path(get, path = "/api/v1/incidents/{id}/contacts", tag = "incidents",
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/contacts", tag = "incidents", operation_id = "contacts",
     params(("id" = String, Path, description = "Incident id")),
     security(("api_token" = [])), responses(
     (status = 200, description = "The contacts", body = crate::openapi::Contacts),

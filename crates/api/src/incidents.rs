@@ -45,11 +45,9 @@ fn parse_bbox(text: &str) -> Result<[f64; 4], Problem> {
         .collect::<Result<_, _>>()
         .map_err(|_| bad())?;
     let [w, s, e, n]: [f64; 4] = parts.try_into().map_err(|_| bad())?;
-    if !(model::geometry::valid_position(w, s)
-        && model::geometry::valid_position(e, n)
-        && w <= e
-        && s <= n)
-    {
+    // West east of east crosses the antimeridian (RFC 7946 §5.2); south north of north is an
+    // empty box (it matches nothing).
+    if !(model::geometry::valid_position(w, s) && model::geometry::valid_position(e, n)) {
         return Err(bad());
     }
     Ok([w, s, e, n])
@@ -57,7 +55,8 @@ fn parse_bbox(text: &str) -> Result<[f64; 4], Problem> {
 
 fn parse_statuses(text: &str) -> Result<Vec<IncidentStatus>, Problem> {
     let mut out = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    // Exactly the document's pattern: names separated by single commas, no blanks.
+    for part in text.split(',') {
         if part == "open" {
             out.extend(IncidentStatus::ALL.into_iter().filter(|s| s.is_open()));
         } else {
@@ -111,7 +110,12 @@ pub async fn list(
         agency: q.agency.as_deref().map(AgencyId::from),
         limit: q.limit,
     };
-    let incidents = state.store.incidents(&filter).await?;
+    let empty_box = filter.bbox.is_some_and(|[_, s, _, n]| s > n);
+    let incidents = if empty_box {
+        Vec::new()
+    } else {
+        state.store.incidents(&filter).await?
+    };
     Ok((
         [(header::CONTENT_TYPE, GEO_JSON)],
         Json(IncidentCollection::new(incidents.iter())),
@@ -119,7 +123,7 @@ pub async fn list(
 }
 
 /// One incident.
-#[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents",
+#[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents", operation_id = "one",
     params(("id" = String, Path, description = "Incident id")), responses(
     (status = 200, description = "A GeoJSON Feature", body = protocol::incident::IncidentFeature, content_type = "application/geo+json"),
     (status = 404, description = "No such incident", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
@@ -141,7 +145,7 @@ pub async fn one(
 }
 
 /// An incident's events and timeline.
-#[utoipa::path(get, path = "/api/v1/incidents/{id}/timeline", tag = "incidents",
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/timeline", tag = "incidents", operation_id = "timeline",
     params(("id" = String, Path, description = "Incident id")), responses(
     (status = 200, description = "Events and timeline, oldest first", body = crate::openapi::Timeline),
     (status = 404, description = "No such incident", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),

@@ -39,6 +39,8 @@ pub struct AppState {
     store: Store,
     /// `GET /api/v1/city`, serialised once at start-up.
     city_document: Arc<Vec<u8>>,
+    /// `GET /api/v1/openapi.json`, built once at start-up with the city's ids.
+    openapi_document: Arc<Vec<u8>>,
     shutdown: CancellationToken,
 }
 
@@ -54,10 +56,12 @@ impl AppState {
         let document = protocol::city::CityDocument::new(engine.city().city(), tile_url);
         // Serialising plain data structures cannot fail; an empty body would show at once.
         let city_document = Arc::new(serde_json::to_vec(&document).unwrap_or_default());
+        let openapi_document = Arc::new(openapi::json(engine.city().city()));
         AppState {
             engine,
             store,
             city_document,
+            openapi_document,
             shutdown,
         }
     }

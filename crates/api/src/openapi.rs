@@ -6,12 +6,12 @@
 //! **Invariant:** every `/api/v1` route of [`crate::router`] is in the document (a unit test
 //! below reads the router's source and compares).
 
-use std::collections::BTreeMap;
-use std::sync::OnceLock;
-
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
@@ -303,13 +303,100 @@ impl Modify for BearerTokens {
 )]
 pub struct ApiDoc;
 
-/// The document as JSON, built once.
-pub fn json() -> &'static [u8] {
-    static JSON: OnceLock<Vec<u8>> = OnceLock::new();
-    JSON.get_or_init(|| {
-        // Serialising plain data structures cannot fail; an empty body would show at once.
-        ApiDoc::openapi().to_json().unwrap_or_default().into_bytes()
-    })
+/// The document for `city`, as JSON: the code's document with the city's own ids (categories,
+/// agencies) as the enumerations of the parameters and bodies that take them, so that a client
+/// (and schemathesis) knows which values exist.
+pub fn json(city: &model::City) -> Vec<u8> {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null);
+    let categories: Vec<Value> = city
+        .categories
+        .iter()
+        .map(|c| Value::from(c.id.as_str()))
+        .collect();
+    let agencies: Vec<Value> = city
+        .agencies
+        .iter()
+        .map(|a| Value::from(a.id.as_str()))
+        .collect();
+    if let Some(params) = doc
+        .pointer_mut("/paths/~1api~1v1~1incidents/get/parameters")
+        .and_then(Value::as_array_mut)
+    {
+        for p in params {
+            let name = p["name"].as_str().unwrap_or("").to_owned();
+            match name.as_str() {
+                "category" => p["schema"] = json!({"type": "string", "enum": categories}),
+                "agency" => p["schema"] = json!({"type": "string", "enum": agencies}),
+                "status" => {
+                    let names: Vec<&str> = std::iter::once("open")
+                        .chain(model::IncidentStatus::ALL.iter().map(|s| s.as_str()))
+                        .collect();
+                    let one = format!("({})", names.join("|"));
+                    p["schema"] = json!({"type": "string", "pattern": format!("^{one}(,{one})*$")});
+                }
+                "bbox" => {
+                    let lon = json!({"type": "number", "minimum": -180, "maximum": 180});
+                    let lat = json!({"type": "number", "minimum": -90, "maximum": 90});
+                    p["schema"] = json!({"type": "array", "prefixItems": [lon, lat, lon, lat],
+                        "minItems": 4, "maxItems": 4, "items": false});
+                    p["style"] = json!("form");
+                    p["explode"] = json!(false);
+                }
+                _ => {}
+            }
+        }
+    }
+    let sensors: Vec<Value> = city
+        .sensors
+        .iter()
+        .map(|s| Value::from(s.id.as_str()))
+        .collect();
+    if let Some(p) = doc.pointer_mut("/paths/~1api~1v1~1sensors~1{id}~1readings/get/parameters/0") {
+        p["schema"] = json!({"type": "string", "enum": sensors});
+    }
+    // Links: the incidents a list or an ingest returns are the ones the other operations take.
+    let link = |operation: &str, expression: &str| json!({"operationId": operation, "parameters": {"id": expression}});
+    let follow = |expression: &str| {
+        json!({
+            "incident": link("one", expression),
+            "timeline": link("timeline", expression),
+            "contacts": link("contacts", expression),
+            "act": link("act", expression),
+        })
+    };
+    if let Some(r) = doc.pointer_mut("/paths/~1api~1v1~1incidents/get/responses/200") {
+        r["links"] = follow("$response.body#/features/0/id");
+    }
+    if let Some(r) = doc.pointer_mut("/paths/~1api~1v1~1events/post/responses/200") {
+        r["links"] = follow("$response.body#/results/0/incident");
+    }
+    let others: Vec<&str> = [
+        "acknowledge",
+        "start",
+        "resolve",
+        "close",
+        "reject",
+        "duplicate",
+        "reopen",
+    ]
+    .to_vec();
+    let reason = json!({"type": ["string", "null"], "maxLength": 2000});
+    doc["components"]["schemas"]["ActionBody"] = json!({
+        "description": "An action: `assign` names the agency; `note` needs a reason; the others \
+                        take an optional reason.",
+        "oneOf": [
+            {"type": "object", "additionalProperties": false, "required": ["action", "agency"],
+             "properties": {"action": {"const": "assign"}, "agency": {"type": "string", "enum": agencies},
+                            "reason": reason}},
+            {"type": "object", "additionalProperties": false, "required": ["action", "reason"],
+             "properties": {"action": {"const": "note"},
+                            "reason": {"type": "string", "maxLength": 2000, "pattern": "\\S"}}},
+            {"type": "object", "additionalProperties": false, "required": ["action"],
+             "properties": {"action": {"type": "string", "enum": others}, "reason": reason}},
+        ]
+    });
+    // Serialising plain data cannot fail; an empty body would show at once.
+    serde_json::to_vec(&doc).unwrap_or_default()
 }
 
 /// The OpenAPI document of this API.
@@ -319,8 +406,11 @@ pub fn json() -> &'static [u8] {
     tag = "meta",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
 )]
-pub async fn document() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], json())
+pub async fn document(State(state): State<crate::AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi_document.as_ref().clone(),
+    )
 }
 
 #[cfg(test)]
@@ -328,6 +418,15 @@ mod tests {
     use std::collections::BTreeSet;
 
     use serde_json::Value;
+
+    fn doc() -> Value {
+        let city = city::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../cities/brasov"
+        )))
+        .expect("the demo city");
+        serde_json::from_slice(&super::json(&city)).expect("the document is JSON")
+    }
 
     /// `(METHOD, path)` of every `.route("/api/v1/…", method(…))` in the router's source.
     fn routes_in_source() -> BTreeSet<(String, String)> {
@@ -362,7 +461,7 @@ mod tests {
 
     #[test]
     fn every_api_route_is_documented() {
-        let doc: Value = serde_json::from_slice(super::json()).expect("the document is JSON");
+        let doc = doc();
         let routes = routes_in_source();
         assert!(routes.len() >= 13, "too few routes found: {routes:?}");
         let paths = doc["paths"].as_object().expect("paths");
@@ -384,7 +483,7 @@ mod tests {
 
     #[test]
     fn document_is_valid_openapi_3_1() {
-        let doc: Value = serde_json::from_slice(super::json()).expect("the document is JSON");
+        let doc = doc();
         let meta: Value =
             serde_json::from_str(include_str!("../tests/data/oas-3.1-schema.json")).expect("JSON");
         let validator = jsonschema::draft202012::new(&meta).expect("the OpenAPI 3.1 schema");
@@ -401,7 +500,7 @@ mod tests {
 
     #[test]
     fn document_is_openapi_3_1_with_bearer_tokens_and_problems() {
-        let doc: Value = serde_json::from_slice(super::json()).expect("the document is JSON");
+        let doc = doc();
         assert!(doc["openapi"]
             .as_str()
             .is_some_and(|v| v.starts_with("3.1")));

@@ -25,10 +25,13 @@ const MAX_RAW_RANGE: Duration = Duration::hours(6);
 #[serde(deny_unknown_fields)]
 pub struct ReadingsQuery {
     /// RFC 3339; default `to` − 24 h.
+    #[param(format = DateTime)]
     from: Option<String>,
     /// RFC 3339; default now.
+    #[param(format = DateTime)]
     to: Option<String>,
     /// `raw`, `1m` (default), `15m` or `1h`.
+    #[param(pattern = "^(raw|1m|15m|1h)$")]
     step: Option<String>,
 }
 

@@ -13,4 +13,5 @@ mod mqtt_auth;
 mod open311;
 mod reliability;
 mod scenario;
+mod schemathesis;
 mod slow_client;
