@@ -13,7 +13,9 @@ mod ingest;
 mod metrics;
 mod open311;
 mod openapi;
+mod photo;
 mod problem;
+mod reports;
 mod sensors;
 mod stream;
 
@@ -82,6 +84,13 @@ pub fn router(state: AppState) -> Router {
             post(actions::act).layer(DefaultBodyLimit::max(actions::MAX_BODY)),
         )
         .route("/api/v1/dead-letters", get(incidents::dead_letters))
+        .route(
+            "/api/v1/reports",
+            post(reports::file).layer(DefaultBodyLimit::max(reports::MAX_BODY)),
+        )
+        .route("/api/v1/reports/{code}/photo", get(reports::photo))
+        .route("/api/v1/public/reports/{code}", get(reports::status))
+        .route("/api/v1/public/incidents", get(reports::public_incidents))
         .route("/api/v1/sensors/{id}/readings", get(sensors::readings))
         .route("/api/v1/feeds", get(metrics::feeds))
         .route(
@@ -105,6 +114,9 @@ pub fn router(state: AppState) -> Router {
         .route("/open311/v2/requests/{file}", get(open311::request))
         .route("/open311/v2/tokens/{file}", get(open311::token))
         .route("/open311/{*rest}", any(open311::not_found))
+        .route("/report", get(dashboards::citizen))
+        .route("/report/", get(dashboards::citizen))
+        .route("/report/{*file}", get(dashboards::citizen))
         .route("/metrics", get(metrics::prometheus))
         .route("/api/v1/stream", get(stream::upgrade))
         .fallback(dashboards::serve)

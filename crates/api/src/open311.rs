@@ -51,6 +51,16 @@ impl Refusal {
             description: description.into(),
         }
     }
+    /// The same refusal as `application/problem+json`, for the REST API.
+    pub(crate) fn into_problem(self) -> crate::Problem {
+        match self.status {
+            StatusCode::SERVICE_UNAVAILABLE => crate::Problem::unavailable(self.description),
+            StatusCode::INTERNAL_SERVER_ERROR => crate::Problem::internal(self.description),
+            StatusCode::NOT_FOUND => crate::Problem::not_found(self.description),
+            StatusCode::FORBIDDEN => crate::Problem::forbidden(self.description),
+            _ => crate::Problem::bad_request(self.description),
+        }
+    }
     fn bad(description: impl Into<String>) -> Self {
         Refusal::new(StatusCode::BAD_REQUEST, description)
     }

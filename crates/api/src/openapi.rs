@@ -297,6 +297,10 @@ impl Modify for BearerTokens {
         crate::ingest::events,
         crate::ingest::readings,
         crate::stream::upgrade,
+        crate::reports::file,
+        crate::reports::status,
+        crate::reports::public_incidents,
+        crate::reports::photo,
         document,
     ),
     modifiers(&BearerTokens)

@@ -57,6 +57,15 @@ impl Problem {
         }
     }
 
+    /// 415: the media type is not one this resource takes.
+    pub fn unsupported(detail: impl Into<String>) -> Self {
+        Problem {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            title: "Unsupported media type",
+            detail: detail.into(),
+        }
+    }
+
     /// 404.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Problem {

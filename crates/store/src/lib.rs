@@ -63,6 +63,7 @@ pub use crate::config::CityConfig;
 pub use crate::error::StoreError;
 pub use crate::log::{LoggedEvent, LoggedTransition};
 pub use crate::personal::{phone_digits, ContactSelector, Retained, StoredContact};
+pub use crate::photos::Photo;
 pub use crate::readings::{RollupRow, Step, MAX_ROLLUP_ROWS};
 pub use crate::requests::{CitizenRequest, RequestFilter};
 pub use crate::tokens::{hash_token, TokenInfo};
@@ -109,6 +110,7 @@ macro_rules! with_pool {
 mod config;
 mod log;
 mod personal;
+mod photos;
 mod requests;
 
 /// Inserts `$incident` (a `&model::Incident`) or replaces the stored row with it, on the
