@@ -127,21 +127,20 @@ function cityMap(element) {
     L.tileLayer(city.tile_url, { maxZoom: 19 }).addTo(map);
   }
   if (city.districts?.type === 'FeatureCollection') {
-    L.geoJSON(city.districts, {
+    // Outlines only: on a phone, names of a dozen districts would hide the place being chosen.
+    const districts = L.geoJSON(city.districts, {
       interactive: false,
-      style: () => ({ color: '#5d6d7e', weight: 1, fillColor: '#ffffff', fillOpacity: city.tile_url ? 0.05 : 0.75 }),
-      onEachFeature: (f, layer) => {
-        const label = () => named(f.properties?.name);
-        layer.bindTooltip(esc(label()), { permanent: true, direction: 'center', className: 'district-label', interactive: false });
-        refreshers.push(() => layer.setTooltipContent(esc(label())));
-      },
+      style: () => ({ className: 'district', color: '#5d6d7e', weight: 1, fillColor: '#ffffff', fillOpacity: city.tile_url ? 0.05 : 0.8 }),
     }).addTo(map);
+    const inner = districts.getBounds();
+    if (inner.isValid()) map.fitBounds(inner, { padding: [4, 4] });
   }
   return map;
 }
 
+// 48 random bits: short enough to read out on the phone, far too many to guess or to collide.
 function randomId() {
-  const bytes = new Uint8Array(16);
+  const bytes = new Uint8Array(6);
   crypto.getRandomValues(bytes);
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
@@ -175,6 +174,7 @@ async function reportPage() {
   refreshers.push(showPlace);
   const setPlace = (latlng) => {
     position = latlng;
+    error.hidden = true;
     if (pin) pin.setLatLng(latlng);
     else pin = L.marker(latlng, { keyboard: false }).addTo(map);
     showPlace();
@@ -220,6 +220,8 @@ async function reportPage() {
       document.getElementById('status-link').href = `status.html?code=${encodeURIComponent(body.tracking_code)}`;
       form.hidden = true;
       document.getElementById('done').hidden = false;
+      window.scrollTo(0, 0);
+      document.getElementById('code').focus?.();
     } catch {
       fail(t('err.network'));
     } finally {

@@ -4,6 +4,7 @@
 
 mod agency_updates;
 mod browser;
+mod citizen_page;
 mod disk_full;
 mod gdpr;
 mod http_ingest;
