@@ -358,6 +358,18 @@ pub fn json(city: &model::City) -> Vec<u8> {
     if let Some(p) = doc.pointer_mut("/paths/~1api~1v1~1sensors~1{id}~1readings/get/parameters/0") {
         p["schema"] = json!({"type": "string", "enum": sensors});
     }
+    // The citizens' form: the city's categories, a place inside its bounds.
+    if let Some(form) = doc.pointer_mut("/components/schemas/ReportForm/properties") {
+        let [west, south, east, north] = [
+            city.bounds.min().x,
+            city.bounds.min().y,
+            city.bounds.max().x,
+            city.bounds.max().y,
+        ];
+        form["category"] = json!({"type": "string", "enum": categories.clone()});
+        form["lat"] = json!({"type": "number", "minimum": south, "maximum": north});
+        form["lon"] = json!({"type": "number", "minimum": west, "maximum": east});
+    }
     // Links: the incidents a list or an ingest returns are the ones the other operations take.
     let link = |operation: &str, expression: &str| json!({"operationId": operation, "parameters": {"id": expression}});
     let follow = |expression: &str| {

@@ -9,7 +9,9 @@
 //! - `POST /api/v1/events`, `POST /api/v1/readings`: a GeoJSON geometry inside the city, a SenML
 //!   pack whose names are the city's sensors — validity beyond JSON Schema;
 //! - `GET /api/v1/sensors/{id}/readings`: `from` before `to`, and a range that fits the step;
-//! - `GET /api/v1/stream`: a plain GET (without the WebSocket upgrade) is refused.
+//! - `GET /api/v1/stream`: a plain GET (without the WebSocket upgrade) is refused;
+//! - `POST /api/v1/reports`: the photo must really be a JPEG or PNG (415 otherwise) and the
+//!   contact details well formed (an e-mail address, a phone number).
 
 use std::process::Command;
 
@@ -89,6 +91,10 @@ include-path = "/api/v1/sensors/{{id}}/readings"
 [[operations]]
 include-path = "/api/v1/stream"
 {semantic}
+
+[[operations]]
+include-path = "/api/v1/reports"
+checks.positive_data_acceptance.expected-statuses = ["2XX", 400, 415]
 "#
         ),
     )?;
