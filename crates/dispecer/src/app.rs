@@ -242,6 +242,7 @@ async fn retention(
         {
             Ok(done) if done != store::Retained::default() => tracing::info!(
                 contacts = done.contacts,
+                photos = done.photos,
                 readings = done.readings,
                 contact_days,
                 readings_days,

@@ -604,6 +604,18 @@ async fn personal_data(store: &Store) {
     assert_eq!(listed[1].phone.as_deref(), Some("+40 722 123 456"));
     assert_eq!(listed[2].received_at, micros(reports[2].received_at));
 
+    // Photos of Ana's first report and of Ion's.
+    let photo = store::Photo {
+        content_type: "image/jpeg".into(),
+        data: vec![0xFF, 0xD8, 0xFF, 0xD9],
+    };
+    for i in [0, 2] {
+        store
+            .record_photo(reports[i].id.as_str(), &photo, reports[i].received_at)
+            .await
+            .expect("photo");
+    }
+
     // Ana asks to be forgotten: by e-mail in another case, and by her phone written otherwise.
     let erased = store
         .erase_contacts(&store::ContactSelector {
@@ -639,6 +651,17 @@ async fn personal_data(store: &Store) {
         left.iter().map(|c| c.name.as_deref()).collect::<Vec<_>>(),
         [Some("Ion Ionescu")]
     );
+    // Her photo goes with her contact; Ion's stays.
+    assert!(store
+        .photo(reports[0].id.as_str())
+        .await
+        .expect("photo")
+        .is_none());
+    assert!(store
+        .photo(reports[2].id.as_str())
+        .await
+        .expect("photo")
+        .is_some());
     // The reports stay.
     for e in &reports {
         assert!(store.is_known_event(&e.id).await.expect("known"));
@@ -656,7 +679,12 @@ async fn personal_data(store: &Store) {
         .apply_retention(Some(reports[2].received_at + Duration::seconds(1)), None)
         .await
         .expect("retention");
-    assert_eq!(done.contacts, 1);
+    assert_eq!((done.contacts, done.photos), (1, 1));
+    assert!(store
+        .photo(reports[2].id.as_str())
+        .await
+        .expect("photo")
+        .is_none());
     assert!(store
         .contacts_of_incident(&incident.id)
         .await
