@@ -505,6 +505,58 @@ async fn open311_georeport_v2() -> Result<()> {
     );
     assert_eq!(closed.len(), 2);
 
+    // An outside reader: the PyPI client `georeport` (JSON, and XML through xmltodict).
+    let python = std::process::Command::new(repo_root().join("scripts/georeport.sh")).output()?;
+    assert!(
+        python.status.success(),
+        "{}",
+        String::from_utf8_lossy(&python.stderr)
+    );
+    let python = String::from_utf8(python.stdout)?.trim().to_owned();
+    let script = r#"
+import json, sys
+from georeport import GeoReport
+out = {}
+for fmt in ("json", "xml"):
+    c = GeoReport(sys.argv[1], jurisdiction="brasov", output_format=fmt)
+    services = c.get_service_list()
+    definition = c.get_service_definition("pothole")
+    requests = c.get_service_requests(status="closed")
+    one = c.get_service_request(sys.argv[2])
+    out[fmt] = {
+        "codes": sorted(s["service_code"] for s in services),
+        "attribute": (definition["attributes"][0] if fmt == "json"
+                      else definition["attributes"]["attribute"])["code"],
+        "closed": sorted(r["service_request_id"] for r in requests),
+        "status": one["status"],
+        "lat": float(one["lat"]),
+    }
+print(json.dumps(out))
+"#;
+    let run = std::process::Command::new(&python)
+        .args(["-c", script, &format!("{}/open311/v2", server.http), &first])
+        .output()?;
+    assert!(
+        run.status.success(),
+        "georeport: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&run.stdout)?;
+    let mut closed_sorted = vec![first.clone(), second.clone()];
+    closed_sorted.sort();
+    for fmt in ["json", "xml"] {
+        let v = &seen[fmt];
+        assert_eq!(
+            v["codes"].as_array().map(Vec::len),
+            services.as_array().map(Vec::len),
+            "{fmt}: {v}"
+        );
+        assert_eq!(v["attribute"], "observed_at", "{fmt}");
+        assert_eq!(v["closed"], json!(closed_sorted), "{fmt}");
+        assert_eq!(v["status"], "closed", "{fmt}");
+        assert_eq!(v["lat"], 45.6419, "{fmt}");
+    }
+
     let log = server.stop();
     assert!(
         !log.contains(EMAIL),
