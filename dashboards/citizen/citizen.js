@@ -11,6 +11,7 @@ const TEXT = {
     'form.place.locating': 'Se caută poziția…', 'form.place.denied': 'Poziția nu a putut fi aflată; atingeți harta.',
     'form.description': 'Descriere',
     'form.photo': 'Fotografie (opțional, JPEG sau PNG, cel mult 5 MB)',
+    'form.photo.choose': 'Alegeți o fotografie', 'form.photo.none': 'Nicio fotografie aleasă',
     'form.photo.note': 'Datele ascunse din fotografie (locul, aparatul) sunt șterse înainte de păstrare.',
     'form.contact': 'Date de contact (opțional)',
     'form.contact.note': 'Le văd doar dispecerii și instituția responsabilă, ca să vă poată întreba ceva. Nu apar public.',
@@ -40,6 +41,7 @@ const TEXT = {
     'form.place.locating': 'Finding your position…', 'form.place.denied': 'Your position could not be found; tap the map.',
     'form.description': 'Description',
     'form.photo': 'Photo (optional, JPEG or PNG, at most 5 MB)',
+    'form.photo.choose': 'Choose a photo', 'form.photo.none': 'No photo chosen',
     'form.photo.note': 'Hidden data in the photo (place, camera) is removed before it is kept.',
     'form.contact': 'Contact details (optional)',
     'form.contact.note': 'Only the dispatchers and the agency responsible see them, to ask you something. Never shown publicly.',
@@ -165,6 +167,14 @@ async function reportPage() {
   fillCategories();
   refreshers.push(fillCategories);
 
+  const photoInput = document.getElementById('photo');
+  const showPhoto = () => {
+    document.getElementById('photo-name').textContent = photoInput.files[0]?.name ?? t('form.photo.none');
+  };
+  photoInput.addEventListener('change', showPhoto);
+  refreshers.push(showPhoto);
+  showPhoto();
+
   const map = cityMap('map');
   const showPlace = () => {
     place.textContent = position
@@ -232,6 +242,7 @@ async function reportPage() {
 
   document.getElementById('again').addEventListener('click', () => {
     form.reset();
+    showPhoto();
     formId = randomId();
     position = null;
     if (pin) { pin.remove(); pin = null; }

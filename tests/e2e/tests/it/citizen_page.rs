@@ -196,6 +196,12 @@ async fn citizen_files_a_report_and_follows_it() -> Result<()> {
             .await?
             .send_keys(photo.to_str().context("path")?)
             .await?;
+        let chosen = browser
+            .find(Locator::Css("#photo-name"))
+            .await?
+            .text()
+            .await?;
+        assert_eq!(chosen, "groapa.jpg");
         std::fs::write(
             shots.join("citizen-report-filled.png"),
             browser.screenshot().await?,
