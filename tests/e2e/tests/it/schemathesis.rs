@@ -65,6 +65,9 @@ async fn schemathesis_finds_nothing() -> Result<()> {
             r#"seed = 1
 color = false
 
+[cache]
+enabled = false
+
 [checks]
 enabled = true
 
@@ -98,7 +101,9 @@ checks.positive_data_acceptance.expected-statuses = ["2XX", 400, 415]
 "#
         ),
     )?;
+    // Run in the test's own folder: nothing it might write lands in the repository.
     let run = Command::new(&st)
+        .current_dir(dir.path())
         .arg("--config-file")
         .arg(&config)
         .arg("run")
