@@ -18,6 +18,10 @@ export DISPECER_TEST_PG_URL
 export DISPECER_MOSQUITTO="${DISPECER_MOSQUITTO:-/usr/sbin/mosquitto}"
 export DISPECER_CHROMIUM="${DISPECER_CHROMIUM:-/usr/bin/chromium}"
 export DISPECER_CHROMEDRIVER="${DISPECER_CHROMEDRIVER:-/usr/bin/chromedriver}"
+# schemathesis (PyPI) in a cached virtualenv, for tests/e2e/tests/it/schemathesis.rs.
+scripts/schemathesis.sh >/dev/null
+# georeport (PyPI), an outside Open311 client, for tests/e2e/tests/it/open311.rs.
+scripts/georeport.sh >/dev/null
 
 echo "== format" >&2
 cargo fmt --all --check

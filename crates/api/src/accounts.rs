@@ -361,7 +361,19 @@ fn too_many(wait: Duration) -> Response {
     response
 }
 
-/// `POST /api/v1/session`.
+/// Logs in: sets the `dispecer_session` cookie (HttpOnly, SameSite=Strict) and answers who is
+/// logged in, with the CSRF token.
+#[utoipa::path(post, path = "/api/v1/session", tag = "accounts", operation_id = "login",
+    request_body(content = crate::openapi::LoginDoc, content_type = "application/json"),
+    responses(
+    (status = 200, description = "Logged in; the cookie is set", body = crate::openapi::SessionDoc),
+    (status = 400, description = "Not a login body", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 401, description = "Wrong user name or password", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 413, description = "Body too large", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 415, description = "Not JSON", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 429, description = "Too many failed logins for this name or address; see Retry-After", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+))]
 pub async fn login(
     State(state): State<AppState>,
     extensions: Extensions,
@@ -467,7 +479,13 @@ async fn check_login(
     Ok(Some((session, id)))
 }
 
-/// `GET /api/v1/session`.
+/// Who is logged in with the session cookie, with the CSRF token.
+#[utoipa::path(get, path = "/api/v1/session", tag = "accounts", operation_id = "whoami",
+    responses(
+    (status = 200, description = "The session's user", body = crate::openapi::SessionDoc),
+    (status = 401, description = "Not logged in", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+))]
 pub async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match session(&state, &headers).await {
         Ok(Some(s)) => {
@@ -481,7 +499,14 @@ pub async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Respon
     }
 }
 
-/// `DELETE /api/v1/session`.
+/// Logs out (the request carries the session's `X-CSRF-Token`).
+#[utoipa::path(delete, path = "/api/v1/session", tag = "accounts", operation_id = "logout",
+    responses(
+    (status = 204, description = "Logged out; the cookie is cleared"),
+    (status = 401, description = "Not logged in", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 403, description = "No or a wrong CSRF token", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+))]
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let result = async {
         let Some(id) = session_id(&headers) else {

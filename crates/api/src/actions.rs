@@ -38,6 +38,19 @@ use crate::{AppState, Problem};
 pub const MAX_BODY: usize = MAX_PAYLOAD;
 
 /// `POST /api/v1/incidents/{id}/actions`.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/actions", tag = "incidents", operation_id = "act",
+    params(("id" = String, Path, description = "Incident id")),
+    request_body(content = crate::openapi::ActionBody, content_type = "application/json"),
+    security(("api_token" = [])), responses(
+    (status = 200, description = "The incident after the action, once durable", body = protocol::incident::IncidentFeature, content_type = "application/geo+json"),
+    (status = 400, description = "The body is not a valid action", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 401, description = "No or a bad API token", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 403, description = "The token may not act on this incident", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 404, description = "No such incident", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 409, description = "The action is not allowed in the incident's state", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 413, description = "The body is too large", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+))]
 pub async fn act(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -18,6 +18,16 @@ use crate::ingest::Scope;
 use crate::problem::Problem;
 use crate::AppState;
 
+/// Contact details citizens left with an incident's reports (operators and the agency responsible).
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/contacts", tag = "incidents", operation_id = "contacts",
+    params(("id" = String, Path, description = "Incident id")),
+    security(("api_token" = [])), responses(
+    (status = 200, description = "The contacts", body = crate::openapi::Contacts),
+    (status = 401, description = "No or a bad API token", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 403, description = "The token may not read contacts of this incident", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 404, description = "No such incident", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+))]
 pub async fn list(
     State(state): State<AppState>,
     Path(id): Path<String>,

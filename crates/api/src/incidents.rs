@@ -16,7 +16,8 @@ use crate::{AppState, Problem};
 const GEO_JSON: &str = "application/geo+json";
 
 /// Filters of the incident list; all optional.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `west,south,east,north` in degrees.
@@ -28,6 +29,7 @@ pub struct ListQuery {
     /// Agency id.
     agency: Option<String>,
     /// At most this many (1 to 10 000; default 1 000).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<u32>,
 }
 
@@ -43,11 +45,9 @@ fn parse_bbox(text: &str) -> Result<[f64; 4], Problem> {
         .collect::<Result<_, _>>()
         .map_err(|_| bad())?;
     let [w, s, e, n]: [f64; 4] = parts.try_into().map_err(|_| bad())?;
-    if !(model::geometry::valid_position(w, s)
-        && model::geometry::valid_position(e, n)
-        && w <= e
-        && s <= n)
-    {
+    // West east of east crosses the antimeridian (RFC 7946 §5.2); south north of north is an
+    // empty box (it matches nothing).
+    if !(model::geometry::valid_position(w, s) && model::geometry::valid_position(e, n)) {
         return Err(bad());
     }
     Ok([w, s, e, n])
@@ -55,7 +55,8 @@ fn parse_bbox(text: &str) -> Result<[f64; 4], Problem> {
 
 fn parse_statuses(text: &str) -> Result<Vec<IncidentStatus>, Problem> {
     let mut out = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    // Exactly the document's pattern: names separated by single commas, no blanks.
+    for part in text.split(',') {
         if part == "open" {
             out.extend(IncidentStatus::ALL.into_iter().filter(|s| s.is_open()));
         } else {
@@ -68,6 +69,12 @@ fn parse_statuses(text: &str) -> Result<Vec<IncidentStatus>, Problem> {
     Ok(out)
 }
 
+/// Incidents, newest first, filtered.
+#[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", params(ListQuery), responses(
+    (status = 200, description = "A GeoJSON FeatureCollection", body = protocol::incident::IncidentCollection, content_type = "application/geo+json"),
+    (status = 400, description = "A filter is malformed or names nothing in this city", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+))]
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -108,13 +115,25 @@ pub async fn list(
     if let Some(own) = crate::accounts::agency_restriction(&state, &headers).await? {
         filter.agency = Some(AgencyId::from(own.as_str()));
     }
-    let incidents = state.store.incidents(&filter).await?;
+    let empty_box = filter.bbox.is_some_and(|[_, s, _, n]| s > n);
+    let incidents = if empty_box {
+        Vec::new()
+    } else {
+        state.store.incidents(&filter).await?
+    };
     Ok((
         [(header::CONTENT_TYPE, GEO_JSON)],
         Json(IncidentCollection::new(incidents.iter())),
     ))
 }
 
+/// One incident.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents", operation_id = "one",
+    params(("id" = String, Path, description = "Incident id")), responses(
+    (status = 200, description = "A GeoJSON Feature", body = protocol::incident::IncidentFeature, content_type = "application/geo+json"),
+    (status = 404, description = "No such incident", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+))]
 pub async fn one(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -130,6 +149,13 @@ pub async fn one(
     ))
 }
 
+/// An incident's events and timeline.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/timeline", tag = "incidents", operation_id = "timeline",
+    params(("id" = String, Path, description = "Incident id")), responses(
+    (status = 200, description = "Events and timeline, oldest first", body = crate::openapi::Timeline),
+    (status = 404, description = "No such incident", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+))]
 pub async fn timeline(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -154,12 +180,21 @@ pub async fn timeline(
 }
 
 /// `?limit=` for the dead letters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterQuery {
+    /// At most this many (1 to 10 000; default 100).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<u32>,
 }
 
+/// Inbound messages that were refused, newest first.
+#[utoipa::path(get, path = "/api/v1/dead-letters", tag = "ingest", params(DeadLetterQuery), responses(
+    (status = 200, description = "Dead letters", body = crate::openapi::DeadLetters),
+    (status = 400, description = "The limit is out of range", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+))]
 pub async fn dead_letters(
     State(state): State<AppState>,
     query: Result<Query<DeadLetterQuery>, QueryRejection>,

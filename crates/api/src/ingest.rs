@@ -36,10 +36,12 @@ pub(crate) enum Scope {
     Agency(String),
     /// `operator`: actions on any incident (the dispatch center's operators).
     Operator,
+    /// `citizens-app`: citizens' reports through Open311 (the token is the app's `api_key`).
+    CitizensApp,
 }
 
 impl Scope {
-    fn parse(scope: &str) -> Option<Scope> {
+    pub(crate) fn parse(scope: &str) -> Option<Scope> {
         if let Some(op) = scope.strip_prefix("events:") {
             return Some(Scope::Events(op.to_owned()));
         }
@@ -49,6 +51,7 @@ impl Scope {
         match scope {
             "readings" => Some(Scope::Readings),
             "operator" => Some(Scope::Operator),
+            "citizens-app" => Some(Scope::CitizensApp),
             _ => None,
         }
     }
@@ -60,6 +63,7 @@ impl Scope {
             Scope::Readings => "send readings",
             Scope::Agency(_) => "act on its agency's incidents",
             Scope::Operator => "act on incidents",
+            Scope::CitizensApp => "file citizens' reports through Open311",
         }
     }
 }
@@ -128,6 +132,17 @@ async fn dead_letter(
 }
 
 /// `POST /api/v1/events`.
+#[utoipa::path(post, path = "/api/v1/events", tag = "ingest",
+    request_body(content = Object, content_type = "application/geo+json",
+        description = "A utility's GeoJSON Feature or FeatureCollection (at most 1000 features)"),
+    security(("api_token" = [])), responses(
+    (status = 200, description = "Every feature's outcome, once durable", body = crate::openapi::EventsAccepted),
+    (status = 400, description = "The body is not a valid event", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 401, description = "No or a bad API token", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 403, description = "The token may not send events", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 413, description = "The body or the collection is too large", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+))]
 pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -248,6 +263,17 @@ async fn events_inner(
 }
 
 /// `POST /api/v1/readings`.
+#[utoipa::path(post, path = "/api/v1/readings", tag = "ingest",
+    request_body(content = Vec<Object>, content_type = "application/senml+json",
+        description = "A SenML pack (RFC 8428) whose names are `{sensor}/{metric}`"),
+    security(("api_token" = [])), responses(
+    (status = 200, description = "Readings stored", body = crate::openapi::ReadingsAccepted),
+    (status = 400, description = "The body is not a valid SenML pack of this city's sensors", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 401, description = "No or a bad API token", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 403, description = "The token may not send readings", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 413, description = "The body is too large", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+))]
 pub async fn readings(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -7,11 +7,15 @@
 
 mod accounts;
 mod actions;
+mod citizens;
 mod contacts;
 mod dashboards;
 mod incidents;
 mod ingest;
 mod metrics;
+mod open311;
+mod openapi;
+mod photo;
 mod problem;
 mod reports;
 mod sensors;
@@ -23,7 +27,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +44,8 @@ pub struct AppState {
     store: Store,
     /// `GET /api/v1/city`, serialised once at start-up.
     city_document: Arc<Vec<u8>>,
+    /// `GET /api/v1/openapi.json`, built once at start-up with the city's ids.
+    openapi_document: Arc<Vec<u8>>,
     shutdown: CancellationToken,
     /// Failed logins per user name and client address.
     login_limiter: Arc<accounts::LoginLimiter>,
@@ -59,10 +65,12 @@ impl AppState {
         let document = protocol::city::CityDocument::new(engine.city().city(), tile_url);
         // Serialising plain data structures cannot fail; an empty body would show at once.
         let city_document = Arc::new(serde_json::to_vec(&document).unwrap_or_default());
+        let openapi_document = Arc::new(openapi::json(engine.city().city()));
         AppState {
             engine,
             store,
             city_document,
+            openapi_document,
             shutdown,
             login_limiter: accounts::limiter(LoginLimits::default()),
             plain_http_on_loopback: false,
@@ -96,6 +104,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(accounts::logout)
                 .layer(DefaultBodyLimit::max(accounts::MAX_LOGIN_BODY)),
         )
+        .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/city", get(city))
         .route("/api/v1/incidents", get(incidents::list))
         .route("/api/v1/incidents/{id}", get(incidents::one))
@@ -110,6 +119,13 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/reports/routing-overrides",
             get(reports::routing_overrides),
         )
+        .route(
+            "/api/v1/reports",
+            post(citizens::file).layer(DefaultBodyLimit::max(citizens::MAX_BODY)),
+        )
+        .route("/api/v1/reports/{code}/photo", get(citizens::photo))
+        .route("/api/v1/public/reports/{code}", get(citizens::status))
+        .route("/api/v1/public/incidents", get(citizens::public_incidents))
         .route("/api/v1/sensors/{id}/readings", get(sensors::readings))
         .route("/api/v1/feeds", get(metrics::feeds))
         .route(
@@ -120,6 +136,22 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/readings",
             post(ingest::readings).layer(DefaultBodyLimit::max(ingest::MAX_BODY)),
         )
+        .route(
+            "/open311/v2/{file}",
+            get(open311::get_top)
+                .post(open311::post_top)
+                .layer(DefaultBodyLimit::max(open311::MAX_BODY)),
+        )
+        .route(
+            "/open311/v2/services/{file}",
+            get(open311::service_definition),
+        )
+        .route("/open311/v2/requests/{file}", get(open311::request))
+        .route("/open311/v2/tokens/{file}", get(open311::token))
+        .route("/open311/{*rest}", any(open311::not_found))
+        .route("/report", get(dashboards::citizen))
+        .route("/report/", get(dashboards::citizen))
+        .route("/report/{*file}", get(dashboards::citizen))
         .route("/metrics", get(metrics::prometheus))
         .route("/api/v1/stream", get(stream::upgrade))
         .fallback(dashboards::serve)
@@ -127,6 +159,11 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Whether the store is reachable and writable, with the engine's counters.
+#[utoipa::path(get, path = "/api/v1/health", tag = "meta", responses(
+    (status = 200, description = "Healthy", body = openapi::Health),
+    (status = 503, description = "The store is unreachable or failing to write", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+))]
 async fn health(State(state): State<AppState>) -> Result<impl IntoResponse, Problem> {
     state
         .store
@@ -156,6 +193,10 @@ async fn health(State(state): State<AppState>) -> Result<impl IntoResponse, Prob
     })))
 }
 
+/// The city for the dashboards: categories, agencies, districts, jurisdictions, sensors.
+#[utoipa::path(get, path = "/api/v1/city", tag = "city", responses(
+    (status = 200, description = "The city document", body = protocol::city::CityDocument),
+))]
 async fn city(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],

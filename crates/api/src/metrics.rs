@@ -14,6 +14,10 @@ use protocol::incident::timestamp;
 
 use crate::AppState;
 
+/// Counters of every inbound feed.
+#[utoipa::path(get, path = "/api/v1/feeds", tag = "ingest", responses(
+    (status = 200, description = "Feeds", body = crate::openapi::Feeds),
+))]
 pub async fn feeds(State(state): State<AppState>) -> impl IntoResponse {
     let now = Utc::now();
     let feeds: Vec<_> = state

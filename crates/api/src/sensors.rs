@@ -20,14 +20,18 @@ const MAX_BUCKETS: i64 = 50_000;
 const MAX_RAW_RANGE: Duration = Duration::hours(6);
 
 /// The query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReadingsQuery {
     /// RFC 3339; default `to` − 24 h.
+    #[param(format = DateTime)]
     from: Option<String>,
     /// RFC 3339; default now.
+    #[param(format = DateTime)]
     to: Option<String>,
     /// `raw`, `1m` (default), `15m` or `1h`.
+    #[param(pattern = "^(raw|1m|15m|1h)$")]
     step: Option<String>,
 }
 
@@ -41,6 +45,14 @@ fn time(name: &str, text: &str) -> Result<DateTime<Utc>, Problem> {
         })
 }
 
+/// A sensor's readings, rolled up per step.
+#[utoipa::path(get, path = "/api/v1/sensors/{id}/readings", tag = "sensors",
+    params(("id" = String, Path, description = "Sensor id"), ReadingsQuery), responses(
+    (status = 200, description = "Buckets per metric", body = crate::openapi::SensorReadings),
+    (status = 400, description = "The range or step is malformed or too large", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 404, description = "No such sensor in this city", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+))]
 pub async fn readings(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use std::collections::HashSet;
 
@@ -29,11 +30,27 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a ping goes out, so that a half-open connection is noticed by both ends.
 const PING_EVERY: Duration = Duration::from_secs(20);
 
+/// Every incident change, live, over a WebSocket (a snapshot first); an agency user's session
+/// gets its agency's incidents only.
+#[utoipa::path(get, path = "/api/v1/stream", tag = "incidents", responses(
+    (status = 101, description = "Switching to the WebSocket protocol; frames are JSON `snapshot` and `incident`"),
+    (status = 400, description = "Not a WebSocket upgrade request", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+))]
 pub async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => {
+            return crate::Problem::bad_request(format!(
+                "a WebSocket upgrade request is required: {}",
+                e.body_text()
+            ))
+            .into_response()
+        }
+    };
     // An agency user's session gets its agency's incidents only.
     let only = match crate::accounts::agency_restriction(&state, &headers).await {
         Ok(only) => only.map(|a| AgencyId::from(a.as_str())),

@@ -109,6 +109,8 @@ pub async fn token(command: crate::config::TokenCommand) -> anyhow::Result<()> {
                 format!("agency:{agency}")
             } else if c.dispatcher {
                 "operator".to_owned()
+            } else if c.citizens_app {
+                "citizens-app".to_owned()
             } else {
                 "readings".to_owned()
             };
@@ -240,6 +242,7 @@ async fn retention(
         {
             Ok(done) if done != store::Retained::default() => tracing::info!(
                 contacts = done.contacts,
+                photos = done.photos,
                 readings = done.readings,
                 contact_days,
                 readings_days,

@@ -154,7 +154,7 @@ pub struct TokenCreateOptions {
     #[arg(
         long,
         conflicts_with_all = ["readings", "acts_for", "dispatcher"],
-        required_unless_present_any = ["readings", "acts_for", "dispatcher"]
+        required_unless_present_any = ["readings", "acts_for", "dispatcher", "citizens_app"]
     )]
     pub operator: Option<String>,
     /// A sensor gateway that may send readings of any of the city's sensors.
@@ -167,6 +167,10 @@ pub struct TokenCreateOptions {
     /// The dispatch center's operators: may act on any incident.
     #[arg(long)]
     pub dispatcher: bool,
+    /// A citizens' app that may file reports through Open311 (`POST /open311/v2/requests`,
+    /// the token is its `api_key`).
+    #[arg(long, conflicts_with_all = ["readings", "acts_for", "dispatcher"])]
+    pub citizens_app: bool,
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use model::{City, Localized};
 
 /// Names in both languages.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Names {
     /// Romanian.
     pub ro: String,
@@ -25,7 +25,7 @@ impl From<&Localized> for Names {
 }
 
 /// A category.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CategoryDto {
     /// Id.
     pub id: String,
@@ -38,7 +38,7 @@ pub struct CategoryDto {
 }
 
 /// An agency.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AgencyDto {
     /// Id.
     pub id: String,
@@ -51,7 +51,7 @@ pub struct AgencyDto {
 }
 
 /// The city document.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CityDocument {
     /// Id.
     pub id: String,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use model::{Incident, RouteCandidate, RoutingDecision};
 
 /// A GeoJSON Point.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PointGeometry {
     /// Always `Point`.
     #[serde(rename = "type")]
@@ -28,7 +28,7 @@ impl PointGeometry {
 }
 
 /// One candidate agency and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RouteDto {
     /// Agency id.
     pub agency: String,
@@ -49,7 +49,7 @@ impl From<&RouteCandidate> for RouteDto {
 }
 
 /// An agency told of an incident beside the responsible one, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InformedDto {
     /// Agency id.
     pub agency: String,
@@ -61,7 +61,7 @@ pub struct InformedDto {
 }
 
 /// Why an incident went to its agency.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RoutingDto {
     /// Agency chosen.
     pub agency: String,
@@ -98,7 +98,7 @@ impl From<&RoutingDecision> for RoutingDto {
 }
 
 /// An incident's properties.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IncidentProperties {
     /// Incident id.
     pub id: String,
@@ -142,7 +142,7 @@ pub struct IncidentProperties {
 }
 
 /// An incident as a GeoJSON Feature.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IncidentFeature {
     /// Always `Feature`.
     #[serde(rename = "type")]
@@ -197,7 +197,7 @@ impl IncidentFeature {
 }
 
 /// Incidents as a GeoJSON FeatureCollection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IncidentCollection {
     /// Always `FeatureCollection`.
     #[serde(rename = "type")]

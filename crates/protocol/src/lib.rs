@@ -10,6 +10,7 @@ pub mod city;
 pub mod error;
 pub mod inbound;
 pub mod incident;
+pub mod open311;
 pub mod reports;
 pub mod senml;
 pub mod stream;

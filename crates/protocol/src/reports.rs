@@ -11,14 +11,14 @@ use serde::{Deserialize, Serialize};
 use model::RuleOverrides;
 
 /// The routing rules, most overridden first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RoutingOverridesReport {
     /// One entry per rule that routed at least one incident.
     pub rules: Vec<RuleOverridesDto>,
 }
 
 /// One routing rule and how operators overrode it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RuleOverridesDto {
     /// `jurisdiction` or `fallback`.
     pub rule: String,
@@ -37,7 +37,7 @@ pub struct RuleOverridesDto {
 }
 
 /// An agency incidents were reassigned to, and how many.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReassignedDto {
     /// Agency id.
     pub agency: String,

@@ -64,7 +64,9 @@ pub use crate::config::CityConfig;
 pub use crate::error::StoreError;
 pub use crate::log::{LoggedEvent, LoggedTransition, SIDE_EFFECT_KINDS};
 pub use crate::personal::{phone_digits, ContactSelector, Retained, StoredContact};
+pub use crate::photos::Photo;
 pub use crate::readings::{RollupRow, Step, MAX_ROLLUP_ROWS};
+pub use crate::requests::{CitizenRequest, RequestFilter};
 pub use crate::tokens::{hash_token, TokenInfo};
 pub use crate::types::{
     Backend, ChangeKind, DeadLetter, EventPlace, EventSummary, IncidentChange, IncidentFilter,
@@ -110,7 +112,9 @@ mod accounts;
 mod config;
 mod log;
 mod personal;
+mod photos;
 mod reports;
+mod requests;
 
 /// Inserts `$incident` (a `&model::Incident`) or replaces the stored row with it, on the
 /// executor `$conn`; `$routing` is its `routing` column text. A macro because the two pools'

@@ -43,6 +43,8 @@ pub fn phone_digits(phone: &str) -> String {
 pub struct Retained {
     /// Contacts older than their retention period, deleted.
     pub contacts: u64,
+    /// Citizens' photos older than the contacts' retention period, deleted.
+    pub photos: u64,
     /// Readings older than theirs: rows deleted (SQLite, PostgreSQL) or whole chunks dropped
     /// (TimescaleDB, which counts chunks, not rows).
     pub readings: u64,
@@ -65,6 +67,17 @@ impl Store {
         if email.is_none() && digits.is_none() {
             return Ok(0);
         }
+        // The person's photos first (a photo may show them or their home), then the contacts
+        // that lead to them; a failure between the two is finished by running it again.
+        let photos = "DELETE FROM citizen_photos WHERE event_id IN \
+                      (SELECT event_id FROM citizen_contacts WHERE email = $1 OR phone_digits = $2)";
+        with_pool!(self, |pool| {
+            sqlx::query(photos)
+                .bind(email.as_deref())
+                .bind(digits.as_deref())
+                .execute(pool)
+                .await?;
+        });
         let sql = "DELETE FROM citizen_contacts WHERE email = $1 OR phone_digits = $2";
         let n = with_pool!(self, |pool| {
             sqlx::query(sql)
@@ -111,7 +124,7 @@ impl Store {
             .collect())
     }
 
-    /// Deletes the contacts that arrived before `contacts_before` and the readings taken before
+    /// Deletes the contacts (and citizens' photos) that arrived before `contacts_before` and the readings taken before
     /// `readings_before` (on TimescaleDB by dropping whole chunks, which holds only whole days
     /// that are entirely older; elsewhere row by row).
     pub async fn apply_retention(
@@ -124,6 +137,14 @@ impl Store {
             let before = stored_time(before);
             done.contacts = with_pool!(self, |pool| {
                 sqlx::query("DELETE FROM citizen_contacts WHERE received_at < $1")
+                    .bind(before)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            });
+            // Photos are personal data too: they go with the contacts.
+            done.photos = with_pool!(self, |pool| {
+                sqlx::query("DELETE FROM citizen_photos WHERE received_at < $1")
                     .bind(before)
                     .execute(pool)
                     .await?

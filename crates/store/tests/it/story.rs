@@ -177,6 +177,7 @@ pub async fn run(target: Target) {
         Recorded::Duplicate
     );
     personal_data(&store).await;
+    citizen_requests(&store).await;
     retention(&store).await;
     city_configs(&store).await;
 
@@ -201,10 +202,20 @@ pub async fn run(target: Target) {
     match Store::connect(&target.url).await {
         Err(e @ StoreError::SchemaTooNew { database, binary }) => {
             assert_eq!(database, 99_990_101_000_000);
-            assert_eq!(binary, 10, "the binary's newest migration");
+            // The newest migration file's number (so that adding a migration needs no edit here).
+            let newest =
+                std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+                    .expect("migrations")
+                    .filter_map(|f| {
+                        let name = f.ok()?.file_name().into_string().ok()?;
+                        name.split('_').next()?.parse::<i64>().ok()
+                    })
+                    .max()
+                    .expect("a migration");
+            assert_eq!(binary, newest, "the binary's newest migration");
             let message = e.to_string();
             assert!(
-                message.contains("99990101000000") && message.contains(" 10"),
+                message.contains("99990101000000") && message.contains(&format!(" {newest}")),
                 "{message}"
             );
         }
@@ -593,6 +604,18 @@ async fn personal_data(store: &Store) {
     assert_eq!(listed[1].phone.as_deref(), Some("+40 722 123 456"));
     assert_eq!(listed[2].received_at, micros(reports[2].received_at));
 
+    // Photos of Ana's first report and of Ion's.
+    let photo = store::Photo {
+        content_type: "image/jpeg".into(),
+        data: vec![0xFF, 0xD8, 0xFF, 0xD9],
+    };
+    for i in [0, 2] {
+        store
+            .record_photo(reports[i].id.as_str(), &photo, reports[i].received_at)
+            .await
+            .expect("photo");
+    }
+
     // Ana asks to be forgotten: by e-mail in another case, and by her phone written otherwise.
     let erased = store
         .erase_contacts(&store::ContactSelector {
@@ -628,6 +651,17 @@ async fn personal_data(store: &Store) {
         left.iter().map(|c| c.name.as_deref()).collect::<Vec<_>>(),
         [Some("Ion Ionescu")]
     );
+    // Her photo goes with her contact; Ion's stays.
+    assert!(store
+        .photo(reports[0].id.as_str())
+        .await
+        .expect("photo")
+        .is_none());
+    assert!(store
+        .photo(reports[2].id.as_str())
+        .await
+        .expect("photo")
+        .is_some());
     // The reports stay.
     for e in &reports {
         assert!(store.is_known_event(&e.id).await.expect("known"));
@@ -645,7 +679,12 @@ async fn personal_data(store: &Store) {
         .apply_retention(Some(reports[2].received_at + Duration::seconds(1)), None)
         .await
         .expect("retention");
-    assert_eq!(done.contacts, 1);
+    assert_eq!((done.contacts, done.photos), (1, 1));
+    assert!(store
+        .photo(reports[2].id.as_str())
+        .await
+        .expect("photo")
+        .is_none());
     assert!(store
         .contacts_of_incident(&incident.id)
         .await
@@ -912,4 +951,113 @@ async fn city_configs(store: &Store) {
         .await
         .expect("configs")
         .is_empty());
+}
+
+/// Citizens' reports read back as service requests (Open311, the citizens' status page), and
+/// their photos.
+async fn citizen_requests(store: &Store) {
+    use store::{Photo, RequestFilter};
+    let t = t0() + Duration::days(1);
+    // By id: the first pothole report, with its incident.
+    let one = store
+        .citizen_request("r-1")
+        .await
+        .expect("read")
+        .expect("r-1 is a citizen's report");
+    assert_eq!(one.id, "r-1");
+    assert_eq!(one.category, "pothole");
+    assert_eq!((one.lon, one.lat), (25.5887, 45.6419));
+    assert_eq!(one.received_at, micros(t0()));
+    assert!(one.payload.contains("\"citizen:r-1\"") && one.payload.contains("ăîșț"));
+    // A utility's event is not a service request.
+    assert!(store
+        .citizen_request("drumuri:w-77")
+        .await
+        .expect("read")
+        .is_none());
+    // By time, inclusive, newest first (the three reports of `personal_data`, a minute apart).
+    let window = RequestFilter {
+        from: Some(t),
+        to: Some(t + Duration::minutes(1)),
+        limit: 1000,
+        ..RequestFilter::default()
+    };
+    let found = store.citizen_requests(&window).await.expect("read");
+    let ids: Vec<&str> = found.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["gdpr-1", "gdpr-0"]);
+    // By several ids, category, status and limit.
+    let listed = |filter: RequestFilter| async move {
+        store
+            .citizen_requests(&filter)
+            .await
+            .expect("read")
+            .into_iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>()
+    };
+    let ids = vec![
+        "gdpr-0".to_owned(),
+        "gdpr-2".to_owned(),
+        "nobody".to_owned(),
+    ];
+    assert_eq!(
+        listed(RequestFilter {
+            ids: ids.clone(),
+            limit: 10,
+            ..RequestFilter::default()
+        })
+        .await,
+        ["gdpr-2", "gdpr-0"]
+    );
+    assert!(listed(RequestFilter {
+        ids: ids.clone(),
+        category: Some("water_outage".into()),
+        limit: 10,
+        ..RequestFilter::default()
+    })
+    .await
+    .is_empty());
+    let status = found[0].incident.status;
+    let other = IncidentStatus::ALL
+        .into_iter()
+        .find(|s| *s != status)
+        .expect("another status");
+    assert_eq!(
+        listed(RequestFilter {
+            ids: ids.clone(),
+            statuses: vec![status],
+            limit: 1,
+            ..RequestFilter::default()
+        })
+        .await,
+        ["gdpr-2"]
+    );
+    assert!(listed(RequestFilter {
+        ids,
+        statuses: vec![other],
+        limit: 10,
+        ..RequestFilter::default()
+    })
+    .await
+    .is_empty());
+
+    // A photo per report: the first one stays.
+    let photo = Photo {
+        content_type: "image/jpeg".into(),
+        data: vec![0xFF, 0xD8, 1, 2, 3, 0xFF, 0xD9],
+    };
+    assert!(store.photo("citizen:r-1").await.expect("read").is_none());
+    store
+        .record_photo("citizen:r-1", &photo, t)
+        .await
+        .expect("store the photo");
+    let other_photo = Photo {
+        content_type: "image/png".into(),
+        data: vec![9; 3],
+    };
+    store
+        .record_photo("citizen:r-1", &other_photo, t)
+        .await
+        .expect("a retry is harmless");
+    assert_eq!(store.photo("citizen:r-1").await.expect("read"), Some(photo));
 }

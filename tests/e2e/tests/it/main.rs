@@ -5,6 +5,7 @@
 mod accounts;
 mod agency_updates;
 mod browser;
+mod citizen_page;
 mod console;
 mod disk_full;
 mod gdpr;
@@ -12,6 +13,8 @@ mod http_ingest;
 mod ingest;
 mod journey;
 mod mqtt_auth;
+mod open311;
 mod reliability;
 mod scenario;
+mod schemathesis;
 mod slow_client;

@@ -1,0 +1,9 @@
+-- Photos citizens attach to their reports, with their metadata (EXIF, location) already stripped.
+-- Kept apart from the event log; shown to staff only (never on public endpoints).
+CREATE TABLE citizen_photos (
+    event_id     TEXT PRIMARY KEY,
+    content_type TEXT NOT NULL,
+    data         BYTEA NOT NULL,
+    received_at  TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX citizen_photos_received ON citizen_photos (received_at);
