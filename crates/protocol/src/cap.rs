@@ -1457,4 +1457,76 @@ mod tests {
         );
         assert!(check_attribute_value("", 0, b"&#0;").is_err());
     }
+
+    /// A valid alert whose `<headline>` is `headline` (raw XML), after an optional prologue.
+    fn alert_with(prologue: &str, headline: &str) -> String {
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>{prologue}
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>x-1</identifier><sender>isu@example.ro</sender>
+  <sent>2026-11-22T10:00:00+02:00</sent><status>Actual</status><msgType>Alert</msgType>
+  <scope>Public</scope>
+  <info><category>Infra</category><event>Pană</event><urgency>Immediate</urgency>
+    <severity>Moderate</severity><certainty>Observed</certainty>
+    <headline>{headline}</headline>
+    <area><areaDesc>Centru</areaDesc><circle>45.64,25.59 1</circle></area></info>
+</alert>"#
+        )
+    }
+
+    /// XML external entities (file, URL, parameter entities) and entity expansion bombs
+    /// ("billion laughs", quadratic blow-up) are refused, never expanded: the refusal is a
+    /// `Doctype` or an `Entity` error, and nothing of an entity's would-be value comes out.
+    #[test]
+    fn external_entities_and_billion_laughs_are_refused_not_expanded() {
+        let laughs: String = (1..=9)
+            .map(|i| {
+                let prev = if i == 1 {
+                    "lol".to_owned()
+                } else {
+                    format!("lol{}", i - 1)
+                };
+                format!("<!ENTITY lol{i} \"{}\">", format!("&{prev};").repeat(10))
+            })
+            .collect();
+        let quadratic = format!("<!ENTITY a \"{}\">", "x".repeat(50_000));
+        let with_doctype = [
+            r#"<!DOCTYPE alert [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>"#.to_owned(),
+            r#"<!DOCTYPE alert [<!ENTITY xxe SYSTEM "http://127.0.0.1:1/x">]>"#.to_owned(),
+            r#"<!DOCTYPE alert [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]>"#.to_owned(),
+            r#"<!DOCTYPE alert SYSTEM "http://127.0.0.1:1/cap.dtd">"#.to_owned(),
+            format!(r#"<!DOCTYPE alert [<!ENTITY lol "lol">{laughs}]>"#),
+            format!("<!DOCTYPE alert [{quadratic}]>"),
+        ];
+        for (i, prologue) in with_doctype.iter().enumerate() {
+            let headline = if i < 4 {
+                "&xxe;"
+            } else if i == 4 {
+                "&lol9;"
+            } else {
+                &"&a;".repeat(100)
+            };
+            let doc = alert_with(prologue, headline);
+            assert_eq!(parse(doc.as_bytes()), Err(CapError::Doctype), "case {i}");
+        }
+        // The same references without their DOCTYPE: refused at the first unknown entity.
+        for (name, headline) in [("xxe", "&xxe;"), ("lol9", "&lol9;"), ("a", "&a;&a;")] {
+            let doc = alert_with("", headline);
+            assert_eq!(
+                parse(doc.as_bytes()),
+                Err(CapError::Entity(name.into())),
+                "{name}"
+            );
+        }
+        // In an attribute value too.
+        let doc = alert_with("", "ok").replace(
+            r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">"#,
+            r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2" xml:lang="&xxe;">"#,
+        );
+        assert_eq!(parse(doc.as_bytes()), Err(CapError::Entity("xxe".into())));
+        // The control: the same alert with a plain headline is accepted, so the refusals above
+        // are the entities', not some other mistake in the document.
+        let ok = parse(alert_with("", "Pană &amp; &#x41;").as_bytes()).expect("a valid alert");
+        assert_eq!(ok.infos[0].headline.as_deref(), Some("Pană & A"));
+    }
 }
