@@ -90,7 +90,9 @@ for target in "${targets[@]}"; do
 	echo "== fuzz: $target, ${seconds} s" >&2
 	if ! "${fuzz[@]}" run "${flags[@]}" "$target" "fuzz/work/$target" "fuzz/corpus/$target" \
 		-- "${args[@]}" >"$log" 2>&1; then
-		tail -n 60 "$log" >&2
+		# The panic or sanitizer report and how to reproduce it (not the input's bytes).
+		grep -E -A4 "panicked at|ERROR: libFuzzer|ERROR: AddressSanitizer|SUMMARY:|Reproduce with:" "$log" |
+			cut -c1-300 | head -n 40 >&2 || tail -n 20 "$log" | cut -c1-300 >&2
 		echo "FAILED: fuzz target $target (log: $log; input: fuzz/artifacts/$target/)" >&2
 		exit 1
 	fi

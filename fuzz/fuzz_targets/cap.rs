@@ -15,7 +15,9 @@ fuzz_target!(|data: &[u8]| {
         for token in [&alert.identifier, &alert.sender] {
             assert!(!token.is_empty(), "empty identifier or sender");
             assert!(
-                !token.contains(|c: char| c.is_whitespace() || matches!(c, ',' | '<' | '&')),
+                !token.contains(|c: char| {
+                    c.is_whitespace() || c.is_control() || matches!(c, ',' | '<' | '&')
+                }),
                 "token {token:?}"
             );
         }
@@ -23,7 +25,15 @@ fuzz_target!(|data: &[u8]| {
             assert!(!alert.references.is_empty(), "an Update/Cancel without references");
         }
         for r in &alert.references {
-            assert!(!r.sender.is_empty() && !r.identifier.is_empty());
+            for part in [&r.sender, &r.identifier] {
+                assert!(!part.is_empty(), "an empty part in references");
+                assert!(
+                    !part.contains(|c: char| {
+                        c.is_whitespace() || c.is_control() || matches!(c, ',' | '<' | '&')
+                    }),
+                    "reference part {part:?}"
+                );
+            }
         }
         for info in &alert.infos {
             assert!(!info.categories.is_empty(), "an <info> without a category");

@@ -1218,7 +1218,10 @@ fn references(text: &str) -> Result<Vec<Reference>, CapError> {
             if sender.is_empty() || identifier.is_empty() {
                 return Err(invalid("has an empty sender or identifier".into()));
             }
-            if let Some(c) = triple.chars().find(|&c| matches!(c, '<' | '&')) {
+            if let Some(c) = triple
+                .chars()
+                .find(|&c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '&'))
+            {
                 return Err(invalid(format!("contains {c:?}")));
             }
             let sent = date_time("alert/references", sent)?;
@@ -1231,7 +1234,9 @@ fn references(text: &str) -> Result<Vec<Reference>, CapError> {
         .collect()
 }
 
-/// `identifier` and `sender`: not empty, no whitespace, commas, `<` or `&` (CAP 1.2, 3.2.1).
+/// `identifier` and `sender`: not empty, no whitespace, commas, `<` or `&` (CAP 1.2, 3.2.1). Any
+/// Unicode whitespace counts (a no-break space is a space), and control characters are refused
+/// too: these become parts of event ids, shown to operators and written to logs.
 fn token(node: &Node, path: &str, name: &'static str) -> Result<String, CapError> {
     let value = xml_trim(required_text(node, name));
     let reason = if value.is_empty() {
@@ -1239,8 +1244,13 @@ fn token(node: &Node, path: &str, name: &'static str) -> Result<String, CapError
     } else {
         value
             .chars()
-            .find(|&c| matches!(c, ' ' | '\t' | '\n' | '\r' | ',' | '<' | '&'))
-            .map(|c| format!("{value:?} must not contain {c:?} (no spaces, commas, '<' or '&')"))
+            .find(|&c| c.is_whitespace() || c.is_control() || matches!(c, ',' | '<' | '&'))
+            .map(|c| {
+                format!(
+                    "{value:?} must not contain {c:?} \
+                     (no spaces, commas, '<' or '&'; no control characters)"
+                )
+            })
     };
     match reason {
         Some(reason) => Err(CapError::Invalid {
@@ -1456,6 +1466,64 @@ mod tests {
             Err(CapError::Entity("xxe".into()))
         );
         assert!(check_attribute_value("", 0, b"&#0;").is_err());
+    }
+
+    /// Found by the `cap` fuzz target: a Latin-1 alert whose identifier held byte 0xA0, a
+    /// no-break space, was accepted. Unicode spaces and control characters are refused in
+    /// identifiers, senders and references, as XML's own spaces are.
+    #[test]
+    fn unicode_spaces_and_controls_are_refused_in_tokens() {
+        for bad in [
+            "a\u{a0}b",
+            "a\u{2003}b",
+            "a\u{85}b",
+            "a\u{9f}b",
+            "a\u{3000}",
+        ] {
+            for (element, doc) in [
+                (
+                    "identifier",
+                    alert_with("", "x").replace(">x-1<", &format!(">{bad}<")),
+                ),
+                (
+                    "sender",
+                    alert_with("", "x").replace(">isu@example.ro<", &format!(">{bad}<")),
+                ),
+            ] {
+                assert!(
+                    matches!(parse(doc.as_bytes()), Err(CapError::Invalid { element: e, .. }) if e.ends_with(element)),
+                    "{element} {bad:?}"
+                );
+            }
+            let update = alert_with("", "x").replace(
+                "<msgType>Alert</msgType>\n  <scope>Public</scope>",
+                &format!(
+                    "<msgType>Update</msgType>\n  <scope>Public</scope>\n  \
+                     <references>s,{bad},2026-11-22T09:00:00+02:00</references>"
+                ),
+            );
+            assert!(
+                matches!(parse(update.as_bytes()), Err(CapError::Invalid { element, .. }) if element == "alert/references"),
+                "references {bad:?}"
+            );
+        }
+        let latin1: Vec<u8> = alert_with("", "x")
+            .replace("UTF-8", "ISO-8859-1")
+            .replace("Pană", "Pana")
+            .replace(">x-1<", ">x\u{a0}1<")
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+            .collect();
+        assert!(matches!(
+            parse(&latin1),
+            Err(CapError::Invalid { element, .. }) if element == "alert/identifier"
+        ));
+        let update_ok = alert_with("", "x").replace(
+            "<msgType>Alert</msgType>\n  <scope>Public</scope>",
+            "<msgType>Update</msgType>\n  <scope>Public</scope>\n  \
+             <references>s,x-0,2026-11-22T09:00:00+02:00</references>",
+        );
+        assert!(parse(update_ok.as_bytes()).is_ok(), "the control document");
     }
 
     /// A valid alert whose `<headline>` is `headline` (raw XML), after an optional prologue.
