@@ -96,7 +96,7 @@ for target in "${targets[@]}"; do
 		echo "FAILED: fuzz target $target (log: $log; input: fuzz/artifacts/$target/)" >&2
 		exit 1
 	fi
-	done_line="$(grep -E '^#[0-9]+ +DONE' "$log" | tail -n 1 || true)"
+	done_line="$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 || true)"
 	execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
 	cov="$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$done_line")"
 	ft="$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$done_line")"
