@@ -369,6 +369,32 @@ fn decode(payload: &[u8]) -> Result<Cow<'_, str>, CapError> {
     }
 }
 
+/// The document as UTF-8 text that parses to the same alert: UTF-8 as it is (without a
+/// byte-order mark), ISO-8859-1 transcoded, its XML declaration then saying UTF-8. What the event
+/// log keeps, so that `dispecer rebuild` reads the alert again as it was received.
+pub fn to_utf8(payload: &[u8]) -> Result<String, CapError> {
+    match decode(payload)? {
+        Cow::Borrowed(text) => Ok(text.to_owned()),
+        Cow::Owned(text) => relabel_utf8(&text).ok_or_else(|| {
+            CapError::Encoding("the XML declaration's encoding cannot be rewritten".into())
+        }),
+    }
+}
+
+/// `text`, which starts with an XML declaration naming an encoding, with that encoding's label
+/// replaced by `UTF-8`.
+fn relabel_utf8(text: &str) -> Option<String> {
+    let decl_end = text.find("?>")?;
+    let decl = &text[..decl_end];
+    let after_name = decl.find("encoding")? + "encoding".len();
+    let eq = after_name + decl[after_name..].find('=')? + 1;
+    let open = eq + decl[eq..].find(['"', '\''])?;
+    let quote = decl[open..].chars().next()?;
+    let start = open + 1;
+    let end = start + decl[start..].find(quote)?;
+    Some(format!("{}UTF-8{}", &text[..start], &text[end..]))
+}
+
 fn utf8(bytes: &[u8]) -> Result<Cow<'_, str>, CapError> {
     std::str::from_utf8(bytes).map(Cow::Borrowed).map_err(|e| {
         CapError::Encoding(format!(
@@ -1524,6 +1550,42 @@ mod tests {
              <references>s,x-0,2026-11-22T09:00:00+02:00</references>",
         );
         assert!(parse(update_ok.as_bytes()).is_ok(), "the control document");
+    }
+
+    /// Found by the `cap` fuzz target: a Latin-1 alert was logged as lossy UTF-8, so parsing the
+    /// logged text again (`dispecer rebuild`) gave another alert. `to_utf8` transcodes it and
+    /// says so in the declaration.
+    #[test]
+    fn to_utf8_gives_text_that_parses_to_the_same_alert() {
+        let doc = alert_with("", "Întrerupere în Brasov");
+        let latin1: Vec<u8> = doc
+            .replace("UTF-8", "iso-8859-1")
+            .replace("Pană", "Panâ")
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+            .collect();
+        assert!(
+            std::str::from_utf8(&latin1).is_err(),
+            "the test document is not UTF-8"
+        );
+        let original = parse(&latin1).expect("the Latin-1 alert is valid");
+        let text = to_utf8(&latin1).expect("transcoded");
+        assert!(
+            text.starts_with(r#"<?xml version="1.0" encoding="UTF-8"?>"#),
+            "{text}"
+        );
+        assert_eq!(parse(text.as_bytes()), Ok(original.clone()));
+        assert_eq!(
+            original.infos[0].headline.as_deref(),
+            Some("Întrerupere în Brasov")
+        );
+        let single = r#"<?xml version='1.0' encoding='latin1' standalone='yes'?><a/>"#;
+        assert_eq!(
+            relabel_utf8(single).as_deref(),
+            Some(r#"<?xml version='1.0' encoding='UTF-8' standalone='yes'?><a/>"#)
+        );
+        let utf8 = alert_with("", "Pană");
+        assert_eq!(to_utf8(utf8.as_bytes()), Ok(utf8));
     }
 
     /// A valid alert whose `<headline>` is `headline` (raw XML), after an optional prologue.

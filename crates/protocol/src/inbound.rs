@@ -549,9 +549,12 @@ pub fn cap_event(
         .map(str::trim)
         .find(|d| !d.is_empty())
         .map(|d| shorten(d, MAX_DESCRIPTION));
-    let text = std::str::from_utf8(payload)
-        .map(str::to_owned)
-        .unwrap_or_else(|_| String::from_utf8_lossy(payload).into_owned());
+    // Logged as UTF-8 that parses to the same alert (a Latin-1 alert transcoded), so that
+    // `dispecer rebuild` reads it again as received.
+    let text = match std::str::from_utf8(payload) {
+        Ok(text) => text.to_owned(),
+        Err(_) => cap::to_utf8(payload).map_err(|e| WireError::Cap(e.to_string()))?,
+    };
     Ok(Event {
         id: EventId::new(format!("cap:{}:{}", alert.sender, alert.identifier)),
         subject: Some(subject),
