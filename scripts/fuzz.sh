@@ -35,7 +35,8 @@ fi
 
 toolchain="${DISPECER_FUZZ_TOOLCHAIN:-}"
 if [ -z "$toolchain" ]; then
-	if command -v rustup >/dev/null && rustup toolchain list | grep -q '^nightly'; then
+	# (Not `rustup … | grep -q`: with pipefail, grep leaving early could fail the pipe.)
+	if command -v rustup >/dev/null && grep -q '^nightly' <<<"$(rustup toolchain list)"; then
 		toolchain=nightly
 	else
 		toolchain=stable
