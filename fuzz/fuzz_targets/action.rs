@@ -32,7 +32,10 @@ fuzz_target!(|data: &[u8]| {
         check(&command);
     }
     if let Ok(update) = action::agency_update(data, city) {
-        for (what, v) in [("id", &update.id), ("incident", &update.incident.as_str().to_owned())] {
+        for (what, v) in [
+            ("id", &update.id),
+            ("incident", &update.incident.as_str().to_owned()),
+        ] {
             assert!(!v.is_empty() && v.len() <= 200, "{what} {v:?}");
             assert_eq!(v.trim(), v, "{what} not trimmed");
         }

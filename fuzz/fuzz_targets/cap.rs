@@ -22,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
             );
         }
         if matches!(alert.msg_type, MsgType::Update | MsgType::Cancel) {
-            assert!(!alert.references.is_empty(), "an Update/Cancel without references");
+            assert!(
+                !alert.references.is_empty(),
+                "an Update/Cancel without references"
+            );
         }
         for r in &alert.references {
             for part in [&r.sender, &r.identifier] {
@@ -56,6 +59,9 @@ fuzz_target!(|data: &[u8]| {
     let (city, now) = (brasov(), received_at());
     if let Ok(event) = cap_event(data, "isu-brasov", city, now) {
         assert_utility(city, &event, "isu-brasov", now);
-        assert_replays(&event, cap_event(event.payload.as_bytes(), "isu-brasov", city, now));
+        assert_replays(
+            &event,
+            cap_event(event.payload.as_bytes(), "isu-brasov", city, now),
+        );
     }
 });

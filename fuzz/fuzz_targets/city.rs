@@ -37,7 +37,11 @@ fn assert_area(what: &str, area: &MultiPolygon) {
     assert!(!area.0.is_empty(), "{what}: empty area");
     for p in &area.0 {
         for ring in std::iter::once(p.exterior()).chain(p.interiors()) {
-            assert!(ring.0.len() >= 4, "{what}: a ring of {} positions", ring.0.len());
+            assert!(
+                ring.0.len() >= 4,
+                "{what}: a ring of {} positions",
+                ring.0.len()
+            );
             assert_eq!(ring.0.first(), ring.0.last(), "{what}: an open ring");
             for c in &ring.0 {
                 assert!(model::geometry::valid_position(c.x, c.y), "{what}: {c:?}");
@@ -66,9 +70,17 @@ fn assert_city(city: &City) {
     for c in &city.categories {
         assert!(c.merge_radius_m > 0.0 && c.merge_radius_m <= 50_000.0);
         assert!(c.merge_window > chrono::Duration::zero());
-        for s in [Severity::Minor, Severity::Moderate, Severity::Severe, Severity::Extreme] {
+        for s in [
+            Severity::Minor,
+            Severity::Moderate,
+            Severity::Severe,
+            Severity::Extreme,
+        ] {
             let d = c.sla.for_severity(s);
-            assert!(d.acknowledge > chrono::Duration::zero(), "ack deadline {d:?}");
+            assert!(
+                d.acknowledge > chrono::Duration::zero(),
+                "ack deadline {d:?}"
+            );
             assert!(d.acknowledge <= d.resolve, "ack after resolve {d:?}");
         }
         assert!(
@@ -84,10 +96,16 @@ fn assert_city(city: &City) {
             assert_area("jurisdiction", &area.geometry);
         }
         for c in &a.categories {
-            assert!(city.category(c.as_str()).is_some(), "unknown category {c:?}");
+            assert!(
+                city.category(c.as_str()).is_some(),
+                "unknown category {c:?}"
+            );
         }
     }
-    assert!(city.agency(city.fallback_agency.as_str()).is_some(), "no fallback agency");
+    assert!(
+        city.agency(city.fallback_agency.as_str()).is_some(),
+        "no fallback agency"
+    );
     unique("sensor", city.sensors.iter().map(|s| s.id.as_str()));
     for s in &city.sensors {
         assert!(
@@ -108,7 +126,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut files = brasov_texts();
-    files.insert(FILES[usize::from(pick) % FILES.len()].to_owned(), text.to_owned());
+    files.insert(
+        FILES[usize::from(pick) % FILES.len()].to_owned(),
+        text.to_owned(),
+    );
     if let Ok(city) = city::from_texts(&files) {
         assert_city(&city);
     }

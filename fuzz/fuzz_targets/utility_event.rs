@@ -17,15 +17,24 @@ fuzz_target!(|data: &[u8]| {
     let operator = OPERATORS[usize::from(pick) % OPERATORS.len()];
     let (city, now) = (brasov(), received_at());
     if let Ok(event) = utility_event(payload, operator, city, now) {
-        assert!(model::ids::valid_id(operator), "operator {operator:?} accepted");
+        assert!(
+            model::ids::valid_id(operator),
+            "operator {operator:?} accepted"
+        );
         assert_utility(city, &event, operator, now);
         let subject = event.subject.as_deref().unwrap_or_default();
-        assert!(subject.starts_with(&format!("utility:{operator}:")), "{subject}");
+        assert!(
+            subject.starts_with(&format!("utility:{operator}:")),
+            "{subject}"
+        );
         assert!(event.id.as_str().starts_with(subject), "{:?}", event.id);
         assert!(
             event.occurred_at <= now + chrono::Duration::days(366) + dispecer_fuzz::CLOCK_SKEW,
             "starts more than a year ahead"
         );
-        assert_replays(&event, utility_event(event.payload.as_bytes(), operator, city, now));
+        assert_replays(
+            &event,
+            utility_event(event.payload.as_bytes(), operator, city, now),
+        );
     }
 });

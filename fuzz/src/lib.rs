@@ -96,7 +96,10 @@ pub fn assert_event(city: &City, event: &Event, received_at: DateTime<Utc>) {
         );
         if let Some(n) = &c.name {
             assert!(!n.is_empty() && n.chars().count() <= protocol::inbound::MAX_CONTACT_NAME);
-            assert!(!n.chars().any(char::is_control), "control character in a name");
+            assert!(
+                !n.chars().any(char::is_control),
+                "control character in a name"
+            );
         }
         if let Some(e) = &c.email {
             assert!(!e.is_empty() && e.len() <= protocol::inbound::MAX_EMAIL);
@@ -144,7 +147,10 @@ pub fn assert_citizen(city: &City, event: &Event, received_at: DateTime<Utc>) {
 pub fn assert_utility(city: &City, event: &Event, operator: &str, received_at: DateTime<Utc>) {
     assert_event(city, event, received_at);
     assert_eq!(event.source, Source::Utility(operator.to_owned()));
-    assert!(matches!(event.kind, EventKind::Notice | EventKind::Restored));
+    assert!(matches!(
+        event.kind,
+        EventKind::Notice | EventKind::Restored
+    ));
     assert!(event.subject.is_some(), "a utility event without a subject");
     assert!(event.contact.is_none(), "a utility event with a contact");
 }
@@ -175,14 +181,22 @@ pub fn assert_reading(city: &City, r: &Reading, now: DateTime<Utc>) {
         "occupancy" => 0.0..100.0 + f64::EPSILON * 128.0,
         other => panic!("unknown metric {other:?}"),
     };
-    assert!(r.value.is_finite() && range.contains(&r.value), "value {}", r.value);
+    assert!(
+        r.value.is_finite() && range.contains(&r.value),
+        "value {}",
+        r.value
+    );
     assert!(r.time <= now + CLOCK_SKEW, "a reading from the future");
 }
 
 /// A resolved SenML record (RFC 8428 §4.5.1 names, finite numbers, years 1970–9999).
 pub fn assert_record(r: &protocol::senml::Record) {
     use protocol::senml::{SenmlValue, MAX_NAME_LEN, MAX_UNIT_LEN};
-    assert!(!r.name.is_empty() && r.name.len() <= MAX_NAME_LEN, "name {:?}", r.name);
+    assert!(
+        !r.name.is_empty() && r.name.len() <= MAX_NAME_LEN,
+        "name {:?}",
+        r.name
+    );
     assert!(
         r.name.starts_with(|c: char| c.is_ascii_alphanumeric()),
         "name {:?}",
