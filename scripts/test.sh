@@ -2,7 +2,8 @@
 # Runs every test of Dispecer, as CI does: installs and starts what the tests need (Mosquitto,
 # TimescaleDB, Chromium), then the gate: formatting, lints, and all tests, including the
 # end-to-end journeys against SQLite and TimescaleDB, the embedded broker and Mosquitto, and the
-# browser test; then a quick run of the benchmarks (it asserts nothing about speed).
+# browser test; then a quick run of the benchmarks (it asserts nothing about speed) and a brief
+# run of every fuzz target (scripts/fuzz.sh).
 #
 #   scripts/test.sh [extra arguments for `cargo test`]
 #
@@ -38,3 +39,6 @@ cargo test --workspace "$@"
 echo "== benchmark, quick (proves it runs and loses nothing; no verdict on speed)" >&2
 cargo build -q --release -p dispecer
 cargo run -q --release -p dispecer-bench -- --quick
+
+echo "== fuzz, brief (every parser of outside input, 15 s each; fails on any crash)" >&2
+scripts/fuzz.sh 15

@@ -17,7 +17,7 @@
 
 mod files;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -66,18 +66,26 @@ pub enum CityError {
 /// A feature of a GeoJSON file: its `id` and `name` properties, and its area.
 type NamedArea = (Option<String>, Option<String>, MultiPolygon);
 
-struct Folder {
+/// Where the city's files come from: a folder on disk, or texts already in memory.
+struct Folder<'t> {
     dir: PathBuf,
+    texts: Option<&'t BTreeMap<String, String>>,
 }
 
-impl Folder {
+impl Folder<'_> {
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 
     fn read(&self, name: &str) -> Result<String, CityError> {
         let file = self.path(name);
-        fs::read_to_string(&file).map_err(|error| CityError::Io { file, error })
+        match self.texts {
+            None => fs::read_to_string(&file).map_err(|error| CityError::Io { file, error }),
+            Some(texts) => texts.get(name).cloned().ok_or_else(|| CityError::Io {
+                file,
+                error: std::io::Error::from(std::io::ErrorKind::NotFound),
+            }),
+        }
     }
 
     fn toml<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, CityError> {
@@ -250,10 +258,24 @@ fn localized(n: files::Names) -> Localized {
 
 /// Loads and validates the city in folder `dir`.
 pub fn load(dir: &Path) -> Result<City, CityError> {
-    let folder = Folder {
+    validate(&Folder {
         dir: dir.to_path_buf(),
-    };
+        texts: None,
+    })
+}
 
+/// Validates a city given as the texts of its files, by their names inside the folder
+/// (`"city.toml"`, `"jurisdictions/zone.geojson"`, …), exactly as [`load`] does a folder, without
+/// touching the disk: a file missing from `files` is an [`CityError::Io`] "not found". Errors
+/// name the file by its name alone.
+pub fn from_texts(files: &BTreeMap<String, String>) -> Result<City, CityError> {
+    validate(&Folder {
+        dir: PathBuf::new(),
+        texts: Some(files),
+    })
+}
+
+fn validate(folder: &Folder<'_>) -> Result<City, CityError> {
     // city.toml
     let c: files::CityFile = folder.toml("city.toml")?;
     let bad_city = |entry: &str, problem: String| folder.invalid("city.toml", entry, problem);

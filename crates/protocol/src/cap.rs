@@ -369,6 +369,32 @@ fn decode(payload: &[u8]) -> Result<Cow<'_, str>, CapError> {
     }
 }
 
+/// The document as UTF-8 text that parses to the same alert: UTF-8 as it is (without a
+/// byte-order mark), ISO-8859-1 transcoded, its XML declaration then saying UTF-8. What the event
+/// log keeps, so that `dispecer rebuild` reads the alert again as it was received.
+pub fn to_utf8(payload: &[u8]) -> Result<String, CapError> {
+    match decode(payload)? {
+        Cow::Borrowed(text) => Ok(text.to_owned()),
+        Cow::Owned(text) => relabel_utf8(&text).ok_or_else(|| {
+            CapError::Encoding("the XML declaration's encoding cannot be rewritten".into())
+        }),
+    }
+}
+
+/// `text`, which starts with an XML declaration naming an encoding, with that encoding's label
+/// replaced by `UTF-8`.
+fn relabel_utf8(text: &str) -> Option<String> {
+    let decl_end = text.find("?>")?;
+    let decl = &text[..decl_end];
+    let after_name = decl.find("encoding")? + "encoding".len();
+    let eq = after_name + decl[after_name..].find('=')? + 1;
+    let open = eq + decl[eq..].find(['"', '\''])?;
+    let quote = decl[open..].chars().next()?;
+    let start = open + 1;
+    let end = start + decl[start..].find(quote)?;
+    Some(format!("{}UTF-8{}", &text[..start], &text[end..]))
+}
+
 fn utf8(bytes: &[u8]) -> Result<Cow<'_, str>, CapError> {
     std::str::from_utf8(bytes).map(Cow::Borrowed).map_err(|e| {
         CapError::Encoding(format!(
@@ -1218,7 +1244,10 @@ fn references(text: &str) -> Result<Vec<Reference>, CapError> {
             if sender.is_empty() || identifier.is_empty() {
                 return Err(invalid("has an empty sender or identifier".into()));
             }
-            if let Some(c) = triple.chars().find(|&c| matches!(c, '<' | '&')) {
+            if let Some(c) = triple
+                .chars()
+                .find(|&c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '&'))
+            {
                 return Err(invalid(format!("contains {c:?}")));
             }
             let sent = date_time("alert/references", sent)?;
@@ -1231,7 +1260,9 @@ fn references(text: &str) -> Result<Vec<Reference>, CapError> {
         .collect()
 }
 
-/// `identifier` and `sender`: not empty, no whitespace, commas, `<` or `&` (CAP 1.2, 3.2.1).
+/// `identifier` and `sender`: not empty, no whitespace, commas, `<` or `&` (CAP 1.2, 3.2.1). Any
+/// Unicode whitespace counts (a no-break space is a space), and control characters are refused
+/// too: these become parts of event ids, shown to operators and written to logs.
 fn token(node: &Node, path: &str, name: &'static str) -> Result<String, CapError> {
     let value = xml_trim(required_text(node, name));
     let reason = if value.is_empty() {
@@ -1239,8 +1270,13 @@ fn token(node: &Node, path: &str, name: &'static str) -> Result<String, CapError
     } else {
         value
             .chars()
-            .find(|&c| matches!(c, ' ' | '\t' | '\n' | '\r' | ',' | '<' | '&'))
-            .map(|c| format!("{value:?} must not contain {c:?} (no spaces, commas, '<' or '&')"))
+            .find(|&c| c.is_whitespace() || c.is_control() || matches!(c, ',' | '<' | '&'))
+            .map(|c| {
+                format!(
+                    "{value:?} must not contain {c:?} \
+                     (no spaces, commas, '<' or '&'; no control characters)"
+                )
+            })
     };
     match reason {
         Some(reason) => Err(CapError::Invalid {
@@ -1456,5 +1492,171 @@ mod tests {
             Err(CapError::Entity("xxe".into()))
         );
         assert!(check_attribute_value("", 0, b"&#0;").is_err());
+    }
+
+    /// Found by the `cap` fuzz target: a Latin-1 alert whose identifier held byte 0xA0, a
+    /// no-break space, was accepted. Unicode spaces and control characters are refused in
+    /// identifiers, senders and references, as XML's own spaces are.
+    #[test]
+    fn unicode_spaces_and_controls_are_refused_in_tokens() {
+        for bad in [
+            "a\u{a0}b",
+            "a\u{2003}b",
+            "a\u{85}b",
+            "a\u{9f}b",
+            "a\u{3000}",
+        ] {
+            for (element, doc) in [
+                (
+                    "identifier",
+                    alert_with("", "x").replace(">x-1<", &format!(">{bad}<")),
+                ),
+                (
+                    "sender",
+                    alert_with("", "x").replace(">isu@example.ro<", &format!(">{bad}<")),
+                ),
+            ] {
+                assert!(
+                    matches!(parse(doc.as_bytes()), Err(CapError::Invalid { element: e, .. }) if e.ends_with(element)),
+                    "{element} {bad:?}"
+                );
+            }
+            let update = alert_with("", "x").replace(
+                "<msgType>Alert</msgType>\n  <scope>Public</scope>",
+                &format!(
+                    "<msgType>Update</msgType>\n  <scope>Public</scope>\n  \
+                     <references>s,{bad},2026-11-22T09:00:00+02:00</references>"
+                ),
+            );
+            assert!(
+                matches!(parse(update.as_bytes()), Err(CapError::Invalid { element, .. }) if element == "alert/references"),
+                "references {bad:?}"
+            );
+        }
+        let latin1: Vec<u8> = alert_with("", "x")
+            .replace("UTF-8", "ISO-8859-1")
+            .replace("Pană", "Pana")
+            .replace(">x-1<", ">x\u{a0}1<")
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+            .collect();
+        assert!(matches!(
+            parse(&latin1),
+            Err(CapError::Invalid { element, .. }) if element == "alert/identifier"
+        ));
+        let update_ok = alert_with("", "x").replace(
+            "<msgType>Alert</msgType>\n  <scope>Public</scope>",
+            "<msgType>Update</msgType>\n  <scope>Public</scope>\n  \
+             <references>s,x-0,2026-11-22T09:00:00+02:00</references>",
+        );
+        assert!(parse(update_ok.as_bytes()).is_ok(), "the control document");
+    }
+
+    /// Found by the `cap` fuzz target: a Latin-1 alert was logged as lossy UTF-8, so parsing the
+    /// logged text again (`dispecer rebuild`) gave another alert. `to_utf8` transcodes it and
+    /// says so in the declaration.
+    #[test]
+    fn to_utf8_gives_text_that_parses_to_the_same_alert() {
+        let doc = alert_with("", "Întrerupere în Brasov");
+        let latin1: Vec<u8> = doc
+            .replace("UTF-8", "iso-8859-1")
+            .replace("Pană", "Panâ")
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+            .collect();
+        assert!(
+            std::str::from_utf8(&latin1).is_err(),
+            "the test document is not UTF-8"
+        );
+        let original = parse(&latin1).expect("the Latin-1 alert is valid");
+        let text = to_utf8(&latin1).expect("transcoded");
+        assert!(
+            text.starts_with(r#"<?xml version="1.0" encoding="UTF-8"?>"#),
+            "{text}"
+        );
+        assert_eq!(parse(text.as_bytes()), Ok(original.clone()));
+        assert_eq!(
+            original.infos[0].headline.as_deref(),
+            Some("Întrerupere în Brasov")
+        );
+        let single = r#"<?xml version='1.0' encoding='latin1' standalone='yes'?><a/>"#;
+        assert_eq!(
+            relabel_utf8(single).as_deref(),
+            Some(r#"<?xml version='1.0' encoding='UTF-8' standalone='yes'?><a/>"#)
+        );
+        let utf8 = alert_with("", "Pană");
+        assert_eq!(to_utf8(utf8.as_bytes()), Ok(utf8));
+    }
+
+    /// A valid alert whose `<headline>` is `headline` (raw XML), after an optional prologue.
+    fn alert_with(prologue: &str, headline: &str) -> String {
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>{prologue}
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>x-1</identifier><sender>isu@example.ro</sender>
+  <sent>2026-11-22T10:00:00+02:00</sent><status>Actual</status><msgType>Alert</msgType>
+  <scope>Public</scope>
+  <info><category>Infra</category><event>Pană</event><urgency>Immediate</urgency>
+    <severity>Moderate</severity><certainty>Observed</certainty>
+    <headline>{headline}</headline>
+    <area><areaDesc>Centru</areaDesc><circle>45.64,25.59 1</circle></area></info>
+</alert>"#
+        )
+    }
+
+    /// XML external entities (file, URL, parameter entities) and entity expansion bombs
+    /// ("billion laughs", quadratic blow-up) are refused, never expanded: the refusal is a
+    /// `Doctype` or an `Entity` error, and nothing of an entity's would-be value comes out.
+    #[test]
+    fn external_entities_and_billion_laughs_are_refused_not_expanded() {
+        let laughs: String = (1..=9)
+            .map(|i| {
+                let prev = if i == 1 {
+                    "lol".to_owned()
+                } else {
+                    format!("lol{}", i - 1)
+                };
+                format!("<!ENTITY lol{i} \"{}\">", format!("&{prev};").repeat(10))
+            })
+            .collect();
+        let quadratic = format!("<!ENTITY a \"{}\">", "x".repeat(50_000));
+        let with_doctype = [
+            r#"<!DOCTYPE alert [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>"#.to_owned(),
+            r#"<!DOCTYPE alert [<!ENTITY xxe SYSTEM "http://127.0.0.1:1/x">]>"#.to_owned(),
+            r#"<!DOCTYPE alert [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]>"#.to_owned(),
+            r#"<!DOCTYPE alert SYSTEM "http://127.0.0.1:1/cap.dtd">"#.to_owned(),
+            format!(r#"<!DOCTYPE alert [<!ENTITY lol "lol">{laughs}]>"#),
+            format!("<!DOCTYPE alert [{quadratic}]>"),
+        ];
+        for (i, prologue) in with_doctype.iter().enumerate() {
+            let headline = if i < 4 {
+                "&xxe;"
+            } else if i == 4 {
+                "&lol9;"
+            } else {
+                &"&a;".repeat(100)
+            };
+            let doc = alert_with(prologue, headline);
+            assert_eq!(parse(doc.as_bytes()), Err(CapError::Doctype), "case {i}");
+        }
+        // The same references without their DOCTYPE: refused at the first unknown entity.
+        for (name, headline) in [("xxe", "&xxe;"), ("lol9", "&lol9;"), ("a", "&a;&a;")] {
+            let doc = alert_with("", headline);
+            assert_eq!(
+                parse(doc.as_bytes()),
+                Err(CapError::Entity(name.into())),
+                "{name}"
+            );
+        }
+        // In an attribute value too.
+        let doc = alert_with("", "ok").replace(
+            r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">"#,
+            r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2" xml:lang="&xxe;">"#,
+        );
+        assert_eq!(parse(doc.as_bytes()), Err(CapError::Entity("xxe".into())));
+        // The control: the same alert with a plain headline is accepted, so the refusals above
+        // are the entities', not some other mistake in the document.
+        let ok = parse(alert_with("", "Pană &amp; &#x41;").as_bytes()).expect("a valid alert");
+        assert_eq!(ok.infos[0].headline.as_deref(), Some("Pană & A"));
     }
 }

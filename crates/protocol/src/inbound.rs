@@ -456,6 +456,17 @@ fn check_in_city(p: Point, city: &City) -> Result<(), WireError> {
     }
 }
 
+/// `text` cut to at most `max` characters (`max` > 0), ending with "…" when it was cut.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.truncate(cut.trim_end().len());
+    cut.push('…');
+    cut
+}
+
 /// The `eventCode` value name that carries the city's category in a CAP alert.
 pub const CAP_CATEGORY_CODE: &str = "dispecer:category";
 
@@ -536,14 +547,22 @@ pub fn cap_event(
         .or_else(|| area.circles.first().map(|(centre, _)| *centre))
         .ok_or_else(|| WireError::Cap("the first <area> has no <polygon> or <circle>".into()))?;
     check_in_city(location, city)?;
-    let description = info
-        .headline
-        .clone()
-        .or_else(|| info.description.clone())
-        .map(|d| d.trim().to_owned());
-    let text = std::str::from_utf8(payload)
-        .map(str::to_owned)
-        .unwrap_or_else(|_| String::from_utf8_lossy(payload).into_owned());
+    // The headline, else the description: the first that is not blank once trimmed of any
+    // whitespace (the CAP parser trims only XML's), at most MAX_DESCRIPTION characters like
+    // every other description (an official alert is cut, not refused: the whole text stays in
+    // the logged payload).
+    let description = [info.headline.as_deref(), info.description.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|d| !d.is_empty())
+        .map(|d| shorten(d, MAX_DESCRIPTION));
+    // Logged as UTF-8 that parses to the same alert (a Latin-1 alert transcoded), so that
+    // `dispecer rebuild` reads it again as received.
+    let text = match std::str::from_utf8(payload) {
+        Ok(text) => text.to_owned(),
+        Err(_) => cap::to_utf8(payload).map_err(|e| WireError::Cap(e.to_string()))?,
+    };
     Ok(Event {
         id: EventId::new(format!("cap:{}:{}", alert.sender, alert.identifier)),
         subject: Some(subject),

@@ -5,3 +5,4 @@
 mod brasov;
 mod broken;
 mod fixture;
+mod texts;

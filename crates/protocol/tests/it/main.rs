@@ -5,6 +5,7 @@
 //! with these fields, or a refusal of this `WireError` variant whose text names the problem).
 
 mod actions;
+mod cap_event;
 mod citizen;
 mod outbound;
 mod support;
