@@ -30,8 +30,9 @@ pub struct ProblemDoc {
     pub detail: String,
 }
 
-/// `POST /api/v1/session`'s body.
+/// `POST /api/v1/session`'s body: exactly these two fields.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LoginDoc {
     /// The user's name.
     pub username: String,
