@@ -90,19 +90,31 @@ async fn act_in_popup(
             .with_context(|| format!("no queue row for {id}"))?;
         row.send_keys("\u{E007}").await?; // Enter
     }
-    let button = browser
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css(&popup_button))
-        .await
-        .with_context(|| format!("no {action} button in the popup of {id}"))?;
-    button.click().await?;
-    browser
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css(".leaflet-popup .action-status.is-ok"))
-        .await
-        .with_context(|| format!("{action} not confirmed in the popup"))?;
+    // The popup is redrawn whenever a frame for its incident arrives (a login's fresh snapshot,
+    // another user's change); a click that lands while it is redrawn reaches a button that is
+    // gone. Click again then, unless the store already has the new status.
+    for attempt in 1..=3 {
+        let button = browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(&popup_button))
+            .await
+            .with_context(|| format!("no {action} button in the popup of {id}"))?;
+        button.click().await?;
+        let confirmed = browser
+            .wait()
+            .at_most(Duration::from_secs(if attempt < 3 { 6 } else { 20 }))
+            .for_element(Locator::Css(".leaflet-popup .action-status.is-ok"))
+            .await;
+        if confirmed.is_ok() {
+            break;
+        }
+        let (_, _, one) = server.get(&format!("/api/v1/incidents/{id}")).await?;
+        if one["properties"]["status"] == status {
+            break;
+        }
+        anyhow::ensure!(attempt < 3, "{action} not confirmed in the popup of {id}");
+    }
     wait_status(server, id, status).await
 }
 
