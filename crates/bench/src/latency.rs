@@ -15,12 +15,13 @@ use anyhow::{bail, Context, Result};
 use futures_util::StreamExt;
 use geo::{Distance, Haversine, Point};
 use model::City;
-use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use serde_json::json;
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::ingest::Setup;
+use crate::mqtt::options;
 use crate::report::{Row, Target};
 use crate::services::{free_port, Broker, Dispecer, TempDir};
 
@@ -38,16 +39,6 @@ const REPORTS: &str = "dispecer/v1/in/citizen/reports";
 const HOP: &str = "benchlatency/v1/hop";
 /// Marks a probe report's description; its number follows.
 const MARK: &str = "bench-latency-";
-
-fn options(id: &str, port: u16) -> (MqttOptions, NetworkOptions) {
-    let mut opts = MqttOptions::new(id, "127.0.0.1", port);
-    opts.set_keep_alive(Duration::from_secs(30))
-        .set_inflight(100);
-    let mut network = NetworkOptions::new();
-    network.set_tcp_nodelay(true);
-    network.set_connection_timeout(5);
-    (opts, network)
-}
 
 /// `n` places in the municipality at least 150 m apart, so that every probe report (a pothole,
 /// merged within 50 m) opens an incident of its own and its frame carries its description.

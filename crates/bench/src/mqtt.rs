@@ -60,7 +60,8 @@ pub fn packs(sensors: &[String], range: std::ops::Range<usize>, first_time: i64)
         .collect()
 }
 
-fn options(id: &str, port: u16) -> (MqttOptions, NetworkOptions) {
+/// A client `id` of the broker on `port`: 100 in flight, TCP_NODELAY, 5 s to connect.
+pub fn options(id: &str, port: u16) -> (MqttOptions, NetworkOptions) {
     let mut opts = MqttOptions::new(id, "127.0.0.1", port);
     opts.set_keep_alive(Duration::from_secs(30))
         .set_inflight(INFLIGHT);

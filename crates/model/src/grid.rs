@@ -185,27 +185,11 @@ impl AreaGrid {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use geo::{polygon, LineString, Polygon};
+    use crate::pip::tests::star;
+    use geo::{polygon, Polygon};
     use proptest::prelude::*;
 
-    fn star(cx: f64, cy: f64, radii: &[f64]) -> LineString {
-        let n = radii.len();
-        let mut ring: Vec<Coord> = radii
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let t = std::f64::consts::TAU * i as f64 / n as f64;
-                Coord {
-                    x: cx + r * t.cos(),
-                    y: cy + r * t.sin(),
-                }
-            })
-            .collect();
-        ring.push(ring[0]);
-        LineString(ring)
-    }
-
-    /// What the grid says of `p` for one area: inside, or `None` when it does not know.
+    /// Whether the grid, with the exact test on boundary cells only, puts `p` in the area.
     fn grid_says(grid: &AreaGrid, prepared: &PreparedArea, p: Point) -> bool {
         grid.entries(p)
             .iter()

@@ -139,7 +139,7 @@ impl PreparedArea {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use geo::coordinate_position::CoordPos;
     use geo::{polygon, CoordinatePosition};
@@ -149,8 +149,9 @@ mod tests {
         area.coordinate_position(&p.0) != CoordPos::Outside
     }
 
-    /// A star-like ring of `n` vertices around (cx, cy) with radii from `radii`.
-    fn star(cx: f64, cy: f64, radii: &[f64]) -> LineString {
+    /// A star-like ring around (cx, cy), a vertex per radius in `radii` (shared with the grid's
+    /// tests).
+    pub(crate) fn star(cx: f64, cy: f64, radii: &[f64]) -> LineString {
         let n = radii.len();
         let mut ring: Vec<Coord> = radii
             .iter()

@@ -22,8 +22,16 @@ impl Drop for Driver {
 }
 
 /// Starts chromedriver on a free port and a headless Chromium session through it, with its
-/// profile in `dir`.
+/// profile in `dir`, in a desktop-sized window.
 pub(crate) async fn open_browser(dir: &TempDir) -> Result<(Driver, Client)> {
+    open_browser_sized(dir, (1400, 900)).await
+}
+
+/// [`open_browser`] with a window of `(width, height)` pixels (a phone: `(412, 1400)`).
+pub(crate) async fn open_browser_sized(
+    dir: &TempDir,
+    (width, height): (u32, u32),
+) -> Result<(Driver, Client)> {
     let chromium =
         std::env::var("DISPECER_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let chromedriver =
@@ -52,7 +60,7 @@ pub(crate) async fn open_browser(dir: &TempDir) -> Result<(Driver, Client)> {
             "binary": chromium,
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--window-size=1400,900",
+                     format!("--window-size={width},{height}"),
                      format!("--user-data-dir={}", dir.path().join("chrome").display())],
         }),
     );

@@ -4,23 +4,15 @@
 //! Then, over HTTP: the photo reached the store without its EXIF block and only staff may fetch
 //! it; the e-mail is with the operators only; no public answer carries it or the description.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use fantoccini::{ClientBuilder, Locator};
-use serde_json::{json, Value};
+use anyhow::{Context, Result};
+use fantoccini::Locator;
+use serde_json::Value;
 
 use e2e::{dispecer_token, free_port, repo_root, Broker, Dispecer, TempDir};
 
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::browser::open_browser_sized;
 
 const EMAIL: &str = "maria.ionescu@example.org";
 const DESCRIPTION: &str = "Groapă mare lângă trecerea de pietoni";
@@ -62,17 +54,6 @@ fn jpeg_with_exif() -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn citizen_files_a_report_and_follows_it() -> Result<()> {
-    let chromium =
-        std::env::var("DISPECER_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let chromedriver =
-        std::env::var("DISPECER_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
-    for bin in [&chromium, &chromedriver] {
-        if !std::path::Path::new(bin).exists() {
-            bail!(
-                "{bin} is missing: run scripts/test.sh (it installs chromium and chromium-driver)"
-            );
-        }
-    }
     let dir = TempDir::new("dispecer-citizen");
     let db = format!("sqlite://{}/d.sqlite", dir.path().display());
     let city = repo_root().join("cities/brasov");
@@ -83,42 +64,7 @@ async fn citizen_files_a_report_and_follows_it() -> Result<()> {
     let photo = dir.path().join("groapa.jpg");
     std::fs::write(&photo, jpeg_with_exif())?;
 
-    let port = free_port();
-    let _driver = Driver(
-        Command::new(&chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start chromedriver")?,
-    );
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": chromium,
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--window-size=412,1400",
-                     format!("--user-data-dir={}", dir.path().join("chrome").display())],
-        }),
-    );
-    let mut client = None;
-    for _ in 0..100 {
-        match ClientBuilder::new(connector.clone())
-            .capabilities(caps.clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-        {
-            Ok(c) => {
-                client = Some(c);
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    let browser = client.context("chromedriver did not answer")?;
+    let (_driver, browser) = open_browser_sized(&dir, (412, 1400)).await?;
     let shots = repo_root().join("target/e2e-screenshots");
     std::fs::create_dir_all(&shots)?;
     let wait = Duration::from_secs(20);
