@@ -204,15 +204,33 @@ async fn events_inner(
     };
     let city = state.engine.city().city();
     let feed = format!("utility:{operator}");
+    let now = Utc::now();
+    let parsed: Vec<Result<model::Event, String>> = features
+        .iter()
+        .map(|f| inbound::utility_event(f, &operator, city, now).map_err(|e| e.to_string()))
+        .collect();
+    // The valid events go through the engine together: one commit for the request (a group
+    // commit). When the store fails nothing of it was taken, and the sender retries the whole
+    // request.
+    let events: Vec<model::Event> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok())
+        .cloned()
+        .collect();
+    let mut outcomes = state
+        .engine
+        .ingest_batch(events)
+        .await
+        .map_err(|e| Problem::unavailable(e.to_string()))?
+        .into_iter();
     let mut results = Vec::with_capacity(features.len());
     let (mut accepted, mut duplicates, mut rejected) = (0, 0, 0);
-    for (index, feature) in features.iter().enumerate() {
-        let now = Utc::now();
-        let refusal = match inbound::utility_event(feature, &operator, city, now) {
+    for (index, (feature, parsed)) in features.iter().zip(parsed).enumerate() {
+        let refusal = match parsed {
             Ok(event) => {
                 let sent_at = Some(event.occurred_at);
-                match state.engine.ingest(event).await {
-                    Ok(outcome) => {
+                match outcomes.next() {
+                    Some(Ok(outcome)) => {
                         let (incident, feed_outcome) = match outcome {
                             IngestOutcome::Duplicate => (None, FeedOutcome::Duplicate),
                             IngestOutcome::Opened(id)
@@ -237,14 +255,15 @@ async fn events_inner(
                             .push(json!({"index": index, "status": status, "incident": incident}));
                         continue;
                     }
-                    Err(EngineError::Refused(reason)) => reason,
-                    Err(e @ EngineError::UnknownCategory(_)) => e.to_string(),
-                    // Nothing after this one was taken; the sender retries the whole request
-                    // (what was taken is recognised then).
-                    Err(e) => return Err(Problem::unavailable(e.to_string())),
+                    Some(Err(EngineError::Refused(reason))) => reason,
+                    Some(Err(e @ EngineError::UnknownCategory(_))) => e.to_string(),
+                    // Taken one by one after a conflict, and the store failed on this one:
+                    // the sender retries the whole request (what was taken is recognised then).
+                    Some(Err(e)) => return Err(Problem::unavailable(e.to_string())),
+                    None => return Err(Problem::internal("the engine answered fewer events")),
                 }
             }
-            Err(reason) => reason.to_string(),
+            Err(reason) => reason,
         };
         rejected += 1;
         state

@@ -87,6 +87,17 @@ pub enum EngineError {
     },
 }
 
+impl EngineError {
+    /// The same failure for another caller of a group commit that failed for all of them.
+    fn again(&self) -> EngineError {
+        match self {
+            EngineError::Store(e) => EngineError::Store(e.again()),
+            EngineError::Stopped => EngineError::Stopped,
+            other => EngineError::Refused(other.to_string()),
+        }
+    }
+}
+
 /// An action on an incident, and who takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionRequest {
@@ -187,6 +198,10 @@ enum Command {
         event: Box<Event>,
         reply: oneshot::Sender<Result<IngestOutcome, EngineError>>,
     },
+    IngestBatch {
+        events: Vec<Event>,
+        reply: oneshot::Sender<BatchResult>,
+    },
     Snapshot {
         reply: oneshot::Sender<Vec<Arc<Incident>>>,
     },
@@ -199,6 +214,14 @@ enum Command {
         reply: oneshot::Sender<()>,
     },
 }
+
+/// What a batch of events did ([`Engine::ingest_batch`]): the outcome of each event, in order,
+/// or, when the batch could not be committed, why (nothing of it was recorded).
+pub type BatchResult = Result<Vec<Result<IngestOutcome, EngineError>>, EngineError>;
+
+/// The most events the actor commits in one transaction (a group commit): a batch handed in
+/// whole, or single events that were waiting in the command queue one after another.
+const MAX_GROUP: usize = 256;
 
 /// A handle on the running engine; cheap to clone.
 #[derive(Debug, Clone)]
@@ -214,6 +237,7 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Command::Ingest { event, .. } => write!(f, "Ingest({})", event.id),
+            Command::IngestBatch { events, .. } => write!(f, "IngestBatch({})", events.len()),
             Command::Snapshot { .. } => f.write_str("Snapshot"),
             Command::Act { request, .. } => {
                 write!(f, "Act({}, {})", request.incident, request.action.kind())
@@ -312,6 +336,30 @@ impl Engine {
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
+    /// Takes `events` in order, as [`Engine::ingest`] takes each, with one commit for all of them
+    /// (a group commit: one disk flush, not one per event); returns once they are durable.
+    /// Each event's outcome is in the answer, in order: a refusal ([`EngineError::Refused`],
+    /// [`EngineError::UnknownCategory`]) concerns that event alone. An `Err` for the whole batch
+    /// (the store failed) means none of it was recorded: retry the batch. At most [`MAX_GROUP`]
+    /// events are committed together; a longer batch is taken in several commits.
+    pub async fn ingest_batch(&self, events: Vec<Event>) -> BatchResult {
+        let mut outcomes = Vec::with_capacity(events.len());
+        let mut events = events.into_iter().peekable();
+        while events.peek().is_some() {
+            let group: Vec<Event> = events.by_ref().take(MAX_GROUP).collect();
+            let (reply, rx) = oneshot::channel();
+            self.commands
+                .send(Command::IngestBatch {
+                    events: group,
+                    reply,
+                })
+                .await
+                .map_err(|_| EngineError::Stopped)?;
+            outcomes.extend(rx.await.map_err(|_| EngineError::Stopped)??);
+        }
+        Ok(outcomes)
+    }
+
     /// Takes an action on an incident (see [`model::lifecycle`] for the graph); returns the
     /// incident as it is after the action, once the action and its timeline entry are durable
     /// and announced.
@@ -378,6 +426,24 @@ impl Engine {
 }
 
 /// The family of `incident`'s category (`None` for a category the city no longer has).
+/// What a committed change of incident `id` is, to its sender and to the listeners.
+fn outcome_of(id: &IncidentId, kind: ChangeKind) -> (IngestOutcome, UpdateKind) {
+    match kind {
+        ChangeKind::Opened => (IngestOutcome::Opened(id.clone()), UpdateKind::Opened),
+        ChangeKind::ReportJoined => (IngestOutcome::Joined(id.clone()), UpdateKind::Updated),
+        ChangeKind::Updated => (IngestOutcome::Updated(id.clone()), UpdateKind::Updated),
+        ChangeKind::Resolved => (IngestOutcome::Resolved(id.clone()), UpdateKind::Updated),
+    }
+}
+
+/// An in-memory change not yet committed, and how to take it back: the incident as it was in
+/// memory (`None`: not there), and who followed each subject it touches.
+struct Undo {
+    id: IncidentId,
+    before: Option<Incident>,
+    subjects: Vec<(String, Option<IncidentId>)>,
+}
+
 fn family_of<'a>(city: &'a CityIndex, incident: &Incident) -> Option<&'a str> {
     city.city()
         .category(incident.category.as_str())
@@ -421,21 +487,57 @@ impl Actor {
             .max(std::time::Duration::from_millis(10));
         let mut deadlines = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         deadlines.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A command taken from the queue while gathering single events into one commit.
+        let mut next: Option<Command> = None;
         loop {
-            let command = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => break,
-                _ = deadlines.tick(), if options.wall_clock => {
-                    self.escalate_overdue(now()).await;
-                    continue;
-                }
-                c = rx.recv() => match c { Some(c) => c, None => break },
+            let command = match next.take() {
+                Some(c) => c,
+                None => tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => break,
+                    _ = deadlines.tick(), if options.wall_clock => {
+                        self.escalate_overdue(now()).await;
+                        continue;
+                    }
+                    c = rx.recv() => match c { Some(c) => c, None => break },
+                },
             };
             match command {
                 Command::Ingest { event, reply } => {
-                    let result = self.ingest(*event, None).await;
-                    // The caller may have given up (shutdown); the outcome is durable either way.
-                    let _ = reply.send(result);
+                    // Single events waiting one after another (HTTP senders, the adapters'
+                    // single messages) share one commit.
+                    let mut events = vec![*event];
+                    let mut replies = vec![reply];
+                    while events.len() < MAX_GROUP {
+                        match rx.try_recv() {
+                            Ok(Command::Ingest { event, reply }) => {
+                                events.push(*event);
+                                replies.push(reply);
+                            }
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    // The callers may have given up (shutdown); the outcomes are durable either
+                    // way.
+                    match self.ingest_group(events).await {
+                        Ok(outcomes) => {
+                            for (outcome, reply) in outcomes.into_iter().zip(replies) {
+                                let _ = reply.send(outcome);
+                            }
+                        }
+                        Err(e) => {
+                            for reply in replies {
+                                let _ = reply.send(Err(e.again()));
+                            }
+                        }
+                    }
+                }
+                Command::IngestBatch { events, reply } => {
+                    let _ = reply.send(self.ingest_group(events).await);
                 }
                 Command::Snapshot { reply } => {
                     let mut open: Vec<Arc<Incident>> = self
@@ -583,23 +685,165 @@ impl Actor {
         self.stats.events.fetch_add(1, Ordering::Relaxed);
         let IncidentChange { incident, kind } = change;
         let id = incident.id.clone();
-        let (outcome, update_kind) = match kind {
+        let (outcome, update_kind) = outcome_of(&id, kind);
+        match kind {
             ChangeKind::Opened => {
                 self.stats.opened.fetch_add(1, Ordering::Relaxed);
                 self.index
                     .insert(id.clone(), &incident.category, incident.location);
                 tracing::debug!(incident = %id, agency = %incident.agency, "incident opened");
-                (IngestOutcome::Opened(id.clone()), UpdateKind::Opened)
             }
             ChangeKind::ReportJoined => {
                 self.stats.joined.fetch_add(1, Ordering::Relaxed);
-                (IngestOutcome::Joined(id.clone()), UpdateKind::Updated)
             }
-            ChangeKind::Updated => (IngestOutcome::Updated(id.clone()), UpdateKind::Updated),
-            ChangeKind::Resolved => (IngestOutcome::Resolved(id.clone()), UpdateKind::Updated),
-        };
+            ChangeKind::Updated | ChangeKind::Resolved => {}
+        }
         self.apply_and_announce(incident, update_kind).await;
         Ok(outcome)
+    }
+
+    /// Takes `events` in order with one commit (a group commit). Each is decided against the
+    /// state its predecessors in the group leave (a burst of reports of one pothole fuses into
+    /// one incident), applied in memory as it is decided, and undone there if the commit fails;
+    /// announced only after the commit. Events recorded before answer `Duplicate` without a
+    /// write (one query for the group).
+    async fn ingest_group(&mut self, events: Vec<Event>) -> BatchResult {
+        if let [_] = events.as_slice() {
+            // One event: its own commit tells whether it was known; no query before it.
+            let event = events.into_iter().next().ok_or(EngineError::Stopped)?;
+            return Ok(vec![self.ingest(event, None).await]);
+        }
+        let ids: Vec<&EventId> = events.iter().map(|e| &e.id).collect();
+        let known = match self.store.known_events(&ids).await {
+            Ok(known) => known,
+            Err(e) => {
+                self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(events = events.len(), error = %e, "events not recorded");
+                return Err(e.into());
+            }
+        };
+        let mut seen = std::collections::HashSet::new();
+        let mut outcomes = Vec::with_capacity(events.len());
+        let mut changes: Vec<(usize, IncidentChange)> = Vec::new();
+        let mut undo: Vec<Undo> = Vec::new();
+        let mut updates: Vec<IncidentUpdate> = Vec::new();
+        for (at, event) in events.iter().enumerate() {
+            if known.contains(event.id.as_str()) || !seen.insert(event.id.as_str()) {
+                outcomes.push(Ok(IngestOutcome::Duplicate));
+                continue;
+            }
+            let (incident, kind) = match self.decide(event, None) {
+                Ok(decided) => decided,
+                Err(e) => {
+                    outcomes.push(Err(e));
+                    continue;
+                }
+            };
+            undo.push(self.undo_point(&incident));
+            let (outcome, update_kind) = outcome_of(&incident.id, kind);
+            if kind == ChangeKind::Opened {
+                self.index
+                    .insert(incident.id.clone(), &incident.category, incident.location);
+            }
+            updates.push(self.apply(incident.clone(), update_kind, None));
+            changes.push((at, IncidentChange { incident, kind }));
+            outcomes.push(Ok(outcome));
+        }
+        let items: Vec<(&Event, &IncidentChange)> =
+            changes.iter().map(|(at, c)| (&events[*at], c)).collect();
+        match self.store.record_batch(&items).await {
+            Ok(true) => {}
+            Ok(false) => {
+                // Another writer recorded one of these ids since the query: back to the state
+                // before the group, then one event at a time (each commit tells its own).
+                self.undo(undo);
+                let mut outcomes = Vec::with_capacity(events.len());
+                for event in events {
+                    match self.ingest(event, None).await {
+                        Err(e @ EngineError::Store(_)) => return Err(e),
+                        outcome => outcomes.push(outcome),
+                    }
+                }
+                return Ok(outcomes);
+            }
+            Err(e) => {
+                self.undo(undo);
+                self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(events = events.len(), error = %e, "events not recorded");
+                return Err(e.into());
+            }
+        }
+        self.stats
+            .events
+            .fetch_add(changes.len() as u64, Ordering::Relaxed);
+        for (_, change) in &changes {
+            match change.kind {
+                ChangeKind::Opened => self.stats.opened.fetch_add(1, Ordering::Relaxed),
+                ChangeKind::ReportJoined => self.stats.joined.fetch_add(1, Ordering::Relaxed),
+                ChangeKind::Updated | ChangeKind::Resolved => 0,
+            };
+        }
+        let duplicates = outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(IngestOutcome::Duplicate)))
+            .count();
+        self.stats
+            .duplicates
+            .fetch_add(duplicates as u64, Ordering::Relaxed);
+        for update in updates {
+            self.announce(update).await;
+        }
+        Ok(outcomes)
+    }
+
+    /// What is needed to take back the in-memory change to `incident` (its next state) that
+    /// [`Actor::apply`] is about to make.
+    fn undo_point(&self, incident: &Incident) -> Undo {
+        let before = self.incidents.get(&incident.id).cloned();
+        let mut subjects: Vec<(String, Option<IncidentId>)> = Vec::new();
+        for subject in [
+            before.as_ref().and_then(|b| b.external_ref.as_ref()),
+            incident.external_ref.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if subjects.iter().all(|(s, _)| s != subject) {
+                subjects.push((subject.clone(), self.by_subject.get(subject).cloned()));
+            }
+        }
+        Undo {
+            id: incident.id.clone(),
+            before,
+            subjects,
+        }
+    }
+
+    /// Takes back uncommitted in-memory changes, the latest first.
+    fn undo(&mut self, points: Vec<Undo>) {
+        let city = self.city.clone();
+        for point in points.into_iter().rev() {
+            if let Some(now) = self.incidents.remove(&point.id) {
+                self.index.remove(&now.id, &now.category, now.location);
+                if let (Some(area), Some(family)) = (&now.area, family_of(&city, &now)) {
+                    self.index.remove_area(&now.id, family, area);
+                }
+            }
+            if let Some(before) = point.before {
+                self.index
+                    .insert(before.id.clone(), &before.category, before.location);
+                if let (Some(area), Some(family)) = (&before.area, family_of(&city, &before)) {
+                    self.index.insert_area(&before.id, family, area);
+                }
+                self.incidents.insert(before.id.clone(), before);
+            }
+            for (subject, owner) in point.subjects {
+                match owner {
+                    Some(id) => self.by_subject.insert(subject, id),
+                    None => self.by_subject.remove(&subject),
+                };
+            }
+        }
     }
 
     /// Puts a committed incident state in memory (or takes it out, when it is no longer open)
@@ -615,11 +859,24 @@ impl Actor {
         kind: UpdateKind,
         escalation: Option<lifecycle::Escalation>,
     ) -> Arc<Incident> {
+        let update = self.apply(incident, kind, escalation);
+        let shared = update.incident.clone();
+        self.announce(update).await;
+        shared
+    }
+
+    /// Puts an incident state in memory (or takes it out, when it is no longer open); the
+    /// update to announce once it is committed.
+    fn apply(
+        &mut self,
+        incident: Incident,
+        kind: UpdateKind,
+        escalation: Option<lifecycle::Escalation>,
+    ) -> IncidentUpdate {
         let id = incident.id.clone();
-        let shared = Arc::new(incident.clone());
         let update = IncidentUpdate {
             kind,
-            incident: shared.clone(),
+            incident: Arc::new(incident.clone()),
             escalation,
         };
         self.reindex_area(
@@ -650,6 +907,11 @@ impl Actor {
                 }
             }
         }
+        update
+    }
+
+    /// Tells the listeners and the agencies of a committed update.
+    async fn announce(&self, update: IncidentUpdate) {
         // No listener is fine (nobody watching); laggards resynchronise from a snapshot.
         let _ = self.updates.send(update.clone());
         if let Some(outbox) = &self.outbox {
@@ -657,7 +919,6 @@ impl Actor {
                 tracing::warn!("agency outbox closed; agencies will not be told of this change");
             }
         }
-        shared
     }
 
     /// Keeps the declared-area index in step with `incident`'s new state: the area it had in

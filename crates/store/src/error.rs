@@ -37,6 +37,25 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The same failure, for another caller of a write that failed for several at once (a group
+    /// commit): the same kind and text, without the original source error.
+    pub fn again(&self) -> StoreError {
+        match self {
+            StoreError::Corrupt { what } => StoreError::Corrupt { what: what.clone() },
+            StoreError::SchemaTooNew { database, binary } => StoreError::SchemaTooNew {
+                database: *database,
+                binary: *binary,
+            },
+            StoreError::InvalidUrl(what) => StoreError::InvalidUrl(what.clone()),
+            StoreError::Unavailable(e) => {
+                StoreError::Unavailable(sqlx::Error::Io(std::io::Error::other(e.to_string())))
+            }
+            StoreError::Migration(e) => {
+                StoreError::Unavailable(sqlx::Error::Io(std::io::Error::other(e.to_string())))
+            }
+        }
+    }
+
     pub(crate) fn corrupt(what: impl Into<String>) -> Self {
         StoreError::Corrupt { what: what.into() }
     }

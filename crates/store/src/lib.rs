@@ -437,9 +437,28 @@ impl Store {
         event: &Event,
         change: &IncidentChange,
     ) -> Result<Recorded, StoreError> {
+        Ok(match self.record_batch(&[(event, change)]).await? {
+            true => Recorded::Stored,
+            false => Recorded::Duplicate,
+        })
+    }
+
+    /// [`Store::record`] for several events in one transaction (group commit: one commit, one
+    /// disk flush for all of them), in order; an incident several of them change is written
+    /// once per change, each with its timeline entry. All or nothing: if any event id is
+    /// already recorded, nothing is written and the answer is `false` (the caller takes the
+    /// events one by one, or leaves out those [`Store::known_events`] names). Returns only
+    /// after commit.
+    pub async fn record_batch(
+        &self,
+        items: &[(&Event, &IncidentChange)],
+    ) -> Result<bool, StoreError> {
+        if items.is_empty() {
+            return Ok(true);
+        }
         let result = {
             let _turn = self.write_turn().await;
-            self.record_once(event, change).await
+            self.record_batch_once(items).await
         };
         self.writes.note(&result);
         result
@@ -450,17 +469,10 @@ impl Store {
         self.writes.failing.lock().ok().and_then(|f| f.clone())
     }
 
-    async fn record_once(
+    async fn record_batch_once(
         &self,
-        event: &Event,
-        change: &IncidentChange,
-    ) -> Result<Recorded, StoreError> {
-        let incident = &change.incident;
-        let received_at = stored_time(event.received_at);
-        let occurred_at = stored_time(event.occurred_at);
-        let source = event.source.as_label();
-        let routing = routing_json(&incident.routing);
-        let detail = timeline_detail(event, change).to_string();
+        items: &[(&Event, &IncidentChange)],
+    ) -> Result<bool, StoreError> {
         // PostgreSQL claims the id in `event_keys`; SQLite's `events.id` is the primary key.
         let claim_key = self.backend != Backend::Sqlite;
         let insert_event = if claim_key {
@@ -473,74 +485,83 @@ impl Store {
         };
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            if claim_key {
-                let claimed = sqlx::query(
-                    "INSERT INTO event_keys (id, received_at) VALUES ($1, $2) \
-                     ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(event.id.as_str())
-                .bind(received_at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if claimed == 0 {
-                    tx.rollback().await?;
-                    return Ok(Recorded::Duplicate);
+            for &(event, change) in items {
+                let incident = &change.incident;
+                let received_at = stored_time(event.received_at);
+                let occurred_at = stored_time(event.occurred_at);
+                let source = event.source.as_label();
+                let routing = routing_json(&incident.routing);
+                let detail = timeline_detail(event, change).to_string();
+                if claim_key {
+                    let claimed = sqlx::query(
+                        "INSERT INTO event_keys (id, received_at) VALUES ($1, $2) \
+                         ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(event.id.as_str())
+                    .bind(received_at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if claimed == 0 {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    }
                 }
-            }
-            let inserted = sqlx::query(insert_event)
-                .bind(event.id.as_str())
-                .bind(&source)
-                .bind(event.kind.as_str())
-                .bind(event.category.as_str())
-                .bind(event.location.x())
-                .bind(event.location.y())
-                .bind(occurred_at)
-                .bind(received_at)
-                .bind(incident.id.as_str())
-                .bind(&event.payload)
-                .bind(event.subject.as_deref())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if inserted == 0 {
-                tx.rollback().await?;
-                return Ok(Recorded::Duplicate);
-            }
-            upsert_incident!(&mut *tx, incident, &routing);
-            if let Some(contact) = &event.contact {
+                let inserted = sqlx::query(insert_event)
+                    .bind(event.id.as_str())
+                    .bind(&source)
+                    .bind(event.kind.as_str())
+                    .bind(event.category.as_str())
+                    .bind(event.location.x())
+                    .bind(event.location.y())
+                    .bind(occurred_at)
+                    .bind(received_at)
+                    .bind(incident.id.as_str())
+                    .bind(&event.payload)
+                    .bind(event.subject.as_deref())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if inserted == 0 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                upsert_incident!(&mut *tx, incident, &routing);
+                if let Some(contact) = &event.contact {
+                    sqlx::query(
+                        "INSERT INTO citizen_contacts (event_id, incident_id, name, email, phone, \
+                         phone_digits, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(event.id.as_str())
+                    .bind(incident.id.as_str())
+                    .bind(contact.name.as_deref())
+                    .bind(contact.email.as_deref())
+                    .bind(contact.phone.as_deref())
+                    .bind(contact.phone.as_deref().map(crate::personal::phone_digits))
+                    .bind(received_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                // Opening and resolving set a state; the state before is not what the event
+                // knows.
+                let to_status = matches!(change.kind, ChangeKind::Opened | ChangeKind::Resolved)
+                    .then(|| incident.status.as_str());
                 sqlx::query(
-                    "INSERT INTO citizen_contacts (event_id, incident_id, name, email, phone, \
-                     phone_digits, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO incident_timeline (incident_id, at, kind, actor, detail, \
+                     to_status) VALUES ($1, $2, $3, $4, $5, $6)",
                 )
-                .bind(event.id.as_str())
                 .bind(incident.id.as_str())
-                .bind(contact.name.as_deref())
-                .bind(contact.email.as_deref())
-                .bind(contact.phone.as_deref())
-                .bind(contact.phone.as_deref().map(crate::personal::phone_digits))
-                .bind(received_at)
+                .bind(stored_time(incident.updated_at))
+                .bind(change.kind.as_str())
+                .bind(&source)
+                .bind(&detail)
+                .bind(to_status)
                 .execute(&mut *tx)
                 .await?;
             }
-            // Opening and resolving set a state; the state before is not what the event knows.
-            let to_status = matches!(change.kind, ChangeKind::Opened | ChangeKind::Resolved)
-                .then(|| incident.status.as_str());
-            sqlx::query(
-                "INSERT INTO incident_timeline (incident_id, at, kind, actor, detail, to_status) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(incident.id.as_str())
-            .bind(stored_time(incident.updated_at))
-            .bind(change.kind.as_str())
-            .bind(&source)
-            .bind(&detail)
-            .bind(to_status)
-            .execute(&mut *tx)
-            .await?;
             tx.commit().await?;
         });
-        Ok(Recorded::Stored)
+        Ok(true)
     }
 
     /// Durably records a change of an incident that no event caused (a person's or an agency's
@@ -686,6 +707,31 @@ impl Store {
                 .await?
         });
         Ok(count > 0)
+    }
+
+    /// Which of `ids` are recorded (one query; for the engine's group commit).
+    pub async fn known_events(
+        &self,
+        ids: &[&EventId],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let table = match self.backend {
+            Backend::Sqlite => "events",
+            Backend::Postgres | Backend::Timescale => "event_keys",
+        };
+        let known: Vec<String> = with_pool!(self, |pool| {
+            let mut query =
+                sqlx::QueryBuilder::new(format!("SELECT id FROM {table} WHERE id IN ("));
+            let mut list = query.separated(", ");
+            for id in ids {
+                list.push_bind(id.as_str());
+            }
+            query.push(")");
+            query.build_query_scalar().fetch_all(pool).await?
+        });
+        Ok(known.into_iter().collect())
     }
 
     /// Every incident whose status is open ([`IncidentStatus::is_open`]), newest update first,

@@ -337,6 +337,16 @@ impl Inbound {
         }
     }
 
+    /// Its event, if it is a valid event that may share a commit with others. A broker's
+    /// redelivery (DUP flag) is committed alone, so that whether it was already stored is
+    /// counted exactly.
+    fn batchable_event(&self) -> Option<&model::Event> {
+        match &self.parsed {
+            Ok(Parsed::Event(e)) if !self.publish.dup => Some(&**e),
+            _ => None,
+        }
+    }
+
     fn readings(&self) -> &[model::Reading] {
         match &self.parsed {
             Ok(Parsed::Readings(r)) => r,
@@ -347,8 +357,9 @@ impl Inbound {
 
 /// The worker: takes every message already waiting (up to [`MAX_BATCH`]), makes each durable
 /// and acknowledges them in the order they arrived. Consecutive SenML packs share one
-/// transaction (one commit, one disk flush for all of them); an event or a refusal is committed
-/// on its own, after the packs before it. Brokers require acknowledgements in order (rumqttd
+/// transaction (one commit, one disk flush for all of them), and so do consecutive events (the
+/// engine's group commit, [`Engine::ingest_batch`]); anything else (an agency's update, a
+/// refusal, a redelivery) is committed on its own, after everything before it. Brokers require acknowledgements in order (rumqttd
 /// drops a client that acknowledges out of order; MQTT 3.1.1 §4.6 requires it): every message
 /// is acknowledged only after it and every message before it are durable.
 async fn work(
@@ -381,9 +392,24 @@ async fn work(
             warned = false;
         }
         let mut packs: Vec<Inbound> = Vec::new();
+        let mut events: Vec<Inbound> = Vec::new();
         let mut pack_readings = 0;
         for publish in batch.drain(..) {
             let msg = Inbound::parse(publish, &engine);
+            if msg.batchable_event().is_some() {
+                // The packs before it first, in order.
+                let done = std::mem::take(&mut packs);
+                pack_readings = 0;
+                if !commit_packs(done, &client, &store, &engine, &stats, &shutdown).await {
+                    return;
+                }
+                events.push(msg);
+                continue;
+            }
+            let done = std::mem::take(&mut events);
+            if !commit_events(done, &client, &store, &engine, &stats, &shutdown).await {
+                return;
+            }
             if let Some(r) = msg.batchable_readings() {
                 if pack_readings + r.len() > MAX_BATCH_READINGS && !packs.is_empty() {
                     let done = std::mem::take(&mut packs);
@@ -406,10 +432,76 @@ async fn work(
                 return;
             }
         }
+        if !commit_events(events, &client, &store, &engine, &stats, &shutdown).await {
+            return;
+        }
         if !commit_packs(packs, &client, &store, &engine, &stats, &shutdown).await {
             return;
         }
     }
+}
+
+/// Takes the events of `msgs` (valid events, in arrival order) through the engine with one
+/// commit, stores the refusals among them as dead letters, counts each in its feed, then
+/// acknowledges them in order. `false` when shutting down (nothing acknowledged: the broker
+/// redelivers).
+async fn commit_events(
+    msgs: Vec<Inbound>,
+    client: &AsyncClient,
+    store: &Store,
+    engine: &Engine,
+    stats: &IngestStats,
+    shutdown: &CancellationToken,
+) -> bool {
+    match msgs.len() {
+        0 => return true,
+        1 => {
+            let Some(msg) = msgs.into_iter().next() else {
+                return true;
+            };
+            return commit_one(msg, client, store, engine, stats, shutdown).await;
+        }
+        _ => {}
+    }
+    let events: Vec<model::Event> = msgs
+        .iter()
+        .filter_map(|m| m.batchable_event().cloned())
+        .collect();
+    let Some(outcomes) = durably(shutdown, || engine.ingest_batch(events.clone())).await else {
+        return false;
+    };
+    let feeds = engine.feeds();
+    for (msg, outcome) in msgs.iter().zip(outcomes) {
+        let sent_at = msg.batchable_event().map(|e| e.occurred_at);
+        let refusal = match outcome {
+            Ok(IngestOutcome::Duplicate) => {
+                feeds.record(&msg.feed, FeedOutcome::Duplicate, msg.received_at, sent_at);
+                stats.accepted.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            Ok(_) => {
+                feeds.record(&msg.feed, FeedOutcome::Accepted, msg.received_at, sent_at);
+                stats.accepted.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            // The engine will never take it: tell the sender (a dead letter), move on.
+            Err(EngineError::Refused(reason)) => reason,
+            Err(e) => e.to_string(),
+        };
+        if durably(shutdown, || {
+            dead_letter(msg, refusal.clone(), store, engine)
+        })
+        .await
+        .is_none()
+        {
+            return false;
+        }
+        stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+    }
+    for msg in &msgs {
+        ack(client, &msg.publish).await;
+    }
+    true
 }
 
 /// Runs `attempt` until it succeeds: a store failure is retried with back-off, never skipped
@@ -606,6 +698,17 @@ async fn handle(msg: &Inbound, engine: &Engine, store: &Store) -> Result<bool, E
         }
         Err(reason) => reason.to_string(),
     };
+    dead_letter(msg, refusal, store, engine).await?;
+    Ok(false)
+}
+
+/// Stores `msg` as a dead letter refused for `refusal`, and counts it in its feed.
+async fn dead_letter(
+    msg: &Inbound,
+    refusal: String,
+    store: &Store,
+    engine: &Engine,
+) -> Result<(), EngineError> {
     let topic = msg.publish.topic.as_str();
     tracing::info!(topic, reason = %refusal, "message refused, stored as a dead letter");
     let mut payload = msg.publish.payload.to_vec();
@@ -619,8 +722,10 @@ async fn handle(msg: &Inbound, engine: &Engine, store: &Store) -> Result<bool, E
             reason: refusal,
         })
         .await?;
-    feeds.record(&msg.feed, FeedOutcome::Rejected, msg.received_at, None);
-    Ok(false)
+    engine
+        .feeds()
+        .record(&msg.feed, FeedOutcome::Rejected, msg.received_at, None);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -180,6 +180,7 @@ pub async fn run(target: Target) {
     citizen_requests(&store).await;
     retention(&store).await;
     city_configs(&store).await;
+    group_commit(&store).await;
 
     // Actions and escalations, with their deadlines, survive a restart too.
     let acted = lifecycle(&store).await;
@@ -1060,4 +1061,72 @@ async fn citizen_requests(store: &Store) {
         .await
         .expect("a retry is harmless");
     assert_eq!(store.photo("citizen:r-1").await.expect("read"), Some(photo));
+}
+
+/// Several events in one transaction: all of them, in order, or none.
+async fn group_commit(store: &Store) {
+    let t = t0() + Duration::hours(3);
+    let mut incident = pothole(t);
+    incident.id = "0193a6f0-0000-7000-8000-0000000000b1".into();
+    incident.location = geo::Point::new(25.62, 45.67);
+    let a = event("citizen:g-1", Source::Citizen, "pothole", 25.62, 45.67, t);
+    let b = event("citizen:g-2", Source::Citizen, "pothole", 25.62, 45.67, t);
+    let mut joined = incident.clone();
+    joined.report_count = 2;
+    joined.updated_at = t + Duration::seconds(1);
+    let join = IncidentChange {
+        incident: joined.clone(),
+        kind: ChangeKind::ReportJoined,
+    };
+    let first = opened(&incident);
+    assert!(store
+        .known_events(&[&a.id, &b.id])
+        .await
+        .expect("known")
+        .is_empty());
+    assert!(store
+        .record_batch(&[(&a, &first), (&b, &join)])
+        .await
+        .expect("record a batch"));
+    let known = store
+        .known_events(&[&a.id, &b.id, &"citizen:g-404".into()])
+        .await
+        .expect("known");
+    assert_eq!(known.len(), 2);
+    assert!(known.contains("citizen:g-1") && known.contains("citizen:g-2"));
+    assert_eq!(
+        store.incident(&incident.id).await.expect("incident"),
+        Some(as_stored(joined.clone()))
+    );
+    assert_eq!(
+        store.timeline(&incident.id).await.expect("timeline").len(),
+        2
+    );
+    assert_eq!(
+        store
+            .incident_events(&incident.id)
+            .await
+            .expect("events")
+            .len(),
+        2
+    );
+
+    // A batch with one event recorded before writes nothing, not even the new one.
+    let c = event("citizen:g-3", Source::Citizen, "pothole", 25.62, 45.67, t);
+    let mut again = joined.clone();
+    again.report_count = 3;
+    let join_again = IncidentChange {
+        incident: again,
+        kind: ChangeKind::ReportJoined,
+    };
+    assert!(!store
+        .record_batch(&[(&c, &join_again), (&a, &first)])
+        .await
+        .expect("answered"));
+    assert!(!store.is_known_event(&c.id).await.expect("known?"));
+    assert_eq!(
+        store.incident(&incident.id).await.expect("incident"),
+        Some(as_stored(joined))
+    );
+    assert!(store.record_batch(&[]).await.expect("an empty batch"));
 }
