@@ -1,5 +1,6 @@
-//! End-to-end ingest: SenML packs published at full speed until every reading is durable,
-//! against the raw publish→subscribe limit of the same broker, measured in the same run.
+//! End-to-end ingest: SenML packs (or, for the `events-*` row, citizens' reports) published at
+//! full speed until every reading (every event, through the engine) is durable, against the raw
+//! publish→subscribe limit of the same broker, measured in the same run.
 //!
 //! The raw limit is measured through the broker of the very `dispecer` process the row then
 //! ingests with, just before: for the embedded broker that is rumqttd exactly as
@@ -46,6 +47,16 @@ pub enum BrokerKind {
     Mosquitto,
 }
 
+/// What the row's messages carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carries {
+    /// SenML packs of the traffic counters (three readings each), into the readings table.
+    Readings,
+    /// Citizens' pothole and water reports (GeoJSON, one event each), through the engine (fusion,
+    /// routing, the event log, incidents and their timelines; the engine's group commit).
+    Events,
+}
+
 /// One row of the table.
 #[derive(Debug, Clone, Copy)]
 pub struct RowSpec {
@@ -55,26 +66,100 @@ pub struct RowSpec {
     pub db: Db,
     /// The broker.
     pub broker: BrokerKind,
+    /// What its messages carry.
+    pub carries: Carries,
 }
 
 /// Every ingest row, in the order they run.
-pub const ROWS: [RowSpec; 3] = [
+pub const ROWS: [RowSpec; 4] = [
     RowSpec {
         id: "sqlite-embedded",
         db: Db::Sqlite,
         broker: BrokerKind::Embedded,
+        carries: Carries::Readings,
     },
     RowSpec {
         id: "timescaledb-embedded",
         db: Db::Timescale,
         broker: BrokerKind::Embedded,
+        carries: Carries::Readings,
     },
     RowSpec {
         id: "timescaledb-mosquitto",
         db: Db::Timescale,
         broker: BrokerKind::Mosquitto,
+        carries: Carries::Readings,
+    },
+    RowSpec {
+        id: "events-sqlite-embedded",
+        db: Db::Sqlite,
+        broker: BrokerKind::Embedded,
+        carries: Carries::Events,
     },
 ];
+
+impl Carries {
+    /// Rows stored per message.
+    fn per_message(self) -> u64 {
+        match self {
+            Carries::Readings => READINGS_PER_PACK,
+            Carries::Events => 1,
+        }
+    }
+
+    /// The topics' prefix and the names after it (the sensors; the citizens' one topic).
+    fn topics(self, sensors: &[String]) -> (&'static str, Vec<String>) {
+        match self {
+            Carries::Readings => (INGEST_PREFIX, sensors.to_vec()),
+            Carries::Events => (CITIZEN_PREFIX, vec!["reports".to_owned()]),
+        }
+    }
+
+    /// Messages number `range` of a run.
+    fn messages(
+        self,
+        sensors: &[String],
+        range: std::ops::Range<usize>,
+        first_time: i64,
+    ) -> Vec<mqtt::Pack> {
+        match self {
+            Carries::Readings => mqtt::packs(sensors, range, first_time),
+            Carries::Events => reports(range),
+        }
+    }
+
+    /// The feeds that count this row's messages.
+    fn counted_by(self, feed: &str) -> bool {
+        match self {
+            Carries::Readings => feed.starts_with("traffic:"),
+            Carries::Events => feed == "citizen",
+        }
+    }
+}
+
+/// The citizens' reports topic, as `{prefix}{name}`.
+const CITIZEN_PREFIX: &str = "dispecer/v1/in/citizen/";
+
+/// Citizens' reports number `range` of a run: potholes and "no water" on a grid of 40 × 40
+/// points about 55 m apart in the centre of Brașov (each point gets a new report every 1 600
+/// messages: a report fuses with an open incident there, as bursts of reports do), each with
+/// its own id (`bench-{run}-{i}`).
+fn reports(range: std::ops::Range<usize>) -> Vec<mqtt::Pack> {
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    range
+        .map(|i| {
+            let cell = i % 1_600;
+            let lon = 25.575 + (cell % 40) as f64 * 0.0007;
+            let lat = 45.635 + (cell / 40) as f64 * 0.0005;
+            let category = if (i / 1_600) % 2 == 0 { "pothole" } else { "no_water" };
+            let payload = format!(
+                r#"{{"type":"Feature","geometry":{{"type":"Point","coordinates":[{lon:.6},{lat:.6}]}},"properties":{{"id":"bench-{run}-{i}","category":"{category}","description":"bench {i}","reported_at":"{now}"}}}}"#
+            );
+            mqtt::Pack::new(0, payload.into_bytes())
+        })
+        .collect()
+}
 
 /// What one row needs from the command line.
 #[derive(Debug)]
@@ -168,6 +253,7 @@ pub struct RowResult {
 }
 
 fn label(db: Db, broker: BrokerKind) -> (&'static str, &'static str) {
+    // (The events row says what it carries in its label, below.)
     (
         match db {
             Db::Sqlite => "SQLite",
@@ -262,10 +348,12 @@ async fn measure(
         - (warmup + MAX_SIZE.max(ctx.messages.unwrap_or(0))).div_ceil(sensors.len()) as i64
         - 3600;
     let port = broker.port();
+    let carries = spec.carries;
+    let (_, names) = carries.topics(&sensors);
     let warm = mqtt::raw_throughput(
         port,
-        &sensors,
-        mqtt::packs(&sensors, 0..ctx.pick(WARMUP_RAW), first_time),
+        &names,
+        carries.messages(&sensors, 0..ctx.pick(WARMUP_RAW), first_time),
         true,
     )
     .await
@@ -273,8 +361,8 @@ async fn measure(
     let raw_n = ctx.sized(ctx.raw_messages, warm, ctx.seconds / 2.0);
     let raw = mqtt::raw_throughput(
         port,
-        &sensors,
-        mqtt::packs(&sensors, 0..raw_n, first_time),
+        &names,
+        carries.messages(&sensors, 0..raw_n, first_time),
         true,
     )
     .await
@@ -286,8 +374,9 @@ async fn measure(
         server,
         &http,
         port,
+        carries,
         &sensors,
-        mqtt::packs(&sensors, 0..warmup, first_time),
+        carries.messages(&sensors, 0..warmup, first_time),
         0,
     )
     .await
@@ -297,22 +386,26 @@ async fn measure(
         server,
         &http,
         port,
+        carries,
         &sensors,
-        mqtt::packs(&sensors, warmup..warmup + n, first_time),
+        carries.messages(&sensors, warmup..warmup + n, first_time),
         warmup as u64,
     )
     .await?;
 
-    let stored = count_readings(spec.db, database_url, sqlite_file).await?;
+    let stored = count_stored(carries, spec.db, database_url, sqlite_file).await?;
     let n = n as u64;
-    let readings = n * READINGS_PER_PACK;
+    let readings = n * carries.per_message();
     let messages_per_s = n as f64 / run.seconds;
     let ratio = messages_per_s / raw;
     Ok(RowResult {
         row: spec.id.to_owned(),
         store,
         broker: broker_name.to_owned(),
-        label: format!("{db_name} + {broker_name}"),
+        label: match carries {
+            Carries::Readings => format!("{db_name} + {broker_name}"),
+            Carries::Events => format!("{db_name} + {broker_name}, citizens' reports"),
+        },
         messages: n,
         warmup_messages: warmup as u64,
         readings,
@@ -326,7 +419,7 @@ async fn measure(
         target: TARGET,
         pass: (!ctx.quick).then_some(ratio >= TARGET),
         stored_readings: stored,
-        lost_readings: ((n + warmup as u64) * READINGS_PER_PACK) as i64 - stored as i64,
+        lost_readings: ((n + warmup as u64) * carries.per_message()) as i64 - stored as i64,
     })
 }
 
@@ -345,15 +438,16 @@ async fn ingest(
     server: &Dispecer,
     http: &reqwest::Client,
     port: u16,
+    carries: Carries,
     sensors: &[String],
     packs: Vec<mqtt::Pack>,
     before: u64,
 ) -> Result<Run> {
     let total = before + packs.len() as u64;
     let (started_tx, started_rx) = oneshot::channel();
-    let sensors = sensors.to_vec();
+    let (prefix, names) = carries.topics(sensors);
     let mut publisher = Some(tokio::spawn(async move {
-        mqtt::publish_all(port, INGEST_PREFIX, &sensors, packs, started_tx).await
+        mqtt::publish_all(port, prefix, &names, packs, started_tx).await
     }));
     let mut published = None;
     let started = started_rx
@@ -363,7 +457,7 @@ async fn ingest(
     let done = loop {
         let feeds = server.get(http, "/api/v1/feeds").await?;
         let now = Instant::now();
-        let (accepted, rejected, duplicates) = traffic_totals(&feeds);
+        let (accepted, rejected, duplicates) = totals(&feeds, carries);
         if rejected > 0 {
             let letters = server
                 .get(http, "/api/v1/dead-letters")
@@ -399,14 +493,12 @@ async fn ingest(
     })
 }
 
-/// Sums of accepted, rejected and duplicate messages over the `traffic:*` feeds.
-fn traffic_totals(feeds: &Value) -> (u64, u64, u64) {
+/// Sums of accepted, rejected and duplicate messages over the feeds that count the row's
+/// messages.
+fn totals(feeds: &Value, carries: Carries) -> (u64, u64, u64) {
     let mut totals = (0, 0, 0);
     for f in feeds["feeds"].as_array().into_iter().flatten() {
-        if f["feed"]
-            .as_str()
-            .is_some_and(|n| n.starts_with("traffic:"))
-        {
+        if f["feed"].as_str().is_some_and(|n| carries.counted_by(n)) {
             totals.0 += f["accepted"].as_u64().unwrap_or(0);
             totals.1 += f["rejected"].as_u64().unwrap_or(0);
             totals.2 += f["duplicates"].as_u64().unwrap_or(0);
@@ -415,8 +507,17 @@ fn traffic_totals(feeds: &Value) -> (u64, u64, u64) {
     totals
 }
 
-/// Rows in the `readings` table, counted in the database itself.
-async fn count_readings(db: Db, database_url: &str, sqlite_file: &Path) -> Result<u64> {
+/// Rows in the `readings` table (the `events` table), counted in the database itself.
+async fn count_stored(
+    carries: Carries,
+    db: Db,
+    database_url: &str,
+    sqlite_file: &Path,
+) -> Result<u64> {
+    let query = match carries {
+        Carries::Readings => "SELECT count(*) FROM readings",
+        Carries::Events => "SELECT count(*) FROM events",
+    };
     let n: i64 = match db {
         Db::Sqlite => {
             let opts = sqlx::sqlite::SqliteConnectOptions::new()
@@ -425,15 +526,11 @@ async fn count_readings(db: Db, database_url: &str, sqlite_file: &Path) -> Resul
             let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&opts)
                 .await
                 .with_context(|| format!("cannot open {}", sqlite_file.display()))?;
-            sqlx::query_scalar("SELECT count(*) FROM readings")
-                .fetch_one(&mut conn)
-                .await?
+            sqlx::query_scalar(query).fetch_one(&mut conn).await?
         }
         Db::Timescale => {
             let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(database_url).await?;
-            sqlx::query_scalar("SELECT count(*) FROM readings")
-                .fetch_one(&mut conn)
-                .await?
+            sqlx::query_scalar(query).fetch_one(&mut conn).await?
         }
     };
     u64::try_from(n).context("negative count")

@@ -308,7 +308,7 @@ async fn run() -> Result<()> {
             .await
             .with_context(|| format!("row {}", spec.id))?;
         eprintln!(
-            "  {}: {} packs in {:.1} s end to end ({} msg/s); raw {} messages at {} msg/s; ratio {:.3}; {} readings stored",
+            "  {}: {} messages in {:.1} s end to end ({} msg/s); raw {} messages at {} msg/s; ratio {:.3}; {} rows stored",
             r.row,
             r.messages,
             r.seconds,
