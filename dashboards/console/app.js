@@ -1294,15 +1294,19 @@ function replaceAll(collection) {
   scheduleRender();
 }
 
+function drop(id) {
+  if (id != null && state.incidents.delete(id)) {
+    removeMarker(id);
+    scheduleRender();
+  }
+}
+
 function upsert(feature, change) {
   const id = idOf(feature);
   if (id == null) return;
   if (!visibleToSession(feature)) {
     // Reassigned away from this agency user's agency: it leaves their console.
-    if (state.incidents.delete(id)) {
-      removeMarker(id);
-      scheduleRender();
-    }
+    drop(id);
     return;
   }
   const previous = state.incidents.get(id);
@@ -1330,7 +1334,11 @@ function handleMessage(message) {
       replaceAll(message.incidents);
       break;
     case 'incident':
-      if (message.incident) upsert(message.incident, message.change);
+      if (!message.incident) break;
+      // The change took it out of what this console's stream hears of (e.g. reassigned away
+      // from an agency user's agency): drop it.
+      if (message.left_filter) drop(idOf(message.incident));
+      else upsert(message.incident, message.change);
       break;
     default:
       // Newer servers may send more kinds of message; this page ignores what it does not know.
