@@ -55,7 +55,7 @@ fn with_contact(report: String) -> Result<String> {
 }
 
 /// Waits until `id`'s stored status is `status`.
-async fn wait_status(server: &Dispecer, id: &str, status: &str) -> Result<()> {
+pub(crate) async fn wait_status(server: &Dispecer, id: &str, status: &str) -> Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let (_, _, one) = server.get(&format!("/api/v1/incidents/{id}")).await?;
@@ -73,7 +73,7 @@ async fn wait_status(server: &Dispecer, id: &str, status: &str) -> Result<()> {
 
 /// Opens `id`'s popup from its queue row with the keyboard, presses the action button, and
 /// waits for the popup to say it is done and the store to have it.
-async fn act_in_popup(
+pub(crate) async fn act_in_popup(
     browser: &Client,
     server: &Dispecer,
     id: &str,
@@ -130,7 +130,7 @@ async fn queue_ids(browser: &Client) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-async fn wait_queue(browser: &Client, want: &[&str]) -> Result<()> {
+pub(crate) async fn wait_queue(browser: &Client, want: &[&str]) -> Result<()> {
     let mut want: Vec<String> = want.iter().map(|s| (*s).to_owned()).collect();
     want.sort();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);

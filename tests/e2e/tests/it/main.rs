@@ -5,6 +5,7 @@
 mod accounts;
 mod agency_updates;
 mod browser;
+mod browser_journey;
 mod citizen_page;
 mod console;
 mod disk_full;
