@@ -170,7 +170,7 @@ impl StreamFilter {
         {
             return false;
         }
-        !(self.open_only && !incident.status.is_open())
+        !self.open_only || incident.status.is_open()
     }
 }
 
@@ -462,7 +462,8 @@ mod tests {
         resolved.status = IncidentStatus::Resolved;
         let all = [&pothole, &leak, &far, &resolved];
         // (filter, restriction, which of a, b, c, d it admits)
-        let table: &[(&[(&str, &str)], Option<&str>, &str)] = &[
+        type Row<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
+        let table: &[Row] = &[
             (&[], None, "abcd"),
             (&[("bbox", "25.5,45.6,25.65,45.66")], None, "abd"),
             // Edges are inside.

@@ -231,7 +231,7 @@ async fn full_journey() -> Result<()> {
         wait_queue(&console, &[&leak]).await?;
         assert_eq!(
             marker_ids(&console).await?,
-            [leak.clone()],
+            std::slice::from_ref(&leak),
             "the agency's map"
         );
         screenshot(&console, "journey-10-agency-sees-its-own").await?;
