@@ -107,6 +107,8 @@ const state = {
   actionNotes: new Map(),
   /** id → the incident's timeline entries (GET api/v1/incidents/{id}/timeline), for its popup. */
   timelines: new Map(),
+  /** id → the incident's reports (the timeline's `events`: id, source, received_at), to split one out. */
+  reports: new Map(),
   /** The queue's filters ('' = any) and order: newest, severity or due (soonest deadline first). */
   filter: { status: '', severity: '', category: '', agency: '', district: '', overdue: false, sort: 'newest' },
   /** id → citizens' contact details, asked for explicitly (each reading is logged); dropped when its popup closes. */
@@ -1055,6 +1057,7 @@ function popupHtml(id) {
         ${p.escalated === true ? row(t('popup.escalation'), `<span class="mark mark-escalated">${esc(t('mark.escalated'))}</span>`) : ''}
       </table>
       ${actionsHtml(id, feature)}
+      ${regroupHtml(id, feature)}
       ${description ? `<div class="popup-section"><div class="popup-label">${esc(t('popup.description'))}</div><p class="popup-description">${esc(description)}</p></div>` : ''}
       <div class="popup-section">
         <div class="popup-label">${esc(t('popup.routing'))}</div>
@@ -1294,15 +1297,19 @@ function replaceAll(collection) {
   scheduleRender();
 }
 
+function drop(id) {
+  if (id != null && state.incidents.delete(id)) {
+    removeMarker(id);
+    scheduleRender();
+  }
+}
+
 function upsert(feature, change) {
   const id = idOf(feature);
   if (id == null) return;
   if (!visibleToSession(feature)) {
     // Reassigned away from this agency user's agency: it leaves their console.
-    if (state.incidents.delete(id)) {
-      removeMarker(id);
-      scheduleRender();
-    }
+    drop(id);
     return;
   }
   const previous = state.incidents.get(id);
@@ -1330,7 +1337,11 @@ function handleMessage(message) {
       replaceAll(message.incidents);
       break;
     case 'incident':
-      if (message.incident) upsert(message.incident, message.change);
+      if (!message.incident) break;
+      // The change took it out of what this console's stream hears of (e.g. reassigned away
+      // from an agency user's agency): drop it.
+      if (message.left_filter) drop(idOf(message.incident));
+      else upsert(message.incident, message.change);
       break;
     default:
       // Newer servers may send more kinds of message; this page ignores what it does not know.
@@ -1525,7 +1536,7 @@ function visibleToSession(feature) {
 const STAFF = ['operator', 'supervisor', 'admin'];
 const EVERYONE = [...STAFF, 'agency'];
 const OPEN_STATUSES = ['new', 'assigned', 'acknowledged', 'in_progress', 'reopened'];
-/** What each role may ask for, and from which states. Merge and split go here once the engine has them. */
+/** What each role may ask for, and from which states. Merge, unmerge and split: `regroupHtml`. */
 const ACTIONS = [
   { action: 'acknowledge', roles: EVERYONE, from: ['assigned', 'reopened'] },
   { action: 'start', roles: EVERYONE, from: ['acknowledged', 'reopened'] },
@@ -1634,9 +1645,11 @@ async function loadTimeline(id) {
   try {
     const doc = await fetchJson(`api/v1/incidents/${encodeURIComponent(id)}/timeline`);
     state.timelines.set(id, Array.isArray(doc.timeline) ? doc.timeline : []);
+    state.reports.set(id, Array.isArray(doc.events) ? doc.events : []);
   } catch {
     return;
   }
+  redrawRegroup(id);
   const box = state.markers.get(id)?.getPopup()?.getElement()
     ?.querySelector(`[data-timeline-for="${CSS.escape(id)}"]`);
   if (box) box.innerHTML = timelineHtml(id);
@@ -1690,6 +1703,132 @@ async function loadContacts(id) {
   if (box && feature) box.outerHTML = contactsHtml(id, feature);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Merge, unmerge, split (operators only): moving citizens' reports between incidents. The popup
+// section is drawn apart from the lifecycle's actions; its buttons go through runAction.
+
+const REGROUP_ACTIONS = new Set(['merge', 'unmerge', 'split']);
+/** Open incidents of the same category within this many meters are offered as merge targets. */
+const MERGE_NEAR_M = 2000;
+/** At most this many are offered (nearest first); any other is typed by its id. */
+const MERGE_OFFERED = 8;
+
+function mayRegroup() {
+  return STAFF.includes(state.session?.role);
+}
+
+/** Meters between two [lat, lng] points (haversine, mean Earth radius). */
+function metersBetween([lat1, lng1], [lat2, lng2]) {
+  const rad = Math.PI / 180;
+  const dLat = (lat2 - lat1) * rad;
+  const dLng = (lng2 - lng1) * rad;
+  const a = Math.sin(dLat / 2) ** 2 + Math.cos(lat1 * rad) * Math.cos(lat2 * rad) * Math.sin(dLng / 2) ** 2;
+  return 2 * 6371008.8 * Math.asin(Math.min(1, Math.sqrt(a)));
+}
+
+/** Open incidents of `feature`'s category near it, nearest first: [{ id, feature, meters }]. */
+function mergeTargets(id, feature) {
+  const here = latLngOf(feature);
+  if (!here) return [];
+  const category = feature.properties?.category;
+  const out = [];
+  for (const [other, f] of state.incidents) {
+    if (other === id || !isOpen(f) || f.properties?.category !== category) continue;
+    const there = latLngOf(f);
+    if (!there) continue;
+    const meters = metersBetween(here, there);
+    if (meters <= MERGE_NEAR_M) out.push({ id: other, feature: f, meters });
+  }
+  return out.sort((a, b) => a.meters - b.meters).slice(0, MERGE_OFFERED);
+}
+
+function regroupHtml(id, feature) {
+  if (!mayRegroup()) return '';
+  const p = feature.properties ?? {};
+  const status = statusOf(feature);
+  const button = (action) => `<button type="button" class="act act-${action}" data-act="${action}" data-incident="${esc(id)}">${esc(t(`regroup.${action}`))}</button>`;
+  const parts = [];
+  if (status === 'duplicate' && p.merged_into) {
+    parts.push(`<p class="regroup-merged">${esc(t('regroup.merged_into'))} <code>${esc(p.merged_into)}</code></p>
+      <div class="action-buttons">${button('unmerge')}</div>`);
+  }
+  if (isOpen(feature)) {
+    const intoId = `merge-into-${id}`;
+    const typedId = `merge-typed-${id}`;
+    const targets = mergeTargets(id, feature);
+    const option = (c) => `<option value="${esc(c.id)}">${esc(t('regroup.target', {
+      distance: formatNumber(state.lang, Math.round(c.meters)),
+      district: districtName(c.feature.properties?.district),
+      status: statusName(statusOf(c.feature)),
+      id: c.id,
+    }))}</option>`;
+    parts.push(`<label class="action-field" for="${esc(intoId)}">${esc(t('regroup.merge.label'))}</label>
+      <div class="action-assign"><select id="${esc(intoId)}" class="regroup-into">
+        <option value="">${esc(targets.length ? t('regroup.merge.choose') : t('regroup.merge.none_near'))}</option>
+        ${targets.map(option).join('')}</select></div>
+      <div class="action-assign"><input id="${esc(typedId)}" class="regroup-into-typed" maxlength="200"
+        aria-label="${esc(t('regroup.merge.typed'))}" placeholder="${esc(t('regroup.merge.typed'))}">${button('merge')}</div>`);
+    const reports = state.reports.get(id);
+    if ((Number(p.report_count) || 0) > 1) {
+      const eventId = `split-event-${id}`;
+      parts.push(`<label class="action-field" for="${esc(eventId)}">${esc(t('regroup.split.label'))}</label>
+        ${reports ? `<div class="action-assign"><select id="${esc(eventId)}" class="regroup-event">
+          ${reports.map((e) => `<option value="${esc(e.id)}">${esc(formatDateTime(e.received_at))} · ${esc(e.id)}</option>`).join('')}
+          </select>${button('split')}</div>` : `<p class="timeline-empty">${esc(t('app.loading'))}</p>`}`);
+    }
+  }
+  if (!parts.length) return '';
+  const reasonId = `regroup-reason-${id}`;
+  return `
+      <div class="popup-section actions regroup" data-regroup-for="${esc(id)}">
+        <div class="popup-label">${esc(t('regroup.title'))}</div>
+        ${parts.join('')}
+        <label class="action-field" for="${esc(reasonId)}">${esc(t('regroup.reason'))}</label>
+        <input id="${esc(reasonId)}" class="action-reason" maxlength="2000" placeholder="${esc(t('regroup.reason.placeholder'))}">
+        <p class="action-status" role="status"></p>
+      </div>`;
+}
+
+/** Redraws only the regroup section of `id`'s open popup (after its reports arrived), keeping what was chosen or typed. */
+function redrawRegroup(id) {
+  const feature = state.incidents.get(id);
+  const box = state.markers.get(id)?.getPopup()?.getElement()
+    ?.querySelector(`[data-regroup-for="${CSS.escape(id)}"]`);
+  if (!box || !feature) return;
+  const fields = ['.regroup-into', '.regroup-into-typed', '.regroup-event', '.action-reason'];
+  const kept = fields.map((sel) => box.querySelector(sel)?.value);
+  const focused = fields.find((sel) => box.querySelector(sel) === document.activeElement);
+  const holder = document.createElement('div');
+  holder.innerHTML = regroupHtml(id, feature);
+  const fresh = holder.firstElementChild;
+  if (!fresh) return;
+  fields.forEach((sel, i) => {
+    const field = fresh.querySelector(sel);
+    if (field && kept[i] != null && [...(field.options ?? [{ value: kept[i] }])].some((o) => o.value === kept[i])) field.value = kept[i];
+  });
+  box.replaceWith(fresh);
+  if (focused) fresh.querySelector(focused)?.focus();
+}
+
+/** The body's extra fields for a merge (`into`) or a split (`event`); null, said in the box, when missing. */
+function regroupFields(action, box) {
+  const missing = (key) => {
+    const status = box.querySelector('.action-status');
+    status.textContent = t(key);
+    status.className = 'action-status is-error';
+    return null;
+  };
+  if (action === 'merge') {
+    const into = box.querySelector('.regroup-into-typed')?.value.trim() || box.querySelector('.regroup-into')?.value;
+    return into ? { into } : missing('regroup.merge.needed');
+  }
+  if (action === 'split') {
+    const event = box.querySelector('.regroup-event')?.value;
+    return event ? { event } : missing('regroup.split.needed');
+  }
+  return {};
+}
+
 function refreshPopup(id) {
   const marker = state.markers.get(id);
   if (marker?.isPopupOpen()) marker.getPopup().update();
@@ -1714,6 +1853,11 @@ async function runAction(button) {
   if (action === 'assign') {
     body.agency = box.querySelector('.action-agency')?.value;
     if (!body.agency) return;
+  }
+  if (REGROUP_ACTIONS.has(action)) {
+    const extra = regroupFields(action, box);
+    if (!extra) return;
+    Object.assign(body, extra);
   }
   for (const b of box.querySelectorAll('button, input, select')) b.disabled = true;
   const status = box.querySelector('.action-status');

@@ -7,6 +7,11 @@
 //! comes after commit. Its id is a digest of the form, the key and the day, so a client's retry
 //! files nothing new. Errors are the specification's arrays: 404 unknown resource, 403 missing or
 //! bad `api_key`, 400 anything else (503 while the store is down).
+//!
+//! `GET requests` answers the newest first, by default those received in the last 90 days and at
+//! most 1000 of them (the specification's defaults); the common extension `page` (from 1) and
+//! `page_size` (1 to 1000, default 1000) pages through the same list. A `service_request_id` list
+//! overrides every other parameter, paging included.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -290,6 +295,22 @@ fn parse_date(name: &str, text: &str) -> Result<DateTime<Utc>, Refusal> {
         })
 }
 
+/// A `page` or `page_size`: a whole number from 1 to `max`.
+fn paging(name: &str, text: Option<&str>, max: u32) -> Result<Option<u32>, Refusal> {
+    text.map(|t| {
+        t.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                Refusal::bad(format!(
+                    "{name} {t:?} must be a whole number from 1 to {max}"
+                ))
+            })
+    })
+    .transpose()
+}
+
 async fn list_requests(
     state: &AppState,
     query: Option<&str>,
@@ -306,6 +327,8 @@ async fn list_requests(
             "start_date",
             "end_date",
             "status",
+            "page",
+            "page_size",
         ],
     )?;
     let param = |name: &str| -> Result<Option<&str>, Refusal> {
@@ -320,6 +343,9 @@ async fn list_requests(
         limit: MAX_REQUESTS,
         ..RequestFilter::default()
     };
+    // The common `page`/`page_size` extension: pages of the same newest-first list, 1-based.
+    let page = paging("page", param("page")?, u32::MAX)?.unwrap_or(1);
+    let page_size = paging("page_size", param("page_size")?, MAX_REQUESTS)?;
     if let Some(ids) = param("service_request_id")? {
         // The list overrides every other parameter.
         filter.ids = ids
@@ -367,6 +393,12 @@ async fn list_requests(
         }
         filter.from = Some(from);
         filter.to = Some(to);
+        if let Some(size) = page_size {
+            filter.limit = size;
+        }
+        filter.offset = (page - 1)
+            .checked_mul(filter.limit)
+            .ok_or_else(|| Refusal::bad(format!("page {page} is beyond any list of requests")))?;
         if let Some(status) = param("status")? {
             for s in status.split(',').map(str::trim) {
                 let open = match s {

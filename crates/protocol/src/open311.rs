@@ -591,12 +591,22 @@ impl RequestForm {
                 parse_degrees("long", long, 180.0)?,
             ),
             (None, None) => {
+                // The specification also allows address_string or address_id alone; with no
+                // address registry or geocoder here, neither can place a report.
+                let given = ["address_string", "address_id"]
+                    .into_iter()
+                    .find(|f| fields.get(*f).is_some_and(|v| !v.trim().is_empty()));
                 return Err(FormError::Invalid {
-                    name: "lat".into(),
-                    reason: "lat and long are required: this endpoint does not look up \
-                             address_string or address_id"
-                        .into(),
-                })
+                    name: given.unwrap_or("lat").into(),
+                    reason: match given {
+                        Some(f) => format!(
+                            "lat and long are required: this endpoint cannot look up a place \
+                             from {f} (no address registry or geocoder); send lat and long, and \
+                             address_string beside them is kept as the request's address"
+                        ),
+                        None => "lat and long are required (the location of the problem)".into(),
+                    },
+                });
             }
             (Some(_), None) => return Err(FormError::Missing("long")),
             (None, Some(_)) => return Err(FormError::Missing("lat")),
@@ -767,6 +777,44 @@ mod tests {
         long.push(("api_key".into(), "k".into()));
         long.push(("description".into(), "x".repeat(MAX_DESCRIPTION + 1)));
         assert!(RequestForm::parse(long).is_err());
+    }
+
+    #[test]
+    fn an_address_alone_is_refused_naming_it_and_kept_beside_a_position() {
+        for field in ["address_string", "address_id"] {
+            let err = RequestForm::parse(pairs(&[
+                ("api_key", "k"),
+                ("service_code", "pothole"),
+                (field, "Strada Republicii 10"),
+            ]))
+            .expect_err("no position");
+            let FormError::Invalid { name, reason } = &err else {
+                panic!("{err:?}");
+            };
+            assert_eq!(name, field);
+            assert!(reason.starts_with("lat and long are required"), "{reason}");
+            assert!(reason.contains("geocoder"), "{reason}");
+        }
+        let err = RequestForm::parse(pairs(&[("api_key", "k"), ("service_code", "pothole")]))
+            .expect_err("no position");
+        assert_eq!(
+            err.to_string(),
+            "lat: lat and long are required (the location of the problem)"
+        );
+        let form = RequestForm::parse(pairs(&[
+            ("api_key", "k"),
+            ("service_code", "pothole"),
+            ("lat", "45.6419"),
+            ("long", "25.5887"),
+            ("address_string", "Strada Republicii 10"),
+        ]))
+        .expect("valid");
+        let report = form.report("o311-1", Utc::now());
+        assert_eq!(report["properties"]["address"], "Strada Republicii 10");
+        assert_eq!(
+            report["geometry"]["coordinates"],
+            serde_json::json!([25.5887, 45.6419])
+        );
     }
 
     #[test]

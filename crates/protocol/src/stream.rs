@@ -36,6 +36,12 @@ pub enum StreamFrame {
         /// are told of besides the agency.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         escalation: Option<EscalationDto>,
+        /// `true` (WebSocket only) when this change takes the incident out of the client's filter
+        /// (moved out of its box, reassigned away from its agency, another category, no longer
+        /// open): the client drops it and hears no more of it unless it comes back. This is the
+        /// one frame it gets about it; absent otherwise.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        left_filter: bool,
     },
 }
 

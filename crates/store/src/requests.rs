@@ -25,6 +25,8 @@ pub struct RequestFilter {
     pub statuses: Vec<IncidentStatus>,
     /// At most this many, newest first.
     pub limit: u32,
+    /// Skip this many of the newest first (paging: `(page - 1) * page_size`).
+    pub offset: u32,
 }
 
 /// A citizen's report and its incident as of now.
@@ -154,4 +156,5 @@ where
     }
     q.push(" ORDER BY e.received_at DESC, e.id DESC LIMIT ")
         .push_bind(i64::from(f.limit));
+    q.push(" OFFSET ").push_bind(i64::from(f.offset));
 }

@@ -87,6 +87,8 @@ async fn publish(client: &AsyncClient, update: &IncidentUpdate) {
         escalation: update
             .escalation
             .map(|e| EscalationDto::new(&e, &update.incident)),
+        // Agencies' topics carry every change of their incidents; filters are the stream's.
+        left_filter: false,
     };
     let payload = match serde_json::to_vec(&frame) {
         Ok(p) => p,

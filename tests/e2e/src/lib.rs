@@ -621,7 +621,16 @@ pub struct StreamClient {
 impl StreamClient {
     /// Connects and returns the first frame (the snapshot) too.
     pub async fn connect(http: &str) -> Result<(Self, Value)> {
-        let url = format!("{}/api/v1/stream", http.replacen("http://", "ws://", 1));
+        Self::connect_filtered(http, "").await
+    }
+
+    /// [`StreamClient::connect`] with the stream's query parameters (`bbox=…&categories=…`; empty
+    /// for none).
+    pub async fn connect_filtered(http: &str, query: &str) -> Result<(Self, Value)> {
+        let mut url = format!("{}/api/v1/stream", http.replacen("http://", "ws://", 1));
+        if !query.is_empty() {
+            url = format!("{url}?{query}");
+        }
         let (ws, _) = tokio_tungstenite::connect_async(url).await?;
         let mut client = StreamClient { ws };
         let first = client.next_frame().await?;

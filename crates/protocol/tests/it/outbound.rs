@@ -279,6 +279,7 @@ fn an_incident_frame_is_tagged_incident_with_its_change() {
             change,
             incident: Box::new(IncidentFeature::at(&incident(), now())),
             escalation: None,
+            left_filter: false,
         };
         let value = serde_json::to_value(&frame).expect("serialises");
         assert_eq!(
@@ -296,6 +297,32 @@ fn an_incident_frame_is_tagged_incident_with_its_change() {
 }
 
 #[test]
+fn a_frame_that_takes_an_incident_out_of_a_filter_says_so() {
+    let frame = StreamFrame::Incident {
+        change: Change::Updated,
+        incident: Box::new(IncidentFeature::at(&incident(), now())),
+        escalation: None,
+        left_filter: true,
+    };
+    let value = serde_json::to_value(&frame).expect("serialises");
+    assert_eq!(value["left_filter"], json!(true));
+    let back: StreamFrame = serde_json::from_value(value).expect("deserialises");
+    assert_eq!(back, frame);
+    // Absent means false: older frames still read.
+    let old: StreamFrame = serde_json::from_value(
+        json!({"type": "incident", "change": "updated", "incident": incident_json()}),
+    )
+    .expect("deserialises");
+    assert!(matches!(
+        old,
+        StreamFrame::Incident {
+            left_filter: false,
+            ..
+        }
+    ));
+}
+
+#[test]
 fn an_escalation_frame_names_the_deadline_and_who_is_told() {
     use model::lifecycle::{Deadline, Escalation};
     use model::Severity;
@@ -310,6 +337,7 @@ fn an_escalation_frame_names_the_deadline_and_who_is_told() {
         change: Change::Updated,
         incident: Box::new(IncidentFeature::at(&i, now())),
         escalation: Some(EscalationDto::new(&escalation, &i)),
+        left_filter: false,
     };
     let value = serde_json::to_value(&frame).expect("serialises");
     assert_eq!(

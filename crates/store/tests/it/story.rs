@@ -986,6 +986,24 @@ async fn citizen_requests(store: &Store) {
     let found = store.citizen_requests(&window).await.expect("read");
     let ids: Vec<&str> = found.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["gdpr-1", "gdpr-0"]);
+    // A page of it: the second of one.
+    let page = RequestFilter {
+        limit: 1,
+        offset: 1,
+        ..window.clone()
+    };
+    let found_page = store.citizen_requests(&page).await.expect("read");
+    let ids: Vec<&str> = found_page.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["gdpr-0"]);
+    let past = RequestFilter {
+        offset: 2,
+        ..window.clone()
+    };
+    assert!(store
+        .citizen_requests(&past)
+        .await
+        .expect("read")
+        .is_empty());
     // By several ids, category, status and limit.
     let listed = |filter: RequestFilter| async move {
         store

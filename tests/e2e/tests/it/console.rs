@@ -1,7 +1,8 @@
 //! The console as its people use it, in a real browser: a wrong password is refused and repeated
 //! failures are rate-limited on the login screen; an operator logs in, sees two citizens'
 //! reports appear on the map and in the queue, acknowledges and resolves one from the incident's
-//! popup, opens a traffic counter's chart (with its baseline from yesterday's readings, and the
+//! popup, merges two reports' incidents, unmerges them, merges again and splits the report back
+//! out (checked in the store), opens a traffic counter's chart (with its baseline from yesterday's readings, and the
 //! free-flow speed for a counter with no history), and logs out; an agency user logs in, sees only
 //! its agency's incident, and acknowledges and resolves it. A screenshot of each screen is kept
 //! under target/e2e-screenshots/.
@@ -55,7 +56,7 @@ fn with_contact(report: String) -> Result<String> {
 }
 
 /// Waits until `id`'s stored status is `status`.
-async fn wait_status(server: &Dispecer, id: &str, status: &str) -> Result<()> {
+pub(crate) async fn wait_status(server: &Dispecer, id: &str, status: &str) -> Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let (_, _, one) = server.get(&format!("/api/v1/incidents/{id}")).await?;
@@ -73,7 +74,7 @@ async fn wait_status(server: &Dispecer, id: &str, status: &str) -> Result<()> {
 
 /// Opens `id`'s popup from its queue row with the keyboard, presses the action button, and
 /// waits for the popup to say it is done and the store to have it.
-async fn act_in_popup(
+pub(crate) async fn act_in_popup(
     browser: &Client,
     server: &Dispecer,
     id: &str,
@@ -118,6 +119,125 @@ async fn act_in_popup(
     wait_status(server, id, status).await
 }
 
+/// `id`'s incident as stored.
+async fn stored(server: &Dispecer, id: &str) -> Result<Value> {
+    Ok(server.get(&format!("/api/v1/incidents/{id}")).await?.2["properties"].clone())
+}
+
+/// Waits until `check` holds for the store (the incidents `ids`, as stored), for `within`.
+async fn store_shows(
+    server: &Dispecer,
+    ids: &[&str],
+    within: Duration,
+    check: impl Fn(&[Value]) -> bool,
+) -> Result<bool> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let mut now = Vec::new();
+        for id in ids {
+            now.push(stored(server, id).await?);
+        }
+        if check(&now) {
+            return Ok(true);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Opens `id`'s popup: from its queue row when it is open, from its marker when it is not (a
+/// merged incident leaves the queue), unless it is open already.
+async fn open_popup(browser: &Client, id: &str) -> Result<()> {
+    let open = format!(
+        ".leaflet-popup [data-regroup-for='{id}'], .leaflet-popup [data-actions-for='{id}']"
+    );
+    if browser.find(Locator::Css(&open)).await.is_ok() {
+        return Ok(());
+    }
+    if let Ok(close) = browser
+        .find(Locator::Css(".leaflet-popup-close-button"))
+        .await
+    {
+        close.click().await?;
+    }
+    match browser
+        .find(Locator::Css(&format!("#queue-list [data-queue-id='{id}']")))
+        .await
+    {
+        Ok(row) => row.send_keys("\u{E007}").await?, // Enter
+        Err(_) => {
+            browser
+                .find(Locator::Css(&format!(
+                    ".leaflet-marker-pane [data-incident-id='{id}']"
+                )))
+                .await
+                .with_context(|| format!("no marker for {id}"))?
+                .click()
+                .await?
+        }
+    }
+    // Its history is loaded (the reports to split come with it): the section is drawn for good.
+    browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(&format!(
+            ".leaflet-popup [data-timeline-for='{id}'] ol.timeline"
+        )))
+        .await
+        .with_context(|| format!("the popup of {id} shows no history"))?;
+    Ok(())
+}
+
+/// Merges, unmerges or splits from `id`'s popup: picks `choice` (the merge target or the report
+/// to split out) in the section's `select`, presses the button, and waits for the store to show
+/// `done`. The popup is redrawn when a frame for its incident arrives: a choice or click that
+/// lands then is lost, so it is tried again unless the store already shows it done.
+async fn regroup_in_popup(
+    browser: &Client,
+    server: &Dispecer,
+    id: &str,
+    action: &str,
+    choice: Option<(&str, &str)>,
+    ids: &[&str],
+    done: impl Fn(&[Value]) -> bool,
+) -> Result<()> {
+    for attempt in 1..=3 {
+        open_popup(browser, id).await?;
+        let section = format!(".leaflet-popup [data-regroup-for='{id}']");
+        if let Some((select, value)) = choice {
+            browser
+                .wait()
+                .at_most(Duration::from_secs(20))
+                .for_element(Locator::Css(&format!(
+                    "{section} select.{select} option[value='{value}']"
+                )))
+                .await
+                .with_context(|| format!("{value} is not offered to {action} {id}"))?;
+            browser
+                .find(Locator::Css(&format!("{section} select.{select}")))
+                .await?
+                .select_by_value(value)
+                .await?;
+        }
+        screenshot(browser, &format!("console-{action}")).await?;
+        browser
+            .find(Locator::Css(&format!(
+                "{section} button[data-act='{action}'][data-incident='{id}']"
+            )))
+            .await
+            .with_context(|| format!("no {action} button in the popup of {id}"))?
+            .click()
+            .await?;
+        let within = Duration::from_secs(if attempt < 3 { 6 } else { 20 });
+        if store_shows(server, ids, within, &done).await? {
+            return Ok(());
+        }
+    }
+    anyhow::bail!("{action} of {id} did not reach the store")
+}
+
 async fn queue_ids(browser: &Client) -> Result<Vec<String>> {
     let mut ids = Vec::new();
     for row in browser
@@ -130,7 +250,7 @@ async fn queue_ids(browser: &Client) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-async fn wait_queue(browser: &Client, want: &[&str]) -> Result<()> {
+pub(crate) async fn wait_queue(browser: &Client, want: &[&str]) -> Result<()> {
     let mut want: Vec<String> = want.iter().map(|s| (*s).to_owned()).collect();
     want.sort();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -176,6 +296,145 @@ async fn open_chart(browser: &Client, name: &str, baseline: &str) -> Result<u32>
         .await?
         .unwrap_or_default();
     Ok(points.parse()?)
+}
+
+/// Merge, unmerge and split from the popup's "merge and split" section, checked in the store.
+async fn merge_unmerge_split(
+    browser: &Client,
+    server: &Dispecer,
+    mqtt: &mut MqttClient,
+) -> Result<()> {
+    let mut holes = Vec::new();
+    for (n, (lon, lat)) in [(25.5950, 45.6500), (25.5980, 45.6515)]
+        .into_iter()
+        .enumerate()
+    {
+        let report = format!("regroup-{n}-{}", uuid::Uuid::now_v7());
+        mqtt.publish(
+            "dispecer/v1/in/citizen/reports",
+            citizen_report(&report, "pothole", lon, lat),
+        )
+        .await?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let id = loop {
+            let (_, _, list) = server
+                .get("/api/v1/incidents?category=pothole&status=open")
+                .await?;
+            let found = list["features"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["id"].as_str())
+                .find(|id| !holes.iter().any(|(h, _): &(String, String)| h == id))
+                .map(str::to_owned);
+            if let Some(id) = found {
+                break id;
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "pothole {n} not stored"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        holes.push((id, format!("citizen:{report}")));
+    }
+    let (first, second) = (holes[0].0.clone(), holes[1].0.clone());
+    let second_report = holes[1].1.clone();
+    for id in [&first, &second] {
+        browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(&format!("#queue-list [data-queue-id='{id}']")))
+            .await
+            .with_context(|| format!("{id} is not in the queue"))?;
+    }
+    let ids = [first.as_str(), second.as_str()];
+    let merged = |now: &[Value]| {
+        now[0]["report_count"] == 2
+            && now[1]["status"] == "duplicate"
+            && now[1]["merged_into"] == first.as_str()
+    };
+    // The second offers the first as a nearby pothole to merge into.
+    regroup_in_popup(
+        browser,
+        server,
+        &second,
+        "merge",
+        Some(("regroup-into", &first)),
+        &ids,
+        merged,
+    )
+    .await?;
+    // Merged, it offers to unmerge, and names where it went.
+    browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::XPath(&format!(
+            "//div[contains(@class, 'leaflet-popup')]//p[@class='regroup-merged']/code[.='{first}']"
+        )))
+        .await
+        .context("the merged incident does not say where it went")?;
+    screenshot(browser, "console-merged").await?;
+    regroup_in_popup(browser, server, &second, "unmerge", None, &ids, |now| {
+        now[0]["report_count"] == 1
+            && now[1]["status"] == "assigned"
+            && now[1]["merged_into"].is_null()
+            && now[1]["report_count"] == 1
+    })
+    .await?;
+    let (_, _, timeline) = server
+        .get(&format!("/api/v1/incidents/{second}/timeline"))
+        .await?;
+    let kinds: Vec<&str> = timeline["timeline"]
+        .as_array()
+        .context("timeline")?
+        .iter()
+        .filter_map(|t| t["kind"].as_str())
+        .collect();
+    assert!(kinds.ends_with(&["merge", "unmerge"]), "{kinds:?}");
+
+    // Merged again, then the second's report split out of the first into a new incident.
+    regroup_in_popup(
+        browser,
+        server,
+        &second,
+        "merge",
+        Some(("regroup-into", &first)),
+        &ids,
+        merged,
+    )
+    .await?;
+    regroup_in_popup(
+        browser,
+        server,
+        &first,
+        "split",
+        Some(("regroup-event", &second_report)),
+        &[first.as_str()],
+        |now| now[0]["report_count"] == 1,
+    )
+    .await?;
+    let (_, _, open) = server
+        .get("/api/v1/incidents?category=pothole&status=open")
+        .await?;
+    let open: Vec<&str> = open["features"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["id"].as_str())
+        .collect();
+    assert_eq!(open.len(), 2, "the first and the one split out: {open:?}");
+    assert!(
+        open.contains(&first.as_str()) && !open.contains(&second.as_str()),
+        "{open:?}"
+    );
+    if let Ok(close) = browser
+        .find(Locator::Css(".leaflet-popup-close-button"))
+        .await
+    {
+        close.click().await?;
+    }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -388,6 +647,10 @@ async fn operators_and_agencies_work_from_the_console() -> Result<()> {
         // Resolved, it leaves the queue; its popup now offers closing (or reopening) it.
         act_in_popup(&browser, &server, &pothole, "close", "closed").await?;
         browser.find(Locator::Css(".leaflet-popup-close-button")).await?.click().await?;
+
+        // Two reports of one hole, 250 m apart (two incidents): the operator merges the second
+        // into the first, unmerges it, merges it again and splits its report back out.
+        merge_unmerge_split(&browser, &server, &mut mqtt).await?;
 
         // A counter's chart, with yesterday's readings as its baseline; then one with no history,
         // whose baseline is its free-flow speed from the city data.

@@ -5,6 +5,7 @@
 mod accounts;
 mod agency_updates;
 mod browser;
+mod browser_journey;
 mod citizen_page;
 mod console;
 mod disk_full;
@@ -18,3 +19,4 @@ mod reliability;
 mod scenario;
 mod schemathesis;
 mod slow_client;
+mod stream_filters;

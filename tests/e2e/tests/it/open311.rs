@@ -252,6 +252,14 @@ async fn open311_georeport_v2() -> Result<()> {
                     .filter(|(k, _)| *k != "long")
                     .collect(),
                 400,
+                "geocoder",
+            ),
+            (
+                without("lat")
+                    .into_iter()
+                    .filter(|(k, _)| *k != "long" && *k != "address_string")
+                    .collect(),
+                400,
                 "lat and long",
             ),
             (without("long"), 400, "long"),
@@ -414,6 +422,29 @@ async fn open311_georeport_v2() -> Result<()> {
     let mut wanted = vec![first.clone(), "mqtt-open311-1".to_owned()];
     wanted.sort();
     assert_eq!(listed, wanted);
+    // Pages of the same newest-first list (the page/page_size extension).
+    let mut paged = Vec::new();
+    for page in 1..=3 {
+        let a = get(
+            &server,
+            &format!("/open311/v2/requests.json?page={page}&page_size=2"),
+        )
+        .await?;
+        assert_eq!(a.status, 200, "{}", a.body);
+        let got = ids(&a);
+        assert_eq!(got.len(), [2, 1, 0][page - 1], "page {page}: {got:?}");
+        paged.extend(got);
+    }
+    assert_eq!(paged, all, "the pages, in order, are the whole list");
+    let a = get(&server, "/open311/v2/requests.xml?page=2&page_size=2").await?;
+    assert_eq!(a.xml_texts("service_request_id"), all[2..].to_vec());
+    // A service_request_id list overrides paging.
+    let a = get(
+        &server,
+        &format!("/open311/v2/requests.json?service_request_id={first}&page=5&page_size=1"),
+    )
+    .await?;
+    assert_eq!(ids(&a), std::slice::from_ref(&first));
     let a = get(&server, "/open311/v2/requests.json?service_code=pothole").await?;
     assert_eq!(ids(&a).len(), 2);
     let a = get(&server, "/open311/v2/requests.json?status=closed").await?;
@@ -463,7 +494,12 @@ async fn open311_georeport_v2() -> Result<()> {
             ("start_date=yesterday".to_owned(), "start_date"),
             ("status=pending".to_owned(), "pending"),
             ("service_code=unicorn".to_owned(), "unicorn"),
-            ("page=2".to_owned(), "page"),
+            ("page=0".to_owned(), "page"),
+            ("page=two".to_owned(), "page"),
+            ("page_size=1001".to_owned(), "page_size"),
+            ("page_size=0".to_owned(), "page_size"),
+            ("page=1&page=2".to_owned(), "twice"),
+            ("limit=2".to_owned(), "limit"),
             ("status=open&status=closed".to_owned(), "twice"),
         ] {
             let a = get(&server, &format!("{path}?{query}")).await?;
