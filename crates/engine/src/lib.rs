@@ -556,6 +556,7 @@ impl Actor {
             updated_at: now,
             sla: SlaClock::start(category.sla.for_severity(severity), now),
             merged_into: None,
+            explained_by: vec![],
         }
     }
 

@@ -281,6 +281,7 @@ mod tests {
             updated_at: updated,
             sla: crate::lifecycle::SlaClock::default(),
             merged_into: None,
+            explained_by: vec![],
         }
     }
 
