@@ -22,6 +22,8 @@ pub fn event_of(logged: &LoggedEvent, city: &model::City) -> anyhow::Result<Even
         } else {
             inbound::utility_event(payload, operator, city, logged.received_at)
         }
+    } else if let Some(component) = logged.source.strip_prefix("system:") {
+        protocol::derived::derived_event(payload, component, city, logged.received_at)
     } else {
         bail!("event {}: unknown source {:?}", logged.id, logged.source);
     }
@@ -56,6 +58,17 @@ pub async fn log_of(store: &Store, city: &model::City) -> anyhow::Result<Vec<Log
     for t in transitions {
         let entry = if t.kind == "escalated" {
             LogEntry::Escalation { at: t.at }
+        } else if t.kind == "linked" {
+            let to = t
+                .detail
+                .get("to")
+                .and_then(|v| v.as_str())
+                .with_context(|| format!("timeline of {}: a link to nothing", t.incident))?;
+            LogEntry::Link {
+                incident: t.incident,
+                at: t.at,
+                to: model::IncidentId::new(to),
+            }
         } else {
             let action = action_of(&t.kind, &t.detail).with_context(|| {
                 format!("timeline of {}: unknown entry {:?}", t.incident, t.kind)
@@ -147,6 +160,11 @@ pub fn differences(stored: &Incident, rebuilt: &Incident) -> Vec<String> {
         "merged_into",
         format!("{:?}", stored.merged_into),
         format!("{:?}", rebuilt.merged_into),
+    );
+    field(
+        "explained_by",
+        format!("{:?}", stored.explained_by),
+        format!("{:?}", rebuilt.explained_by),
     );
     field(
         "routing",
