@@ -111,6 +111,38 @@ pub fn action_of(kind: &str, detail: &serde_json::Value) -> Option<Action> {
     })
 }
 
+/// The log entry of a recorded timeline transition (an action, an escalation, a link); an
+/// error names the entry the log cannot replay.
+pub fn transition_entry(t: store::LoggedTransition) -> Result<LogEntry, String> {
+    Ok(match t.kind.as_str() {
+        "escalated" => LogEntry::Escalation { at: t.at },
+        "linked" => {
+            let to = t
+                .detail
+                .get("to")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| format!("timeline of {}: a link to nothing", t.incident))?;
+            LogEntry::Link {
+                incident: t.incident,
+                at: t.at,
+                to: IncidentId::new(to),
+            }
+        }
+        kind => {
+            let action = action_of(kind, &t.detail)
+                .ok_or_else(|| format!("timeline of {}: unknown entry {kind:?}", t.incident))?;
+            LogEntry::Action {
+                incident: t.incident,
+                at: t.at,
+                action,
+                actor: t.actor,
+                reason: t.reason,
+                request_id: t.request_id,
+            }
+        }
+    })
+}
+
 /// Replays `log` for `city` into a fresh in-memory store and returns every incident it ends
 /// with, by id.
 pub async fn rebuild(

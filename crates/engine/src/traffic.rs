@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn readings_of_one_time_make_one_sample() {
-        let t = |s| {
+        let t = |s: i64| {
             Utc.timestamp_opt(1_764_400_000 + s, 0)
                 .single()
                 .unwrap_or_default()
