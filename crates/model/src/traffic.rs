@@ -416,7 +416,8 @@ mod tests {
     fn scenarios() {
         // (name, samples (day, local hour, minute, speed, occupancy), expected changes)
         type S = (u32, u32, u32, f64, f64);
-        let table: Vec<(&str, Vec<S>, Vec<(&str, (u32, u32, u32))>)> = vec![
+        type Expected = Vec<(&'static str, (u32, u32, u32))>;
+        let table: Vec<(&str, Vec<S>, Expected)> = vec![
             (
                 "free flow all along",
                 (0..30)
