@@ -6,6 +6,7 @@ mod accounts;
 mod agency_updates;
 mod browser;
 mod citizen_page;
+mod congestion;
 mod console;
 mod disk_full;
 mod gdpr;
