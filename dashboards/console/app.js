@@ -1036,6 +1036,7 @@ function popupHtml(id) {
   const alternatives = Array.isArray(p.routing?.alternatives) ? p.routing.alternatives : [];
   const informed = Array.isArray(p.routing?.informed) ? p.routing.informed : [];
   const description = typeof p.description === 'string' && p.description.trim() !== '' ? p.description : null;
+  const explainedBy = Array.isArray(p.explained_by) ? p.explained_by.filter((x) => typeof x === 'string') : [];
   const row = (label, value) => `<tr><th scope="row">${esc(label)}</th><td>${value}</td></tr>`;
   return `
     <div class="popup" lang="${esc(state.lang)}">
@@ -1055,6 +1056,7 @@ function popupHtml(id) {
         ${p.ack_due && AWAITING_ACK.has(status) ? row(t('popup.ack_due'), deadlineHtml(p.ack_due)) : ''}
         ${p.resolve_due && isOpen(feature) ? row(t('popup.resolve_due'), deadlineHtml(p.resolve_due)) : ''}
         ${p.escalated === true ? row(t('popup.escalation'), `<span class="mark mark-escalated">${esc(t('mark.escalated'))}</span>`) : ''}
+        ${explainedBy.length ? row(t('popup.explained_by'), explainedByHtml(explainedBy)) : ''}
       </table>
       ${actionsHtml(id, feature)}
       ${regroupHtml(id, feature)}
@@ -1622,6 +1624,17 @@ function renderFilters() {
     </label>`;
 }
 
+/** The incidents that explain one (a burst main beside a congestion): a button each, to show it. */
+function explainedByHtml(ids) {
+  return `<ul class="popup-explained">${ids.map((other) => {
+    const f = state.incidents.get(other);
+    const name = f ? categoryName(f.properties?.category) : other.slice(0, 8);
+    return `<li><button type="button" class="link" data-focus-incident="${esc(other)}"
+      title="${esc(t('popup.explained_by.go', { name }))}">${esc(name)}</button>
+      <code>${esc(other.slice(0, 8))}</code></li>`;
+  }).join('')}</ul>`;
+}
+
 function timelineHtml(id) {
   const entries = state.timelines.get(id);
   const label = `<div class="popup-label">${esc(t('timeline.title'))}</div>`;
@@ -2148,6 +2161,12 @@ function wireEvents() {
     if (button) {
       event.preventDefault();
       runAction(button);
+      return;
+    }
+    const linked = event.target.closest?.('button[data-focus-incident]');
+    if (linked) {
+      event.preventDefault();
+      focusIncident(linked.dataset.focusIncident);
       return;
     }
     const contacts = event.target.closest?.('button[data-contacts]');

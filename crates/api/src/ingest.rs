@@ -333,6 +333,8 @@ async fn readings_inner(
         }
     };
     let new = state.store.record_readings(&readings).await?;
+    // Committed: the congestion detector may look (it never makes the sender wait).
+    state.engine.readings_stored(&readings);
     let outcome = if new == 0 {
         FeedOutcome::Duplicate
     } else {

@@ -87,6 +87,11 @@ pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
             "Deadlines missed and escalated.",
             &stats.escalations,
         ),
+        (
+            "dispecer_traffic_readings_dropped_total",
+            "Stored readings the congestion detector did not see because its queue was full.",
+            &stats.traffic_dropped,
+        ),
     ];
     for (name, help, value) in counters {
         let _ = writeln!(

@@ -95,9 +95,12 @@ pub struct TimelineEvent {
 pub struct TimelineItem {
     /// RFC 3339.
     pub at: String,
-    /// `opened`, `joined`, an action's name, `escalated`, …
+    /// `opened`, `joined`, an action's name, `escalated`, `linked` (by `system`: an incident
+    /// nearby explains this one, `detail.to`; see the incident's `explained_by`), …
     pub kind: String,
-    /// Who caused it.
+    /// Who caused it (`system` for the engine's own decisions: escalations, links, reports
+    /// absorbed by a declared outage area; `system:traffic` for congestion detected on the
+    /// traffic counters).
     pub actor: String,
     /// Why.
     pub reason: Option<String>,

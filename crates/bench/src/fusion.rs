@@ -67,6 +67,7 @@ pub fn open_incident(
         updated_at: at,
         sla: SlaClock::start(category.sla.for_severity(severity), at),
         merged_into: None,
+        explained_by: vec![],
     }
 }
 

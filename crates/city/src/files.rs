@@ -23,6 +23,29 @@ pub struct CityFile {
     /// longitude, latitude
     pub center: [f64; 2],
     pub fallback_agency: String,
+    /// Congestion detection; every field optional (defaults: `model::traffic::TrafficRules`).
+    #[serde(default)]
+    pub traffic: Option<TrafficEntry>,
+}
+
+/// `[traffic]` in `city.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrafficEntry {
+    /// `""` turns detection off.
+    pub category: Option<String>,
+    pub slot_minutes: Option<u32>,
+    pub learning_rate: Option<f64>,
+    pub speed_ratio: Option<f64>,
+    pub occupancy_percent: Option<f64>,
+    pub sustain_readings: Option<u32>,
+    pub sustain_minutes: Option<u32>,
+    pub recover_ratio: Option<f64>,
+    pub recover_occupancy_percent: Option<f64>,
+    pub recover_readings: Option<u32>,
+    pub recover_minutes: Option<u32>,
+    pub explained_by: Option<Vec<String>>,
+    pub link_radius_m: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -587,6 +587,9 @@ fn validate(folder: &Folder<'_>) -> Result<City, CityError> {
         });
     }
 
+    let traffic = traffic_rules(c.traffic.unwrap_or_default(), &categories)
+        .map_err(|(entry, problem)| bad_city(&entry, problem))?;
+
     Ok(City {
         id: c.id,
         name: localized(c.name),
@@ -601,5 +604,115 @@ fn validate(folder: &Folder<'_>) -> Result<City, CityError> {
         agencies,
         sensors,
         fallback_agency: c.fallback_agency.as_str().into(),
+        traffic,
     })
+}
+
+/// `[traffic]` of `city.toml` over the defaults; an error names the field (`traffic.…`) and
+/// the problem.
+fn traffic_rules(
+    t: files::TrafficEntry,
+    categories: &[Category],
+) -> Result<model::traffic::TrafficRules, (String, String)> {
+    let d = model::traffic::TrafficRules::default();
+    let known = |id: &str| categories.iter().any(|c| c.id.as_str() == id);
+    let field = |name: &str| format!("traffic.{name}");
+    let ratio = |name: &str, v: Option<f64>, default: f64| match v {
+        Some(v) if !(v > 0.0 && v <= 1.0) => Err((field(name), format!("{v} must be in (0, 1]"))),
+        v => Ok(v.unwrap_or(default)),
+    };
+    let percent = |name: &str, v: Option<f64>, default: f64| match v {
+        Some(v) if !(v > 0.0 && v <= 100.0) => {
+            Err((field(name), format!("{v} must be in (0, 100]")))
+        }
+        v => Ok(v.unwrap_or(default)),
+    };
+    let count = |name: &str, v: Option<u32>, default: u32| match v {
+        Some(0) => Err((field(name), "must be at least 1".to_owned())),
+        v => Ok(v.unwrap_or(default)),
+    };
+    let category = match t.category {
+        Some(c) if c.is_empty() => None,
+        Some(c) if !known(&c) => {
+            return Err((
+                field("category"),
+                format!("{c:?} is not defined in categories.toml"),
+            ))
+        }
+        Some(c) => Some(c.as_str().into()),
+        // The default category only where the city has it.
+        None => d.category.filter(|c| known(c.as_str())),
+    };
+    let slot_minutes = t.slot_minutes.unwrap_or(d.slot_minutes);
+    if slot_minutes == 0 || 1440 % slot_minutes != 0 {
+        return Err((
+            field("slot_minutes"),
+            format!("{slot_minutes} must divide a day (1440 minutes), e.g. 15"),
+        ));
+    }
+    let explained_by = match t.explained_by {
+        Some(ids) => {
+            let mut out = Vec::new();
+            for id in ids {
+                if !known(&id) {
+                    return Err((
+                        field("explained_by"),
+                        format!("{id:?} is not defined in categories.toml"),
+                    ));
+                }
+                out.push(id.as_str().into());
+            }
+            out
+        }
+        None => d.explained_by,
+    };
+    let link_radius_m = t.link_radius_m.unwrap_or(d.link_radius_m);
+    if !(link_radius_m > 0.0 && link_radius_m <= 10_000.0) {
+        return Err((
+            field("link_radius_m"),
+            format!("{link_radius_m} must be in (0, 10000] metres"),
+        ));
+    }
+    let rules = model::traffic::TrafficRules {
+        category,
+        slot_minutes,
+        learning_rate: ratio("learning_rate", t.learning_rate, d.learning_rate)?,
+        speed_ratio: ratio("speed_ratio", t.speed_ratio, d.speed_ratio)?,
+        occupancy_percent: percent(
+            "occupancy_percent",
+            t.occupancy_percent,
+            d.occupancy_percent,
+        )?,
+        sustain_readings: count("sustain_readings", t.sustain_readings, d.sustain_readings)?,
+        sustain_minutes: t.sustain_minutes.unwrap_or(d.sustain_minutes),
+        recover_ratio: ratio("recover_ratio", t.recover_ratio, d.recover_ratio)?,
+        recover_occupancy_percent: percent(
+            "recover_occupancy_percent",
+            t.recover_occupancy_percent,
+            d.recover_occupancy_percent,
+        )?,
+        recover_readings: count("recover_readings", t.recover_readings, d.recover_readings)?,
+        recover_minutes: t.recover_minutes.unwrap_or(d.recover_minutes),
+        explained_by,
+        link_radius_m,
+    };
+    if rules.recover_ratio < rules.speed_ratio {
+        return Err((
+            field("recover_ratio"),
+            format!(
+                "{} is below speed_ratio {}: recovery must be the stricter bar",
+                rules.recover_ratio, rules.speed_ratio
+            ),
+        ));
+    }
+    if rules.recover_occupancy_percent > rules.occupancy_percent {
+        return Err((
+            field("recover_occupancy_percent"),
+            format!(
+                "{} is above occupancy_percent {}: recovery must be the stricter bar",
+                rules.recover_occupancy_percent, rules.occupancy_percent
+            ),
+        ));
+    }
+    Ok(rules)
 }

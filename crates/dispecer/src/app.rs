@@ -354,6 +354,17 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
         &tracker,
     )
     .await?;
+    // Congestion from the counters' readings, as derived events through the engine.
+    engine::traffic::start(
+        &engine,
+        store.clone(),
+        |change, city, at| {
+            protocol::derived::congestion_event(change, city, at).map_err(|e| e.to_string())
+        },
+        shutdown.child_token(),
+        &tracker,
+    )
+    .await?;
     mqtt::run_agency_publisher(
         PublisherOptions {
             endpoint: endpoint.clone(),

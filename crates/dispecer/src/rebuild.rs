@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 
-use engine::rebuild::{action_of, rebuild, LogEntry};
+use engine::rebuild::{rebuild, transition_entry, LogEntry};
 use model::{CityIndex, Event, Incident};
 use protocol::inbound;
 use store::{LoggedEvent, Store};
@@ -22,6 +22,8 @@ pub fn event_of(logged: &LoggedEvent, city: &model::City) -> anyhow::Result<Even
         } else {
             inbound::utility_event(payload, operator, city, logged.received_at)
         }
+    } else if let Some(component) = logged.source.strip_prefix("system:") {
+        protocol::derived::derived_event(payload, component, city, logged.received_at)
     } else {
         bail!("event {}: unknown source {:?}", logged.id, logged.source);
     }
@@ -54,22 +56,9 @@ pub async fn log_of(store: &Store, city: &model::City) -> anyhow::Result<Vec<Log
         ));
     }
     for t in transitions {
-        let entry = if t.kind == "escalated" {
-            LogEntry::Escalation { at: t.at }
-        } else {
-            let action = action_of(&t.kind, &t.detail).with_context(|| {
-                format!("timeline of {}: unknown entry {:?}", t.incident, t.kind)
-            })?;
-            LogEntry::Action {
-                incident: t.incident,
-                at: t.at,
-                action,
-                actor: t.actor,
-                reason: t.reason,
-                request_id: t.request_id,
-            }
-        };
-        entries.push((t.at, 1, t.seq, entry));
+        let (at, seq) = (t.at, t.seq);
+        let entry = transition_entry(t).map_err(anyhow::Error::msg)?;
+        entries.push((at, 1, seq, entry));
     }
     entries.sort_by_key(|e| (e.0, e.1, e.2));
     Ok(entries.into_iter().map(|(_, _, _, e)| e).collect())
@@ -147,6 +136,11 @@ pub fn differences(stored: &Incident, rebuilt: &Incident) -> Vec<String> {
         "merged_into",
         format!("{:?}", stored.merged_into),
         format!("{:?}", rebuilt.merged_into),
+    );
+    field(
+        "explained_by",
+        format!("{:?}", stored.explained_by),
+        format!("{:?}", rebuilt.explained_by),
     );
     field(
         "routing",

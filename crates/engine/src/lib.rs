@@ -16,8 +16,12 @@
 //! went overdue while the process was down escalates right away) and escalates each missed
 //! deadline once: severity one step up, a timeline entry by `system`, an announcement.
 
+mod derive;
 pub mod feeds;
 pub mod rebuild;
+pub mod traffic;
+
+pub use derive::SYSTEM;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -191,6 +195,8 @@ pub struct EngineStats {
     pub actions: AtomicU64,
     /// Deadlines missed and escalated.
     pub escalations: AtomicU64,
+    /// Readings the congestion detector did not see because its queue was full.
+    pub traffic_dropped: AtomicU64,
 }
 
 enum Command {
@@ -231,6 +237,8 @@ pub struct Engine {
     city: Arc<CityIndex>,
     stats: Arc<EngineStats>,
     feeds: Arc<feeds::Feeds>,
+    /// Where stored readings go to the congestion detector, once [`traffic::start`] ran.
+    traffic: Arc<std::sync::OnceLock<mpsc::Sender<Vec<model::Reading>>>>,
 }
 
 impl std::fmt::Debug for Command {
@@ -312,6 +320,7 @@ impl Engine {
             updates: updates.clone(),
             outbox,
             stats: stats.clone(),
+            derive: true,
         };
         tracker.spawn(actor.run(rx, shutdown, options));
         Ok(Engine {
@@ -320,6 +329,7 @@ impl Engine {
             city,
             stats,
             feeds: Arc::default(),
+            traffic: Arc::default(),
         })
     }
 
@@ -423,6 +433,24 @@ impl Engine {
     pub fn feeds(&self) -> &feeds::Feeds {
         &self.feeds
     }
+
+    /// Hands readings the store just committed to the congestion detector
+    /// ([`traffic::start`]); does nothing when it is not running. Never waits: when the
+    /// detector's queue is full the readings are dropped for it (they are stored; the detector
+    /// sees the next ones) and counted in [`EngineStats::traffic_dropped`].
+    pub fn readings_stored(&self, readings: &[model::Reading]) {
+        let Some(tx) = self.traffic.get() else {
+            return;
+        };
+        if readings.is_empty() {
+            return;
+        }
+        if tx.try_send(readings.to_vec()).is_err() {
+            self.stats
+                .traffic_dropped
+                .fetch_add(readings.len() as u64, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The family of `incident`'s category (`None` for a category the city no longer has).
@@ -468,6 +496,9 @@ struct Actor {
     updates: broadcast::Sender<IncidentUpdate>,
     outbox: Option<mpsc::Sender<IncidentUpdate>>,
     stats: Arc<EngineStats>,
+    /// Whether the actor takes its own decisions after an event (links, absorption: see
+    /// `derive.rs`); off in a rebuild, which replays the decisions the log holds.
+    derive: bool,
 }
 
 impl Actor {
@@ -658,6 +689,7 @@ impl Actor {
             updated_at: now,
             sla: SlaClock::start(category.sla.for_severity(severity), now),
             merged_into: None,
+            explained_by: vec![],
         }
     }
 
@@ -669,6 +701,10 @@ impl Actor {
         new_id: Option<IncidentId>,
     ) -> Result<IngestOutcome, EngineError> {
         let (incident, kind) = self.decide(&event, new_id)?;
+        let area_before = self
+            .incidents
+            .get(&incident.id)
+            .and_then(|i| i.area.clone());
         let change = IncidentChange { incident, kind };
         match self.store.record(&event, &change).await {
             Err(e) => {
@@ -698,7 +734,12 @@ impl Actor {
             }
             ChangeKind::Updated | ChangeKind::Resolved => {}
         }
-        self.apply_and_announce(incident, update_kind).await;
+        let shared = self.apply_and_announce(incident, update_kind).await;
+        if self.derive {
+            let opened = update_kind == UpdateKind::Opened;
+            self.derive_after(&shared, opened, area_before.as_ref(), event.received_at)
+                .await;
+        }
         Ok(outcome)
     }
 
@@ -790,8 +831,32 @@ impl Actor {
         self.stats
             .duplicates
             .fetch_add(duplicates as u64, Ordering::Relaxed);
+        let derived: Vec<(Arc<Incident>, bool, Option<geo::MultiPolygon>)> = updates
+            .iter()
+            .zip(&undo)
+            .map(|(u, point)| {
+                (
+                    u.incident.clone(),
+                    u.kind == UpdateKind::Opened,
+                    point.before.as_ref().and_then(|b| b.area.clone()),
+                )
+            })
+            .collect();
         for update in updates {
             self.announce(update).await;
+        }
+        if self.derive {
+            // What follows each committed change (links, absorption into a declared area), in
+            // order, once the whole group is announced.
+            for ((incident, opened, area_before), (at, _)) in derived.iter().zip(&changes) {
+                self.derive_after(
+                    incident,
+                    *opened,
+                    area_before.as_ref(),
+                    events[*at].received_at,
+                )
+                .await;
+            }
         }
         Ok(outcomes)
     }

@@ -6,6 +6,10 @@
 //! The log's events come back as [`model::Event`]s by parsing their logged payloads again (the
 //! caller does it, with `protocol`: this crate knows no wire format). An incident an event opens
 //! gets the id the log gave it, so that the two can be compared incident by incident.
+//!
+//! The engine's own decisions (links of a congestion to what explains it, reports absorbed by a
+//! declared outage area: see `derive.rs`) are not taken again: the log's `linked` and `merge`
+//! entries by `system` replay them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,6 +47,15 @@ pub enum LogEntry {
         reason: Option<String>,
         /// The actor's request id.
         request_id: Option<String>,
+    },
+    /// The engine's link of an incident to one that explains it (timeline kind `linked`).
+    Link {
+        /// The incident explained (a congestion).
+        incident: IncidentId,
+        /// When.
+        at: DateTime<Utc>,
+        /// The incident that explains it.
+        to: IncidentId,
     },
     /// The engine's deadline check that escalated something at `at`.
     Escalation {
@@ -98,6 +111,38 @@ pub fn action_of(kind: &str, detail: &serde_json::Value) -> Option<Action> {
     })
 }
 
+/// The log entry of a recorded timeline transition (an action, an escalation, a link); an
+/// error names the entry the log cannot replay.
+pub fn transition_entry(t: store::LoggedTransition) -> Result<LogEntry, String> {
+    Ok(match t.kind.as_str() {
+        "escalated" => LogEntry::Escalation { at: t.at },
+        "linked" => {
+            let to = t
+                .detail
+                .get("to")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| format!("timeline of {}: a link to nothing", t.incident))?;
+            LogEntry::Link {
+                incident: t.incident,
+                at: t.at,
+                to: IncidentId::new(to),
+            }
+        }
+        kind => {
+            let action = action_of(kind, &t.detail)
+                .ok_or_else(|| format!("timeline of {}: unknown entry {kind:?}", t.incident))?;
+            LogEntry::Action {
+                incident: t.incident,
+                at: t.at,
+                action,
+                actor: t.actor,
+                reason: t.reason,
+                request_id: t.request_id,
+            }
+        }
+    })
+}
+
 /// Replays `log` for `city` into a fresh in-memory store and returns every incident it ends
 /// with, by id.
 pub async fn rebuild(
@@ -115,6 +160,8 @@ pub async fn rebuild(
         updates,
         outbox: None,
         stats: Arc::new(EngineStats::default()),
+        // The engine's own decisions are in the log: replayed, not taken again.
+        derive: false,
     };
     for (index, entry) in log.into_iter().enumerate() {
         let refused =
@@ -145,6 +192,13 @@ pub async fn rebuild(
                     request_id,
                 };
                 actor.act(request, at).await.map_err(|e| refused(what, e))?;
+            }
+            LogEntry::Link { incident, at, to } => {
+                let what = format!("link of {incident} to {to}");
+                actor
+                    .link(&incident, &to, at)
+                    .await
+                    .map_err(|e| refused(what, e))?;
             }
             LogEntry::Escalation { at } => actor.escalate_overdue(at).await,
         }

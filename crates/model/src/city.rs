@@ -37,6 +37,8 @@ pub struct City {
     pub sensors: Vec<SensorSite>,
     /// The agency that takes what nobody else covers (the city hall dispatch).
     pub fallback_agency: AgencyId,
+    /// How traffic congestion is detected and explained (`city.toml`, `[traffic]`).
+    pub traffic: crate::traffic::TrafficRules,
 }
 
 impl City {

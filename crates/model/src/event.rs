@@ -12,6 +12,9 @@ pub enum Source {
     Citizen,
     /// A utility company, by its operator id.
     Utility(String),
+    /// Dispecer itself, by the component that derived the event from what it observed (e.g.
+    /// `traffic`: congestion detected on the counters' readings).
+    System(String),
 }
 
 impl Source {
@@ -20,6 +23,7 @@ impl Source {
         match self {
             Source::Citizen => "citizen".to_owned(),
             Source::Utility(op) => format!("utility:{op}"),
+            Source::System(component) => format!("system:{component}"),
         }
     }
 }

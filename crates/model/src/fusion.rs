@@ -134,6 +134,55 @@ impl IncidentIndex {
         found
     }
 
+    /// The indexed incidents of `categories` within `radius_m` meters of `point`, nearest first
+    /// (then by id), with their distances in meters.
+    pub fn near(
+        &self,
+        categories: &[CategoryId],
+        point: Point,
+        radius_m: f64,
+    ) -> Vec<(IncidentId, f64)> {
+        let (min, max) = envelope_around(point, radius_m);
+        let envelope = AABB::from_corners(min, max);
+        let mut found: Vec<(IncidentId, f64)> = categories
+            .iter()
+            .filter_map(|c| self.trees.get(c))
+            .flat_map(|tree| tree.locate_in_envelope(&envelope))
+            .map(|e| {
+                let d = distance_m(point, Point::new(e.geom()[0], e.geom()[1]));
+                (e.data.clone(), d)
+            })
+            .filter(|(_, d)| *d <= radius_m)
+            .collect();
+        found.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        found
+    }
+
+    /// The indexed incidents of `categories` whose location lies in `area` (its boundary
+    /// included), by id.
+    pub fn inside(&self, categories: &[CategoryId], area: &MultiPolygon) -> Vec<IncidentId> {
+        let Some(rect) = area.bounding_rect() else {
+            return Vec::new();
+        };
+        let envelope =
+            AABB::from_corners([rect.min().x, rect.min().y], [rect.max().x, rect.max().y]);
+        let mut found: Vec<IncidentId> = categories
+            .iter()
+            .filter_map(|c| self.trees.get(c))
+            .flat_map(|tree| tree.locate_in_envelope(&envelope))
+            .filter(|e| {
+                let p = geo::Coord {
+                    x: e.geom()[0],
+                    y: e.geom()[1],
+                };
+                area.coordinate_position(&p) != CoordPos::Outside
+            })
+            .map(|e| e.data.clone())
+            .collect();
+        found.sort();
+        found
+    }
+
     /// The open incident that an event of `category` at `point`, at time `at`, joins:
     ///
     /// 1. an open incident with a declared area of the category's family that contains the point
@@ -281,6 +330,7 @@ mod tests {
             updated_at: updated,
             sla: crate::lifecycle::SlaClock::default(),
             merged_into: None,
+            explained_by: vec![],
         }
     }
 
@@ -387,6 +437,36 @@ mod tests {
         MultiPolygon(vec![polygon![
             (x: x0, y: y0), (x: x1, y: y0), (x: x1, y: y1), (x: x0, y: y1), (x: x0, y: y0)
         ]])
+    }
+
+    #[test]
+    fn near_and_inside_look_only_at_the_categories_asked() {
+        let t = Utc
+            .with_ymd_and_hms(2026, 11, 22, 10, 0, 0)
+            .single()
+            .unwrap_or_default();
+        let open = IncidentStatus::Assigned;
+        let all = [
+            incident("leak", "water_leak", 25.600, 45.600, t, open),
+            // About 157 m east.
+            incident("crash", "road_accident", 25.602, 45.600, t, open),
+            incident("far", "water_leak", 25.620, 45.600, t, open),
+            incident("hole", "pothole", 25.6001, 45.600, t, open),
+        ];
+        let index = IncidentIndex::bulk_load(all.iter());
+        let cats: Vec<CategoryId> = vec!["water_leak".into(), "road_accident".into()];
+        let found = index.near(&cats, Point::new(25.6005, 45.600), 300.0);
+        let near: Vec<&str> = found.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(near, ["leak", "crash"]);
+        let area = rect(25.599, 45.599, 25.6015, 45.601);
+        let inside: Vec<IncidentId> = index.inside(&cats, &area);
+        assert_eq!(inside, vec![IncidentId::new("leak")]);
+        let everything: Vec<CategoryId> = vec![
+            "water_leak".into(),
+            "road_accident".into(),
+            "pothole".into(),
+        ];
+        assert_eq!(index.inside(&everything, &area).len(), 2);
     }
 
     #[test]

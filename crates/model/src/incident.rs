@@ -177,4 +177,7 @@ pub struct Incident {
     pub sla: SlaClock,
     /// The incident it was merged into (it is then `duplicate` and its reports are there).
     pub merged_into: Option<IncidentId>,
+    /// Open incidents nearby that explain this one (a congestion beside a burst main or an
+    /// accident), in the order they were linked; see [`crate::traffic::TrafficRules`].
+    pub explained_by: Vec<IncidentId>,
 }

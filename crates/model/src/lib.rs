@@ -19,6 +19,7 @@ pub mod lifecycle;
 pub mod pip;
 pub mod reading;
 pub mod routing;
+pub mod traffic;
 
 pub use city::{Agency, Area, Category, City, Contact, District, InformTarget, SensorSite};
 pub use event::{CitizenContact, Event, EventKind, Source};

@@ -578,6 +578,7 @@ mod tests {
             updated_at: at,
             sla: SlaClock::start(policy().for_severity(Severity::Moderate), at),
             merged_into: (status == S::Duplicate).then(|| "i0".into()),
+            explained_by: vec![],
         }
     }
 

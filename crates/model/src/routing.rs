@@ -553,6 +553,7 @@ mod tests {
             ],
             sensors: vec![],
             fallback_agency: "dispatch".into(),
+            traffic: crate::traffic::TrafficRules::default(),
         }
     }
 

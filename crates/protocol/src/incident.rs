@@ -139,6 +139,10 @@ pub struct IncidentProperties {
     /// The incident an operator merged it into (it is then `duplicate`, its reports there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<String>,
+    /// Open incidents nearby that explain it (a congestion beside a burst water main or an
+    /// accident), ids in the order they were linked; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub explained_by: Vec<String>,
 }
 
 /// An incident as a GeoJSON Feature.
@@ -191,6 +195,7 @@ impl IncidentFeature {
                 overdue: model::lifecycle::is_overdue(i, now),
                 escalated: i.sla.escalated(),
                 merged_into: i.merged_into.as_ref().map(|m| m.to_string()),
+                explained_by: i.explained_by.iter().map(|e| e.to_string()).collect(),
             },
         }
     }

@@ -7,6 +7,7 @@
 pub mod action;
 pub mod cap;
 pub mod city;
+pub mod derived;
 pub mod error;
 pub mod inbound;
 pub mod incident;

@@ -126,9 +126,10 @@ macro_rules! upsert_incident {
         sqlx::query(
             "INSERT INTO incidents (id, category, severity, status, lon, lat, district, \
              agency, routing, report_count, description, opened_at, updated_at, external_ref, \
-             ack_due, resolve_due, ack_escalated_at, resolve_escalated_at, area, merged_into) \
+             ack_due, resolve_due, ack_escalated_at, resolve_escalated_at, area, merged_into, \
+             explained_by) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18, $19, $20) \
+             $17, $18, $19, $20, $21) \
              ON CONFLICT (id) DO UPDATE SET category = excluded.category, \
              severity = excluded.severity, status = excluded.status, lon = excluded.lon, \
              lat = excluded.lat, district = excluded.district, agency = excluded.agency, \
@@ -138,7 +139,7 @@ macro_rules! upsert_incident {
              ack_due = excluded.ack_due, resolve_due = excluded.resolve_due, \
              ack_escalated_at = excluded.ack_escalated_at, \
              resolve_escalated_at = excluded.resolve_escalated_at, area = excluded.area, \
-             merged_into = excluded.merged_into",
+             merged_into = excluded.merged_into, explained_by = excluded.explained_by",
         )
         .bind(incident.id.as_str())
         .bind(incident.category.as_str())
@@ -160,6 +161,7 @@ macro_rules! upsert_incident {
         .bind(opt_time(incident.sla.resolve_escalated_at))
         .bind(incident.area.as_ref().map(crate::rows::area_json))
         .bind(incident.merged_into.as_ref().map(|i| i.as_str()))
+        .bind(crate::rows::explained_by_json(&incident.explained_by))
         .execute($conn)
         .await?;
     }};

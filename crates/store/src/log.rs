@@ -34,7 +34,8 @@ pub struct LoggedTransition {
     pub incident: IncidentId,
     /// When.
     pub at: DateTime<Utc>,
-    /// The action's name (`acknowledge`, `assign`, …) or `escalated`.
+    /// The action's name (`acknowledge`, `assign`, …), `escalated`, or `linked` (the engine
+    /// linked the incident to one that explains it; `detail.to`).
     pub kind: String,
     /// Who.
     pub actor: String,

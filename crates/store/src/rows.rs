@@ -111,6 +111,15 @@ pub(crate) fn parse_routing(text: &str) -> Option<RoutingDecision> {
 type AreaCoordinates = Vec<Vec<Vec<[f64; 2]>>>;
 
 /// The `area` column's text for an area.
+/// The `explained_by` column: a JSON array of incident ids, NULL for none.
+pub(crate) fn explained_by_json(ids: &[IncidentId]) -> Option<String> {
+    if ids.is_empty() {
+        return None;
+    }
+    let ids: Vec<&str> = ids.iter().map(IncidentId::as_str).collect();
+    serde_json::to_string(&ids).ok()
+}
+
 pub(crate) fn area_json(area: &MultiPolygon) -> String {
     let ring = |l: &LineString| l.coords().map(|c| [c.x, c.y]).collect::<Vec<_>>();
     let coordinates: AreaCoordinates = area
@@ -164,12 +173,13 @@ pub(crate) struct IncidentRow {
     pub resolve_escalated_at: Option<DateTime<Utc>>,
     pub area: Option<String>,
     pub merged_into: Option<String>,
+    pub explained_by: Option<String>,
 }
 
 /// The `incidents` columns, comma-separated, for SELECTs into [`IncidentRow`].
 pub(crate) const INCIDENT_COLUMNS: &str = "id, category, severity, status, lon, lat, district, \
      agency, routing, report_count, description, opened_at, updated_at, external_ref, ack_due, \
-     resolve_due, ack_escalated_at, resolve_escalated_at, area, merged_into";
+     resolve_due, ack_escalated_at, resolve_escalated_at, area, merged_into, explained_by";
 
 impl IncidentRow {
     pub(crate) fn into_model(self) -> Result<Incident, StoreError> {
@@ -195,6 +205,14 @@ impl IncidentRow {
             .as_deref()
             .map(|a| parse_area(a).ok_or_else(|| bad(&format!("area is not an area: {a}"))))
             .transpose()?;
+        let explained_by = match self.explained_by.as_deref() {
+            None => Vec::new(),
+            Some(text) => serde_json::from_str::<Vec<String>>(text)
+                .map_err(|e| bad(&format!("explained_by: {e}")))?
+                .into_iter()
+                .map(IncidentId::new)
+                .collect(),
+        };
         Ok(Incident {
             id: self.id.as_str().into(),
             category: self.category.as_str().into(),
@@ -217,6 +235,7 @@ impl IncidentRow {
                 resolve_escalated_at: self.resolve_escalated_at,
             },
             merged_into: self.merged_into.map(IncidentId::new),
+            explained_by,
         })
     }
 }
@@ -333,6 +352,7 @@ mod tests {
             resolve_escalated_at: None,
             area: None,
             merged_into: None,
+            explained_by: None,
         }
     }
 

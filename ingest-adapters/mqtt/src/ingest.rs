@@ -560,6 +560,8 @@ async fn commit_packs(
     else {
         return false;
     };
+    // Committed: the congestion detector may look (it never makes us wait).
+    engine.readings_stored(&rows);
     let feeds = engine.feeds();
     for (msg, outcome) in packs.iter().zip(outcomes(&groups, &fresh, new)) {
         let sent_at = msg.readings().iter().map(|r| r.time).max();
@@ -688,6 +690,7 @@ async fn handle(msg: &Inbound, engine: &Engine, store: &Store) -> Result<bool, E
         Ok(Parsed::Readings(readings)) => {
             let sent_at = readings.iter().map(|r| r.time).max();
             let new = store.record_readings(readings).await?;
+            engine.readings_stored(readings);
             let outcome = if new == 0 && !readings.is_empty() {
                 FeedOutcome::Duplicate
             } else {

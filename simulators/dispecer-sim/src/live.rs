@@ -107,7 +107,8 @@ pub async fn run(city: Arc<City>, options: LiveOptions, shutdown: CancellationTo
     poller.abort();
 }
 
-/// Publishes a pack of every traffic counter every `every_s` seconds until `shutdown`.
+/// Publishes a pack of every traffic counter every `every_s` seconds until `shutdown` (and, now
+/// and then, the report of a burst main that jams a counter's road: see [`crate::traffic`]).
 async fn traffic(
     city: Arc<City>,
     seed: u64,
@@ -122,7 +123,7 @@ async fn traffic(
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        for (topic, pack) in generator.packs(Utc::now(), every_s) {
+        for (topic, pack) in generator.messages(Utc::now(), every_s) {
             if let Err(e) = client
                 .publish(topic, QoS::AtLeastOnce, false, pack.to_string())
                 .await

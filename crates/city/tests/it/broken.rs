@@ -83,6 +83,41 @@ fn table() -> Vec<Broken> {
             variant: "Parse",
             words: &["city.toml", "`time_zon`", "unknown field"],
         },
+        // ---- city.toml: [traffic] ----------------------------------------------------------------
+        Broken {
+            name: "an unknown category explains congestion",
+            edit: |c| c.replace("city.toml", "\"fallen_tree\"", "\"falen_tree\""),
+            variant: "Invalid",
+            words: &[
+                "city.toml",
+                "traffic.explained_by",
+                "\"falen_tree\" is not defined in categories.toml",
+            ],
+        },
+        Broken {
+            name: "a slot that does not divide the day",
+            edit: |c| c.replace("city.toml", "slot_minutes = 15", "slot_minutes = 7"),
+            variant: "Invalid",
+            words: &["city.toml", "traffic.slot_minutes", "must divide a day"],
+        },
+        Broken {
+            name: "recovery easier than congestion",
+            edit: |c| c.replace("city.toml", "recover_ratio = 0.7", "recover_ratio = 0.4"),
+            variant: "Invalid",
+            words: &["traffic.recover_ratio", "below speed_ratio 0.5"],
+        },
+        Broken {
+            name: "a ratio above one",
+            edit: |c| c.replace("city.toml", "speed_ratio = 0.5", "speed_ratio = 1.5"),
+            variant: "Invalid",
+            words: &["traffic.speed_ratio", "must be in (0, 1]"],
+        },
+        Broken {
+            name: "a typo in [traffic]",
+            edit: |c| c.replace("city.toml", "link_radius_m = ", "link_radius = "),
+            variant: "Parse",
+            words: &["city.toml", "`link_radius`", "unknown field"],
+        },
         Broken {
             name: "default_language fr",
             edit: |c| {
@@ -639,6 +674,15 @@ fn a_copy_with_no_mistake_loads() {
         .load()
         .unwrap_or_else(|e| panic!("an unedited copy must load: {e}"));
     assert_eq!(city.districts.len(), 24);
+    assert_eq!(
+        city.traffic.category.as_ref().map(|c| c.as_str()),
+        Some("congestion")
+    );
+    assert!(city
+        .traffic
+        .explained_by
+        .iter()
+        .any(|c| c.as_str() == "water_leak"));
 }
 
 #[test]

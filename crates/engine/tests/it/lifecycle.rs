@@ -90,6 +90,21 @@ impl Running {
         &self.store
     }
 
+    /// Starts the congestion detector beside the engine, writing events as the binary does.
+    pub(crate) async fn start_traffic(&self) {
+        engine::traffic::start(
+            &self.engine,
+            self.store.clone(),
+            |change, city, at| {
+                protocol::derived::congestion_event(change, city, at).map_err(|e| e.to_string())
+            },
+            self.shutdown.clone(),
+            &self.tracker,
+        )
+        .await
+        .expect("the detector starts");
+    }
+
     pub(crate) async fn stop(self) {
         self.shutdown.cancel();
         self.tracker.close();
@@ -628,17 +643,27 @@ async fn the_incidents_rebuilt_from_the_log_are_the_stored_ones() {
 /// The log of `store` as `dispecer rebuild` reads it: its events (the ones in `events`, by id)
 /// and its transitions, in order.
 pub(crate) async fn log_of(store: &Store, events: &[Event]) -> Vec<engine::rebuild::LogEntry> {
-    use engine::rebuild::{action_of, LogEntry};
+    use engine::rebuild::{transition_entry, LogEntry};
     let logged = store.event_log().await.expect("event log");
     let mut log: Vec<(DateTime<Utc>, u8, i64, LogEntry)> = logged
         .iter()
         .enumerate()
         .map(|(i, l)| {
-            let event = events
-                .iter()
-                .find(|e| e.id.as_str() == l.id)
-                .expect("a logged event is one we sent")
-                .clone();
+            // One we sent, or one the engine derived (parsed again, as `dispecer rebuild` does).
+            let event = match events.iter().find(|e| e.id.as_str() == l.id) {
+                Some(e) => e.clone(),
+                None => {
+                    let component = l.source.strip_prefix("system:").expect("a derived event");
+                    let city = brasov();
+                    protocol::derived::derived_event(
+                        l.payload.as_bytes(),
+                        component,
+                        city.city(),
+                        l.received_at,
+                    )
+                    .expect("a derived event parses again")
+                }
+            };
             (
                 l.received_at,
                 0,
@@ -652,19 +677,9 @@ pub(crate) async fn log_of(store: &Store, events: &[Event]) -> Vec<engine::rebui
         .collect();
     let transitions = store.transitions().await.expect("transitions");
     for t in transitions {
-        let entry = if t.kind == "escalated" {
-            LogEntry::Escalation { at: t.at }
-        } else {
-            LogEntry::Action {
-                incident: t.incident,
-                at: t.at,
-                action: action_of(&t.kind, &t.detail).expect("an action"),
-                actor: t.actor,
-                reason: t.reason,
-                request_id: t.request_id,
-            }
-        };
-        log.push((t.at, 1, t.seq, entry));
+        let (at, seq) = (t.at, t.seq);
+        let entry = transition_entry(t).expect("a replayable entry");
+        log.push((at, 1, seq, entry));
     }
     log.sort_by_key(|e| (e.0, e.1, e.2));
     log.into_iter().map(|(_, _, _, e)| e).collect()

@@ -6,3 +6,4 @@ mod fusion;
 mod lifecycle;
 mod merge;
 mod routing;
+mod traffic;

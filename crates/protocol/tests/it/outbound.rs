@@ -55,6 +55,7 @@ fn incident() -> Incident {
             resolve_escalated_at: None,
         },
         merged_into: None,
+        explained_by: vec![],
     }
 }
 
@@ -168,6 +169,7 @@ fn deadlines_overdue_and_escalation_on_the_wire() {
                     ..i.sla
                 },
                 merged_into: None,
+                explained_by: vec![],
                 ..i.clone()
             },
             "2026-11-23T00:00:00Z",

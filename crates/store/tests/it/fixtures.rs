@@ -82,6 +82,7 @@ pub fn pothole(opened_at: DateTime<Utc>) -> Incident {
             resolve_escalated_at: None,
         },
         merged_into: None,
+        explained_by: vec![],
     }
 }
 
@@ -113,6 +114,7 @@ pub fn outage(opened_at: DateTime<Utc>) -> Incident {
         // As stored before deadlines existed.
         sla: SlaClock::default(),
         merged_into: None,
+        explained_by: vec![],
     }
 }
 

@@ -797,6 +797,8 @@ async fn lifecycle(store: &Store) -> Incident {
     escalated.severity = model::Severity::Moderate;
     escalated.updated_at = late;
     escalated.sla.resolve_escalated_at = Some(late);
+    // What explains it (migration 0011) reads back, in order.
+    escalated.explained_by = vec!["i-leak".into(), "i-crash".into()];
     store
         .record_transition(
             &escalated,

@@ -7,6 +7,7 @@ mod agency_updates;
 mod browser;
 mod browser_journey;
 mod citizen_page;
+mod congestion;
 mod console;
 mod disk_full;
 mod gdpr;
