@@ -19,6 +19,7 @@ pub mod lifecycle;
 pub mod pip;
 pub mod reading;
 pub mod routing;
+pub mod warning;
 
 pub use city::{Agency, Area, Category, City, Contact, District, InformTarget, SensorSite};
 pub use event::{CitizenContact, Event, EventKind, Source};
@@ -31,4 +32,7 @@ pub use reading::Reading;
 pub use routing::{
     override_report, CityIndex, InformRule, Informed, RouteCandidate, RoutingDecision, RoutingRule,
     RuleOverrides,
+};
+pub use warning::{
+    WarningArea, WarningError, WarningMessage, WarningOp, WarningText, WarningVersion,
 };
