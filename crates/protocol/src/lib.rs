@@ -6,6 +6,7 @@
 
 pub mod action;
 pub mod cap;
+pub mod capout;
 pub mod city;
 pub mod error;
 pub mod inbound;
