@@ -17,5 +17,6 @@ pub mod senml;
 pub mod stream;
 pub mod topics;
 pub mod traffic;
+pub mod warning;
 
 pub use error::WireError;
