@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 
-use engine::rebuild::{action_of, rebuild, LogEntry};
+use engine::rebuild::{action_of, rebuild_all, warning_of, LogEntry, WARNING_KINDS};
 use model::{CityIndex, Event, Incident};
 use protocol::inbound;
 use store::{LoggedEvent, Store};
@@ -56,6 +56,19 @@ pub async fn log_of(store: &Store, city: &model::City) -> anyhow::Result<Vec<Log
     for t in transitions {
         let entry = if t.kind == "escalated" {
             LogEntry::Escalation { at: t.at }
+        } else if WARNING_KINDS.contains(&t.kind.as_str()) {
+            let op = warning_of(&t.kind, &t.detail).map_err(|e| {
+                anyhow::anyhow!("timeline of {}: entry {:?}: {e}", t.incident, t.kind)
+            })?;
+            // The Cancel a resolution issued is issued again by replaying the resolution.
+            let Some(op) = op else { continue };
+            LogEntry::Warning {
+                incident: t.incident,
+                at: t.at,
+                op,
+                actor: t.actor,
+                reason: t.reason,
+            }
         } else {
             let action = action_of(&t.kind, &t.detail).with_context(|| {
                 format!("timeline of {}: unknown entry {:?}", t.incident, t.kind)
@@ -160,9 +173,17 @@ pub fn differences(stored: &Incident, rebuilt: &Incident) -> Vec<String> {
 pub async fn check(store: &Store, city: Arc<CityIndex>) -> anyhow::Result<(Vec<String>, bool)> {
     let log = log_of(store, city.city()).await?;
     let entries = log.len();
-    let rebuilt = rebuild(city, log).await?;
+    let (rebuilt, rebuilt_warnings) = rebuild_all(city, log).await?;
     let stored = store.all_incidents().await?;
     let mut lines = Vec::new();
+    let stored_warnings = store.all_warnings().await?;
+    if stored_warnings != rebuilt_warnings {
+        lines.push(format!(
+            "public warnings: {} versions stored, {} rebuilt, and they differ",
+            stored_warnings.len(),
+            rebuilt_warnings.len()
+        ));
+    }
     let mut rebuilt_by_id: std::collections::HashMap<_, _> =
         rebuilt.iter().map(|i| (i.id.clone(), i)).collect();
     for s in &stored {

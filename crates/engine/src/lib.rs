@@ -29,6 +29,7 @@ use tokio_util::task::TaskTracker;
 
 use chrono::{DateTime, Utc};
 use model::lifecycle::{self, Deadline};
+use model::warning::{WarningError, WarningOp, WarningVersion};
 use model::{
     Action, AgencyId, CityIndex, Event, EventId, EventKind, Incident, IncidentId, IncidentIndex,
     IncidentStatus, SlaClock, SlaPolicy, TransitionError,
@@ -77,6 +78,10 @@ pub enum EngineError {
     /// incident, a split of an incident's only report); nothing was recorded.
     #[error("{0}")]
     Conflict(String),
+    /// The public warning cannot be published, updated or cancelled as asked (nothing was
+    /// recorded).
+    #[error(transparent)]
+    Warning(#[from] WarningError),
     /// The actor used this request id before, for another incident.
     #[error("request id {request_id:?} was already used for incident {incident}")]
     RequestIdReused {
@@ -104,6 +109,19 @@ pub struct ActionRequest {
     /// The id the actor gave this request (an agency's update id), making it idempotent: a
     /// request the actor sent before with this id changes nothing the second time.
     pub request_id: Option<String>,
+}
+
+/// An operator's publication, update or cancellation of an incident's public warning.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WarningRequest {
+    /// The incident.
+    pub incident: IncidentId,
+    /// What to do.
+    pub op: WarningOp,
+    /// Who does it, as the timeline shows it.
+    pub actor: String,
+    /// Why, in the actor's words.
+    pub reason: Option<String>,
 }
 
 /// How the engine runs.
@@ -198,6 +216,10 @@ enum Command {
         at: DateTime<Utc>,
         reply: oneshot::Sender<()>,
     },
+    Warn {
+        request: Box<WarningRequest>,
+        reply: oneshot::Sender<Result<WarningVersion, EngineError>>,
+    },
 }
 
 /// A handle on the running engine; cheap to clone.
@@ -219,6 +241,14 @@ impl std::fmt::Debug for Command {
                 write!(f, "Act({}, {})", request.incident, request.action.kind())
             }
             Command::EscalateDue { at, .. } => write!(f, "EscalateDue({at})"),
+            Command::Warn { request, .. } => {
+                write!(
+                    f,
+                    "Warn({}, {})",
+                    request.incident,
+                    request.op.message().as_str()
+                )
+            }
         }
     }
 }
@@ -326,6 +356,24 @@ impl Engine {
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(Command::Act {
+                request: Box::new(request),
+                reply,
+            })
+            .await
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Publishes, updates or cancels an incident's public warning (see [`model::warning`]);
+    /// returns the version issued once it and its timeline entry are durable. Refused, with
+    /// nothing recorded: [`EngineError::NotFound`], [`EngineError::Warning`]. Resolving,
+    /// closing, rejecting or marking duplicate an incident cancels its active warning itself
+    /// ([`Engine::act`]); merging one that has an active warning is refused until it is
+    /// cancelled.
+    pub async fn warn(&self, request: WarningRequest) -> Result<WarningVersion, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Warn {
                 request: Box::new(request),
                 reply,
             })
@@ -455,6 +503,10 @@ impl Actor {
                     self.escalate_overdue(chrono::SubsecRound::trunc_subsecs(at, 6))
                         .await;
                     let _ = reply.send(());
+                }
+                Command::Warn { request, reply } => {
+                    let result = self.warn(*request, now()).await;
+                    let _ = reply.send(result);
                 }
             }
         }
@@ -756,6 +808,11 @@ impl Actor {
         };
         match &action {
             Action::Merge { into } => {
+                if model::warning::active(&self.store.warnings_of(&id).await?).is_some() {
+                    return Err(EngineError::Conflict(format!(
+                        "incident {id} has an active public warning; cancel it before merging"
+                    )));
+                }
                 let own = entry("merge", next.status, serde_json::Value::Null);
                 return self.merge(current, next, into, own, now).await;
             }
@@ -788,12 +845,46 @@ impl Actor {
             request_id,
             detail,
         };
-        if let Err(e) = self.store.record_transition(&next, &entry).await {
+        // An incident that stops being open takes its public warning with it: a Cancel, in the
+        // same transaction, by the same actor.
+        let cancel = if current.status.is_open() && !next.status.is_open() {
+            let history = self.store.warnings_of(&id).await?;
+            match model::warning::active(&history) {
+                Some(_) => Some(model::warning::next(
+                    &next,
+                    &history,
+                    WarningOp::Cancel,
+                    &entry.actor,
+                    now,
+                )?),
+                None => None,
+            }
+        } else {
+            None
+        };
+        let cancel_entry = cancel.as_ref().map(|v| {
+            store::warning_entry(
+                v,
+                now,
+                next.status,
+                Some(format!("the incident is {}", next.status)),
+                true,
+            )
+        });
+        let warning = cancel.as_ref().zip(cancel_entry.as_ref());
+        if let Err(e) = self
+            .store
+            .record_transition_and_warning(&next, &entry, warning)
+            .await
+        {
             self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(incident = %id, error = %e, "action not recorded");
             return Err(e.into());
         }
         self.stats.actions.fetch_add(1, Ordering::Relaxed);
+        if let Some(v) = &cancel {
+            tracing::info!(incident = %id, seq = v.seq, "public warning cancelled with its incident");
+        }
         tracing::debug!(
             incident = %id,
             action = %action.kind(),
@@ -802,6 +893,44 @@ impl Actor {
             "incident acted on"
         );
         Ok(self.apply_and_announce(next, UpdateKind::Updated).await)
+    }
+
+    /// Issues a version of `request.incident`'s public warning at `now`.
+    async fn warn(
+        &mut self,
+        request: WarningRequest,
+        now: DateTime<Utc>,
+    ) -> Result<WarningVersion, EngineError> {
+        let WarningRequest {
+            incident: id,
+            op,
+            actor,
+            reason,
+        } = request;
+        let incident = match self.incidents.get(&id) {
+            Some(i) => i.clone(),
+            None => self
+                .store
+                .incident(&id)
+                .await?
+                .ok_or_else(|| EngineError::NotFound(id.clone()))?,
+        };
+        let history = self.store.warnings_of(&id).await?;
+        let version = model::warning::next(&incident, &history, op, &actor, now)?;
+        let entry = store::warning_entry(&version, now, incident.status, reason, false);
+        if let Err(e) = self.store.record_warning(&version, &entry).await {
+            self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(incident = %id, error = %e, "public warning not recorded");
+            return Err(e.into());
+        }
+        self.stats.actions.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            incident = %id,
+            seq = version.seq,
+            msg_type = version.message.as_str(),
+            "public warning issued"
+        );
+        Ok(version)
     }
 
     /// Commits the changes of one merge, unmerge or split (`changes`, with the events `moves`

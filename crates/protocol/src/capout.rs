@@ -173,15 +173,36 @@ fn msg_type(m: WarningMessage) -> MsgType {
     }
 }
 
+/// What a warning is about: its category's name (CAP's `event`) and family (which gives CAP's
+/// categories, [`cap_categories`]), and where (`areaDesc`: a district's or the city's name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    /// The category's name.
+    pub event: Localized,
+    /// The category's family.
+    pub family: String,
+    /// The place's name.
+    pub area_desc: Localized,
+}
+
+impl Subject {
+    /// The subject of a warning of `category` over `area_desc`.
+    pub fn new(category: &Category, area_desc: Localized) -> Self {
+        Subject {
+            event: category.name.clone(),
+            family: category.family.clone(),
+            area_desc,
+        }
+    }
+}
+
 /// The CAP alert of `version`, whose incident's earlier versions are `earlier` (in order; only
-/// those of its series are referenced), for a warning of `category` over `area_desc` (a
-/// district's or the city's name).
+/// those of its series are referenced).
 pub fn alert(
     publisher: &Publisher,
     version: &WarningVersion,
     earlier: &[WarningVersion],
-    category: &Category,
-    area_desc: &Localized,
+    subject: &Subject,
 ) -> OutAlert {
     let references = if version.message == WarningMessage::Alert {
         Vec::new()
@@ -213,8 +234,8 @@ pub fn alert(
     let infos = [(Language::Ro, "ro-RO"), (Language::En, "en-US")]
         .into_iter()
         .map(|(lang, tag)| {
-            let event = category.name.get(lang).to_owned();
-            let place = area_desc.get(lang);
+            let event = subject.event.get(lang).to_owned();
+            let place = subject.area_desc.get(lang);
             let description = match (cancelled, lang) {
                 (false, _) => format!("{event}: {place}."),
                 (true, Language::Ro) => {
@@ -226,7 +247,7 @@ pub fn alert(
             };
             OutInfo {
                 language: tag.to_owned(),
-                categories: cap_categories(&category.family),
+                categories: cap_categories(&subject.family),
                 event,
                 response_types: if cancelled {
                     vec!["AllClear"]
@@ -516,10 +537,13 @@ mod tests {
         let category = city
             .category("water_leak")
             .unwrap_or_else(|| panic!("no water_leak"));
-        let place = Localized {
-            ro: "Centru".into(),
-            en: "Centre".into(),
-        };
+        let place = Subject::new(
+            category,
+            Localized {
+                ro: "Centru".into(),
+                en: "Centre".into(),
+            },
+        );
         let p = publisher();
         let first = version(1, WarningMessage::Alert, WarningArea::Polygons(square()));
         let circle = WarningArea::Circle {
@@ -530,8 +554,7 @@ mod tests {
         let third = version(3, WarningMessage::Cancel, second.area.clone());
         let history = [first.clone(), second.clone()];
 
-        let doc =
-            write(&alert(&p, &first, &[], category, &place)).unwrap_or_else(|e| panic!("{e}"));
+        let doc = write(&alert(&p, &first, &[], &place)).unwrap_or_else(|e| panic!("{e}"));
         assert!(doc.contains("<polygon>45.630000,25.580000 45.630000,25.600000 45.650000,25.600000 45.650000,25.580000 45.630000,25.580000</polygon>"), "{doc}");
         assert!(
             doc.contains("<sent>2026-03-01T09:00:01+00:00</sent>"),
@@ -557,8 +580,8 @@ mod tests {
             vec![square().0[0].clone()]
         );
 
-        let doc = write(&alert(&p, &second, &history[..1], category, &place))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let doc =
+            write(&alert(&p, &second, &history[..1], &place)).unwrap_or_else(|e| panic!("{e}"));
         assert!(
             doc.contains("<circle>45.641900,25.588700 0.750</circle>"),
             "{doc}"
@@ -577,8 +600,7 @@ mod tests {
             ["dispecer-brasov-0190-abc-1"]
         );
 
-        let doc =
-            write(&alert(&p, &third, &history, category, &place)).unwrap_or_else(|e| panic!("{e}"));
+        let doc = write(&alert(&p, &third, &history, &place)).unwrap_or_else(|e| panic!("{e}"));
         let parsed = crate::cap::parse(doc.as_bytes()).unwrap_or_else(|e| panic!("{e}: {doc}"));
         assert_eq!(parsed.msg_type, MsgType::Cancel);
         let refs: Vec<(String, String, String)> = parsed

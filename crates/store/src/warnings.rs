@@ -122,6 +122,18 @@ impl Store {
         rows.into_iter().map(into_model).collect()
     }
 
+    /// Every version of every incident's warning, by incident, then number.
+    pub async fn all_warnings(&self) -> Result<Vec<WarningVersion>, StoreError> {
+        let rows: Vec<WarningRow> = with_pool!(self, |pool| {
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM public_warnings w ORDER BY w.incident_id, w.seq"
+            ))
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(into_model).collect()
+    }
+
     /// The latest version of every incident's warning that is active, or was cancelled at or
     /// after `cancelled_since`; newest first.
     pub async fn current_warnings(
@@ -144,18 +156,20 @@ impl Store {
     }
 }
 
-/// The timeline entry of a warning version: kind `publish_warning`, `update_warning` or
+/// The timeline entry of a warning version issued at `at` (to the microsecond, like every
+/// timeline entry; the version's `sent` is whole seconds): kind `publish_warning`, `update_warning` or
 /// `cancel_warning`, the incident's state unchanged, the version in `detail` (its number, type,
 /// texts and area, so the timeline alone tells what the public was told); `automatic` marks
 /// the Cancel that resolving or closing the incident issued.
 pub fn warning_entry(
     version: &WarningVersion,
+    at: DateTime<Utc>,
     status: IncidentStatus,
     reason: Option<String>,
     automatic: bool,
 ) -> NewTimelineEntry {
     NewTimelineEntry {
-        at: version.sent,
+        at,
         kind: version.message.action().to_owned(),
         actor: version.actor.clone(),
         reason,
