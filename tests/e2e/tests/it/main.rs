@@ -18,3 +18,4 @@ mod reliability;
 mod scenario;
 mod schemathesis;
 mod slow_client;
+mod warnings;
