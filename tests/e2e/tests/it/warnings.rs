@@ -354,3 +354,117 @@ async fn story(dir: &TempDir, db: &str) -> Result<()> {
     );
     Ok(())
 }
+
+/// An operator publishes a public warning from the incident's popup in the console, in both
+/// languages, and withdraws it; the public list says so each time.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_publishes_and_withdraws_a_warning_from_the_console() -> Result<()> {
+    use fantoccini::Locator;
+    use std::time::Duration;
+
+    use crate::browser::{log_in, open_browser, screenshot};
+
+    let dir = TempDir::new("dispecer-console-warning");
+    let db = format!("sqlite://{}/d.sqlite", dir.path().display());
+    let (ok, err) = e2e::dispecer_user_add(&db, "ana", "operator", None, "parola-lunga-1")?;
+    assert!(ok, "{err}");
+    let server = Dispecer::start(&dir, &db, &Broker::Embedded(free_port())).await?;
+    let (mut stream, _) = StreamClient::connect(&server.http).await?;
+    let mut mqtt = MqttClient::connect(server.mqtt_port, &[]).await?;
+    mqtt.publish(
+        "dispecer/v1/in/citizen/reports",
+        citizen_report("warn-console-1", "gas_smell", 25.6012, 45.6551),
+    )
+    .await?;
+    let f = stream.next_incident(|_| true).await?;
+    let id = f["incident"]["id"].as_str().context("id")?.to_owned();
+    let public = || async {
+        let (_, _, list) = server.get("/api/v1/public/warnings").await?;
+        anyhow::Ok(list)
+    };
+    let wait_public = |active: bool| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let list = public().await?;
+            if list[0]["active"] == active {
+                return anyhow::Ok(list);
+            }
+            ensure!(std::time::Instant::now() < deadline, "{list}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+
+    let (_driver, browser) = open_browser(&dir).await?;
+    let result = async {
+        browser.goto(&format!("{}/", server.http)).await?;
+        log_in(&browser, "ana", "parola-lunga-1").await?;
+        let row = browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(&format!("#queue-list [data-queue-id='{id}']")))
+            .await
+            .context("no queue row")?;
+        row.send_keys("\u{E007}").await?; // Enter: the popup
+        for (field, text) in [
+            ("headline_ro", "Scurgere de gaz pe Str. Lungă"),
+            ("headline_en", "Gas leak on Strada Lungă"),
+            ("instruction_ro", "Nu aprindeți flacără."),
+            ("instruction_en", "No open flames."),
+            ("radius_m", "300"),
+        ] {
+            let input = browser
+                .wait()
+                .at_most(Duration::from_secs(20))
+                .for_element(Locator::Css(&format!(
+                    ".leaflet-popup [data-warn-field='{field}'][data-incident='{id}']"
+                )))
+                .await
+                .with_context(|| format!("no {field} field in the popup"))?;
+            input.send_keys(text).await?;
+        }
+        browser
+            .find(Locator::Css(&format!(
+                ".leaflet-popup button[data-warn='publish_warning'][data-incident='{id}']"
+            )))
+            .await?
+            .click()
+            .await?;
+        browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::XPath(
+                "//div[contains(@class,'popup-warning')]//p[contains(@class,'is-ok')][contains(., 'publicată')]",
+            ))
+            .await
+            .context("the popup does not say the warning is published")?;
+        screenshot(&browser, "console-public-warning").await?;
+        let list = wait_public(true).await?;
+        assert_eq!(list[0]["headline"]["en"], "Gas leak on Strada Lungă", "{list}");
+        assert_eq!(list[0]["radius_m"], 300.0, "{list}");
+
+        browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(&format!(
+                ".leaflet-popup button[data-warn='cancel_warning'][data-incident='{id}']"
+            )))
+            .await
+            .context("no withdraw button")?
+            .click()
+            .await?;
+        browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::XPath(
+                "//div[contains(@class,'popup-warning')]//p[contains(@class,'is-ok')][contains(., 'retrasă')]",
+            ))
+            .await
+            .context("the popup does not say the warning is withdrawn")?;
+        let list = wait_public(false).await?;
+        assert_eq!(list[0]["msg_type"], "Cancel", "{list}");
+        anyhow::Ok(())
+    }
+    .await;
+    let _ = browser.close().await;
+    result
+}
