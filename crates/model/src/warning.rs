@@ -427,8 +427,14 @@ mod tests {
         let first = next(&open, &[], publish("a"), "o", at).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(first.sent, at.trunc_subsecs(0));
         let earlier = at - chrono::Duration::seconds(30);
-        let second = next(&open, &[first.clone()], WarningOp::Cancel, "o", earlier)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let second = next(
+            &open,
+            std::slice::from_ref(&first),
+            WarningOp::Cancel,
+            "o",
+            earlier,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(second.sent, first.sent);
     }
 }
