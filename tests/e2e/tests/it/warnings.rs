@@ -356,7 +356,8 @@ async fn story(dir: &TempDir, db: &str) -> Result<()> {
 }
 
 /// An operator publishes a public warning from the incident's popup in the console, in both
-/// languages, and withdraws it; the public list says so each time.
+/// languages, the citizens' map shows it, and the operator withdraws it; the public list says
+/// so each time.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_publishes_and_withdraws_a_warning_from_the_console() -> Result<()> {
     use fantoccini::Locator;
@@ -442,6 +443,28 @@ async fn an_operator_publishes_and_withdraws_a_warning_from_the_console() -> Res
         assert_eq!(list[0]["headline"]["en"], "Gas leak on Strada Lungă", "{list}");
         assert_eq!(list[0]["radius_m"], 300.0, "{list}");
 
+        // The citizens' map shows it, in the citizen's language.
+        browser.goto(&format!("{}/report/map.html", server.http)).await?;
+        browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::XPath(
+                "//section[@id='warnings'][not(@hidden)][contains(., 'Scurgere de gaz pe Str. Lungă')]",
+            ))
+            .await
+            .context("the citizens' map does not show the warning")?;
+        screenshot(&browser, "citizen-map-public-warning").await?;
+
+        // Back in the console, the operator withdraws it.
+        browser.goto(&format!("{}/", server.http)).await?;
+        browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(&format!("#queue-list [data-queue-id='{id}']")))
+            .await
+            .context("no queue row")?
+            .send_keys("\u{E007}")
+            .await?;
         browser
             .wait()
             .at_most(Duration::from_secs(20))
