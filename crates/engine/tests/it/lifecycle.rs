@@ -654,6 +654,19 @@ pub(crate) async fn log_of(store: &Store, events: &[Event]) -> Vec<engine::rebui
     for t in transitions {
         let entry = if t.kind == "escalated" {
             LogEntry::Escalation { at: t.at }
+        } else if engine::rebuild::WARNING_KINDS.contains(&t.kind.as_str()) {
+            // The Cancel a resolution issued comes again from replaying the resolution.
+            let Some(op) = engine::rebuild::warning_of(&t.kind, &t.detail).expect("a warning")
+            else {
+                continue;
+            };
+            LogEntry::Warning {
+                incident: t.incident,
+                at: t.at,
+                op,
+                actor: t.actor,
+                reason: t.reason,
+            }
         } else {
             LogEntry::Action {
                 incident: t.incident,

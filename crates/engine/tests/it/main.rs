@@ -5,3 +5,4 @@ mod fusion;
 mod lifecycle;
 mod merge;
 mod routing;
+mod warnings;
