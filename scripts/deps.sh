@@ -8,7 +8,8 @@
 # - chromium, chromium-driver : browser tests of the dashboards (WebDriver)
 # - debootstrap      : scripts/timescaledb.sh builds a Debian trixie root with
 #                      PostgreSQL 17 + TimescaleDB (bookworm has no TimescaleDB)
-# - libxml2-utils    : xmllint, used to validate XML fixtures/output
+# - libxml2-utils    : xmllint, used to validate XML fixtures/output (every CAP 1.2 document
+#                      Dispecer writes, against tests/e2e/schemas/CAP-v1.2.xsd)
 # - curl, ca-certificates : HTTP checks in scripts and tests
 #
 # Fast path: when every package is already installed this only reads the dpkg

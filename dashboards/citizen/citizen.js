@@ -31,6 +31,7 @@ const TEXT = {
     'state.in_progress': 'În lucru', 'state.resolved': 'Rezolvată', 'state.closed': 'Închisă',
     'state.rejected': 'Respinsă', 'state.duplicate': 'Urmărită în altă sesizare', 'state.reopened': 'Redeschisă',
     'map.count': '{n} incidente deschise', 'map.opened': 'Deschis la {t}',
+    'map.warnings': 'Avertizări publice în vigoare', 'map.warnings.cap': 'documentul CAP', 'map.warnings.feed': 'Flux Atom al avertizărilor',
   },
   en: {
     'title.report': 'Report a problem', 'title.status': 'Status of a report', 'title.map': 'Open incidents',
@@ -61,6 +62,7 @@ const TEXT = {
     'state.in_progress': 'In progress', 'state.resolved': 'Resolved', 'state.closed': 'Closed',
     'state.rejected': 'Rejected', 'state.duplicate': 'Followed in another report', 'state.reopened': 'Reopened',
     'map.count': '{n} open incidents', 'map.opened': 'Opened {t}',
+    'map.warnings': 'Public warnings in force', 'map.warnings.cap': 'CAP document', 'map.warnings.feed': 'Atom feed of the warnings',
   },
 };
 
@@ -309,6 +311,32 @@ async function mapPage() {
     marker.bindPopup(label());
     refreshers.push(() => marker.setPopupContent(label()));
   }
+  await showWarnings(map);
+}
+
+/** The public warnings in force: their areas on the map and their texts above it. */
+async function showWarnings(map) {
+  const r = await fetch('/api/v1/public/warnings');
+  const list = (r.ok ? await r.json() : []).filter((w) => w.active === true);
+  const box = document.getElementById('warnings');
+  if (!box || !list.length) return;
+  const text = (w) => `<strong>${esc(w.headline?.[lang] ?? '')}</strong><br>${esc(w.instruction?.[lang] ?? '')}`;
+  const style = { color: '#b3261e', weight: 2, fillColor: '#b3261e', fillOpacity: 0.15 };
+  for (const w of list) {
+    const layer = w.area?.type === 'Point' && Array.isArray(w.area.coordinates)
+      ? L.circle([w.area.coordinates[1], w.area.coordinates[0]], { ...style, radius: Number(w.radius_m) || 0 })
+      : L.geoJSON(w.area, { style: () => style });
+    layer.addTo(map).bindPopup(text(w));
+    refreshers.push(() => layer.setPopupContent(text(w)));
+  }
+  const render = () => {
+    box.innerHTML = `<h2>${esc(t('map.warnings'))}</h2><ul>${list.map((w) => `<li>${text(w)}
+      <a href="${esc(w.cap)}">${esc(t('map.warnings.cap'))}</a></li>`).join('')}</ul>
+      <a href="/api/v1/public/warnings.atom">${esc(t('map.warnings.feed'))}</a>`;
+  };
+  refreshers.push(render);
+  render();
+  box.hidden = false;
 }
 
 applyLanguage();

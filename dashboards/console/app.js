@@ -113,6 +113,12 @@ const state = {
   filter: { status: '', severity: '', category: '', agency: '', district: '', overdue: false, sort: 'newest' },
   /** id → citizens' contact details, asked for explicitly (each reading is logged); dropped when its popup closes. */
   contacts: new Map(),
+  /** id → its public warning (GET api/v1/public/warnings: the latest version), or null for none. */
+  warnings: new Map(),
+  /** id → what is typed in its public warning form, kept across redraws of the popup. */
+  warningDrafts: new Map(),
+  /** id → { kind, text }: the last warning action's outcome. */
+  warningNotes: new Map(),
   /** The sensor chart: which sensor, range and measure, and the uPlot instance. */
   sensor: { feature: null, range: '24h', metric: 'speed', plot: null, seq: 0, data: null },
 };
@@ -947,6 +953,7 @@ function updateMarker(id, feature) {
       }
       selectRow(id);
       loadTimeline(id);
+      loadWarning(id);
       // Opened from the queue with the keyboard: carry the focus into the popup.
       if ($('queue-list').contains(document.activeElement)) {
         event.popup.getElement()?.querySelector('button[data-act], select, input')?.focus();
@@ -1060,6 +1067,7 @@ function popupHtml(id) {
       </table>
       ${actionsHtml(id, feature)}
       ${regroupHtml(id, feature)}
+      <div class="popup-section popup-warning" data-warning-for="${esc(id)}">${warningHtml(id, feature)}</div>
       ${description ? `<div class="popup-section"><div class="popup-label">${esc(t('popup.description'))}</div><p class="popup-description">${esc(description)}</p></div>` : ''}
       <div class="popup-section">
         <div class="popup-label">${esc(t('popup.routing'))}</div>
@@ -1907,6 +1915,138 @@ async function runAction(button) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Public warnings (OASIS CAP 1.2 for the public): operators, supervisors and admins publish one
+// for an incident, update it and withdraw it; resolving the incident withdraws it too.
+
+const WARNING_FIELDS = ['headline_ro', 'headline_en', 'instruction_ro', 'instruction_en', 'radius_m'];
+
+/** The form's values: what was typed, else the active warning's texts. */
+function warningDraft(id) {
+  const draft = state.warningDrafts.get(id);
+  if (draft) return draft;
+  const w = state.warnings.get(id);
+  return {
+    headline_ro: w?.active ? w.headline?.ro ?? '' : '',
+    headline_en: w?.active ? w.headline?.en ?? '' : '',
+    instruction_ro: w?.active ? w.instruction?.ro ?? '' : '',
+    instruction_en: w?.active ? w.instruction?.en ?? '' : '',
+    radius_m: '',
+  };
+}
+
+function warningHtml(id, feature) {
+  if (!STAFF.includes(state.session?.role)) return '';
+  const label = `<div class="popup-label">${esc(t('warning.title'))}</div>`;
+  if (!state.warnings.has(id)) return `${label}<p class="timeline-empty">${esc(t('app.loading'))}</p>`;
+  const w = state.warnings.get(id);
+  const active = w?.active === true;
+  const note = state.warningNotes.get(id);
+  const noteHtml = `<p class="action-status${note ? ` is-${note.kind}` : ''}" role="status">${note ? esc(note.text) : ''}</p>`;
+  const current = w ? `<p class="warning-current${active ? ' is-active' : ''}">
+      <span class="mark ${active ? 'mark-overdue' : ''}">${esc(t(active ? 'warning.active' : 'warning.cancelled'))}</span>
+      ${esc(w.headline?.[state.lang] ?? '')} · ${esc(t('warning.version', { n: formatNumber(state.lang, Number(w.seq) || 0) }))} · ${esc(formatDateTime(w.sent))}
+      <a href="${esc(w.cap)}" target="_blank" rel="noopener">${esc(t('warning.cap'))}</a></p>` : '';
+  if (!active && !isOpen(feature)) return `${label}${current || `<p class="timeline-empty">${esc(t('warning.none'))}</p>`}${noteHtml}`;
+  const d = warningDraft(id);
+  const field = (name, key, multiline) => {
+    const fid = `warn-${name}-${id}`;
+    const max = name.startsWith('headline') ? 200 : 2000;
+    const input = multiline
+      ? `<textarea id="${esc(fid)}" class="warning-field" rows="2" maxlength="${max}" data-warn-field="${name}" data-incident="${esc(id)}">${esc(d[name])}</textarea>`
+      : `<input id="${esc(fid)}" class="warning-field" maxlength="${max}" data-warn-field="${name}" data-incident="${esc(id)}" value="${esc(d[name])}">`;
+    return `<label class="action-field" for="${esc(fid)}">${esc(t(key))}</label>${input}`;
+  };
+  const radiusId = `warn-radius_m-${id}`;
+  const button = (action, primary, danger) => `<button type="button" class="act${primary ? ' is-primary' : ''}${danger ? ' is-danger' : ''}"
+    data-warn="${action}" data-incident="${esc(id)}">${esc(t(`warning.${action}`))}</button>`;
+  return `${label}${current}
+    ${field('headline_ro', 'warning.headline.ro')}
+    ${field('headline_en', 'warning.headline.en')}
+    ${field('instruction_ro', 'warning.instruction.ro', true)}
+    ${field('instruction_en', 'warning.instruction.en', true)}
+    <label class="action-field" for="${esc(radiusId)}">${esc(t('warning.radius'))}</label>
+    <input id="${esc(radiusId)}" class="warning-field" type="number" min="10" max="20000" step="10" placeholder="${esc(t('warning.radius.placeholder'))}"
+      data-warn-field="radius_m" data-incident="${esc(id)}" value="${esc(d.radius_m)}">
+    <div class="action-buttons">${active
+    ? `${button('update_warning', true)}${button('cancel_warning', false, true)}`
+    : button('publish_warning', true)}</div>
+    ${noteHtml}`;
+}
+
+function redrawWarning(id) {
+  const feature = state.incidents.get(id);
+  const box = state.markers.get(id)?.getPopup()?.getElement()
+    ?.querySelector(`[data-warning-for="${CSS.escape(id)}"]`);
+  if (box && feature) box.innerHTML = warningHtml(id, feature);
+}
+
+/** The incident's warning, from the public list (active ones and those withdrawn lately). */
+async function loadWarning(id) {
+  if (!STAFF.includes(state.session?.role)) return;
+  try {
+    const list = await fetchJson('api/v1/public/warnings');
+    for (const w of Array.isArray(list) ? list : []) state.warnings.set(String(w.incident), w);
+    if (!state.warnings.has(id)) state.warnings.set(id, null);
+  } catch {
+    return;
+  }
+  redrawWarning(id);
+}
+
+async function runWarning(button) {
+  const id = button.dataset.incident;
+  const action = button.dataset.warn;
+  const feature = state.incidents.get(id);
+  if (!id || !action || !feature || !state.session) return;
+  const d = warningDraft(id);
+  const body = { action };
+  const texts = [d.headline_ro, d.headline_en, d.instruction_ro, d.instruction_en].map((v) => String(v ?? '').trim());
+  if (action !== 'cancel_warning') {
+    if (texts.some((v) => !v)) {
+      state.warningNotes.set(id, { kind: 'error', text: t('warning.needed') });
+      redrawWarning(id);
+      return;
+    }
+    body.headline = { ro: texts[0], en: texts[1] };
+    body.instruction = { ro: texts[2], en: texts[3] };
+    const radius = Number(d.radius_m);
+    const coords = feature.geometry?.coordinates;
+    if (String(d.radius_m ?? '').trim() && Number.isFinite(radius) && Array.isArray(coords)) {
+      body.area = { type: 'Point', coordinates: coords };
+      body.radius_m = radius;
+    }
+  }
+  const box = button.closest('.popup-warning');
+  for (const b of box?.querySelectorAll('button, input, textarea') ?? []) b.disabled = true;
+  let note;
+  try {
+    const response = await fetch(apiUrl(`api/v1/incidents/${encodeURIComponent(id)}/actions`), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'X-CSRF-Token': state.session.csrf },
+      body: JSON.stringify(body),
+      cache: 'no-store',
+    });
+    if (response.status === 401) {
+      window.location.reload();
+      return;
+    }
+    const doc = await response.json().catch(() => null);
+    if (response.ok && doc) {
+      state.warnings.set(id, doc);
+      state.warningDrafts.delete(id);
+      note = { kind: 'ok', text: t(`warning.done.${doc.msg_type}`) };
+    } else {
+      note = { kind: 'error', text: t('actions.refused', { detail: doc?.detail ?? `HTTP ${response.status}` }) };
+    }
+  } catch {
+    note = { kind: 'error', text: t('actions.network') };
+  }
+  state.warningNotes.set(id, note);
+  redrawWarning(id);
+  loadTimeline(id);
+}
+
+// ---------------------------------------------------------------------------------------------
 // The sensor chart (uPlot): one measure over a range, with a baseline
 
 const SENSOR_RANGES = { '6h': { hours: 6, step: '1m' }, '24h': { hours: 24, step: '15m' }, '7d': { hours: 168, step: '1h' } };
@@ -2173,8 +2313,22 @@ function wireEvents() {
     if (contacts) {
       event.preventDefault();
       loadContacts(contacts.dataset.contacts);
+      return;
+    }
+    const warn = event.target.closest?.('button[data-warn]');
+    if (warn) {
+      event.preventDefault();
+      runWarning(warn);
     }
   }, true);
+  // What is typed in a public warning form survives the popup being drawn again.
+  document.addEventListener('input', (event) => {
+    const field = event.target.closest?.('[data-warn-field]');
+    const id = field?.dataset.incident;
+    if (!id) return;
+    const draft = { ...warningDraft(id), [field.dataset.warnField]: field.value };
+    state.warningDrafts.set(id, draft);
+  });
   $('sensor-close').addEventListener('click', closeSensor);
   $('queue-filters').addEventListener('change', (event) => {
     const key = event.target.dataset?.filter;

@@ -10,6 +10,12 @@
 //! `X-CSRF-Token`; see `accounts.rs`): operators, supervisors and admins act on any incident,
 //! an agency user only on its agency's (actor `user:{name}` for both).
 //!
+//! Public warnings (operators, supervisors and admins, or an `operator` token; never an agency):
+//! `{"action": "publish_warning", "headline": {"ro", "en"}, "instruction": {"ro", "en"},
+//! "area"?: GeoJSON}`, `update_warning`, `cancel_warning` (see `protocol::warning`); answered
+//! 201 with the version issued (`Location`: its CAP document), 409 when the incident's warning
+//! refuses (already active, none active, incident no longer open).
+//!
 //! Answers: 200 with the incident (GeoJSON Feature) once the action is durable; 400 bad body;
 //! 401 no or bad token or session; 403 a session request without its CSRF token; 403 token not allowed (or incident not the agency's); 404 unknown
 //! incident; 409 the action is not allowed in the incident's state (the detail names both
@@ -23,7 +29,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use engine::{ActionRequest, EngineError};
+use engine::{ActionRequest, EngineError, WarningRequest};
 use model::IncidentId;
 use protocol::action::{action_request, MAX_PAYLOAD};
 use protocol::incident::IncidentFeature;
@@ -43,6 +49,7 @@ pub const MAX_BODY: usize = MAX_PAYLOAD;
     request_body(content = crate::openapi::ActionBody, content_type = "application/json"),
     security(("api_token" = [])), responses(
     (status = 200, description = "The incident after the action, once durable", body = protocol::incident::IncidentFeature, content_type = "application/geo+json"),
+    (status = 201, description = "A public warning's version issued (publish_warning, update_warning, cancel_warning), once durable; Location: its CAP document", body = protocol::warning::WarningJsonOut),
     (status = 400, description = "The body is not a valid action", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 401, description = "No or a bad API token", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 403, description = "The token may not act on this incident", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
@@ -68,7 +75,7 @@ async fn act_inner(
     id: String,
     headers: &HeaderMap,
     raw: Result<Bytes, BytesRejection>,
-) -> Result<impl IntoResponse, Problem> {
+) -> Result<Response, Problem> {
     let (actor, as_agency) = match caller(state, headers).await? {
         Caller::Token(Scope::Operator, prefix) => (format!("operator:{prefix}"), None),
         Caller::Token(Scope::Agency(agency), _) => {
@@ -99,6 +106,30 @@ async fn act_inner(
             Problem::bad_request(e.body_text())
         }
     })?;
+    if protocol::warning::is_warning_action(&raw) {
+        if as_agency.is_some() {
+            return Err(Problem::forbidden(
+                "only operators, supervisors and admins publish public warnings, not agencies",
+            ));
+        }
+        let command = protocol::warning::warning_request(&raw, state.engine.city().city())
+            .map_err(|e| Problem::bad_request(e.to_string()))?;
+        let request = WarningRequest {
+            incident: IncidentId::new(id),
+            op: command.op,
+            actor,
+            reason: command.reason,
+        };
+        let version = state.engine.warn(request).await.map_err(problem)?;
+        let body = crate::warnings::json_of(&crate::warnings::publisher(state, headers), &version);
+        let location = body.cap.clone();
+        return Ok((
+            StatusCode::CREATED,
+            [(header::LOCATION, location)],
+            Json(body),
+        )
+            .into_response());
+    }
     let command = action_request(&raw, state.engine.city().city())
         .map_err(|e| Problem::bad_request(e.to_string()))?;
     let request = ActionRequest {
@@ -113,7 +144,8 @@ async fn act_inner(
     Ok((
         [(header::CONTENT_TYPE, "application/geo+json")],
         Json(IncidentFeature::from(incident.as_ref())),
-    ))
+    )
+        .into_response())
 }
 
 /// The answer to an engine refusal.
@@ -125,6 +157,7 @@ fn problem(e: EngineError) -> Problem {
         e @ EngineError::UnknownAgency(_) => Problem::bad_request(e.to_string()),
         e @ EngineError::RequestIdReused { .. } => Problem::conflict(e.to_string()),
         e @ EngineError::Conflict(_) => Problem::conflict(e.to_string()),
+        e @ EngineError::Warning(_) => Problem::conflict(e.to_string()),
         e @ EngineError::OperatorsOnly(_) => Problem::forbidden(e.to_string()),
         EngineError::Store(e) => e.into(),
         e @ EngineError::Stopped => Problem::unavailable(e.to_string()),

@@ -20,6 +20,7 @@ mod problem;
 mod reports;
 mod sensors;
 mod stream;
+mod warnings;
 
 use std::sync::Arc;
 
@@ -51,6 +52,9 @@ pub struct AppState {
     login_limiter: Arc<accounts::LoginLimiter>,
     /// Served over plain HTTP on a loopback address: session cookies without `Secure`.
     plain_http_on_loopback: bool,
+    /// The public base URL (links in CAP documents and the Atom feed); `None`: the address each
+    /// request came to.
+    public_url: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -74,7 +78,15 @@ impl AppState {
             shutdown,
             login_limiter: accounts::limiter(LoginLimits::default()),
             plain_http_on_loopback: false,
+            public_url: None,
         }
+    }
+
+    /// The public base URL, e.g. `https://dispecer.brasov.ro`, that public warnings (CAP
+    /// documents, the Atom feed) link to. Default: the address each request came to.
+    pub fn with_public_url(mut self, url: Option<String>) -> Self {
+        self.public_url = url.map(|u| Arc::from(u.trim_end_matches('/')));
+        self
     }
 
     /// Says that the server listens on plain HTTP on a loopback address, where browsers would
@@ -126,6 +138,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/reports/{code}/photo", get(citizens::photo))
         .route("/api/v1/public/reports/{code}", get(citizens::status))
         .route("/api/v1/public/incidents", get(citizens::public_incidents))
+        .route("/api/v1/public/warnings", get(warnings::list))
+        .route("/api/v1/public/warnings.atom", get(warnings::atom))
+        .route("/api/v1/public/warnings/{file}", get(warnings::document))
         .route("/api/v1/sensors/{id}/readings", get(sensors::readings))
         .route("/api/v1/feeds", get(metrics::feeds))
         .route(

@@ -334,6 +334,9 @@ impl Modify for BearerTokens {
         crate::accounts::whoami,
         crate::accounts::logout,
         crate::reports::routing_overrides,
+        crate::warnings::list,
+        crate::warnings::atom,
+        crate::warnings::document,
         document,
     ),
     modifiers(&BearerTokens)
@@ -431,6 +434,21 @@ pub fn json(city: &model::City) -> Vec<u8> {
     ]
     .to_vec();
     let reason = json!({"type": ["string", "null"], "maxLength": 2000});
+    let text = |max: usize| {
+        let one = json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": "\\S"});
+        json!({"type": "object", "additionalProperties": false, "required": ["ro", "en"],
+               "properties": {"ro": one, "en": one}})
+    };
+    let headline = text(protocol::warning::MAX_HEADLINE);
+    let instruction = text(protocol::warning::MAX_INSTRUCTION);
+    let area = json!({"description": "GeoJSON Polygon or MultiPolygon (closed rings, [longitude, \
+                       latitude], inside the city), or a Point with radius_m; default: the \
+                       incident's area or a 500 m circle around it", "type": "object",
+                       "required": ["type", "coordinates"],
+                       "properties": {"type": {"enum": ["Polygon", "MultiPolygon", "Point"]},
+                                      "coordinates": {"type": "array"}}});
+    let radius = json!({"type": "number", "minimum": protocol::warning::RADIUS_M.0,
+                        "maximum": protocol::warning::RADIUS_M.1});
     doc["components"]["schemas"]["ActionBody"] = json!({
         "description": "An action: `assign` names the agency; `note` needs a reason; `merge` \
                         names the incident to merge `into`, `split` the `event` to take out; the \
@@ -450,6 +468,21 @@ pub fn json(city: &model::City) -> Vec<u8> {
                             "reason": reason}},
             {"type": "object", "additionalProperties": false, "required": ["action"],
              "properties": {"action": {"type": "string", "enum": others}, "reason": reason}},
+            {"type": "object", "additionalProperties": false,
+             "required": ["action", "headline", "instruction"],
+             "dependentRequired": {"radius_m": ["area"]},
+             "properties": {"action": {"const": "publish_warning"}, "headline": headline,
+                            "instruction": instruction, "area": area, "radius_m": radius,
+                            "reason": reason}},
+            {"type": "object", "additionalProperties": false, "required": ["action"],
+             "anyOf": [{"required": ["headline", "instruction"]}, {"required": ["area"]}],
+             "dependentRequired": {"headline": ["instruction"], "instruction": ["headline"],
+                                   "radius_m": ["area"]},
+             "properties": {"action": {"const": "update_warning"}, "headline": headline,
+                            "instruction": instruction, "area": area, "radius_m": radius,
+                            "reason": reason}},
+            {"type": "object", "additionalProperties": false, "required": ["action"],
+             "properties": {"action": {"const": "cancel_warning"}, "reason": reason}},
         ]
     });
     // Serialising plain data cannot fail; an empty body would show at once.

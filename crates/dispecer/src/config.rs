@@ -218,6 +218,11 @@ pub struct RunOptions {
     /// dispatch center must work offline.
     #[arg(long, env = "DISPECER_TILE_URL")]
     pub tile_url: Option<String>,
+    /// The public base URL (e.g. `https://dispecer.brasov.ro`) that public warnings link to:
+    /// CAP documents' `web` and the Atom feed's links. Default: the address each request came
+    /// to.
+    #[arg(long, env = "DISPECER_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Days a citizen's contact details are kept after their report (0: until erased).
     #[arg(long, env = "DISPECER_CONTACT_RETENTION_DAYS", default_value_t = 365)]
     pub contact_retention_days: u32,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 
-use engine::rebuild::{rebuild, transition_entry, LogEntry};
+use engine::rebuild::{rebuild_all, transition_entry, LogEntry};
 use model::{CityIndex, Event, Incident};
 use protocol::inbound;
 use store::{LoggedEvent, Store};
@@ -57,8 +57,10 @@ pub async fn log_of(store: &Store, city: &model::City) -> anyhow::Result<Vec<Log
     }
     for t in transitions {
         let (at, seq) = (t.at, t.seq);
-        let entry = transition_entry(t).map_err(anyhow::Error::msg)?;
-        entries.push((at, 1, seq, entry));
+        // `None`: the Cancel a resolution issued comes again from replaying the resolution.
+        if let Some(entry) = transition_entry(t).map_err(anyhow::Error::msg)? {
+            entries.push((at, 1, seq, entry));
+        }
     }
     entries.sort_by_key(|e| (e.0, e.1, e.2));
     Ok(entries.into_iter().map(|(_, _, _, e)| e).collect())
@@ -154,9 +156,17 @@ pub fn differences(stored: &Incident, rebuilt: &Incident) -> Vec<String> {
 pub async fn check(store: &Store, city: Arc<CityIndex>) -> anyhow::Result<(Vec<String>, bool)> {
     let log = log_of(store, city.city()).await?;
     let entries = log.len();
-    let rebuilt = rebuild(city, log).await?;
+    let (rebuilt, rebuilt_warnings) = rebuild_all(city, log).await?;
     let stored = store.all_incidents().await?;
     let mut lines = Vec::new();
+    let stored_warnings = store.all_warnings().await?;
+    if stored_warnings != rebuilt_warnings {
+        lines.push(format!(
+            "public warnings: {} versions stored, {} rebuilt, and they differ",
+            stored_warnings.len(),
+            rebuilt_warnings.len()
+        ));
+    }
     let mut rebuilt_by_id: std::collections::HashMap<_, _> =
         rebuilt.iter().map(|i| (i.id.clone(), i)).collect();
     for s in &stored {

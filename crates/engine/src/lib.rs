@@ -33,6 +33,7 @@ use tokio_util::task::TaskTracker;
 
 use chrono::{DateTime, Utc};
 use model::lifecycle::{self, Deadline};
+use model::warning::{WarningError, WarningOp, WarningVersion};
 use model::{
     Action, AgencyId, CityIndex, Event, EventId, EventKind, Incident, IncidentId, IncidentIndex,
     IncidentStatus, SlaClock, SlaPolicy, TransitionError,
@@ -81,6 +82,10 @@ pub enum EngineError {
     /// incident, a split of an incident's only report); nothing was recorded.
     #[error("{0}")]
     Conflict(String),
+    /// The public warning cannot be published, updated or cancelled as asked (nothing was
+    /// recorded).
+    #[error(transparent)]
+    Warning(#[from] WarningError),
     /// The actor used this request id before, for another incident.
     #[error("request id {request_id:?} was already used for incident {incident}")]
     RequestIdReused {
@@ -119,6 +124,19 @@ pub struct ActionRequest {
     /// The id the actor gave this request (an agency's update id), making it idempotent: a
     /// request the actor sent before with this id changes nothing the second time.
     pub request_id: Option<String>,
+}
+
+/// An operator's publication, update or cancellation of an incident's public warning.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WarningRequest {
+    /// The incident.
+    pub incident: IncidentId,
+    /// What to do.
+    pub op: WarningOp,
+    /// Who does it, as the timeline shows it.
+    pub actor: String,
+    /// Why, in the actor's words.
+    pub reason: Option<String>,
 }
 
 /// How the engine runs.
@@ -219,6 +237,10 @@ enum Command {
         at: DateTime<Utc>,
         reply: oneshot::Sender<()>,
     },
+    Warn {
+        request: Box<WarningRequest>,
+        reply: oneshot::Sender<Result<WarningVersion, EngineError>>,
+    },
 }
 
 /// What a batch of events did ([`Engine::ingest_batch`]): the outcome of each event, in order,
@@ -251,6 +273,14 @@ impl std::fmt::Debug for Command {
                 write!(f, "Act({}, {})", request.incident, request.action.kind())
             }
             Command::EscalateDue { at, .. } => write!(f, "EscalateDue({at})"),
+            Command::Warn { request, .. } => {
+                write!(
+                    f,
+                    "Warn({}, {})",
+                    request.incident,
+                    request.op.message().as_str()
+                )
+            }
         }
     }
 }
@@ -392,6 +422,24 @@ impl Engine {
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
+    /// Publishes, updates or cancels an incident's public warning (see [`model::warning`]);
+    /// returns the version issued once it and its timeline entry are durable. Refused, with
+    /// nothing recorded: [`EngineError::NotFound`], [`EngineError::Warning`]. Resolving,
+    /// closing, rejecting or marking duplicate an incident cancels its active warning itself
+    /// ([`Engine::act`]); merging one that has an active warning is refused until it is
+    /// cancelled.
+    pub async fn warn(&self, request: WarningRequest) -> Result<WarningVersion, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Warn {
+                request: Box::new(request),
+                reply,
+            })
+            .await
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
     /// Escalates every deadline missed by `at` (as the periodic check does with the wall
     /// clock); returns once the escalations are recorded. For replays that keep their own time
     /// ([`EngineOptions::wall_clock`] off); harmless otherwise.
@@ -511,6 +559,7 @@ impl Actor {
         // What went overdue while the process was down escalates before any command is served.
         if options.wall_clock {
             self.escalate_overdue(now()).await;
+            self.cancel_stale_warnings().await;
         }
         // `interval` refuses a zero period.
         let period = options
@@ -588,6 +637,10 @@ impl Actor {
                     self.escalate_overdue(chrono::SubsecRound::trunc_subsecs(at, 6))
                         .await;
                     let _ = reply.send(());
+                }
+                Command::Warn { request, reply } => {
+                    let result = self.warn(*request, now()).await;
+                    let _ = reply.send(result);
                 }
             }
         }
@@ -735,6 +788,10 @@ impl Actor {
             ChangeKind::Updated | ChangeKind::Resolved => {}
         }
         let shared = self.apply_and_announce(incident, update_kind).await;
+        if kind == ChangeKind::Resolved {
+            self.cancel_warning_of(&shared, &event.source.as_label(), event.received_at)
+                .await;
+        }
         if self.derive {
             let opened = update_kind == UpdateKind::Opened;
             self.derive_after(&shared, opened, area_before.as_ref(), event.received_at)
@@ -844,6 +901,13 @@ impl Actor {
             .collect();
         for update in updates {
             self.announce(update).await;
+        }
+        for ((incident, _, _), (at, change)) in derived.iter().zip(&changes) {
+            if change.kind == ChangeKind::Resolved {
+                let event = &events[*at];
+                self.cancel_warning_of(incident, &event.source.as_label(), event.received_at)
+                    .await;
+            }
         }
         if self.derive {
             // What follows each committed change (links, absorption into a declared area), in
@@ -1082,6 +1146,11 @@ impl Actor {
         };
         match &action {
             Action::Merge { into } => {
+                if model::warning::active(&self.store.warnings_of(&id).await?).is_some() {
+                    return Err(EngineError::Conflict(format!(
+                        "incident {id} has an active public warning; cancel it before merging"
+                    )));
+                }
                 let own = entry("merge", next.status, serde_json::Value::Null);
                 return self.merge(current, next, into, own, now).await;
             }
@@ -1114,12 +1183,46 @@ impl Actor {
             request_id,
             detail,
         };
-        if let Err(e) = self.store.record_transition(&next, &entry).await {
+        // An incident that stops being open takes its public warning with it: a Cancel, in the
+        // same transaction, by the same actor.
+        let cancel = if current.status.is_open() && !next.status.is_open() {
+            let history = self.store.warnings_of(&id).await?;
+            match model::warning::active(&history) {
+                Some(_) => Some(model::warning::next(
+                    &next,
+                    &history,
+                    WarningOp::Cancel,
+                    &entry.actor,
+                    now,
+                )?),
+                None => None,
+            }
+        } else {
+            None
+        };
+        let cancel_entry = cancel.as_ref().map(|v| {
+            store::warning_entry(
+                v,
+                now,
+                next.status,
+                Some(format!("the incident is {}", next.status)),
+                true,
+            )
+        });
+        let warning = cancel.as_ref().zip(cancel_entry.as_ref());
+        if let Err(e) = self
+            .store
+            .record_transition_and_warning(&next, &entry, warning)
+            .await
+        {
             self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(incident = %id, error = %e, "action not recorded");
             return Err(e.into());
         }
         self.stats.actions.fetch_add(1, Ordering::Relaxed);
+        if let Some(v) = &cancel {
+            tracing::info!(incident = %id, seq = v.seq, "public warning cancelled with its incident");
+        }
         tracing::debug!(
             incident = %id,
             action = %action.kind(),
@@ -1128,6 +1231,101 @@ impl Actor {
             "incident acted on"
         );
         Ok(self.apply_and_announce(next, UpdateKind::Updated).await)
+    }
+
+    /// Issues a version of `request.incident`'s public warning at `now`.
+    async fn warn(
+        &mut self,
+        request: WarningRequest,
+        now: DateTime<Utc>,
+    ) -> Result<WarningVersion, EngineError> {
+        let WarningRequest {
+            incident: id,
+            op,
+            actor,
+            reason,
+        } = request;
+        let incident = match self.incidents.get(&id) {
+            Some(i) => i.clone(),
+            None => self
+                .store
+                .incident(&id)
+                .await?
+                .ok_or_else(|| EngineError::NotFound(id.clone()))?,
+        };
+        let history = self.store.warnings_of(&id).await?;
+        let version = model::warning::next(&incident, &history, op, &actor, now)?;
+        let entry = store::warning_entry(&version, now, incident.status, reason, false);
+        if let Err(e) = self.store.record_warning(&version, &entry).await {
+            self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(incident = %id, error = %e, "public warning not recorded");
+            return Err(e.into());
+        }
+        self.stats.actions.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            incident = %id,
+            seq = version.seq,
+            msg_type = version.message.as_str(),
+            "public warning issued"
+        );
+        Ok(version)
+    }
+
+    /// Cancels the active public warning of `incident`, which a sender's "restored" has just
+    /// taken out of the open states (committed): automatic, by that sender (`actor`), as an
+    /// action that resolves an incident cancels its warning. Failures are logged: the event is
+    /// durable already, and the engine's start cancels what is left active on an incident no
+    /// longer open ([`Actor::cancel_stale_warnings`]). A rebuild replays it likewise.
+    async fn cancel_warning_of(&mut self, incident: &Incident, actor: &str, at: DateTime<Utc>) {
+        let result = async {
+            let history = self.store.warnings_of(&incident.id).await?;
+            if model::warning::active(&history).is_none() {
+                return Ok(());
+            }
+            let version = model::warning::next(incident, &history, WarningOp::Cancel, actor, at)?;
+            let entry = store::warning_entry(
+                &version,
+                at,
+                incident.status,
+                Some(format!("the incident is {}", incident.status)),
+                true,
+            );
+            self.store.record_warning(&version, &entry).await?;
+            Ok::<_, EngineError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(incident = %incident.id, error = %e, "public warning not cancelled");
+        }
+    }
+
+    /// Cancels every public warning still active on an incident no longer open (a cancel that
+    /// failed, or a crash between a resolution and its cancel): by `system`, at start.
+    async fn cancel_stale_warnings(&mut self) {
+        let all = match self.store.all_warnings().await {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::warn!(error = %e, "public warnings not checked");
+                return;
+            }
+        };
+        let mut by_incident: HashMap<IncidentId, Vec<WarningVersion>> = HashMap::new();
+        for v in all {
+            by_incident.entry(v.incident.clone()).or_default().push(v);
+        }
+        for (id, history) in by_incident {
+            if self.incidents.contains_key(&id) || model::warning::active(&history).is_none() {
+                continue;
+            }
+            match self.store.incident(&id).await {
+                Ok(Some(incident)) if !incident.status.is_open() => {
+                    let at = now();
+                    self.cancel_warning_of(&incident, derive::SYSTEM, at).await;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(incident = %id, error = %e, "public warning not checked"),
+            }
+        }
     }
 
     /// Commits the changes of one merge, unmerge or split (`changes`, with the events `moves`

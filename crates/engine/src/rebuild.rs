@@ -18,10 +18,11 @@ use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
 use model::lifecycle::Action;
+use model::warning::{WarningOp, WarningText, WarningVersion};
 use model::{AgencyId, CityIndex, Event, EventId, Incident, IncidentId, IncidentIndex};
 use store::Store;
 
-use crate::{ActionRequest, Actor, EngineError, EngineStats};
+use crate::{ActionRequest, Actor, EngineError, EngineStats, WarningRequest};
 
 /// One entry of the log, in the order it happened.
 #[derive(Debug, Clone)]
@@ -56,6 +57,20 @@ pub enum LogEntry {
         at: DateTime<Utc>,
         /// The incident that explains it.
         to: IncidentId,
+    },
+    /// A public warning's version an operator issued (not the Cancel that resolving the
+    /// incident issued: replaying the resolution issues that one again).
+    Warning {
+        /// The incident.
+        incident: IncidentId,
+        /// When.
+        at: DateTime<Utc>,
+        /// What, with the texts and area the version had.
+        op: WarningOp,
+        /// Who.
+        actor: String,
+        /// Why.
+        reason: Option<String>,
     },
     /// The engine's deadline check that escalated something at `at`.
     Escalation {
@@ -111,10 +126,11 @@ pub fn action_of(kind: &str, detail: &serde_json::Value) -> Option<Action> {
     })
 }
 
-/// The log entry of a recorded timeline transition (an action, an escalation, a link); an
-/// error names the entry the log cannot replay.
-pub fn transition_entry(t: store::LoggedTransition) -> Result<LogEntry, String> {
-    Ok(match t.kind.as_str() {
+/// The log entry of a recorded timeline transition (an action, an escalation, a link, a public
+/// warning's version); `None` for an entry that replaying another one issues again (the Cancel
+/// a resolution issued); an error names the entry the log cannot replay.
+pub fn transition_entry(t: store::LoggedTransition) -> Result<Option<LogEntry>, String> {
+    Ok(Some(match t.kind.as_str() {
         "escalated" => LogEntry::Escalation { at: t.at },
         "linked" => {
             let to = t
@@ -126,6 +142,20 @@ pub fn transition_entry(t: store::LoggedTransition) -> Result<LogEntry, String> 
                 incident: t.incident,
                 at: t.at,
                 to: IncidentId::new(to),
+            }
+        }
+        kind if WARNING_KINDS.contains(&kind) => {
+            let op = warning_of(kind, &t.detail)
+                .map_err(|e| format!("timeline of {}: entry {kind:?}: {e}", t.incident))?;
+            let Some(op) = op else {
+                return Ok(None);
+            };
+            LogEntry::Warning {
+                incident: t.incident,
+                at: t.at,
+                op,
+                actor: t.actor,
+                reason: t.reason,
             }
         }
         kind => {
@@ -140,7 +170,52 @@ pub fn transition_entry(t: store::LoggedTransition) -> Result<LogEntry, String> 
                 request_id: t.request_id,
             }
         }
-    })
+    }))
+}
+
+/// The timeline kinds of public warnings' versions.
+pub const WARNING_KINDS: [&str; 3] = ["publish_warning", "update_warning", "cancel_warning"];
+
+/// A warning's timeline entry (`kind` one of [`WARNING_KINDS`]) as the operation that issued
+/// it: `Ok(None)` for the Cancel that resolving an incident issued (`detail.automatic`), not
+/// replayed; `Err` when `detail` lacks what the entry must say. The operation carries the
+/// version's texts and area, so replaying it issues the same version.
+pub fn warning_of(kind: &str, detail: &serde_json::Value) -> Result<Option<WarningOp>, String> {
+    if detail.get("automatic").and_then(serde_json::Value::as_bool) == Some(true) {
+        return Ok(None);
+    }
+    let localized = |name: &str| -> Result<model::Localized, String> {
+        let v = detail.get(name).ok_or(format!("no {name}"))?;
+        let lang = |l: &str| {
+            v.get(l)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+                .ok_or(format!("no {name}.{l}"))
+        };
+        Ok(model::Localized {
+            ro: lang("ro")?,
+            en: lang("en")?,
+        })
+    };
+    let text = || -> Result<WarningText, String> {
+        Ok(WarningText {
+            headline: localized("headline")?,
+            instruction: localized("instruction")?,
+        })
+    };
+    let area = || store::area_of_detail(detail).ok_or_else(|| "no area".to_owned());
+    Ok(Some(match kind {
+        "publish_warning" => WarningOp::Publish {
+            text: text()?,
+            area: Some(area()?),
+        },
+        "update_warning" => WarningOp::Update {
+            text: Some(text()?),
+            area: Some(area()?),
+        },
+        "cancel_warning" => WarningOp::Cancel,
+        other => return Err(format!("{other:?} is not a warning's entry")),
+    }))
 }
 
 /// Replays `log` for `city` into a fresh in-memory store and returns every incident it ends
@@ -149,6 +224,14 @@ pub async fn rebuild(
     city: Arc<CityIndex>,
     log: Vec<LogEntry>,
 ) -> Result<Vec<Incident>, RebuildError> {
+    Ok(rebuild_all(city, log).await?.0)
+}
+
+/// [`rebuild`], with every public warning's versions it ends with (by incident, then number).
+pub async fn rebuild_all(
+    city: Arc<CityIndex>,
+    log: Vec<LogEntry>,
+) -> Result<(Vec<Incident>, Vec<WarningVersion>), RebuildError> {
     let store = Store::connect("sqlite::memory:").await?;
     let (updates, _) = broadcast::channel(16);
     let mut actor = Actor {
@@ -200,10 +283,30 @@ pub async fn rebuild(
                     .await
                     .map_err(|e| refused(what, e))?;
             }
+            LogEntry::Warning {
+                incident,
+                at,
+                op,
+                actor: who,
+                reason,
+            } => {
+                let what = format!("{} of {incident} by {who}", op.message().action());
+                let request = WarningRequest {
+                    incident,
+                    op,
+                    actor: who,
+                    reason,
+                };
+                actor
+                    .warn(request, at)
+                    .await
+                    .map_err(|e| refused(what, e))?;
+            }
             LogEntry::Escalation { at } => actor.escalate_overdue(at).await,
         }
     }
     let all = store.all_incidents().await?;
+    let warnings = store.all_warnings().await?;
     store.close().await;
-    Ok(all)
+    Ok((all, warnings))
 }

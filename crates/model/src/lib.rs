@@ -20,6 +20,7 @@ pub mod pip;
 pub mod reading;
 pub mod routing;
 pub mod traffic;
+pub mod warning;
 
 pub use city::{Agency, Area, Category, City, Contact, District, InformTarget, SensorSite};
 pub use event::{CitizenContact, Event, EventKind, Source};
@@ -32,4 +33,7 @@ pub use reading::Reading;
 pub use routing::{
     override_report, CityIndex, InformRule, Informed, RouteCandidate, RoutingDecision, RoutingRule,
     RuleOverrides,
+};
+pub use warning::{
+    WarningArea, WarningError, WarningMessage, WarningOp, WarningText, WarningVersion,
 };

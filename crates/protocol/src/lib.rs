@@ -6,6 +6,7 @@
 
 pub mod action;
 pub mod cap;
+pub mod capout;
 pub mod city;
 pub mod derived;
 pub mod error;
@@ -17,5 +18,6 @@ pub mod senml;
 pub mod stream;
 pub mod topics;
 pub mod traffic;
+pub mod warning;
 
 pub use error::WireError;

@@ -72,6 +72,7 @@ pub use crate::types::{
     Backend, ChangeKind, DeadLetter, EventPlace, EventSummary, IncidentChange, IncidentFilter,
     NewDeadLetter, NewTimelineEntry, Recorded, TimelineEntry,
 };
+pub use crate::warnings::{area_of_detail, warning_entry};
 
 /// How many incidents [`Store::incidents`] returns when the filter sets no limit.
 pub const DEFAULT_LIMIT: u32 = 1000;
@@ -166,6 +167,60 @@ macro_rules! upsert_incident {
         .await?;
     }};
 }
+
+/// Inserts the timeline entry `$entry` (a `&NewTimelineEntry`) of incident `$incident` (a
+/// `&str`) on the executor `$conn`.
+macro_rules! insert_timeline {
+    ($conn:expr, $incident:expr, $entry:expr) => {{
+        let entry: &NewTimelineEntry = $entry;
+        sqlx::query(
+            "INSERT INTO incident_timeline \
+             (incident_id, at, kind, actor, detail, reason, from_status, to_status, \
+             request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind($incident)
+        .bind(stored_time(entry.at))
+        .bind(&entry.kind)
+        .bind(&entry.actor)
+        .bind(entry.detail.to_string())
+        .bind(entry.reason.as_deref())
+        .bind(entry.from.map(IncidentStatus::as_str))
+        .bind(entry.to.map(IncidentStatus::as_str))
+        .bind(entry.request_id.as_deref())
+        .execute($conn)
+        .await?;
+    }};
+}
+
+/// Inserts the public warning version `$w` (a `&model::WarningVersion`) on the executor
+/// `$conn`.
+macro_rules! insert_warning {
+    ($conn:expr, $w:expr) => {{
+        let w: &model::WarningVersion = $w;
+        sqlx::query(
+            "INSERT INTO public_warnings (incident_id, seq, msg_type, sent, headline_ro, \
+             headline_en, instruction_ro, instruction_en, area, category, severity, actor) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(w.incident.as_str())
+        .bind(i64::from(w.seq))
+        .bind(w.message.as_str())
+        .bind(w.sent)
+        .bind(&w.text.headline.ro)
+        .bind(&w.text.headline.en)
+        .bind(&w.text.instruction.ro)
+        .bind(&w.text.instruction.en)
+        .bind(crate::warnings::area_text(&w.area))
+        .bind(w.category.as_str())
+        .bind(w.severity.as_str())
+        .bind(&w.actor)
+        .execute($conn)
+        .await?;
+    }};
+}
+
+// Declared after the macros it uses.
+mod warnings;
 
 /// Events, incidents, their timelines and dead letters, durably. Cheap to clone: clones share
 /// one connection pool.
@@ -574,28 +629,28 @@ impl Store {
         incident: &Incident,
         entry: &NewTimelineEntry,
     ) -> Result<(), StoreError> {
+        self.record_transition_and_warning(incident, entry, None)
+            .await
+    }
+
+    /// [`Store::record_transition`], and in the same transaction a public warning's version
+    /// with its own timeline entry (the Cancel that resolving an incident issues).
+    pub async fn record_transition_and_warning(
+        &self,
+        incident: &Incident,
+        entry: &NewTimelineEntry,
+        warning: Option<(&model::WarningVersion, &NewTimelineEntry)>,
+    ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let routing = routing_json(&incident.routing);
-        let detail = entry.detail.to_string();
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             upsert_incident!(&mut *tx, incident, &routing);
-            sqlx::query(
-                "INSERT INTO incident_timeline \
-                 (incident_id, at, kind, actor, detail, reason, from_status, to_status, \
-                 request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(incident.id.as_str())
-            .bind(stored_time(entry.at))
-            .bind(&entry.kind)
-            .bind(&entry.actor)
-            .bind(&detail)
-            .bind(entry.reason.as_deref())
-            .bind(entry.from.map(IncidentStatus::as_str))
-            .bind(entry.to.map(IncidentStatus::as_str))
-            .bind(entry.request_id.as_deref())
-            .execute(&mut *tx)
-            .await?;
+            insert_timeline!(&mut *tx, incident.id.as_str(), entry);
+            if let Some((version, warning_entry)) = warning {
+                insert_warning!(&mut *tx, version);
+                insert_timeline!(&mut *tx, incident.id.as_str(), warning_entry);
+            }
             tx.commit().await?;
         });
         Ok(())

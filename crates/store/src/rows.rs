@@ -135,7 +135,7 @@ pub(crate) fn area_json(area: &MultiPolygon) -> String {
     serde_json::to_string(&coordinates).unwrap_or_default()
 }
 
-fn parse_area(text: &str) -> Option<MultiPolygon> {
+pub(crate) fn parse_area(text: &str) -> Option<MultiPolygon> {
     let coordinates: AreaCoordinates = serde_json::from_str(text).ok()?;
     let ring =
         |r: Vec<[f64; 2]>| LineString::new(r.into_iter().map(|[x, y]| Coord { x, y }).collect());

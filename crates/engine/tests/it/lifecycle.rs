@@ -678,8 +678,10 @@ pub(crate) async fn log_of(store: &Store, events: &[Event]) -> Vec<engine::rebui
     let transitions = store.transitions().await.expect("transitions");
     for t in transitions {
         let (at, seq) = (t.at, t.seq);
-        let entry = transition_entry(t).expect("a replayable entry");
-        log.push((at, 1, seq, entry));
+        // `None`: the Cancel a resolution issued comes again from replaying the resolution.
+        if let Some(entry) = transition_entry(t).expect("a replayable entry") {
+            log.push((at, 1, seq, entry));
+        }
     }
     log.sort_by_key(|e| (e.0, e.1, e.2));
     log.into_iter().map(|(_, _, _, e)| e).collect()

@@ -7,3 +7,4 @@ mod lifecycle;
 mod merge;
 mod routing;
 mod traffic;
+mod warnings;

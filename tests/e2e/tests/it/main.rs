@@ -21,3 +21,4 @@ mod scenario;
 mod schemathesis;
 mod slow_client;
 mod stream_filters;
+mod warnings;

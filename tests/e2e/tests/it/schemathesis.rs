@@ -11,7 +11,11 @@
 //! - `GET /api/v1/sensors/{id}/readings`: `from` before `to`, and a range that fits the step;
 //! - `GET /api/v1/stream`: a plain GET (without the WebSocket upgrade) is refused;
 //! - `POST /api/v1/reports`: the photo must really be a JPEG or PNG (415 otherwise) and the
-//!   contact details well formed (an e-mail address, a phone number).
+//!   contact details well formed (an e-mail address, a phone number);
+//! - `POST /api/v1/incidents/{id}/actions`: a public warning's area must be a valid GeoJSON
+//!   geometry inside the city (rings closed, positions of two numbers; `radius_m` with a Point
+//!   only). A schema-invalid body larger than the 16 KB the endpoint takes is answered 413 before
+//!   it is read, which `negative_data_rejection` accepts there too.
 
 use std::process::Command;
 
@@ -98,6 +102,11 @@ include-path = "/api/v1/stream"
 [[operations]]
 include-path = "/api/v1/reports"
 checks.positive_data_acceptance.expected-statuses = ["2XX", 400, 415]
+
+[[operations]]
+include-path = "/api/v1/incidents/{{id}}/actions"
+{semantic}
+checks.negative_data_rejection.expected-statuses = [400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 428, 429, "5XX"]
 "#
         ),
     )?;
