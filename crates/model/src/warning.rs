@@ -285,6 +285,7 @@ mod tests {
             updated_at: at,
             sla: SlaClock::default(),
             merged_into: None,
+            explained_by: Vec::new(),
         }
     }
 
