@@ -138,6 +138,7 @@ fn valid_client_id(id: &str) -> bool {
     (status = 400, description = "A field is missing or wrong", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 413, description = "The photo or the body is too large", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 415, description = "The photo is not a JPEG or PNG image", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 429, description = "Too many reports from this client address; see Retry-After", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
 ))]
 pub async fn file(

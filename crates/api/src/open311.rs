@@ -619,6 +619,11 @@ pub(crate) async fn file_report(
     Err(Refusal::bad(refusal))
 }
 
+/// A write refused by the rate limiter: 429 in the format the path suggests.
+pub(crate) fn too_many(path: &str, description: String) -> Response {
+    Refusal::new(StatusCode::TOO_MANY_REQUESTS, description).in_format(Format::of_path(path))
+}
+
 /// Anything else under `/open311/`: a 404 in the format the path suggests.
 pub async fn not_found(uri: Uri) -> Response {
     Refusal::not_found(format!("no Open311 resource at {}", uri.path()))

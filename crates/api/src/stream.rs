@@ -35,6 +35,7 @@ const PING_EVERY: Duration = Duration::from_secs(20);
 #[utoipa::path(get, path = "/api/v1/stream", tag = "incidents", responses(
     (status = 101, description = "Switching to the WebSocket protocol; frames are JSON `snapshot` and `incident`"),
     (status = 400, description = "Not a WebSocket upgrade request", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, description = "Too many live clients; see Retry-After", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
 ))]
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -51,12 +52,19 @@ pub async fn upgrade(
             .into_response()
         }
     };
+    let Some(slot) = state.limiter.stream_slot() else {
+        return crate::limits::stream_full(state.limiter.limits.max_stream_clients);
+    };
     // An agency user's session gets its agency's incidents only.
     let only = match crate::accounts::agency_restriction(&state, &headers).await {
         Ok(only) => only.map(|a| AgencyId::from(a.as_str())),
         Err(p) => return p.into_response(),
     };
-    ws.on_upgrade(move |socket| client(socket, state, only))
+    ws.on_upgrade(move |socket| async move {
+        client(socket, state, only).await;
+        // The client's place is free again only once its socket is done.
+        drop(slot);
+    })
 }
 
 /// What an agency-limited client has been shown: it also hears of an incident that leaves its

@@ -12,6 +12,7 @@ mod gdpr;
 mod http_ingest;
 mod ingest;
 mod journey;
+mod limits;
 mod mqtt_auth;
 mod open311;
 mod reliability;
