@@ -4,6 +4,7 @@
 
 mod accounts;
 mod agency_updates;
+mod authz;
 mod browser;
 mod citizen_page;
 mod console;
