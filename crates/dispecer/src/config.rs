@@ -238,11 +238,12 @@ pub struct RunOptions {
 pub struct LimitOptions {
     /// Citizens' reports (`POST /api/v1/reports`, Open311 `POST requests`) per client address
     /// and minute, sustained; beyond it 429 with Retry-After.
-    #[arg(long, env = "DISPECER_REPORTS_PER_MINUTE", default_value_t = NonZeroU32::new(api::Limits::REPORTS_PER_MINUTE).unwrap_or(NonZeroU32::MIN))]
-    pub reports_per_minute: NonZeroU32,
+    /// (Named for the client: `demo`'s `--reports-per-minute` is the simulated city's pace.)
+    #[arg(long, env = "DISPECER_CLIENT_REPORTS_PER_MINUTE", default_value_t = NonZeroU32::new(api::Limits::REPORTS_PER_MINUTE).unwrap_or(NonZeroU32::MIN))]
+    pub client_reports_per_minute: NonZeroU32,
     /// Citizens' reports one client address may send at once before the per-minute pace applies.
-    #[arg(long, env = "DISPECER_REPORTS_BURST", default_value_t = NonZeroU32::new(api::Limits::REPORTS_BURST).unwrap_or(NonZeroU32::MIN))]
-    pub reports_burst: NonZeroU32,
+    #[arg(long, env = "DISPECER_CLIENT_REPORTS_BURST", default_value_t = NonZeroU32::new(api::Limits::REPORTS_BURST).unwrap_or(NonZeroU32::MIN))]
+    pub client_reports_burst: NonZeroU32,
     /// Live WebSocket clients of `/api/v1/stream` at once; beyond it 503 with Retry-After.
     #[arg(long, env = "DISPECER_MAX_STREAM_CLIENTS", default_value_t = api::Limits::MAX_STREAM_CLIENTS)]
     pub max_stream_clients: usize,
@@ -267,8 +268,8 @@ impl LimitOptions {
     /// The API's limits.
     pub fn to_api(&self) -> api::Limits {
         api::Limits {
-            reports_per_minute: self.reports_per_minute,
-            reports_burst: self.reports_burst,
+            reports_per_minute: self.client_reports_per_minute,
+            reports_burst: self.client_reports_burst,
             max_stream_clients: self.max_stream_clients,
             max_concurrent_requests: self.max_concurrent_requests,
             request_timeout: std::time::Duration::from_secs(self.request_timeout_s),

@@ -334,9 +334,9 @@ pub struct Dispecer {
 /// a citizen's 10 a minute (`limits.rs` tests the default limits with
 /// [`Dispecer::start_with_args`]).
 pub const GENEROUS_LIMITS: &[&str] = &[
-    "--reports-per-minute",
+    "--client-reports-per-minute",
     "100000",
-    "--reports-burst",
+    "--client-reports-burst",
     "100000",
 ];
 
