@@ -522,9 +522,7 @@ async fn create(
             "the body must be application/x-www-form-urlencoded",
         ));
     }
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
-        .map_err(|e| Refusal::bad(format!("the form is malformed: {e}")))?;
-    let form = RequestForm::parse(pairs).map_err(|e| match e {
+    let form = RequestForm::from_body(&body).map_err(|e| match e {
         FormError::NoKey => Refusal::new(StatusCode::FORBIDDEN, e.to_string()),
         other => Refusal::bad(other.to_string()),
     })?;
