@@ -18,17 +18,36 @@ fuzz_target!(|data: &[u8]| {
     };
     let (city, now) = (brasov(), received_at());
     assert!(!form.api_key.trim().is_empty(), "a blank api_key accepted");
-    assert!(!form.service_code.trim().is_empty(), "a blank service_code accepted");
-    assert!(form.service_code.chars().count() <= 2000, "service_code too long");
+    assert!(
+        !form.service_code.trim().is_empty(),
+        "a blank service_code accepted"
+    );
+    assert!(
+        form.service_code.chars().count() <= 2000,
+        "service_code too long"
+    );
     let id = form.request_id("key-hash", now.date_naive());
-    assert_eq!(id, form.request_id("key-hash", now.date_naive()), "request id not stable");
-    assert!(id.starts_with("o311-") && id.len() == 21, "request id {id:?}");
-    assert_ne!(id, form.request_id("other-key", now.date_naive()), "the key does not count");
+    assert_eq!(
+        id,
+        form.request_id("key-hash", now.date_naive()),
+        "request id not stable"
+    );
+    assert!(
+        id.starts_with("o311-") && id.len() == 21,
+        "request id {id:?}"
+    );
+    assert_ne!(
+        id,
+        form.request_id("other-key", now.date_naive()),
+        "the key does not count"
+    );
 
     let report = form.report(&id, now);
-    let coordinates = report["geometry"]["coordinates"]
-        .as_array()
-        .map(|c| c.iter().filter_map(serde_json::Value::as_f64).collect::<Vec<_>>());
+    let coordinates = report["geometry"]["coordinates"].as_array().map(|c| {
+        c.iter()
+            .filter_map(serde_json::Value::as_f64)
+            .collect::<Vec<_>>()
+    });
     match coordinates.as_deref() {
         Some([lon, lat]) => assert!(
             lon.is_finite() && lat.is_finite() && lon.abs() <= 180.0 && lat.abs() <= 90.0,
@@ -39,12 +58,18 @@ fuzz_target!(|data: &[u8]| {
     let props = &report["properties"];
     assert_eq!(props["id"], id.as_str());
     assert_eq!(props["category"], form.service_code.as_str());
-    assert!(props.get("api_key").is_none(), "the key went into the report");
+    assert!(
+        props.get("api_key").is_none(),
+        "the key went into the report"
+    );
     if let Some(d) = props["description"].as_str() {
         assert!(d.chars().count() <= MAX_DESCRIPTION, "description too long");
     }
     if let Some(t) = props["reported_at"].as_str() {
-        assert!(DateTime::parse_from_rfc3339(t.trim()).is_ok(), "reported_at {t:?}");
+        assert!(
+            DateTime::parse_from_rfc3339(t.trim()).is_ok(),
+            "reported_at {t:?}"
+        );
     }
     // What the server files: the report's text, parsed as any citizen's report.
     let text = report.to_string();
