@@ -69,6 +69,7 @@ dict_for() {
 	case "$1" in
 	cap) echo fuzz/dict/xml.dict ;;
 	citizen_report | utility_event | senml_json | action) echo fuzz/dict/json.dict ;;
+	open311_form) echo fuzz/dict/form.dict ;;
 	esac
 }
 

@@ -15,13 +15,13 @@
 //! requests with a Bearer API token need none (a browser never adds one by itself).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, Extensions, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -343,12 +343,6 @@ fn set_cookie(value: &str, max_age: chrono::Duration, secure: bool) -> Option<He
     HeaderValue::from_str(&cookie.to_string()).ok()
 }
 
-fn client_address(extensions: &Extensions) -> Option<IpAddr> {
-    extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(a)| a.ip())
-}
-
 fn too_many(wait: Duration) -> Response {
     let secs = wait.as_secs().max(1);
     let mut response = Problem::too_many_requests(format!(
@@ -407,7 +401,10 @@ pub async fn login(
         }
     };
     let mut keys = vec![username_key(&login.username)];
-    if let Some(ip) = client_address(&extensions) {
+    if let Some(ip) = state
+        .limiter
+        .client(crate::limits::peer(&extensions), &headers)
+    {
         keys.push(LimitKey::Address(ip));
     }
     let now = Instant::now();

@@ -21,9 +21,10 @@ use utoipa::ToSchema;
 
 use model::{IncidentStatus, Language};
 use protocol::incident::{timestamp, PointGeometry};
-use store::{IncidentFilter, Photo};
+use store::{IncidentFilter, Photo, Role};
 
-use crate::ingest::{scope, Scope};
+use crate::accounts::{reader, Caller};
+use crate::ingest::Scope;
 use crate::photo::{strip, MAX_PHOTO};
 use crate::{AppState, Problem};
 
@@ -138,6 +139,7 @@ fn valid_client_id(id: &str) -> bool {
     (status = 400, description = "A field is missing or wrong", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 413, description = "The photo or the body is too large", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 415, description = "The photo is not a JPEG or PNG image", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 429, description = "Too many reports from this client address; see Retry-After", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
 ))]
 pub async fn file(
@@ -337,13 +339,14 @@ pub async fn public_incidents(State(state): State<AppState>) -> Result<impl Into
     Ok(([(header::CONTENT_TYPE, "application/geo+json")], Json(doc)))
 }
 
-/// A report's photo: staff only (an operator, or the agency its incident is assigned to).
+/// A report's photo: staff only (an operator's token or an operator's, supervisor's or admin's
+/// session; the token or a user of the agency its incident is assigned to).
 #[utoipa::path(get, path = "/api/v1/reports/{code}/photo", tag = "citizens",
     params(("code" = String, Path, description = "Tracking code")),
     security(("api_token" = [])), responses(
     (status = 200, description = "The photo, without metadata", content_type = "image/jpeg"),
-    (status = 401, description = "No or a bad API token", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
-    (status = 403, description = "The token may not see this photo", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 401, description = "No or a bad API token, and no session", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 403, description = "The token or the user may not see this photo", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 404, description = "No such report or no photo", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
 ))]
@@ -352,15 +355,19 @@ pub async fn photo(
     Path(code): Path<String>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, Problem> {
-    let (scope, _) = scope(&state, &headers).await?;
+    let caller = reader(&state, &headers).await?;
     let found = state
         .store
         .citizen_request(&code)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no report with the code {code:?}")))?;
-    match scope {
-        Scope::Operator => {}
-        Scope::Agency(a) if a == found.incident.agency.as_str() => {}
+    let responsible = found.incident.agency.as_str();
+    match caller {
+        Caller::Token(Scope::Operator, _) => {}
+        Caller::Token(Scope::Agency(a), _) if a == responsible => {}
+        Caller::Session(s)
+            if matches!(s.role, Role::Operator | Role::Supervisor | Role::Admin)
+                || (s.role == Role::Agency && s.agency.as_deref() == Some(responsible)) => {}
         _ => {
             return Err(Problem::forbidden(
                 "citizens' photos are shown only to operators and to the agency responsible",

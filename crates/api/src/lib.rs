@@ -10,8 +10,10 @@ mod actions;
 mod citizens;
 mod contacts;
 mod dashboards;
+mod headers;
 mod incidents;
 mod ingest;
+mod limits;
 mod metrics;
 mod open311;
 mod openapi;
@@ -26,7 +28,9 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
+use axum::handler::Handler;
 use axum::http::header;
+use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
@@ -36,6 +40,7 @@ use engine::Engine;
 use store::Store;
 
 pub use accounts::{hash_password, verify_password, LoginLimits, PasswordError};
+pub use limits::Limits;
 pub use problem::Problem;
 
 /// What the handlers share.
@@ -55,6 +60,10 @@ pub struct AppState {
     /// The public base URL (links in CAP documents and the Atom feed); `None`: the address each
     /// request came to.
     public_url: Option<Arc<str>>,
+    /// Citizens' writes per client address, WebSocket clients, trusted proxies.
+    limiter: Arc<limits::Limiter>,
+    /// The dashboards' base map template (its host goes into the CSP's `img-src`).
+    tile_url: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -66,6 +75,7 @@ impl AppState {
         tile_url: Option<String>,
         shutdown: CancellationToken,
     ) -> Self {
+        let tile = tile_url.as_deref().map(Arc::from);
         let document = protocol::city::CityDocument::new(engine.city().city(), tile_url);
         // Serialising plain data structures cannot fail; an empty body would show at once.
         let city_document = Arc::new(serde_json::to_vec(&document).unwrap_or_default());
@@ -79,6 +89,8 @@ impl AppState {
             login_limiter: accounts::limiter(LoginLimits::default()),
             plain_http_on_loopback: false,
             public_url: None,
+            limiter: Arc::new(limits::Limiter::new(Limits::default())),
+            tile_url: tile,
         }
     }
 
@@ -86,6 +98,13 @@ impl AppState {
     /// documents, the Atom feed) link to. Default: the address each request came to.
     pub fn with_public_url(mut self, url: Option<String>) -> Self {
         self.public_url = url.map(|u| Arc::from(u.trim_end_matches('/')));
+        self
+    }
+
+    /// Replaces the default [`Limits`] (citizens' writes per address, WebSocket clients,
+    /// requests in progress, request timeout, trusted proxies).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limiter = Arc::new(limits::Limiter::new(limits));
         self
     }
 
@@ -105,9 +124,24 @@ impl AppState {
     }
 }
 
-/// The whole router: API, stream and dashboards.
+/// The whole router: API, stream and dashboards, behind the security headers and the global
+/// request limits.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let limits = &state.limiter.limits;
+    let global = tower::ServiceBuilder::new()
+        .layer(axum::error_handling::HandleErrorLayer::new(
+            limits::overloaded,
+        ))
+        .load_shed()
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            limits.max_concurrent_requests,
+        ))
+        .timeout(limits.request_timeout);
+    let tile_url = state.tile_url.clone();
+    let report_limit = from_fn_with_state(state.clone(), limits::limit_reports);
+    let open311_limit = from_fn_with_state(state.clone(), limits::limit_open311);
+    let hsts = from_fn_with_state(state.clone(), limits::hsts);
+    let routes = Router::new()
         .route("/api/v1/health", get(health))
         .route(
             "/api/v1/session",
@@ -133,7 +167,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v1/reports",
-            post(citizens::file).layer(DefaultBodyLimit::max(citizens::MAX_BODY)),
+            post(citizens::file)
+                .layer(DefaultBodyLimit::max(citizens::MAX_BODY))
+                .layer(report_limit),
         )
         .route("/api/v1/reports/{code}/photo", get(citizens::photo))
         .route("/api/v1/public/reports/{code}", get(citizens::status))
@@ -154,7 +190,7 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/open311/v2/{file}",
             get(open311::get_top)
-                .post(open311::post_top)
+                .post(open311::post_top.layer(open311_limit))
                 .layer(DefaultBodyLimit::max(open311::MAX_BODY)),
         )
         .route(
@@ -170,6 +206,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::prometheus))
         .route("/api/v1/stream", get(stream::upgrade))
         .fallback(dashboards::serve)
+        .layer(global)
+        .layer(hsts);
+    headers::layer(routes, tile_url.as_deref())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

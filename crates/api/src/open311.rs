@@ -554,9 +554,7 @@ async fn create(
             "the body must be application/x-www-form-urlencoded",
         ));
     }
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
-        .map_err(|e| Refusal::bad(format!("the form is malformed: {e}")))?;
-    let form = RequestForm::parse(pairs).map_err(|e| match e {
+    let form = RequestForm::from_body(&body).map_err(|e| match e {
         FormError::NoKey => Refusal::new(StatusCode::FORBIDDEN, e.to_string()),
         other => Refusal::bad(other.to_string()),
     })?;
@@ -649,6 +647,11 @@ pub(crate) async fn file_report(
         })
         .await?;
     Err(Refusal::bad(refusal))
+}
+
+/// A write refused by the rate limiter: 429 in the format the path suggests.
+pub(crate) fn too_many(path: &str, description: String) -> Response {
+    Refusal::new(StatusCode::TOO_MANY_REQUESTS, description).in_format(Format::of_path(path))
 }
 
 /// Anything else under `/open311/`: a 404 in the format the path suggests.

@@ -95,6 +95,16 @@ impl Problem {
         }
     }
 
+    /// 503: Dispecer itself is at one of its limits (too many clients or requests in progress,
+    /// a request that took too long); the detail says which, and the answer says when to retry.
+    pub fn busy(detail: impl Into<String>) -> Self {
+        Problem {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            title: "Service unavailable",
+            detail: detail.into(),
+        }
+    }
+
     /// 500: logged once here, answered generically.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "internal error");

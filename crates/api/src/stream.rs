@@ -206,6 +206,7 @@ fn parse_bbox(text: &str) -> Result<[f64; 4], FilterError> {
 #[utoipa::path(get, path = "/api/v1/stream", tag = "incidents", params(StreamQuery), responses(
     (status = 101, description = "Switching to the WebSocket protocol; frames are JSON `snapshot` and `incident` (`left_filter: true` when a change takes the incident out of the filter)"),
     (status = 400, description = "Not a WebSocket upgrade request, or a filter is malformed or names nothing in this city (the detail names the parameter)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, description = "Too many live clients; see Retry-After", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
 ))]
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -237,7 +238,14 @@ pub async fn upgrade(
             .into_response()
         }
     };
-    ws.on_upgrade(move |socket| client(socket, state, filter))
+    let Some(slot) = state.limiter.stream_slot() else {
+        return crate::limits::stream_full(state.limiter.limits.max_stream_clients);
+    };
+    ws.on_upgrade(move |socket| async move {
+        client(socket, state, filter).await;
+        // The client's place is free again only once its socket is done.
+        drop(slot);
+    })
 }
 
 /// What a client has been shown, so that it hears once of an incident that leaves its filter

@@ -405,7 +405,8 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
         shutdown.child_token(),
     )
     .plain_http_on_loopback(http_addr.ip().is_loopback())
-    .with_public_url(opts.public_url.clone());
+    .with_public_url(opts.public_url.clone())
+    .with_limits(opts.limits.to_api());
     let http_shutdown = shutdown.child_token();
     tracker.spawn(async move {
         let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -1,6 +1,7 @@
 //! Command line and environment: defaults → environment (`DISPECER_*`) → flags.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -233,6 +234,53 @@ pub struct RunOptions {
     /// Once ready, write `{"http": …, "mqtt": …}` to this file (for scripts and tests).
     #[arg(long, env = "DISPECER_READY_FILE")]
     pub ready_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: LimitOptions,
+}
+
+/// What one client may take over HTTP (docs/security.md, "Limits on what comes from outside").
+#[derive(Debug, Clone, Args)]
+pub struct LimitOptions {
+    /// Citizens' reports (`POST /api/v1/reports`, Open311 `POST requests`) per client address
+    /// and minute, sustained; beyond it 429 with Retry-After.
+    /// (Named for the client: `demo`'s `--reports-per-minute` is the simulated city's pace.)
+    #[arg(long, env = "DISPECER_CLIENT_REPORTS_PER_MINUTE", default_value_t = NonZeroU32::new(api::Limits::REPORTS_PER_MINUTE).unwrap_or(NonZeroU32::MIN))]
+    pub client_reports_per_minute: NonZeroU32,
+    /// Citizens' reports one client address may send at once before the per-minute pace applies.
+    #[arg(long, env = "DISPECER_CLIENT_REPORTS_BURST", default_value_t = NonZeroU32::new(api::Limits::REPORTS_BURST).unwrap_or(NonZeroU32::MIN))]
+    pub client_reports_burst: NonZeroU32,
+    /// Live WebSocket clients of `/api/v1/stream` at once; beyond it 503 with Retry-After.
+    #[arg(long, env = "DISPECER_MAX_STREAM_CLIENTS", default_value_t = api::Limits::MAX_STREAM_CLIENTS)]
+    pub max_stream_clients: usize,
+    /// HTTP requests in progress at once; beyond it 503 at once (not queued).
+    #[arg(long, env = "DISPECER_MAX_CONCURRENT_REQUESTS", default_value_t = api::Limits::MAX_CONCURRENT_REQUESTS, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u64).range(1..), |n| usize::try_from(n).unwrap_or(usize::MAX)))]
+    pub max_concurrent_requests: usize,
+    /// Seconds one HTTP request may take (a WebSocket only until its upgrade); then 503.
+    #[arg(long, env = "DISPECER_REQUEST_TIMEOUT_S", default_value_t = api::Limits::REQUEST_TIMEOUT_S, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_s: u64,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` names the client and whose
+    /// `X-Forwarded-Proto: https` turns on Strict-Transport-Security (comma-separated; none by
+    /// default: every client is the connection's peer).
+    #[arg(
+        long = "trusted-proxy",
+        env = "DISPECER_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+impl LimitOptions {
+    /// The API's limits.
+    pub fn to_api(&self) -> api::Limits {
+        api::Limits {
+            reports_per_minute: self.client_reports_per_minute,
+            reports_burst: self.client_reports_burst,
+            max_stream_clients: self.max_stream_clients,
+            max_concurrent_requests: self.max_concurrent_requests,
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_s),
+            trusted_proxies: self.trusted_proxies.clone(),
+        }
+    }
 }
 
 /// Who may connect to the embedded broker.

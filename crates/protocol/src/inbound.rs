@@ -168,6 +168,24 @@ fn contact(props: &JsonObject) -> Result<Option<CitizenContact>, WireError> {
 }
 
 /// The report's JSON with `properties.contact` removed.
+/// What may be kept of a refused citizen report (a dead letter, which the read API shows): the
+/// report without its `contact` when it is a JSON object, and nothing when it is not (a
+/// malformed report may still hold a name or a telephone number somewhere in it).
+pub fn citizen_report_for_dead_letter(payload: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<JsonValue>(payload) {
+        Ok(mut value) if value.is_object() => {
+            if let Some(props) = value
+                .get_mut("properties")
+                .and_then(JsonValue::as_object_mut)
+            {
+                props.remove("contact");
+            }
+            value.to_string().into_bytes()
+        }
+        _ => Vec::new(),
+    }
+}
+
 fn without_contact(text: &str) -> Result<String, WireError> {
     let mut value: JsonValue =
         serde_json::from_str(text).map_err(|e| WireError::NotJson(e.to_string()))?;
@@ -578,4 +596,21 @@ pub fn cap_event(
         payload: text,
         contact: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_report_is_kept_without_its_contact() {
+        let kept = citizen_report_for_dead_letter(
+            br#"{"type":"Feature","properties":{"id":"r-1","contact":{"email":"ana@example.org"}}}"#,
+        );
+        let kept = String::from_utf8_lossy(&kept);
+        assert!(kept.contains("r-1") && !kept.contains("ana@"), "{kept}");
+        // What is not a JSON object is not kept at all.
+        assert!(citizen_report_for_dead_letter(b"ana@example.org, 0722 000 000").is_empty());
+        assert!(citizen_report_for_dead_letter(br#"["ana@example.org"]"#).is_empty());
+    }
 }

@@ -714,7 +714,13 @@ async fn dead_letter(
 ) -> Result<(), EngineError> {
     let topic = msg.publish.topic.as_str();
     tracing::info!(topic, reason = %refusal, "message refused, stored as a dead letter");
-    let mut payload = msg.publish.payload.to_vec();
+    // A citizen's contact details are personal data; the dead letters are not (anyone may read
+    // them, as the HTTP path's refused reports, which keep no payload at all).
+    let mut payload = if topic == topics::CITIZEN_REPORTS {
+        inbound::citizen_report_for_dead_letter(&msg.publish.payload)
+    } else {
+        msg.publish.payload.to_vec()
+    };
     payload.truncate(MAX_DEAD_LETTER_BYTES);
     store
         .record_dead_letter(&NewDeadLetter {

@@ -330,6 +330,16 @@ pub struct Dispecer {
     log: PathBuf,
 }
 
+/// The limits of the tests' servers: every test files its reports from 127.0.0.1, many more than
+/// a citizen's 10 a minute (`limits.rs` tests the default limits with
+/// [`Dispecer::start_with_args`]).
+pub const GENEROUS_LIMITS: &[&str] = &[
+    "--client-reports-per-minute",
+    "100000",
+    "--client-reports-burst",
+    "100000",
+];
+
 /// Where the `dispecer` binary is (built by `cargo build`, which `scripts/test.sh` runs first).
 pub fn dispecer_bin() -> Result<PathBuf> {
     if let Ok(p) = std::env::var("DISPECER_BIN") {
@@ -387,6 +397,18 @@ impl Dispecer {
         broker: &Broker,
         city: &Path,
     ) -> Result<Self> {
+        Self::start_with_args(dir, database_url, broker, city, GENEROUS_LIMITS).await
+    }
+
+    /// [`Dispecer::start_with_city`] with these flags instead of [`GENEROUS_LIMITS`] (none: the
+    /// binary's own default limits).
+    pub async fn start_with_args(
+        dir: &TempDir,
+        database_url: &str,
+        broker: &Broker,
+        city: &Path,
+        args: &[&str],
+    ) -> Result<Self> {
         let ready = dir
             .path()
             .join(format!("ready-{}.json", uuid::Uuid::now_v7()));
@@ -430,6 +452,7 @@ impl Dispecer {
                     .context("broker url port")?
             }
         };
+        cmd.args(args);
         cmd.env("DISPECER_LOG", "info,dispecer=debug,engine=debug")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?);

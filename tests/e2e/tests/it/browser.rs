@@ -12,13 +12,61 @@ use serde_json::json;
 
 use e2e::{citizen_report, free_port, Broker, Dispecer, MqttClient, TempDir};
 
-pub(crate) struct Driver(Child);
+pub(crate) struct Driver {
+    child: Child,
+    /// chromedriver's port (its log endpoint is not in WebDriver's standard).
+    port: u16,
+}
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
+}
+
+/// What the browser logged about the Content Security Policy since the last call: every
+/// resource, script or style it refused (Chromium logs each refusal, including those during a
+/// page's load, before any script of ours could listen). Read through chromedriver's log
+/// endpoint, which also empties the log.
+pub(crate) async fn csp_violations(driver: &Driver, browser: &Client) -> Result<Vec<String>> {
+    let session = browser
+        .session_id()
+        .await?
+        .context("the browser has no session")?;
+    let entries: serde_json::Value = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{}/session/{session}/se/log",
+            driver.port
+        ))
+        .json(&json!({"type": "browser"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let entries = entries["value"]
+        .as_array()
+        .context("chromedriver's log answer has no value")?;
+    Ok(entries
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .filter(|m| m.contains("Content Security Policy"))
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Fails when the browser refused anything under the Content Security Policy.
+pub(crate) async fn assert_no_csp_violations(driver: &Driver, browser: &Client) -> Result<()> {
+    let refused = csp_violations(driver, browser).await?;
+    if !refused.is_empty() {
+        bail!(
+            "the Content Security Policy refused {} thing(s):\n{}",
+            refused.len(),
+            refused.join("\n")
+        );
+    }
+    Ok(())
 }
 
 /// Starts chromedriver on a free port and a headless Chromium session through it, with its
@@ -44,14 +92,15 @@ pub(crate) async fn open_browser_sized(
         }
     }
     let port = free_port();
-    let driver = Driver(
-        Command::new(&chromedriver)
+    let driver = Driver {
+        child: Command::new(&chromedriver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .context("cannot start chromedriver")?,
-    );
+        port,
+    };
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
     let mut caps = serde_json::Map::new();
     caps.insert(
@@ -64,6 +113,8 @@ pub(crate) async fn open_browser_sized(
                      format!("--user-data-dir={}", dir.path().join("chrome").display())],
         }),
     );
+    // The console's messages, for csp_violations.
+    caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
     let mut client = None;
     for _ in 0..100 {
         match ClientBuilder::new(connector.clone())
@@ -140,7 +191,7 @@ async fn incident_appears_on_the_map() -> Result<()> {
     let server =
         Dispecer::start_with_city(&dir, &db, &Broker::Embedded(free_port()), &city).await?;
 
-    let (_driver, browser) = open_browser(&dir).await?;
+    let (driver, browser) = open_browser(&dir).await?;
 
     let result = async {
         browser.goto(&format!("{}/", server.http)).await?;
@@ -250,6 +301,7 @@ async fn incident_appears_on_the_map() -> Result<()> {
         let (_, _, one) = server.get(&format!("/api/v1/incidents/{id}")).await?;
         assert_eq!(one["properties"]["escalated"], true, "{one}");
         std::fs::write(out.join("console-overdue.png"), browser.screenshot().await?)?;
+        assert_no_csp_violations(&driver, &browser).await?;
         Ok::<_, anyhow::Error>(())
     }
     .await;

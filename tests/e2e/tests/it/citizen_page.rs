@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use e2e::{dispecer_token, free_port, repo_root, Broker, Dispecer, TempDir};
 
-use crate::browser::open_browser_sized;
+use crate::browser::{assert_no_csp_violations, open_browser_sized};
 
 const EMAIL: &str = "maria.ionescu@example.org";
 const DESCRIPTION: &str = "Groapă mare lângă trecerea de pietoni";
@@ -64,7 +64,7 @@ async fn citizen_files_a_report_and_follows_it() -> Result<()> {
     let photo = dir.path().join("groapa.jpg");
     std::fs::write(&photo, jpeg_with_exif())?;
 
-    let (_driver, browser) = open_browser_sized(&dir, (412, 1400)).await?;
+    let (driver, browser) = open_browser_sized(&dir, (412, 1400)).await?;
     let shots = repo_root().join("target/e2e-screenshots");
     std::fs::create_dir_all(&shots)?;
     let wait = Duration::from_secs(20);
@@ -220,6 +220,32 @@ async fn citizen_files_a_report_and_follows_it() -> Result<()> {
         let count = browser.find(Locator::Css("#count")).await?.text().await?;
         assert_eq!(count, "1 incidente deschise");
         std::fs::write(shots.join("citizen-map.png"), browser.screenshot().await?)?;
+        // The three pages ran under the Content Security Policy, refusing nothing…
+        assert_no_csp_violations(&driver, &browser).await?;
+        // …and the check sees a refusal when there is one: an inline script and an inline style
+        // attribute, both refused by the policy.
+        browser
+            .execute(
+                "const s = document.createElement('script'); s.textContent = 'window.inlined = 1'; \
+                 document.body.appendChild(s); \
+                 const d = document.createElement('div'); d.setAttribute('style', 'color: red'); \
+                 document.body.appendChild(d);",
+                vec![],
+            )
+            .await?;
+        let inlined = browser
+            .execute("return window.inlined === 1", vec![])
+            .await?;
+        assert_eq!(
+            inlined,
+            serde_json::Value::Bool(false),
+            "an inline script ran"
+        );
+        let refused = crate::browser::csp_violations(&driver, &browser).await?;
+        assert!(
+            refused.iter().any(|m| m.contains("script-src")),
+            "the inline script's refusal was not seen: {refused:?}"
+        );
         Ok::<String, anyhow::Error>(code)
     }
     .await;

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use e2e::{citizen_report, free_port, Broker, Dispecer, MqttClient, TempDir};
 
-use crate::browser::{log_in, open_browser, screenshot};
+use crate::browser::{assert_no_csp_violations, log_in, open_browser, screenshot};
 
 const PASSWORD: &str = "parola-lunga-1";
 /// The counter given readings (today and yesterday), and one given none.
@@ -463,7 +463,7 @@ async fn operators_and_agencies_work_from_the_console() -> Result<()> {
     let mut mqtt = MqttClient::connect(server.mqtt_port, &[]).await?;
     publish_readings(&mut mqtt).await?;
 
-    let (_driver, browser) = open_browser(&dir).await?;
+    let (driver, browser) = open_browser(&dir).await?;
     let result = async {
         browser.goto(&format!("{}/", server.http)).await?;
         browser
@@ -729,6 +729,8 @@ async fn operators_and_agencies_work_from_the_console() -> Result<()> {
             .filter_map(|t| t["actor"].as_str())
             .collect();
         assert!(actors.contains(&"user:ioana"), "{actors:?}");
+        // Everything above ran under the Content Security Policy, refusing nothing.
+        assert_no_csp_violations(&driver, &browser).await?;
         Ok::<_, anyhow::Error>(())
     }
     .await;

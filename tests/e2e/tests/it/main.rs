@@ -4,6 +4,7 @@
 
 mod accounts;
 mod agency_updates;
+mod authz;
 mod browser;
 mod browser_journey;
 mod citizen_page;
@@ -14,6 +15,7 @@ mod gdpr;
 mod http_ingest;
 mod ingest;
 mod journey;
+mod limits;
 mod mqtt_auth;
 mod open311;
 mod reliability;
