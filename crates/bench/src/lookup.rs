@@ -164,11 +164,12 @@ fn wkt(geometry: &MultiPolygon) -> String {
 }
 
 /// Our side: `route` over `points` (categories in turn) on one thread, repeated for at least
-/// `seconds` of CPU time; points per CPU second and per wall second, how many points of one pass
-/// found a jurisdiction, and how many were routed.
-fn ours(city: City, points: Arc<Vec<Point>>, seconds: f64) -> Result<(f64, f64, usize, u64)> {
+/// `seconds` of CPU time.
+fn ours(city: City, points: Arc<Vec<Point>>, seconds: f64) -> Result<Ours> {
     let categories: Vec<CategoryId> = city.categories.iter().map(|c| c.id.clone()).collect();
+    let built = Instant::now();
     let index = CityIndex::new(city);
+    let build_seconds = built.elapsed().as_secs_f64();
     let matched = points
         .iter()
         .enumerate()
@@ -194,7 +195,30 @@ fn ours(city: City, points: Arc<Vec<Point>>, seconds: f64) -> Result<(f64, f64, 
         }
     };
     let wall = started.elapsed().as_secs_f64();
-    Ok((done as f64 / cpu, done as f64 / wall, matched, done))
+    Ok(Ours {
+        per_cpu_s: done as f64 / cpu,
+        per_wall_s: done as f64 / wall,
+        matched,
+        routed: done,
+        build_seconds,
+        grid: index.grid_memory(),
+    })
+}
+
+/// What [`ours`] measured.
+struct Ours {
+    /// Points per CPU second of the thread.
+    per_cpu_s: f64,
+    /// Points per wall second.
+    per_wall_s: f64,
+    /// Points of one pass that found a jurisdiction.
+    matched: usize,
+    /// Points routed.
+    routed: u64,
+    /// Wall seconds `CityIndex::new` took.
+    build_seconds: f64,
+    /// The jurisdictions' grid's size.
+    grid: Option<model::grid::GridMemory>,
 }
 
 /// An area and the categories its agency handles.
@@ -328,13 +352,12 @@ async fn row(
     let n_areas = areas.len();
     let seconds = seconds(quick);
     let ours_pts = pts.clone();
-    let (measured, measured_wall, matched, routed) =
-        tokio::task::spawn_blocking(move || ours(city, ours_pts, seconds)).await??;
+    let ours = tokio::task::spawn_blocking(move || ours(city, ours_pts, seconds)).await??;
     Ok(Row::new(
         id,
         "jurisdiction lookup",
         setup,
-        (measured, "points/s/core"),
+        (ours.per_cpu_s, "points/s/core"),
         Some((limit, "PostGIS ST_Contains join, 1 core")),
         Target::RatioAtLeast { ratio: TARGET },
         quick,
@@ -342,10 +365,15 @@ async fn row(
             "areas": n_areas,
             "vertices": vertices,
             "points": pts.len(),
-            "routed": routed,
-            "points_with_jurisdiction": matched,
+            "routed": ours.routed,
+            "points_with_jurisdiction": ours.matched,
             "postgis_pairs": pairs,
-            "points_per_wall_s": measured_wall,
+            "points_per_wall_s": ours.per_wall_s,
+            "index_build_s": ours.build_seconds,
+            "grid_bytes": ours.grid.map(|g| g.bytes),
+            "grid_leaves": ours.grid.map(|g| g.leaves),
+            "grid_entries": ours.grid.map(|g| g.entries),
+            "grid_edges": ours.grid.map(|g| g.edges),
             "postgis_points_per_wall_s": limit_wall,
             "measured_as": "CityIndex::route on one thread, categories in turn; points / CPU seconds of that thread (/proc/thread-self/schedstat)",
             "limit_as": "SELECT count(*) FROM points p JOIN areas a ON ST_Contains(a.geom, p.geom) AND p.category = ANY (a.categories) (the category test left out where every agency handles every category): the areas of agencies handling each point's category, as route asks; GiST indexes, one connection, max_parallel_workers_per_gather = 0, second run timed; points / CPU seconds of the backend (/proc/{pid}/schedstat)",

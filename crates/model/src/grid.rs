@@ -26,6 +26,8 @@
 use geo::kernels::{Kernel, Orientation};
 use geo::{Coord, GeoNum, Point, Rect};
 
+use std::collections::HashMap;
+
 use crate::pip::PreparedArea;
 
 /// Top cells aimed at (fewer for a small extent).
@@ -34,8 +36,10 @@ const CELLS: f64 = 65_536.0;
 const LEAF_EDGES: usize = 4;
 /// Halvings of a top cell, at most (32 × 32 leaves).
 pub const MAX_DEPTH: u32 = 5;
-/// A node that is split in four; any other `b` is a leaf's entry count.
+/// A node that is split in four; any other `b` is a leaf's entry count and [`CUSTOM`].
 const SPLIT: u32 = u32::MAX;
+/// [`Node::b`] of a leaf: its reference point is not its centre but in `AreaGrid::custom`.
+const CUSTOM: u32 = 1 << 31;
 /// [`Entry::flags`]: the leaf's reference point is inside the area.
 const REFERENCE_INSIDE: u32 = 1 << 31;
 /// [`Entry::flags`]: answer with the area's prepared test (`first` indexes `exact`).
@@ -107,15 +111,31 @@ fn holds(p: Coord, reference: Coord, reference_inside: bool, edges: &[Edge]) -> 
     inside
 }
 
-/// A node: a split cell (`x`, `y` its centre, `a` its first of four children, `b` = [`SPLIT`]) or
-/// a leaf (`x`, `y` its reference point, `a..a + b` its entries). Children: left-bottom,
-/// right-bottom, left-top, right-top; a point at the centre's `x` (`y`) goes right (top).
+/// A node, 8 bytes (a lookup reads a few of them, from arrays too large for the nearest
+/// caches): a split cell (`a` its first of four children, `b` = [`SPLIT`]) or a leaf (`a..a + b`
+/// its entries, `b` with [`CUSTOM`]). A cell splits at its centre ([`quarter`]); children:
+/// left-bottom, right-bottom, left-top, right-top; a point at the centre's `x` (`y`) goes right
+/// (top). A leaf's reference point is its centre unless marked.
 #[derive(Debug, Clone, Copy)]
 struct Node {
-    x: f64,
-    y: f64,
     a: u32,
     b: u32,
+}
+
+/// Quarter `k` of `rect`, whose centre is `centre` (the same arithmetic in building and lookups).
+fn quarter(rect: Rect, centre: Coord, k: usize) -> Rect {
+    let (lo, hi) = (rect.min(), rect.max());
+    let (x0, x1) = if k & 1 == 0 {
+        (lo.x, centre.x)
+    } else {
+        (centre.x, hi.x)
+    };
+    let (y0, y1) = if k & 2 == 0 {
+        (lo.y, centre.y)
+    } else {
+        (centre.y, hi.y)
+    };
+    Rect::new(Coord { x: x0, y: y0 }, Coord { x: x1, y: y1 })
 }
 
 /// One area reaching a leaf.
@@ -141,6 +161,11 @@ pub struct AreaGrid {
     rows: usize,
     /// The top cells, row-major, then the cells they split into.
     nodes: Vec<Node>,
+    /// Reference points of the leaves marked [`CUSTOM`] (their centre lay on an edge).
+    custom: HashMap<u32, Coord>,
+    /// Where each list of entries with no edge (the leaf lies whole in the areas) starts in
+    /// `entries`: leaves with the same list share it (while building).
+    shared: HashMap<Vec<(u32, u32)>, u32>,
     entries: Vec<Entry>,
     edges: Vec<Edge>,
     /// Prepared areas and the part for entries marked [`EXACT`] (normally none).
@@ -226,6 +251,8 @@ impl AreaGrid {
             cols,
             rows,
             nodes: Vec::with_capacity(cols * rows),
+            custom: HashMap::new(),
+            shared: HashMap::new(),
             entries: Vec::new(),
             edges: Vec::new(),
             exact: Vec::new(),
@@ -293,19 +320,15 @@ impl AreaGrid {
                 }
             }
         }
-        grid.nodes.resize(
-            cols * rows,
-            Node {
-                x: 0.0,
-                y: 0.0,
-                a: 0,
-                b: 0,
-            },
-        );
+        grid.nodes.resize(cols * rows, Node { a: 0, b: 0 });
         for (cell, items) in per_cell.into_iter().enumerate() {
             let rect = grid.top_rect(cell % cols, cell / cols, 0.0);
             grid.fill(cell, rect, 0, items, areas, margin)?;
         }
+        grid.shared = HashMap::new();
+        grid.nodes.shrink_to_fit();
+        grid.entries.shrink_to_fit();
+        grid.edges.shrink_to_fit();
         Some(grid)
     }
 
@@ -353,38 +376,12 @@ impl AreaGrid {
         if total > LEAF_EDGES && depth < MAX_DEPTH && splittable {
             let first = self.nodes.len();
             self.nodes[node] = Node {
-                x: centre.x,
-                y: centre.y,
                 a: u32::try_from(first).ok()?,
                 b: SPLIT,
             };
-            self.nodes.resize(first + 4, self.nodes[node]);
-            let (lo, hi) = (rect.min(), rect.max());
-            let quarters = [
-                Rect::new(lo, centre),
-                Rect::new(
-                    Coord {
-                        x: centre.x,
-                        y: lo.y,
-                    },
-                    Coord {
-                        x: hi.x,
-                        y: centre.y,
-                    },
-                ),
-                Rect::new(
-                    Coord {
-                        x: lo.x,
-                        y: centre.y,
-                    },
-                    Coord {
-                        x: centre.x,
-                        y: hi.y,
-                    },
-                ),
-                Rect::new(centre, hi),
-            ];
-            for (k, quarter) in quarters.into_iter().enumerate() {
+            self.nodes.resize(first + 4, Node { a: 0, b: 0 });
+            for k in 0..4 {
+                let quarter = quarter(rect, centre, k);
                 let wide = Rect::new(
                     Coord {
                         x: quarter.min().x - margin,
@@ -422,6 +419,33 @@ impl AreaGrid {
             }
             return Some(());
         }
+        if items.iter().all(|i| i.edges.is_empty()) {
+            let key: Vec<(u32, u32)> = items
+                .iter()
+                .map(|i| {
+                    let (owner, area, _) = areas[i.area];
+                    Some((u32::try_from(owner).ok()?, u32::try_from(area).ok()?))
+                })
+                .collect::<Option<_>>()?;
+            let count = u32::try_from(key.len()).ok().filter(|n| *n <= COUNT)?;
+            let start = match self.shared.get(&key) {
+                Some(start) => *start,
+                None => {
+                    let start = u32::try_from(self.entries.len()).ok()?;
+                    self.entries
+                        .extend(key.iter().map(|&(owner, area)| Entry {
+                            owner,
+                            area,
+                            first: 0,
+                            flags: REFERENCE_INSIDE,
+                        }));
+                    self.shared.insert(key, start);
+                    start
+                }
+            };
+            self.nodes[node] = Node { a: start, b: count };
+            return Some(());
+        }
         let reference = reference_point(&rect, &items);
         let start = u32::try_from(self.entries.len()).ok()?;
         for item in items {
@@ -451,13 +475,18 @@ impl AreaGrid {
                 flags,
             });
         }
-        let reference = reference.unwrap_or(centre);
-        self.nodes[node] = Node {
-            x: reference.x,
-            y: reference.y,
-            a: start,
-            b: u32::try_from(self.entries.len()).ok()? - start,
+        let count = u32::try_from(self.entries.len()).ok()? - start;
+        if count > COUNT {
+            return None;
+        }
+        let b = match reference {
+            Some(r) if r != centre => {
+                self.custom.insert(u32::try_from(node).ok()?, r);
+                count | CUSTOM
+            }
+            _ => count,
         };
+        self.nodes[node] = Node { a: start, b };
         Some(())
     }
 
@@ -475,20 +504,29 @@ impl AreaGrid {
             return none;
         }
         let (c, r) = self.cell_of(p);
-        let mut node = self.nodes[r * self.cols + c];
+        let mut index = r * self.cols + c;
+        let mut node = self.nodes[index];
+        let mut rect = self.top_rect(c, r, 0.0);
         while node.b == SPLIT {
-            let k = usize::from(p.x >= node.x) + 2 * usize::from(p.y >= node.y);
-            node = self.nodes[node.a as usize + k];
+            let centre = rect.center();
+            let k = usize::from(p.x >= centre.x) + 2 * usize::from(p.y >= centre.y);
+            rect = quarter(rect, centre, k);
+            index = node.a as usize + k;
+            node = self.nodes[index];
         }
+        let reference = if node.b & CUSTOM == 0 {
+            rect.center()
+        } else {
+            let at = u32::try_from(index).ok();
+            at.and_then(|at| self.custom.get(&at).copied())
+                .unwrap_or_else(|| rect.center())
+        };
         let from = node.a as usize;
         Candidates {
             grid: self,
-            entries: &self.entries[from..from + node.b as usize],
+            entries: &self.entries[from..from + (node.b & !CUSTOM) as usize],
             point: p,
-            reference: Coord {
-                x: node.x,
-                y: node.y,
-            },
+            reference,
         }
     }
 
@@ -501,7 +539,8 @@ impl AreaGrid {
             bytes: self.nodes.capacity() * std::mem::size_of::<Node>()
                 + self.entries.capacity() * std::mem::size_of::<Entry>()
                 + self.edges.capacity() * std::mem::size_of::<Edge>()
-                + self.exact.capacity() * std::mem::size_of::<(PreparedArea, usize)>(),
+                + self.exact.capacity() * std::mem::size_of::<(PreparedArea, usize)>()
+                + self.custom.capacity() * std::mem::size_of::<(u32, Coord)>(),
         }
     }
 }
@@ -680,6 +719,30 @@ mod tests {
         )
         .expect("a point");
         assert!(r.x != 0.5 && rect.intersects(&Point(r)));
+    }
+
+    #[test]
+    fn a_leaf_whose_centre_is_on_an_edge_takes_another_reference_point() {
+        let whole = MultiPolygon(vec![square(0., 0., 1., 1.)]);
+        let c = |k: f64| (k + 0.5) / 256.0;
+        let block = MultiPolygon(vec![square(c(10.), c(20.), c(30.), c(40.))]);
+        let (pw, pb) = (PreparedArea::new(&whole), PreparedArea::new(&block));
+        let grid = AreaGrid::build(&[(0, 0, &pw), (1, 0, &pb)]).expect("a grid");
+        assert!(!grid.custom.is_empty(), "centres on the block's edges");
+        for i in 0..=200 {
+            for j in 0..=200 {
+                let p = Point::new(f64::from(i) / 1000.0, f64::from(j) / 1000.0 + 0.03);
+                let mut want = vec![(0, 0)];
+                if geo_says(&block, p) {
+                    want.push((1, 0));
+                }
+                assert_eq!(grid_says(&grid, p), want, "({}, {})", p.x(), p.y());
+            }
+        }
+        for k in 10..=30 {
+            let p = Point::new(c(f64::from(k)), c(20.));
+            assert_eq!(grid_says(&grid, p), vec![(0, 0), (1, 0)], "on the edge at {k}");
+        }
     }
 
     #[test]
