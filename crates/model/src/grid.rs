@@ -334,12 +334,10 @@ impl AreaGrid {
 
     /// The cell of `p`, clamped into the grid.
     fn cell_of(&self, p: Coord) -> (usize, usize) {
-        let c = ((p.x - self.min.x) / self.size.x).floor();
-        let r = ((p.y - self.min.y) / self.size.y).floor();
-        (
-            (c.max(0.0) as usize).min(self.cols - 1),
-            (r.max(0.0) as usize).min(self.rows - 1),
-        )
+        // `as` truncates, which is `floor` at and above 0 (and NaN goes to 0).
+        let c = ((p.x - self.min.x) / self.size.x).max(0.0) as usize;
+        let r = ((p.y - self.min.y) / self.size.y).max(0.0) as usize;
+        (c.min(self.cols - 1), r.min(self.rows - 1))
     }
 
     /// Top cell `(c, r)`'s rectangle, widened by `margin` on every side.
@@ -432,13 +430,12 @@ impl AreaGrid {
                 Some(start) => *start,
                 None => {
                     let start = u32::try_from(self.entries.len()).ok()?;
-                    self.entries
-                        .extend(key.iter().map(|&(owner, area)| Entry {
-                            owner,
-                            area,
-                            first: 0,
-                            flags: REFERENCE_INSIDE,
-                        }));
+                    self.entries.extend(key.iter().map(|&(owner, area)| Entry {
+                        owner,
+                        area,
+                        first: 0,
+                        flags: REFERENCE_INSIDE,
+                    }));
                     self.shared.insert(key, start);
                     start
                 }
@@ -741,7 +738,11 @@ mod tests {
         }
         for k in 10..=30 {
             let p = Point::new(c(f64::from(k)), c(20.));
-            assert_eq!(grid_says(&grid, p), vec![(0, 0), (1, 0)], "on the edge at {k}");
+            assert_eq!(
+                grid_says(&grid, p),
+                vec![(0, 0), (1, 0)],
+                "on the edge at {k}"
+            );
         }
     }
 

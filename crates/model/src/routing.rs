@@ -250,10 +250,12 @@ impl CityIndex {
         let grid = AreaGrid::build(&grid_areas);
         drop(grid_areas);
         drop(prepared);
+        // The first category of an id, as `City::category` finds it (later ones overwritten).
         let category_index: HashMap<CategoryId, usize> = city
             .categories
             .iter()
             .enumerate()
+            .rev()
             .map(|(i, c)| (c.id.clone(), i))
             .collect();
         let words = city.categories.len().div_ceil(64);
@@ -328,8 +330,12 @@ impl CityIndex {
     /// agency when there is none.
     pub fn route(&self, category: &CategoryId, point: Point) -> RoutingDecision {
         let category_index = self.category_index.get(category).copied();
+        // Each area's test once: the responsible agency and those informed are chosen from it.
+        let holding = self.holding(point);
         let mut ranked = self
-            .ranked(point, |ai| self.handles(ai, category_index, category))
+            .ranked(holding.as_slice(), |ai| {
+                self.handles(ai, category_index, category)
+            })
             .map(|held| {
                 let agency = &self.city.agencies[held.agency];
                 RouteCandidate {
@@ -349,7 +355,7 @@ impl CityIndex {
                 Vec::new(),
             ),
         };
-        let informed = self.informed(category, point, &chosen.agency);
+        let informed = self.informed_among(category_index, holding.as_slice(), &chosen.agency);
         RoutingDecision {
             chosen,
             alternatives,
@@ -367,7 +373,19 @@ impl CityIndex {
         point: Point,
         responsible: &AgencyId,
     ) -> Vec<Informed> {
-        let Some(category) = self.city.category(category.as_str()) else {
+        let category_index = self.category_index.get(category).copied();
+        self.informed_among(category_index, self.holding(point).as_slice(), responsible)
+    }
+
+    /// [`CityIndex::informed`] for the category of index `category_index`, at a point held by
+    /// the areas `held` (agency index, area index).
+    fn informed_among(
+        &self,
+        category_index: Option<usize>,
+        held: &[(u32, u32)],
+        responsible: &AgencyId,
+    ) -> Vec<Informed> {
+        let Some(category) = category_index.and_then(|i| self.city.categories.get(i)) else {
             return Vec::new();
         };
         let mut out: Vec<Informed> = Vec::new();
@@ -378,7 +396,7 @@ impl CityIndex {
                     rule: InformRule::CategoryAgency,
                     area: None,
                 }),
-                InformTarget::Kind(kind) => self.of_kind_at(kind, point),
+                InformTarget::Kind(kind) => self.of_kind_among(kind, held),
             };
             if let Some(i) = found {
                 if i.agency != *responsible && !out.iter().any(|o| o.agency == i.agency) {
@@ -389,10 +407,10 @@ impl CityIndex {
         out
     }
 
-    /// The agency of `kind` whose jurisdiction contains `point`, ranked as [`CityIndex::route`]
+    /// The agency of `kind` whose jurisdiction is among `held`, ranked as [`CityIndex::route`]
     /// ranks.
-    fn of_kind_at(&self, kind: &str, point: Point) -> Option<Informed> {
-        self.ranked(point, |ai| self.city.agencies[ai].kind == kind)
+    fn of_kind_among(&self, kind: &str, held: &[(u32, u32)]) -> Option<Informed> {
+        self.ranked(held, |ai| self.city.agencies[ai].kind == kind)
             .next()
             .map(|held| {
                 let agency = &self.city.agencies[held.agency];
@@ -418,19 +436,31 @@ impl CityIndex {
             .then(a.area.cmp(&b.area))
     }
 
-    /// The agencies `wanted` accepts (by index) whose jurisdiction contains `point` (inside or
-    /// on its boundary), each once with its best area, best first ([`CityIndex::rank`]). Nothing
-    /// is allocated unless several agencies hold the point.
+    /// The areas holding `point` (inside or on the boundary), as (agency index, area index).
+    fn holding(&self, point: Point) -> Holding {
+        let mut holding = Holding::default();
+        for candidate in self.grid.iter().flat_map(|g| g.candidates(point)) {
+            if candidate.contains() {
+                // Indexes of the city's own agencies and areas, given as u32 by the grid.
+                holding.push((candidate.owner() as u32, candidate.area() as u32));
+            }
+        }
+        holding
+    }
+
+    /// The agencies `wanted` accepts (by index) among the areas `held`, each once with its
+    /// best area, best first ([`CityIndex::rank`]). Nothing is allocated unless several
+    /// agencies hold the point.
     fn ranked(
         &self,
-        point: Point,
+        held: &[(u32, u32)],
         wanted: impl Fn(usize) -> bool,
     ) -> std::iter::Chain<std::option::IntoIter<Held>, std::vec::IntoIter<Held>> {
         let mut first: Option<Held> = None;
         let mut more: Vec<Held> = Vec::new();
-        for candidate in self.grid.iter().flat_map(|g| g.candidates(point)) {
-            let (agency, area) = (candidate.owner(), candidate.area());
-            if !wanted(agency) || !candidate.contains() {
+        for &(agency, area) in held {
+            let (agency, area) = (agency as usize, area as usize);
+            if !wanted(agency) {
                 continue;
             }
             let held = Held {
@@ -463,6 +493,37 @@ impl CityIndex {
     /// The size of the jurisdictions' grid, if there is one.
     pub fn grid_memory(&self) -> Option<GridMemory> {
         self.grid.as_ref().map(AreaGrid::memory)
+    }
+}
+
+/// The areas holding a point, as (agency index, area index): on the stack for the usual few.
+#[derive(Default)]
+struct Holding {
+    inline: [(u32, u32); 32],
+    len: usize,
+    /// All of them, once there are more than `inline` holds.
+    spilled: Vec<(u32, u32)>,
+}
+
+impl Holding {
+    fn push(&mut self, held: (u32, u32)) {
+        if !self.spilled.is_empty() {
+            self.spilled.push(held);
+        } else if let Some(slot) = self.inline.get_mut(self.len) {
+            *slot = held;
+            self.len += 1;
+        } else {
+            self.spilled.extend_from_slice(&self.inline);
+            self.spilled.push(held);
+        }
+    }
+
+    fn as_slice(&self) -> &[(u32, u32)] {
+        if self.spilled.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
+        }
     }
 }
 
