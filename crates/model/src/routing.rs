@@ -390,36 +390,33 @@ impl CityIndex {
         };
         let mut out: Vec<Informed> = Vec::new();
         for target in &category.inform {
-            let found = match target {
-                InformTarget::Agency(agency) => Some(Informed {
-                    agency: agency.clone(),
-                    rule: InformRule::CategoryAgency,
-                    area: None,
-                }),
-                InformTarget::Kind(kind) => self.of_kind_among(kind, held),
-            };
-            if let Some(i) = found {
-                if i.agency != *responsible && !out.iter().any(|o| o.agency == i.agency) {
-                    out.push(i);
+            // Compared by reference; cloned only when kept.
+            let (agency, rule, area) = match target {
+                InformTarget::Agency(agency) => (agency, InformRule::CategoryAgency, None),
+                InformTarget::Kind(kind) => {
+                    let Some(held) = self
+                        .ranked(held, |ai| self.city.agencies[ai].kind == *kind)
+                        .next()
+                    else {
+                        continue;
+                    };
+                    let agency = &self.city.agencies[held.agency];
+                    (
+                        &agency.id,
+                        InformRule::CategoryKind,
+                        Some(&agency.areas[held.area].id),
+                    )
                 }
+            };
+            if agency != responsible && !out.iter().any(|o| o.agency == *agency) {
+                out.push(Informed {
+                    agency: agency.clone(),
+                    rule,
+                    area: area.cloned(),
+                });
             }
         }
         out
-    }
-
-    /// The agency of `kind` whose jurisdiction is among `held`, ranked as [`CityIndex::route`]
-    /// ranks.
-    fn of_kind_among(&self, kind: &str, held: &[(u32, u32)]) -> Option<Informed> {
-        self.ranked(held, |ai| self.city.agencies[ai].kind == kind)
-            .next()
-            .map(|held| {
-                let agency = &self.city.agencies[held.agency];
-                Informed {
-                    agency: agency.id.clone(),
-                    rule: InformRule::CategoryKind,
-                    area: Some(agency.areas[held.area].id.clone()),
-                }
-            })
     }
 
     /// Better first: the lower priority number, then the smaller area, then the agency id (then
