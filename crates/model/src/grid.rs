@@ -32,7 +32,7 @@ use crate::pip::PreparedArea;
 
 /// Top cells aimed at (fewer for a small extent).
 const CELLS: f64 = 65_536.0;
-/// A cell whose areas have more edges than this, together, is halved (if it may be).
+/// A cell where a polygon has more edges than this is halved (if it may be).
 const LEAF_EDGES: usize = 4;
 /// Halvings of a top cell, at most (32 × 32 leaves).
 pub const MAX_DEPTH: u32 = 5;
@@ -367,11 +367,13 @@ impl AreaGrid {
         areas: &[GridArea<'_>],
         margin: f64,
     ) -> Option<()> {
-        let total: usize = items.iter().map(|i| i.edges.len()).sum();
+        // The most edges of one polygon: areas that share a boundary (several agencies'
+        // copies of a district) keep their shared edges however small the cell.
+        let most = items.iter().map(|i| i.edges.len()).max().unwrap_or(0);
         let centre = rect.center();
         // Halves stay far wider than the margin, so the cells stay apart.
         let splittable = rect.width().min(rect.height()) > margin * 1e3;
-        if total > LEAF_EDGES && depth < MAX_DEPTH && splittable {
+        if most > LEAF_EDGES && depth < MAX_DEPTH && splittable {
             let first = self.nodes.len();
             self.nodes[node] = Node {
                 a: u32::try_from(first).ok()?,
