@@ -164,11 +164,12 @@ fn wkt(geometry: &MultiPolygon) -> String {
 }
 
 /// Our side: `route` over `points` (categories in turn) on one thread, repeated for at least
-/// `seconds` of CPU time; points per CPU second and per wall second, how many points of one pass
-/// found a jurisdiction, and how many were routed.
-fn ours(city: City, points: Arc<Vec<Point>>, seconds: f64) -> Result<(f64, f64, usize, u64)> {
+/// `seconds` of CPU time.
+fn ours(city: City, points: Arc<Vec<Point>>, seconds: f64) -> Result<Ours> {
     let categories: Vec<CategoryId> = city.categories.iter().map(|c| c.id.clone()).collect();
+    let built = Instant::now();
     let index = CityIndex::new(city);
+    let build_seconds = built.elapsed().as_secs_f64();
     let matched = points
         .iter()
         .enumerate()
@@ -194,7 +195,30 @@ fn ours(city: City, points: Arc<Vec<Point>>, seconds: f64) -> Result<(f64, f64, 
         }
     };
     let wall = started.elapsed().as_secs_f64();
-    Ok((done as f64 / cpu, done as f64 / wall, matched, done))
+    Ok(Ours {
+        per_cpu_s: done as f64 / cpu,
+        per_wall_s: done as f64 / wall,
+        matched,
+        routed: done,
+        build_seconds,
+        grid: index.grid_memory(),
+    })
+}
+
+/// What [`ours`] measured.
+struct Ours {
+    /// Points per CPU second of the thread.
+    per_cpu_s: f64,
+    /// Points per wall second.
+    per_wall_s: f64,
+    /// Points of one pass that found a jurisdiction.
+    matched: usize,
+    /// Points routed.
+    routed: u64,
+    /// Wall seconds `CityIndex::new` took.
+    build_seconds: f64,
+    /// The jurisdictions' grid's size.
+    grid: Option<model::grid::GridMemory>,
 }
 
 /// An area and the categories its agency handles.
@@ -328,13 +352,12 @@ async fn row(
     let n_areas = areas.len();
     let seconds = seconds(quick);
     let ours_pts = pts.clone();
-    let (measured, measured_wall, matched, routed) =
-        tokio::task::spawn_blocking(move || ours(city, ours_pts, seconds)).await??;
+    let ours = tokio::task::spawn_blocking(move || ours(city, ours_pts, seconds)).await??;
     Ok(Row::new(
         id,
         "jurisdiction lookup",
         setup,
-        (measured, "points/s/core"),
+        (ours.per_cpu_s, "points/s/core"),
         Some((limit, "PostGIS ST_Contains join, 1 core")),
         Target::RatioAtLeast { ratio: TARGET },
         quick,
@@ -342,10 +365,15 @@ async fn row(
             "areas": n_areas,
             "vertices": vertices,
             "points": pts.len(),
-            "routed": routed,
-            "points_with_jurisdiction": matched,
+            "routed": ours.routed,
+            "points_with_jurisdiction": ours.matched,
             "postgis_pairs": pairs,
-            "points_per_wall_s": measured_wall,
+            "points_per_wall_s": ours.per_wall_s,
+            "index_build_s": ours.build_seconds,
+            "grid_bytes": ours.grid.map(|g| g.bytes),
+            "grid_leaves": ours.grid.map(|g| g.leaves),
+            "grid_entries": ours.grid.map(|g| g.entries),
+            "grid_edges": ours.grid.map(|g| g.edges),
             "postgis_points_per_wall_s": limit_wall,
             "measured_as": "CityIndex::route on one thread, categories in turn; points / CPU seconds of that thread (/proc/thread-self/schedstat)",
             "limit_as": "SELECT count(*) FROM points p JOIN areas a ON ST_Contains(a.geom, p.geom) AND p.category = ANY (a.categories) (the category test left out where every agency handles every category): the areas of agencies handling each point's category, as route asks; GiST indexes, one connection, max_parallel_workers_per_gather = 0, second run timed; points / CPU seconds of the backend (/proc/{pid}/schedstat)",
@@ -378,4 +406,178 @@ pub async fn polygons(city: &City, pg_url: &str, quick: bool) -> Result<Row> {
         quick,
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    //! `CityIndex::route` against a brute-force reference (every area of every agency tested with
+    //! `geo`, polygon by polygon, inside or on the boundary), over the data sets the rows measure.
+
+    use super::*;
+    use geo::coordinate_position::CoordPos;
+    use geo::{Area as _, BoundingRect, CoordinatePosition};
+    use model::{InformRule, InformTarget, Informed, RouteCandidate, RoutingDecision};
+
+    /// Each polygon's bounding rectangle, per agency and area (the reference's only shortcut).
+    type Boxes = Vec<Vec<Vec<Option<geo::Rect>>>>;
+
+    fn boxes(city: &City) -> Boxes {
+        city.agencies
+            .iter()
+            .map(|a| {
+                a.areas
+                    .iter()
+                    .map(|r| r.geometry.iter().map(|p| p.bounding_rect()).collect())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Whether `area` holds `p`: inside or on the boundary of one of its polygons.
+    fn holds(area: &MultiPolygon, boxes: &[Option<geo::Rect>], p: Point) -> bool {
+        area.iter().zip(boxes).any(|(polygon, rect)| {
+            rect.is_some_and(|r| r.intersects(&p))
+                && polygon.coordinate_position(&p.0) != CoordPos::Outside
+        })
+    }
+
+    /// Of the agencies `wanted` accepts, the best area of each holding `p` (smallest, then
+    /// first), ranked by priority, area size, agency id: (agency index, area index).
+    fn ranked(
+        city: &City,
+        boxes: &Boxes,
+        p: Point,
+        wanted: impl Fn(&Agency) -> bool,
+    ) -> Vec<(usize, usize)> {
+        let mut found: Vec<(i32, f64, usize, usize)> = Vec::new();
+        for (ai, agency) in city.agencies.iter().enumerate() {
+            if !wanted(agency) {
+                continue;
+            }
+            let best = agency
+                .areas
+                .iter()
+                .enumerate()
+                .filter(|(ri, a)| holds(&a.geometry, &boxes[ai][*ri], p))
+                .map(|(ri, a)| (a.geometry.unsigned_area(), ri))
+                .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            if let Some((size, ri)) = best {
+                found.push((agency.priority, size, ai, ri));
+            }
+        }
+        found.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then(a.1.total_cmp(&b.1))
+                .then_with(|| city.agencies[a.2].id.cmp(&city.agencies[b.2].id))
+        });
+        found.into_iter().map(|(_, _, ai, ri)| (ai, ri)).collect()
+    }
+
+    fn reference(city: &City, boxes: &Boxes, category: &CategoryId, p: Point) -> RoutingDecision {
+        let candidate = |(ai, ri): (usize, usize)| RouteCandidate {
+            agency: city.agencies[ai].id.clone(),
+            rule: RoutingRule::Jurisdiction,
+            area: Some(city.agencies[ai].areas[ri].id.clone()),
+        };
+        let mut order = ranked(city, boxes, p, |a| a.handles(category))
+            .into_iter()
+            .map(candidate);
+        let (chosen, alternatives) = match order.next() {
+            Some(chosen) => (chosen, order.collect()),
+            None => (
+                RouteCandidate {
+                    agency: city.fallback_agency.clone(),
+                    rule: RoutingRule::Fallback,
+                    area: None,
+                },
+                Vec::new(),
+            ),
+        };
+        let mut informed: Vec<Informed> = Vec::new();
+        for target in city
+            .category(category.as_str())
+            .map_or(&[][..], |c| &c.inform)
+        {
+            let found = match target {
+                InformTarget::Agency(agency) => Some(Informed {
+                    agency: agency.clone(),
+                    rule: InformRule::CategoryAgency,
+                    area: None,
+                }),
+                InformTarget::Kind(kind) => ranked(city, boxes, p, |a| a.kind == *kind)
+                    .first()
+                    .map(|&(ai, ri)| Informed {
+                        agency: city.agencies[ai].id.clone(),
+                        rule: InformRule::CategoryKind,
+                        area: Some(city.agencies[ai].areas[ri].id.clone()),
+                    }),
+            };
+            if let Some(i) = found {
+                if i.agency != chosen.agency && !informed.iter().any(|o| o.agency == i.agency) {
+                    informed.push(i);
+                }
+            }
+        }
+        RoutingDecision {
+            chosen,
+            alternatives,
+            informed,
+        }
+    }
+
+    /// Random points over the bounds, every `step`-th vertex of every area and the midpoint of
+    /// its edge (the boundary rule), each with every category in turn.
+    fn check(city: City, random: usize, step: usize) {
+        let mut probes = points(&city, random, false);
+        for agency in &city.agencies {
+            for area in &agency.areas {
+                for polygon in area.geometry.iter() {
+                    for line in polygon.exterior().lines().step_by(step) {
+                        probes.push(Point(line.start));
+                        probes.push(Point::new(
+                            (line.start.x + line.end.x) / 2.0,
+                            (line.start.y + line.end.y) / 2.0,
+                        ));
+                    }
+                }
+            }
+        }
+        let categories: Vec<CategoryId> = city.categories.iter().map(|c| c.id.clone()).collect();
+        let index = CityIndex::new(city.clone());
+        let boxes = boxes(&city);
+        let mut jurisdiction = 0;
+        for (i, p) in probes.iter().enumerate() {
+            let category = &categories[i % categories.len()];
+            let want = reference(&city, &boxes, category, *p);
+            jurisdiction += usize::from(want.chosen.rule == RoutingRule::Jurisdiction);
+            assert_eq!(
+                index.route(category, *p),
+                want,
+                "{category} at ({}, {})",
+                p.x(),
+                p.y()
+            );
+        }
+        // The comparison means something: most probes have a jurisdiction.
+        assert!(
+            jurisdiction * 2 > probes.len(),
+            "{jurisdiction} of {}",
+            probes.len()
+        );
+    }
+
+    fn brasov() -> City {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cities/brasov");
+        city::load(&dir).expect("the Brașov city folder loads")
+    }
+
+    #[test]
+    fn routes_as_the_brute_force_reference_in_brasov() {
+        check(brasov(), 4_000, 1);
+    }
+
+    #[test]
+    fn routes_as_the_brute_force_reference_over_1000_polygons() {
+        check(tiled_city(brasov()), 4_000, 13);
+    }
 }

@@ -45,13 +45,18 @@ fn ring_edges(ring: &LineString, out: &mut Vec<(Coord, Coord)>) {
     }
 }
 
+/// Every edge of `polygon`'s exterior and holes (an unclosed ring closed), appended to `out`.
+pub(crate) fn polygon_edges(polygon: &Polygon, out: &mut Vec<(Coord, Coord)>) {
+    ring_edges(polygon.exterior(), out);
+    for hole in polygon.interiors() {
+        ring_edges(hole, out);
+    }
+}
+
 impl PreparedPolygon {
     fn new(polygon: &Polygon) -> Option<Self> {
         let mut edges = Vec::new();
-        ring_edges(polygon.exterior(), &mut edges);
-        for hole in polygon.interiors() {
-            ring_edges(hole, &mut edges);
-        }
+        polygon_edges(polygon, &mut edges);
         let (min_y, max_y) = edges
             .iter()
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (a, b)| {
@@ -135,6 +140,23 @@ impl PreparedArea {
     /// Whether `point` is inside the area or on its boundary.
     pub fn contains(&self, point: Point) -> bool {
         self.polygons.iter().any(|p| p.contains(point.0))
+    }
+
+    /// The polygons kept (empty and degenerate ones are not).
+    pub(crate) fn parts(&self) -> usize {
+        self.polygons.len()
+    }
+
+    /// Polygon `part`'s edges, exterior and holes (none past the last part).
+    pub(crate) fn part_edges(&self, part: usize) -> &[(Coord, Coord)] {
+        self.polygons.get(part).map_or(&[], |p| &p.edges)
+    }
+
+    /// Whether polygon `part` holds `p` (inside or on its boundary).
+    pub(crate) fn part_contains(&self, part: usize, p: Coord) -> bool {
+        self.polygons
+            .get(part)
+            .is_some_and(|polygon| polygon.contains(p))
     }
 }
 

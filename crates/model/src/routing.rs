@@ -2,6 +2,7 @@
 //!
 //! Boundary: lookups run in memory on R-trees of the city's areas, never against a database.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use geo::{Area as _, BoundingRect, MultiPolygon, Point};
@@ -9,7 +10,7 @@ use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
 
 use crate::city::{City, InformTarget};
-use crate::grid::AreaGrid;
+use crate::grid::{AreaGrid, GridMemory};
 use crate::ids::{AgencyId, CategoryId, DistrictId, IncidentId};
 use crate::pip::PreparedArea;
 
@@ -195,8 +196,9 @@ type DistrictEntry = GeomWithData<Rectangle<[f64; 2]>, usize>;
 #[derive(Debug)]
 pub struct CityIndex {
     city: City,
-    /// Which agencies' areas reach each cell of a grid over the city (most cells lie whole in
-    /// the areas that reach them: no edge test at all).
+    /// Which agencies' areas reach each cell of an adaptive grid over the city, with the few
+    /// edges of each that cross the cell (most cells lie whole in the areas that reach them: no
+    /// edge test at all).
     grid: Option<AreaGrid>,
     /// Each category's index, for [`CityIndex::handles`].
     category_index: HashMap<CategoryId, usize>,
@@ -204,9 +206,6 @@ pub struct CityIndex {
     handles: Vec<Vec<u64>>,
     /// Unsigned area (square degrees, for ranking only) of each agency's each area.
     area_sizes: Vec<Vec<f64>>,
-    /// Each agency's each area, prepared for point tests (the R-tree finds candidates by
-    /// envelope; walking every edge of a 200-vertex area was most of a lookup's cost).
-    prepared: Vec<Vec<PreparedArea>>,
     districts: RTree<DistrictEntry>,
     /// Each district's area, prepared.
     district_areas: Vec<PreparedArea>,
@@ -222,41 +221,41 @@ fn rect_of(geometry: &MultiPolygon) -> Option<Rectangle<[f64; 2]>> {
 impl CityIndex {
     /// Builds the indexes (bulk-loaded R-trees). Areas with no geometry are skipped.
     pub fn new(city: City) -> Self {
-        let mut area_sizes = Vec::with_capacity(city.agencies.len());
-        let mut prepared: Vec<Vec<PreparedArea>> = Vec::with_capacity(city.agencies.len());
-        for agency in &city.agencies {
-            let mut sizes = Vec::with_capacity(agency.areas.len());
-            prepared.push(
+        let area_sizes: Vec<Vec<f64>> = city
+            .agencies
+            .iter()
+            .map(|agency| {
                 agency
                     .areas
                     .iter()
-                    .map(|a| PreparedArea::new(&a.geometry))
-                    .collect(),
-            );
-            for area in &agency.areas {
-                sizes.push(area.geometry.unsigned_area());
-            }
-            area_sizes.push(sizes);
-        }
-        let grid_areas: Vec<crate::grid::GridArea<'_>> = city
+                    .map(|a| a.geometry.unsigned_area())
+                    .collect()
+            })
+            .collect();
+        // Prepared only to build the grid, which keeps each leaf's few edges.
+        let prepared: Vec<(usize, usize, PreparedArea)> = city
             .agencies
             .iter()
             .enumerate()
             .flat_map(|(ai, agency)| {
-                let prepared = &prepared;
                 agency
                     .areas
                     .iter()
                     .enumerate()
-                    .map(move |(ri, area)| (ai, ri, &area.geometry, &prepared[ai][ri]))
+                    .map(move |(ri, area)| (ai, ri, PreparedArea::new(&area.geometry)))
             })
             .collect();
+        let grid_areas: Vec<crate::grid::GridArea<'_>> =
+            prepared.iter().map(|(ai, ri, p)| (*ai, *ri, p)).collect();
         let grid = AreaGrid::build(&grid_areas);
         drop(grid_areas);
+        drop(prepared);
+        // The first category of an id, as `City::category` finds it (later ones overwritten).
         let category_index: HashMap<CategoryId, usize> = city
             .categories
             .iter()
             .enumerate()
+            .rev()
             .map(|(i, c)| (c.id.clone(), i))
             .collect();
         let words = city.categories.len().div_ceil(64);
@@ -284,7 +283,6 @@ impl CityIndex {
             category_index,
             handles,
             area_sizes,
-            prepared,
             districts: RTree::bulk_load(district_entries),
             district_areas: city
                 .districts
@@ -331,38 +329,21 @@ impl CityIndex {
     /// first, then the smallest (most specific) area, then the agency id; the city's fallback
     /// agency when there is none.
     pub fn route(&self, category: &CategoryId, point: Point) -> RoutingDecision {
-        // (priority, area size, agency index, area index); one entry per agency, its smallest area.
-        let mut found: Vec<(i32, f64, usize, usize)> = Vec::new();
         let category_index = self.category_index.get(category).copied();
-        let cell = self.grid.as_ref().map_or(&[][..], |g| g.entries(point));
-        for entry in cell {
-            let (ai, ri) = (entry.owner as usize, entry.area as usize);
-            let agency = &self.city.agencies[ai];
-            if !self.handles(ai, category_index, category)
-                || !(entry.inside || self.prepared[ai][ri].contains(point))
-            {
-                continue;
-            }
-            let size = self.area_sizes[ai][ri];
-            match found.iter_mut().find(|f| f.2 == ai) {
-                Some(existing) if existing.1 <= size => {}
-                Some(existing) => *existing = (agency.priority, size, ai, ri),
-                None => found.push((agency.priority, size, ai, ri)),
-            }
-        }
-        found.sort_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then(a.1.total_cmp(&b.1))
-                .then_with(|| self.city.agencies[a.2].id.cmp(&self.city.agencies[b.2].id))
-        });
-        let mut ranked = found.into_iter().map(|(_, _, ai, ri)| {
-            let agency = &self.city.agencies[ai];
-            RouteCandidate {
-                agency: agency.id.clone(),
-                rule: RoutingRule::Jurisdiction,
-                area: Some(agency.areas[ri].id.clone()),
-            }
-        });
+        // Each area's test once: the responsible agency and those informed are chosen from it.
+        let holding = self.holding(point);
+        let mut ranked = self
+            .ranked(holding.as_slice(), |ai| {
+                self.handles(ai, category_index, category)
+            })
+            .map(|held| {
+                let agency = &self.city.agencies[held.agency];
+                RouteCandidate {
+                    agency: agency.id.clone(),
+                    rule: RoutingRule::Jurisdiction,
+                    area: Some(agency.areas[held.area].id.clone()),
+                }
+            });
         let (chosen, alternatives) = match ranked.next() {
             Some(chosen) => (chosen, ranked.collect()),
             None => (
@@ -374,7 +355,7 @@ impl CityIndex {
                 Vec::new(),
             ),
         };
-        let informed = self.informed(category, point, &chosen.agency);
+        let informed = self.informed_among(category_index, holding.as_slice(), &chosen.agency);
         RoutingDecision {
             chosen,
             alternatives,
@@ -392,60 +373,167 @@ impl CityIndex {
         point: Point,
         responsible: &AgencyId,
     ) -> Vec<Informed> {
-        let Some(category) = self.city.category(category.as_str()) else {
+        let category_index = self.category_index.get(category).copied();
+        self.informed_among(category_index, self.holding(point).as_slice(), responsible)
+    }
+
+    /// [`CityIndex::informed`] for the category of index `category_index`, at a point held by
+    /// the areas `held` (agency index, area index).
+    fn informed_among(
+        &self,
+        category_index: Option<usize>,
+        held: &[(u32, u32)],
+        responsible: &AgencyId,
+    ) -> Vec<Informed> {
+        let Some(category) = category_index.and_then(|i| self.city.categories.get(i)) else {
             return Vec::new();
         };
         let mut out: Vec<Informed> = Vec::new();
         for target in &category.inform {
-            let found = match target {
-                InformTarget::Agency(agency) => Some(Informed {
-                    agency: agency.clone(),
-                    rule: InformRule::CategoryAgency,
-                    area: None,
-                }),
-                InformTarget::Kind(kind) => self.of_kind_at(kind, point),
-            };
-            if let Some(i) = found {
-                if i.agency != *responsible && !out.iter().any(|o| o.agency == i.agency) {
-                    out.push(i);
+            // Compared by reference; cloned only when kept.
+            let (agency, rule, area) = match target {
+                InformTarget::Agency(agency) => (agency, InformRule::CategoryAgency, None),
+                InformTarget::Kind(kind) => {
+                    let Some(held) = self
+                        .ranked(held, |ai| self.city.agencies[ai].kind == *kind)
+                        .next()
+                    else {
+                        continue;
+                    };
+                    let agency = &self.city.agencies[held.agency];
+                    (
+                        &agency.id,
+                        InformRule::CategoryKind,
+                        Some(&agency.areas[held.area].id),
+                    )
                 }
+            };
+            if agency != responsible && !out.iter().any(|o| o.agency == *agency) {
+                out.push(Informed {
+                    agency: agency.clone(),
+                    rule,
+                    area: area.cloned(),
+                });
             }
         }
         out
     }
 
-    /// The agency of `kind` whose jurisdiction contains `point`, by priority, area size and id.
-    fn of_kind_at(&self, kind: &str, point: Point) -> Option<Informed> {
-        let mut best: Option<(i32, f64, usize, usize)> = None;
-        let cell = self.grid.as_ref().map_or(&[][..], |g| g.entries(point));
-        for entry in cell {
-            let (ai, ri) = (entry.owner as usize, entry.area as usize);
-            let agency = &self.city.agencies[ai];
-            if agency.kind != kind || !(entry.inside || self.prepared[ai][ri].contains(point)) {
-                continue;
-            }
-            let candidate = (agency.priority, self.area_sizes[ai][ri], ai, ri);
-            let better = best.is_none_or(|b| {
-                candidate
-                    .0
-                    .cmp(&b.0)
-                    .then(candidate.1.total_cmp(&b.1))
-                    .then_with(|| agency.id.cmp(&self.city.agencies[b.2].id))
-                    .is_lt()
-            });
-            if better {
-                best = Some(candidate);
+    /// Better first: the lower priority number, then the smaller area, then the agency id (then
+    /// the area's index, between two areas of one agency as large as each other).
+    fn rank(&self, a: &Held, b: &Held) -> Ordering {
+        a.priority
+            .cmp(&b.priority)
+            .then(a.size.total_cmp(&b.size))
+            .then_with(|| {
+                self.city.agencies[a.agency]
+                    .id
+                    .cmp(&self.city.agencies[b.agency].id)
+            })
+            .then(a.area.cmp(&b.area))
+    }
+
+    /// The areas holding `point` (inside or on the boundary), as (agency index, area index).
+    fn holding(&self, point: Point) -> Holding {
+        let mut holding = Holding::default();
+        for candidate in self.grid.iter().flat_map(|g| g.candidates(point)) {
+            if candidate.contains() {
+                // Indexes of the city's own agencies and areas, given as u32 by the grid.
+                holding.push((candidate.owner() as u32, candidate.area() as u32));
             }
         }
-        best.map(|(_, _, ai, ri)| {
-            let agency = &self.city.agencies[ai];
-            Informed {
-                agency: agency.id.clone(),
-                rule: InformRule::CategoryKind,
-                area: Some(agency.areas[ri].id.clone()),
-            }
-        })
+        holding
     }
+
+    /// The agencies `wanted` accepts (by index) among the areas `held`, each once with its
+    /// best area, best first ([`CityIndex::rank`]). Nothing is allocated unless several
+    /// agencies hold the point.
+    fn ranked(
+        &self,
+        held: &[(u32, u32)],
+        wanted: impl Fn(usize) -> bool,
+    ) -> std::iter::Chain<std::option::IntoIter<Held>, std::vec::IntoIter<Held>> {
+        let mut first: Option<Held> = None;
+        let mut more: Vec<Held> = Vec::new();
+        for &(agency, area) in held {
+            let (agency, area) = (agency as usize, area as usize);
+            if !wanted(agency) {
+                continue;
+            }
+            let held = Held {
+                priority: self.city.agencies[agency].priority,
+                size: self.area_sizes[agency][area],
+                agency,
+                area,
+            };
+            let same = match first.as_mut() {
+                None => {
+                    first = Some(held);
+                    continue;
+                }
+                Some(f) if f.agency == agency => Some(f),
+                Some(_) => more.iter_mut().find(|m| m.agency == agency),
+            };
+            match same {
+                Some(kept) if self.rank(&held, kept).is_lt() => *kept = held,
+                Some(_) => {}
+                None => more.push(held),
+            }
+        }
+        if !more.is_empty() {
+            more.extend(first.take());
+            more.sort_by(|a, b| self.rank(a, b));
+        }
+        first.into_iter().chain(more)
+    }
+
+    /// The size of the jurisdictions' grid, if there is one.
+    pub fn grid_memory(&self) -> Option<GridMemory> {
+        self.grid.as_ref().map(AreaGrid::memory)
+    }
+}
+
+/// The areas holding a point, as (agency index, area index): on the stack for the usual few.
+#[derive(Default)]
+struct Holding {
+    inline: [(u32, u32); 32],
+    len: usize,
+    /// All of them, once there are more than `inline` holds.
+    spilled: Vec<(u32, u32)>,
+}
+
+impl Holding {
+    fn push(&mut self, held: (u32, u32)) {
+        if !self.spilled.is_empty() {
+            self.spilled.push(held);
+        } else if let Some(slot) = self.inline.get_mut(self.len) {
+            *slot = held;
+            self.len += 1;
+        } else {
+            self.spilled.extend_from_slice(&self.inline);
+            self.spilled.push(held);
+        }
+    }
+
+    fn as_slice(&self) -> &[(u32, u32)] {
+        if self.spilled.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
+        }
+    }
+}
+
+/// A jurisdiction holding a point, as [`CityIndex::rank`] ranks it.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    priority: i32,
+    /// The area's size (square degrees).
+    size: f64,
+    /// The agency's index in the city.
+    agency: usize,
+    /// The area's index in the agency.
+    area: usize,
 }
 
 #[cfg(test)]
