@@ -163,6 +163,33 @@ pub(crate) async fn log_in(browser: &Client, username: &str, password: &str) -> 
     Ok(())
 }
 
+/// Clicks `element` in the middle of the view: scrolled there first (the incident popup is a
+/// scrolling box over the map, and its sections load after it opens, moving what is below
+/// them), and clicked again while something else would take the click (the layout settling),
+/// a few times.
+pub(crate) async fn click_in_view(
+    browser: &Client,
+    element: fantoccini::elements::Element,
+) -> Result<()> {
+    for attempt in 1..=5 {
+        browser
+            .execute(
+                "arguments[0].scrollIntoView({block: 'center', inline: 'nearest'});",
+                vec![serde_json::to_value(&element)?],
+            )
+            .await?;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        match element.click().await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 5 && e.to_string().contains("click intercepted") => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    bail!("the element could not be clicked")
+}
+
 /// Saves a screenshot as target/e2e-screenshots/NAME.png.
 pub(crate) async fn screenshot(browser: &Client, name: &str) -> Result<()> {
     let out = e2e::repo_root().join("target/e2e-screenshots");

@@ -101,7 +101,7 @@ pub(crate) async fn act_in_popup(
             .for_element(Locator::Css(&popup_button))
             .await
             .with_context(|| format!("no {action} button in the popup of {id}"))?;
-        button.click().await?;
+        crate::browser::click_in_view(browser, button).await?;
         let confirmed = browser
             .wait()
             .at_most(Duration::from_secs(if attempt < 3 { 6 } else { 20 }))
@@ -222,14 +222,13 @@ async fn regroup_in_popup(
                 .await?;
         }
         screenshot(browser, &format!("console-{action}")).await?;
-        browser
+        let button = browser
             .find(Locator::Css(&format!(
                 "{section} button[data-act='{action}'][data-incident='{id}']"
             )))
             .await
-            .with_context(|| format!("no {action} button in the popup of {id}"))?
-            .click()
-            .await?;
+            .with_context(|| format!("no {action} button in the popup of {id}"))?;
+        crate::browser::click_in_view(browser, button).await?;
         let within = Duration::from_secs(if attempt < 3 { 6 } else { 20 });
         if store_shows(server, ids, within, &done).await? {
             return Ok(());
@@ -697,12 +696,11 @@ async fn operators_and_agencies_work_from_the_console() -> Result<()> {
         assert!(title.starts_with("Incidents of"), "{title:?}");
         act_in_popup(&browser, &server, &water, "acknowledge", "acknowledged").await?;
         // The agency responsible asks for the citizen's contact details, and sees them.
-        browser
+        let contacts = browser
             .find(Locator::Css(".leaflet-popup button[data-contacts]"))
             .await
-            .context("no button for the contact details")?
-            .click()
-            .await?;
+            .context("no button for the contact details")?;
+        crate::browser::click_in_view(&browser, contacts).await?;
         browser
             .wait()
             .at_most(Duration::from_secs(20))

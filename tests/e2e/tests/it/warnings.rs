@@ -423,13 +423,12 @@ async fn an_operator_publishes_and_withdraws_a_warning_from_the_console() -> Res
                 .with_context(|| format!("no {field} field in the popup"))?;
             input.send_keys(text).await?;
         }
-        browser
+        let publish = browser
             .find(Locator::Css(&format!(
                 ".leaflet-popup button[data-warn='publish_warning'][data-incident='{id}']"
             )))
-            .await?
-            .click()
             .await?;
+        crate::browser::click_in_view(&browser, publish).await?;
         browser
             .wait()
             .at_most(Duration::from_secs(20))
@@ -465,16 +464,15 @@ async fn an_operator_publishes_and_withdraws_a_warning_from_the_console() -> Res
             .context("no queue row")?
             .send_keys("\u{E007}")
             .await?;
-        browser
+        let withdraw = browser
             .wait()
             .at_most(Duration::from_secs(20))
             .for_element(Locator::Css(&format!(
                 ".leaflet-popup button[data-warn='cancel_warning'][data-incident='{id}']"
             )))
             .await
-            .context("no withdraw button")?
-            .click()
-            .await?;
+            .context("no withdraw button")?;
+        crate::browser::click_in_view(&browser, withdraw).await?;
         browser
             .wait()
             .at_most(Duration::from_secs(20))
