@@ -109,6 +109,7 @@ pub async fn list(
             .unwrap_or_default(),
         category: q.category.as_deref().map(CategoryId::from),
         agency: q.agency.as_deref().map(AgencyId::from),
+        since: None,
         limit: q.limit,
     };
     // An agency user's session sees its agency's incidents only, whatever it asked for.

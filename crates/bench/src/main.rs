@@ -38,6 +38,7 @@ mod lookup;
 mod memory;
 mod mqtt;
 mod persistence;
+mod queries;
 mod report;
 mod services;
 
@@ -52,9 +53,11 @@ use crate::report::{table, thousands, Row, Target};
 
 /// The rows other than end-to-end ingest, in the order they run (`memory` gives the start-up row
 /// too: one `dispecer` measures both).
-const OTHER_ROWS: [&str; 8] = [
+const OTHER_ROWS: [&str; 10] = [
     "persistence-timescaledb",
     "persistence-sqlite",
+    "queries-timescaledb",
+    "queries-sqlite",
     "latency",
     "lookup-brasov",
     "lookup-polygons",
@@ -68,7 +71,8 @@ const OTHER_ROWS: [&str; 8] = [
 fn other_rows(name: &str) -> Option<Vec<&'static str>> {
     match name {
         "persistence" => Some(vec![OTHER_ROWS[0], OTHER_ROWS[1]]),
-        "lookup" => Some(vec![OTHER_ROWS[3], OTHER_ROWS[4]]),
+        "lookup" => Some(vec![OTHER_ROWS[5], OTHER_ROWS[6]]),
+        "queries" => Some(vec![OTHER_ROWS[2], OTHER_ROWS[3]]),
         "startup" => Some(vec!["memory"]),
         _ => OTHER_ROWS.iter().find(|r| **r == name).map(|r| vec![*r]),
     }
@@ -230,8 +234,8 @@ async fn run() -> Result<()> {
                 others.extend(rows);
             } else {
                 bail!(
-                    "no row {name:?}; the rows are {}, {} (and the groups persistence, lookup; \
-                     startup runs with memory)",
+                    "no row {name:?}; the rows are {}, {} (and the groups persistence, queries, \
+                     lookup; startup runs with memory)",
                     ROWS.map(|r| r.id).join(", "),
                     OTHER_ROWS.join(", ")
                 );
@@ -327,7 +331,9 @@ async fn run() -> Result<()> {
         results.push(ingest_row(&r, args.quick)?);
     }
     let city = if others.iter().any(|r| {
-        r.starts_with("lookup") || ["fusion", "ws-fanout", "memory", "latency"].contains(r)
+        r.starts_with("lookup")
+            || r.starts_with("queries")
+            || ["fusion", "ws-fanout", "memory", "latency"].contains(r)
     }) {
         Some(
             city::load(&args.city)
@@ -343,6 +349,10 @@ async fn run() -> Result<()> {
                 vec![persistence::timescaledb(&args.pg_url, args.quick).await?]
             }
             ("persistence-sqlite", _) => vec![persistence::sqlite(args.quick).await?],
+            ("queries-timescaledb", Some(city)) => {
+                queries::timescaledb(&args.pg_url, city, args.quick).await?
+            }
+            ("queries-sqlite", Some(city)) => queries::sqlite(city, args.quick).await?,
             ("lookup-brasov", Some(city)) => {
                 vec![lookup::brasov(city, &args.pg_url, args.quick).await?]
             }

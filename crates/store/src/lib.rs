@@ -858,6 +858,9 @@ impl Store {
             if let Some(agency) = &filter.agency {
                 q.push(" AND agency = ").push_bind(agency.as_str());
             }
+            if let Some(since) = filter.since {
+                q.push(" AND updated_at >= ").push_bind(stored_time(since));
+            }
             q.push(" ORDER BY updated_at DESC, id DESC");
             if let Some(limit) = limit {
                 q.push(" LIMIT ").push_bind(i64::from(limit));

@@ -96,6 +96,8 @@ pub struct IncidentFilter {
     pub category: Option<CategoryId>,
     /// Only incidents assigned to this agency.
     pub agency: Option<AgencyId>,
+    /// Only incidents changed at or after this time (`updated_at`): e.g. the last 7 days.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
     /// At most this many, newest first; default [`DEFAULT_LIMIT`](crate::DEFAULT_LIMIT), capped
     /// at [`MAX_LIMIT`](crate::MAX_LIMIT).
     pub limit: Option<u32>,

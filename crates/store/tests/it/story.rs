@@ -1149,4 +1149,25 @@ async fn group_commit(store: &Store) {
         Some(as_stored(joined))
     );
     assert!(store.record_batch(&[]).await.expect("an empty batch"));
+
+    // Changed since a time: the group's incident was last changed at t + 1 s.
+    let since = |at| IncidentFilter {
+        since: Some(at),
+        ..IncidentFilter::default()
+    };
+    let changed = store.incidents(&since(t)).await.expect("incidents");
+    assert!(
+        changed.iter().any(|i| i.id == incident.id),
+        "{:?}",
+        ids(&changed)
+    );
+    let later = store
+        .incidents(&since(t + Duration::seconds(2)))
+        .await
+        .expect("incidents");
+    assert!(
+        !later.iter().any(|i| i.id == incident.id),
+        "{:?}",
+        ids(&later)
+    );
 }
