@@ -1186,30 +1186,11 @@ impl Actor {
         // An incident that stops being open takes its public warning with it: a Cancel, in the
         // same transaction, by the same actor.
         let cancel = if current.status.is_open() && !next.status.is_open() {
-            let history = self.store.warnings_of(&id).await?;
-            match model::warning::active(&history) {
-                Some(_) => Some(model::warning::next(
-                    &next,
-                    &history,
-                    WarningOp::Cancel,
-                    &entry.actor,
-                    now,
-                )?),
-                None => None,
-            }
+            self.automatic_cancel(&next, &entry.actor, now).await?
         } else {
             None
         };
-        let cancel_entry = cancel.as_ref().map(|v| {
-            store::warning_entry(
-                v,
-                now,
-                next.status,
-                Some(format!("the incident is {}", next.status)),
-                true,
-            )
-        });
-        let warning = cancel.as_ref().zip(cancel_entry.as_ref());
+        let warning = cancel.as_ref().map(|(v, e)| (v, e));
         if let Err(e) = self
             .store
             .record_transition_and_warning(&next, &entry, warning)
@@ -1220,7 +1201,7 @@ impl Actor {
             return Err(e.into());
         }
         self.stats.actions.fetch_add(1, Ordering::Relaxed);
-        if let Some(v) = &cancel {
+        if let Some((v, _)) = &cancel {
             tracing::info!(incident = %id, seq = v.seq, "public warning cancelled with its incident");
         }
         tracing::debug!(
@@ -1278,25 +1259,38 @@ impl Actor {
     /// longer open ([`Actor::cancel_stale_warnings`]). A rebuild replays it likewise.
     async fn cancel_warning_of(&mut self, incident: &Incident, actor: &str, at: DateTime<Utc>) {
         let result = async {
-            let history = self.store.warnings_of(&incident.id).await?;
-            if model::warning::active(&history).is_none() {
-                return Ok(());
+            if let Some((version, entry)) = self.automatic_cancel(incident, actor, at).await? {
+                self.store.record_warning(&version, &entry).await?;
             }
-            let version = model::warning::next(incident, &history, WarningOp::Cancel, actor, at)?;
-            let entry = store::warning_entry(
-                &version,
-                at,
-                incident.status,
-                Some(format!("the incident is {}", incident.status)),
-                true,
-            );
-            self.store.record_warning(&version, &entry).await?;
             Ok::<_, EngineError>(())
         }
         .await;
         if let Err(e) = result {
             tracing::warn!(incident = %incident.id, error = %e, "public warning not cancelled");
         }
+    }
+
+    /// The Cancel (and its timeline entry, marked automatic) of `incident`'s active public
+    /// warning now that it is no longer open, by `actor`; `None` when no warning is active.
+    async fn automatic_cancel(
+        &self,
+        incident: &Incident,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<(WarningVersion, NewTimelineEntry)>, EngineError> {
+        let history = self.store.warnings_of(&incident.id).await?;
+        if model::warning::active(&history).is_none() {
+            return Ok(None);
+        }
+        let version = model::warning::next(incident, &history, WarningOp::Cancel, actor, at)?;
+        let entry = store::warning_entry(
+            &version,
+            at,
+            incident.status,
+            Some(format!("the incident is {}", incident.status)),
+            true,
+        );
+        Ok(Some((version, entry)))
     }
 
     /// Cancels every public warning still active on an incident no longer open (a cancel that
