@@ -166,21 +166,29 @@ pub(crate) async fn log_in(browser: &Client, username: &str, password: &str) -> 
 /// Clicks `element` in the middle of the view: scrolled there first (the incident popup is a
 /// scrolling box over the map, and its sections load after it opens, moving what is below
 /// them), and clicked again while something else would take the click (the layout settling),
-/// a few times.
+/// a few times. `false` when the element went away meanwhile (the popup redrawn): find it again.
 pub(crate) async fn click_in_view(
     browser: &Client,
     element: fantoccini::elements::Element,
-) -> Result<()> {
+) -> Result<bool> {
     for attempt in 1..=5 {
-        browser
+        let scrolled = browser
             .execute(
                 "arguments[0].scrollIntoView({block: 'center', inline: 'nearest'});",
                 vec![serde_json::to_value(&element)?],
             )
-            .await?;
+            .await;
+        if let Err(e) = scrolled {
+            if e.to_string().contains("stale element") {
+                return Ok(false);
+            }
+            return Err(e.into());
+        }
         tokio::time::sleep(Duration::from_millis(150)).await;
         match element.click().await {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(true),
+            // The popup was redrawn: the caller finds the button again.
+            Err(e) if e.to_string().contains("stale element") => return Ok(false),
             Err(e) if attempt < 5 && e.to_string().contains("click intercepted") => {
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }

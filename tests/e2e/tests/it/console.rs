@@ -101,7 +101,9 @@ pub(crate) async fn act_in_popup(
             .for_element(Locator::Css(&popup_button))
             .await
             .with_context(|| format!("no {action} button in the popup of {id}"))?;
-        crate::browser::click_in_view(browser, button).await?;
+        if !crate::browser::click_in_view(browser, button).await? {
+            continue;
+        }
         let confirmed = browser
             .wait()
             .at_most(Duration::from_secs(if attempt < 3 { 6 } else { 20 }))
@@ -228,7 +230,9 @@ async fn regroup_in_popup(
             )))
             .await
             .with_context(|| format!("no {action} button in the popup of {id}"))?;
-        crate::browser::click_in_view(browser, button).await?;
+        if !crate::browser::click_in_view(browser, button).await? {
+            continue;
+        }
         let within = Duration::from_secs(if attempt < 3 { 6 } else { 20 });
         if store_shows(server, ids, within, &done).await? {
             return Ok(());
@@ -700,7 +704,10 @@ async fn operators_and_agencies_work_from_the_console() -> Result<()> {
             .find(Locator::Css(".leaflet-popup button[data-contacts]"))
             .await
             .context("no button for the contact details")?;
-        crate::browser::click_in_view(&browser, contacts).await?;
+        anyhow::ensure!(
+            crate::browser::click_in_view(&browser, contacts).await?,
+            "the contacts button went away before its click"
+        );
         browser
             .wait()
             .at_most(Duration::from_secs(20))

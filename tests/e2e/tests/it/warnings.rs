@@ -428,7 +428,10 @@ async fn an_operator_publishes_and_withdraws_a_warning_from_the_console() -> Res
                 ".leaflet-popup button[data-warn='publish_warning'][data-incident='{id}']"
             )))
             .await?;
-        crate::browser::click_in_view(&browser, publish).await?;
+        anyhow::ensure!(
+            crate::browser::click_in_view(&browser, publish).await?,
+            "the publish button went away before its click"
+        );
         browser
             .wait()
             .at_most(Duration::from_secs(20))
@@ -472,7 +475,10 @@ async fn an_operator_publishes_and_withdraws_a_warning_from_the_console() -> Res
             )))
             .await
             .context("no withdraw button")?;
-        crate::browser::click_in_view(&browser, withdraw).await?;
+        anyhow::ensure!(
+            crate::browser::click_in_view(&browser, withdraw).await?,
+            "the withdraw button went away before its click"
+        );
         browser
             .wait()
             .at_most(Duration::from_secs(20))
