@@ -38,10 +38,10 @@ const FOCUS_ZOOM = 16;
 /** The map's deepest zoom (the clusters are computed for every zoom up to it). */
 const MAX_ZOOM = 19;
 /**
- * Open incidents whose markers (30 px across) come closer than this many pixels are drawn as one
- * cluster, below street zoom (FOCUS_ZOOM)…
+ * Open incidents whose markers (30 px across) come closer than this many pixels, so that they
+ * would overlap, are drawn as one cluster below street zoom (FOCUS_ZOOM)…
  */
-const CLUSTER_RADIUS_PX = 40;
+const CLUSTER_RADIUS_PX = 32;
 /** …and from street zoom on, only those nearly on top of one another (they spread out on a click). */
 const STREET_CLUSTER_RADIUS_PX = 12;
 /** The agencies' colours on the jurisdictions layer, in the city's order of agencies; then hues. */
@@ -903,8 +903,9 @@ function setupMap(city) {
     zoomToBoundsOnClick: true,
     spiderfyOnMaxZoom: true,
     showCoverageOnHover: false,
-    // Without animations the clusters are settled when a move ends (focusIncident relies on it).
-    animate: false,
+    // Clusters split and merge with a short animation (MarkerCluster.css), unless the person
+    // asked for less motion.
+    animate: !window.matchMedia?.('(prefers-reduced-motion: reduce)').matches,
     iconCreateFunction: clusterIcon,
     spiderLegPolylineOptions: { weight: 1.5, color: '#1b2430', opacity: 0.55 },
   }).addTo(map);

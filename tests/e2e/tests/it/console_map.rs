@@ -306,6 +306,22 @@ async fn crowded_map_clusters_and_shows_jurisdictions() -> Result<()> {
         // Back to the whole city: clustered again.
         browser.find(Locator::Id("map-home")).await?.click().await?;
         one_cluster(&browser, filed.len(), "minor").await?;
+        // With the keyboard: Enter on the cluster zooms into it, until its incidents show.
+        browser
+            .find(Locator::Css(".leaflet-marker-pane .cluster-icon"))
+            .await?
+            .send_keys("\u{E007}")
+            .await?;
+        browser
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(
+                ".leaflet-marker-pane .incident-marker[data-incident-id]:not(.is-closed)",
+            ))
+            .await
+            .context("Enter on the cluster does not open it")?;
+        browser.find(Locator::Id("map-home")).await?.click().await?;
+        one_cluster(&browser, filed.len(), "minor").await?;
 
         // The jurisdictions: off for the operator, then switched on: a path per area.
         assert!(jurisdiction_paths(&browser).await?.is_empty());
