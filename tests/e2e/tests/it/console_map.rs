@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use fantoccini::actions::{InputSource, MouseActions, PointerAction};
 use fantoccini::{Client, Locator};
 use serde_json::json;
 
@@ -384,6 +385,32 @@ async fn crowded_map_clusters_and_shows_jurisdictions() -> Result<()> {
             .context("the agency's console is not live")?;
         wait_jurisdictions(&browser, &heating_areas).await?;
         assert!(toggle("Zonele instituțiilor").await?.is_selected().await?);
+        // Pointing at one of its areas names the agency and the area.
+        let area = browser
+            .find(Locator::Css(
+                "#map path.jurisdiction-shape[data-area='astra']",
+            ))
+            .await
+            .context("no jurisdiction area for Astra")?;
+        browser
+            .perform_actions(MouseActions::new("mouse".to_owned()).then(
+                PointerAction::MoveToElement {
+                    element: area,
+                    duration: None,
+                    x: 0.0,
+                    y: 0.0,
+                },
+            ))
+            .await?;
+        browser
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::XPath(
+                "//div[contains(@class, 'jurisdiction-tooltip')]\
+                 [contains(., 'Operatorul de termoficare')][contains(., 'Astra')]",
+            ))
+            .await
+            .context("no tooltip naming the agency and the area")?;
         screenshot(&browser, "console-map-agency-jurisdictions").await?;
         assert_no_csp_violations(&driver, &browser).await?;
         Ok::<_, anyhow::Error>(())
