@@ -815,18 +815,15 @@ function setupMap(city) {
     bounds = L.latLngBounds([b[1], b[0]], [b[3], b[2]]);
   }
   const center = Array.isArray(city.center) ? city.center.map(Number) : null;
+  // The whole city: the first view, and the button under the zoom buttons.
   const home = () => {
     if (bounds && bounds.isValid()) map.fitBounds(bounds, { padding: [8, 8] });
+    else if (center && center.every(Number.isFinite)) map.setView([center[1], center[0]], 13);
+    else map.setView([0, 0], 2);
   };
-  if (bounds && bounds.isValid()) {
-    home();
-    // Loose, so an incident reported just outside the city can still be reached.
-    map.setMaxBounds(bounds.pad(2));
-  } else if (center && center.every(Number.isFinite)) {
-    map.setView([center[1], center[0]], 13);
-  } else {
-    map.setView([0, 0], 2);
-  }
+  home();
+  // Loose, so an incident reported just outside the city can still be reached.
+  if (bounds && bounds.isValid()) map.setMaxBounds(bounds.pad(2));
 
   if (typeof city.tile_url === 'string' && city.tile_url !== '') {
     L.tileLayer(city.tile_url, {
