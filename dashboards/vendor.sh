@@ -1,5 +1,6 @@
 #!/bin/sh
-# Copies the pinned Leaflet and uPlot (package-lock.json) into console/vendor/{leaflet,uplot}/.
+# Copies the pinned Leaflet, Leaflet.markercluster and uPlot (package-lock.json) into
+# console/vendor/{leaflet,leaflet.markercluster,uplot}/.
 # The copied files are committed, so building or running the server never needs npm
 # and the console loads nothing from the internet. Run this only to change a version:
 #   cd dashboards && sh vendor.sh
@@ -16,6 +17,18 @@ cp "$src/LICENSE" "$dst/LICENSE"
 version=$(node -p "require('./$src/package.json').version")
 printf 'Leaflet %s, copied from the npm package by dashboards/vendor.sh. BSD-2-Clause, see LICENSE.\n' "$version" > "$dst/VERSION"
 echo "vendored leaflet $version into $dst"
+
+src=node_modules/leaflet.markercluster
+dst=console/vendor/leaflet.markercluster
+rm -rf "$dst"
+mkdir -p "$dst"
+# The cluster icons are drawn by the console (app.js, style.css): only the animations' stylesheet
+# is used, the default icons' one is copied for reference.
+cp "$src/dist/leaflet.markercluster.js" "$src/dist/MarkerCluster.css" "$src/dist/MarkerCluster.Default.css" "$dst/"
+cp "$src/MIT-LICENCE.txt" "$dst/LICENSE"
+version=$(node -p "require('./$src/package.json').version")
+printf 'Leaflet.markercluster %s, copied from the npm package by dashboards/vendor.sh. MIT, see LICENSE.\n' "$version" > "$dst/VERSION"
+echo "vendored leaflet.markercluster $version into $dst"
 
 src=node_modules/uplot
 dst=console/vendor/uplot

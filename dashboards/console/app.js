@@ -4,7 +4,13 @@
 // api/v1/stream, whose snapshots replace the whole list and whose "incident" messages open or
 // update one incident. Every 10 s it also asks api/v1/feeds (which senders are heard from, and which
 // have gone silent) and api/v1/health (whether the store answers). All URLs are relative to this page, so the console works at "/" and under a
-// prefix alike. Nothing is loaded from outside the server: Leaflet is vendored (see ../vendor.sh).
+// prefix alike. Nothing is loaded from outside the server: Leaflet and Leaflet.markercluster are
+// vendored (see ../vendor.sh).
+//
+// The map's layers (a Leaflet layers control switches each): the districts, the agencies'
+// jurisdictions (one colour per agency; off for the city's staff, an agency user's own on), the
+// sensor sites, the open incidents (clustered when crowded: a cluster shows how many and is
+// coloured like the worst of them) and the recently closed ones (small, grey, never clustered).
 //
 // People log in first (POST api/v1/session; the cookie then rides along with every request and the
 // WebSocket); actions send the session's CSRF token in X-CSRF-Token. An agency user's list and
@@ -29,6 +35,20 @@ const RECONNECT_MIN_MS = 1000;
 const RECONNECT_MAX_MS = 15000;
 /** Zoom the map flies to when an operator picks an incident in the queue. */
 const FOCUS_ZOOM = 16;
+/** The map's deepest zoom (the clusters are computed for every zoom up to it). */
+const MAX_ZOOM = 19;
+/**
+ * Open incidents whose markers (30 px across) come closer than this many pixels, so that they
+ * would overlap, are drawn as one cluster below street zoom (FOCUS_ZOOM)…
+ */
+const CLUSTER_RADIUS_PX = 32;
+/** …and from street zoom on, only those nearly on top of one another (they spread out on a click). */
+const STREET_CLUSTER_RADIUS_PX = 12;
+/** The agencies' colours on the jurisdictions layer, in the city's order of agencies; then hues. */
+const AGENCY_COLOURS = [
+  '#1f6fb4', '#c2185b', '#2e7d32', '#6a3d9a', '#e65100', '#00838f', '#8d6e63', '#ad1457',
+  '#556b2f', '#283593', '#9e7c00', '#00695c', '#7b1fa2', '#bf360c', '#37474f', '#4e342e',
+];
 /** Below this zoom the district names would overlap: hide them. */
 const DISTRICT_LABEL_MIN_ZOOM = 12.5;
 /** How often the feeds and the store's health are asked for, and how long one answer may take. */
@@ -93,7 +113,7 @@ const state = {
   store: { state: 'checking', backend: null, status: null, checkedAt: null },
   /** id → GeoJSON Feature */
   incidents: new Map(),
-  /** id → L.Marker */
+  /** id → L.Marker (in `openLayer` while the incident is open, else in `closedLayer`) */
   markers: new Map(),
   /** id → the icon's inputs, to know when the icon must be redrawn */
   markerKeys: new Map(),
@@ -121,12 +141,23 @@ const state = {
   warningNotes: new Map(),
   /** The sensor chart: which sensor, range and measure, and the uPlot instance. */
   sensor: { feature: null, range: '24h', metric: 'speed', plot: null, seq: 0, data: null },
+  /** The jurisdictions layer: the agency whose areas it draws ('' = every agency). */
+  jurisdictionAgency: '',
 };
 
 let map = null;
-let incidentLayer = null;
+/** Open incidents' markers, clustered (L.MarkerClusterGroup). */
+let openLayer = null;
+/** No longer open incidents' markers, never clustered. */
+let closedLayer = null;
+let districtLayer = null;
+let jurisdictionLayer = null;
 let sensorLayer = null;
 let legendControl = null;
+let layersControl = null;
+let jurisdictionControl = null;
+/** Set while a marker moves between `openLayer` and `closedLayer` (its popup closes and reopens). */
+let relayering = false;
 let renderQueued = false;
 
 // ---------------------------------------------------------------------------------------------
@@ -338,6 +369,9 @@ function applyLanguage() {
   for (const el of document.querySelectorAll('[data-i18n-label]')) {
     el.setAttribute('aria-label', t(el.dataset.i18nLabel));
   }
+  for (const el of document.querySelectorAll('[data-i18n-title]')) {
+    el.title = t(el.dataset.i18nTitle);
+  }
   $('city-name').textContent = state.city ? localName(state.city.name, state.lang) ?? state.city.id : 'Dispecer';
   $('login-city').textContent = $('city-name').textContent;
   renderLanguageSwitch();
@@ -350,8 +384,12 @@ function applyLanguage() {
   if (map) {
     map.getContainer().setAttribute('aria-label', t('map.label'));
     renderLegend();
+    renderLayersControl();
+    renderJurisdictionPanel();
     refreshSensorTooltips();
     for (const [id, feature] of state.incidents) updateMarker(id, feature);
+    // The clusters' counts and titles, in the new language.
+    openLayer.refreshClusters();
   }
   scheduleRender();
 }
@@ -767,6 +805,7 @@ function setupMap(city) {
     wheelPxPerZoomLevel: 90,
     worldCopyJump: false,
     attributionControl: true,
+    maxZoom: MAX_ZOOM,
   });
   map.attributionControl.setPrefix('Leaflet');
 
@@ -776,19 +815,19 @@ function setupMap(city) {
     bounds = L.latLngBounds([b[1], b[0]], [b[3], b[2]]);
   }
   const center = Array.isArray(city.center) ? city.center.map(Number) : null;
-  if (bounds && bounds.isValid()) {
-    map.fitBounds(bounds, { padding: [8, 8] });
-    // Loose, so an incident reported just outside the city can still be reached.
-    map.setMaxBounds(bounds.pad(2));
-  } else if (center && center.every(Number.isFinite)) {
-    map.setView([center[1], center[0]], 13);
-  } else {
-    map.setView([0, 0], 2);
-  }
+  // The whole city: the first view, and the button under the zoom buttons.
+  const home = () => {
+    if (bounds && bounds.isValid()) map.fitBounds(bounds, { padding: [8, 8] });
+    else if (center && center.every(Number.isFinite)) map.setView([center[1], center[0]], 13);
+    else map.setView([0, 0], 2);
+  };
+  home();
+  // Loose, so an incident reported just outside the city can still be reached.
+  if (bounds && bounds.isValid()) map.setMaxBounds(bounds.pad(2));
 
   if (typeof city.tile_url === 'string' && city.tile_url !== '') {
     L.tileLayer(city.tile_url, {
-      maxZoom: 19,
+      maxZoom: MAX_ZOOM,
       attribution: typeof city.tile_attribution === 'string' ? esc(city.tile_attribution) : '',
     }).addTo(map);
     map.getContainer().classList.add('has-tiles');
@@ -797,34 +836,41 @@ function setupMap(city) {
   }
 
   map.createPane('districts').style.zIndex = 350;
+  map.createPane('jurisdictions').style.zIndex = 360;
   map.createPane('districtLabels').style.zIndex = 380;
   map.createPane('sensors').style.zIndex = 450;
 
-  if (city.districts?.type === 'FeatureCollection') {
-    L.geoJSON(city.districts, {
-      pane: 'districts',
-      interactive: false,
-      style: () => ({
-        className: 'district-shape',
-        color: '#5d6d7e',
-        weight: 1.2,
-        opacity: 0.9,
-        fillColor: '#ffffff',
-        fillOpacity: city.tile_url ? 0.06 : 0.7,
-      }),
-      onEachFeature: (feature, layer) => {
-        const name = feature?.properties?.name ?? feature?.properties?.id;
-        if (name == null) return;
-        layer.bindTooltip(esc(localName(name, state.lang)), {
-          permanent: true,
-          direction: 'center',
-          className: 'district-label',
-          interactive: false,
-          pane: 'districtLabels',
-        });
-      },
-    }).addTo(map);
-  }
+  districtLayer = L.geoJSON(city.districts?.type === 'FeatureCollection' ? city.districts : null, {
+    pane: 'districts',
+    interactive: false,
+    style: () => ({
+      className: 'district-shape',
+      color: '#5d6d7e',
+      weight: 1.2,
+      opacity: 0.9,
+      fillColor: '#ffffff',
+      fillOpacity: city.tile_url ? 0.06 : 0.7,
+    }),
+    onEachFeature: (feature, layer) => {
+      const name = feature?.properties?.name ?? feature?.properties?.id;
+      if (name == null) return;
+      layer.bindTooltip(esc(localName(name, state.lang)), {
+        permanent: true,
+        direction: 'center',
+        className: 'district-label',
+        interactive: false,
+        pane: 'districtLabels',
+      });
+    },
+  }).addTo(map);
+
+  // An agency user sees its own agency's jurisdiction from the start; the city's staff turn the
+  // layer on when they need it (every agency's areas at once cover the whole city several times).
+  const own = state.session?.role === 'agency' ? state.session.agency : null;
+  state.jurisdictionAgency = own && state.agencies.has(own) ? own : '';
+  jurisdictionLayer = L.layerGroup();
+  drawJurisdictions();
+  if (state.jurisdictionAgency) jurisdictionLayer.addTo(map);
 
   sensorLayer = L.layerGroup().addTo(map);
   for (const feature of city.sensors?.features ?? []) {
@@ -847,7 +893,29 @@ function setupMap(city) {
   }
   refreshSensorTooltips();
 
-  incidentLayer = L.layerGroup().addTo(map);
+  closedLayer = L.layerGroup().addTo(map);
+  openLayer = L.markerClusterGroup({
+    maxClusterRadius: (zoom) => (zoom >= FOCUS_ZOOM ? STREET_CLUSTER_RADIUS_PX : CLUSTER_RADIUS_PX),
+    // A click zooms into a cluster; at the deepest zoom (reports at one address) it spreads out.
+    zoomToBoundsOnClick: true,
+    spiderfyOnMaxZoom: true,
+    showCoverageOnHover: false,
+    // Clusters split and merge with a short animation (MarkerCluster.css), unless the person
+    // asked for less motion.
+    animate: !window.matchMedia?.('(prefers-reduced-motion: reduce)').matches,
+    iconCreateFunction: clusterIcon,
+    spiderLegPolylineOptions: { weight: 1.5, color: '#1b2430', opacity: 0.55 },
+  }).addTo(map);
+  // A cluster has the keyboard focus like a marker: Enter does what a click does.
+  openLayer.on('clusterkeypress', (event) => {
+    if (event.originalEvent?.key !== 'Enter') return;
+    const cluster = event.layer;
+    if (map.getZoom() >= map.getMaxZoom() || map.getBoundsZoom(cluster.getBounds()) <= map.getZoom()) {
+      cluster.spiderfy();
+    } else {
+      cluster.zoomToBounds({ padding: [40, 40] });
+    }
+  });
 
   // The layout can change the map's size without a window resize (narrow screens, the queue growing).
   if ('ResizeObserver' in window) {
@@ -862,6 +930,22 @@ function setupMap(city) {
     }).observe(map.getContainer());
   }
 
+  // Back to the whole city, under the zoom buttons.
+  const homeControl = L.control({ position: 'topleft' });
+  homeControl.onAdd = () => {
+    const div = L.DomUtil.create('div', 'leaflet-bar home-control');
+    const button = L.DomUtil.create('button', 'home-button', div);
+    button.type = 'button';
+    button.id = 'map-home';
+    button.dataset.i18nLabel = 'map.home';
+    button.dataset.i18nTitle = 'map.home';
+    button.innerHTML = '<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M4 4h5M4 4v5M20 4h-5M20 4v5M4 20h5M4 20v-5M20 20h-5M20 20v-5"/><circle cx="12" cy="12" r="3"/></svg>';
+    L.DomEvent.disableClickPropagation(div);
+    L.DomEvent.on(button, 'click', home);
+    return div;
+  };
+  homeControl.addTo(map);
+
   legendControl = L.control({ position: 'bottomleft' });
   legendControl.onAdd = () => {
     const div = L.DomUtil.create('div', 'legend');
@@ -870,12 +954,158 @@ function setupMap(city) {
   };
   legendControl.addTo(map);
   renderLegend();
+  renderLayersControl();
+
+  jurisdictionControl = L.control({ position: 'topright' });
+  jurisdictionControl.onAdd = () => {
+    const div = L.DomUtil.create('div', 'jurisdictions-panel');
+    div.id = 'jurisdictions-panel';
+    L.DomEvent.disableClickPropagation(div);
+    L.DomEvent.disableScrollPropagation(div);
+    div.addEventListener('change', (event) => {
+      if (event.target.id !== 'jurisdictions-agency') return;
+      state.jurisdictionAgency = event.target.value;
+      drawJurisdictions();
+      renderJurisdictionPanel();
+    });
+    return div;
+  };
+  jurisdictionControl.addTo(map);
+  renderJurisdictionPanel();
+  map.on('overlayadd overlayremove', (event) => {
+    if (event.layer === jurisdictionLayer) renderJurisdictionPanel();
+  });
 
   const updateLabelVisibility = () => {
     map.getContainer().classList.toggle('hide-district-labels', map.getZoom() < DISTRICT_LABEL_MIN_ZOOM);
   };
   map.on('zoomend', updateLabelVisibility);
   updateLabelVisibility();
+}
+
+/**
+ * The layers control (top right): districts, jurisdictions, sensors, open and closed incidents.
+ * Leaflet's control cannot rename an entry, so it is built again in the page's language.
+ */
+function renderLayersControl() {
+  if (!map) return;
+  layersControl?.remove();
+  const name = (key) => `<span class="layer-name">${esc(t(key))}</span>`;
+  layersControl = L.control.layers(null, {
+    [name('layers.districts')]: districtLayer,
+    [name('layers.jurisdictions')]: jurisdictionLayer,
+    [name('layers.sensors')]: sensorLayer,
+    [name('layers.open')]: openLayer,
+    [name('layers.closed')]: closedLayer,
+  }, { collapsed: false, position: 'topright', sortLayers: false }).addTo(map);
+  const box = layersControl.getContainer();
+  box.id = 'layers';
+  box.setAttribute('role', 'group');
+  box.setAttribute('aria-label', t('layers.label'));
+  // Above the jurisdictions' panel, whichever was added first.
+  box.parentNode?.prepend(box);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The agencies' jurisdictions
+
+/** An agency's colour on the map: its place in the city's list of agencies. */
+function agencyColour(id) {
+  const i = [...state.agencies.keys()].indexOf(id);
+  if (i < 0) return '#5d6d7e';
+  if (i < AGENCY_COLOURS.length) return AGENCY_COLOURS[i];
+  return `hsl(${Math.round((i * 137.508) % 360)}, 62%, 36%)`;
+}
+
+/** The jurisdictions' features from GET api/v1/city (properties `agency`, `area`, `name`). */
+function jurisdictionFeatures() {
+  const features = state.city?.jurisdictions?.features;
+  return Array.isArray(features) ? features.filter((f) => f?.geometry && f?.properties?.agency != null) : [];
+}
+
+/** The agencies that have at least one jurisdiction area, in the city's order. */
+function agenciesWithJurisdictions() {
+  const have = new Set(jurisdictionFeatures().map((f) => String(f.properties.agency)));
+  return [...state.agencies.keys()].filter((a) => have.has(a));
+}
+
+/**
+ * Draws the jurisdictions of the chosen agency (or of all): one path per area, in the agency's
+ * colour, the largest first so that a small area stays on top of the whole city and can be
+ * pointed at. Areas of several agencies with the same shape (the whole city) name them all.
+ */
+function drawJurisdictions() {
+  if (!jurisdictionLayer) return;
+  jurisdictionLayer.clearLayers();
+  const all = jurisdictionFeatures();
+  const sameShape = new Map();
+  for (const f of all) {
+    const key = JSON.stringify(f.geometry);
+    sameShape.set(key, [...(sameShape.get(key) ?? []), String(f.properties.agency)]);
+  }
+  const chosen = state.jurisdictionAgency;
+  const drawn = [];
+  for (const feature of all) {
+    const agency = String(feature.properties.agency);
+    if (chosen && agency !== chosen) continue;
+    const colour = agencyColour(agency);
+    const layer = L.geoJSON(feature, {
+      pane: 'jurisdictions',
+      style: () => ({
+        className: 'jurisdiction-shape',
+        color: colour,
+        weight: 2.5,
+        opacity: 0.9,
+        fillColor: colour,
+        // Every agency's at once: outlines only (a dozen fills over the whole city are mud).
+        fillOpacity: chosen ? 0.14 : 0,
+      }),
+    });
+    const agencies = chosen ? [agency] : sameShape.get(JSON.stringify(feature.geometry)) ?? [agency];
+    const area = feature.properties.name ?? feature.properties.area;
+    layer.bindTooltip(() => jurisdictionTooltip(agencies, area), { sticky: true, className: 'jurisdiction-tooltip' });
+    layer.on('add', () => {
+      layer.eachLayer((path) => {
+        const el = path.getElement?.();
+        if (el) {
+          el.dataset.agency = agency;
+          el.dataset.area = String(feature.properties.area ?? '');
+        }
+      });
+    });
+    const box = layer.getBounds();
+    const size = box.isValid() ? (box.getEast() - box.getWest()) * (box.getNorth() - box.getSouth()) : 0;
+    drawn.push([size, layer]);
+  }
+  drawn.sort((a, b) => b[0] - a[0]);
+  for (const [, layer] of drawn) jurisdictionLayer.addLayer(layer);
+}
+
+function jurisdictionTooltip(agencies, area) {
+  const names = agencies.map((a) => `<li><svg class="swatch" viewBox="0 0 12 12" aria-hidden="true"><rect x="1" y="1" width="10" height="10" rx="2" fill="${esc(agencyColour(a))}"/></svg>${esc(agencyName(a))}</li>`);
+  const where = area === 'city' ? t('map.area.city') : localName(area, state.lang) ?? '';
+  return `<div class="jurisdiction-area">${esc(t('jurisdictions.area', { area: where }))}</div><ul>${names.join('')}</ul>`;
+}
+
+/** The jurisdictions' panel (under the layers control), shown while the layer is on. */
+function renderJurisdictionPanel() {
+  const div = jurisdictionControl?.getContainer();
+  if (!div) return;
+  const on = map.hasLayer(jurisdictionLayer);
+  div.hidden = !on;
+  if (!on) return;
+  const agencies = agenciesWithJurisdictions();
+  const chosen = state.jurisdictionAgency;
+  const shown = chosen ? [chosen] : agencies;
+  div.innerHTML = `
+    <label class="jurisdictions-title" for="jurisdictions-agency">${esc(t('jurisdictions.title'))}</label>
+    <select id="jurisdictions-agency">
+      <option value="">${esc(t('jurisdictions.all'))}</option>
+      ${agencies.map((a) => `<option value="${esc(a)}"${a === chosen ? ' selected' : ''}>${esc(agencyName(a))}</option>`).join('')}
+    </select>
+    <ul class="jurisdictions-legend">
+      ${shown.map((a) => `<li data-agency="${esc(a)}"><svg class="swatch" viewBox="0 0 14 12" aria-hidden="true"><rect x="1" y="1" width="12" height="10" rx="2" fill="${esc(agencyColour(a))}" fill-opacity="0.25" stroke="${esc(agencyColour(a))}" stroke-width="2"/></svg>${esc(agencyName(a))}</li>`).join('')}
+    </ul>`;
 }
 
 function refreshSensorTooltips() {
@@ -900,6 +1130,7 @@ function renderLegend() {
     <ul>
       ${SEVERITIES.map((s) => `<li><span class="legend-swatch sev-${s}" aria-hidden="true"></span>${esc(severityName(s))}</li>`).join('')}
       <li><span class="legend-swatch closed" aria-hidden="true"></span>${esc(t('legend.closed'))}</li>
+      <li><span class="legend-cluster sev-severe" aria-hidden="true">3</span>${esc(t('legend.cluster'))}</li>
       <li><span class="legend-sensor" aria-hidden="true"></span>${esc(t('legend.sensor'))}</li>
       <li><span class="legend-district" aria-hidden="true"></span>${esc(t('legend.district'))}</li>
     </ul>`;
@@ -922,12 +1153,50 @@ function markerIcon(id, feature) {
   return L.divIcon({ className: 'incident-icon', html, iconSize: [size, size], iconAnchor: [size / 2, size / 2], popupAnchor: [0, -size / 2] });
 }
 
+/**
+ * A cluster of open incidents: how many, coloured like the worst of them. It lists their ids
+ * (`data-incident-ids`, space-separated), so that what is on the map can be checked.
+ */
+function clusterIcon(cluster) {
+  const markers = cluster.getAllChildMarkers();
+  let worst = SEVERITIES.length;
+  const ids = [];
+  for (const m of markers) {
+    const id = m.options.incidentId;
+    ids.push(id);
+    const i = SEVERITIES.indexOf(severityOf(state.incidents.get(id)));
+    if (i >= 0 && i < worst) worst = i;
+  }
+  const severity = SEVERITIES[worst] ?? 'unknown';
+  const n = markers.length;
+  const size = n < 10 ? 36 : n < 100 ? 42 : 48;
+  const label = t('cluster.title', { incidents: plural(state.lang, 'incidents', n), severity: severityName(severity) });
+  const html = `<div class="incident-cluster sev-${severity}" data-cluster-count="${n}" data-worst-severity="${severity}" data-incident-ids="${esc(ids.join(' '))}" title="${esc(label)}"><span aria-hidden="true">${esc(formatNumber(state.lang, n))}</span><span class="sr-only">${esc(label)}</span></div>`;
+  return L.divIcon({ className: 'cluster-icon', html, iconSize: [size, size], iconAnchor: [size / 2, size / 2] });
+}
+
 function zIndexFor(feature) {
   if (!isOpen(feature)) return -1000;
   return (SEVERITIES.length - Math.max(0, SEVERITIES.indexOf(severityOf(feature)))) * 100;
 }
 
-function updateMarker(id, feature) {
+/** The layer an incident's marker belongs in: open ones cluster, the others do not. */
+function layerFor(feature) {
+  return isOpen(feature) ? openLayer : closedLayer;
+}
+
+/** The layer `marker` is in now, or null. */
+function layerOf(marker) {
+  if (openLayer.hasLayer(marker)) return openLayer;
+  if (closedLayer.hasLayer(marker)) return closedLayer;
+  return null;
+}
+
+/**
+ * Creates or updates `id`'s marker. With `batch` (an array), a new open incident's marker is
+ * pushed there for one `openLayer.addLayers` instead of being added at once (a snapshot).
+ */
+function updateMarker(id, feature, batch) {
   const ll = latLngOf(feature);
   let marker = state.markers.get(id);
   if (!ll) {
@@ -942,6 +1211,7 @@ function updateMarker(id, feature) {
       riseOnHover: true,
       zIndexOffset: zIndexFor(feature),
       keyboard: true,
+      incidentId: id,
     });
     marker.bindPopup(() => popupHtml(id), { className: 'incident-popup', maxWidth: 340, minWidth: 260, autoPanPadding: [24, 24] });
     marker.on('popupopen', (event) => {
@@ -960,16 +1230,34 @@ function updateMarker(id, feature) {
       }
     });
     marker.on('popupclose', () => {
+      if (relayering) return;
       state.contacts.delete(id);
       if (state.selectedId === id) selectRow(null);
     });
-    marker.addTo(incidentLayer);
     state.markers.set(id, marker);
+    const layer = layerFor(feature);
+    if (batch && layer === openLayer) batch.push(marker);
+    else layer.addLayer(marker);
   } else {
     const old = marker.getLatLng();
-    if (old.lat !== ll[0] || old.lng !== ll[1]) marker.setLatLng(ll);
-    if (state.markerKeys.get(id) !== key) {
+    const moved = old.lat !== ll[0] || old.lng !== ll[1];
+    const layer = layerFor(feature);
+    const current = layerOf(marker);
+    if (moved || layer !== current) {
+      // Into or out of the clusters (or to a new place in them): out, then in again, its popup
+      // kept open.
+      const popupOpen = marker.isPopupOpen();
+      relayering = true;
+      current?.removeLayer(marker);
+      relayering = false;
+      if (moved) marker.setLatLng(ll);
       marker.setIcon(markerIcon(id, feature));
+      layer.addLayer(marker);
+      if (popupOpen) showMarker(marker, () => marker.openPopup());
+    } else if (state.markerKeys.get(id) !== key) {
+      marker.setIcon(markerIcon(id, feature));
+      // Its cluster may have a new worst severity.
+      if (layer === openLayer) openLayer.refreshClusters(marker);
     }
     marker.setZIndexOffset(zIndexFor(feature));
     if (marker.isPopupOpen()) {
@@ -985,14 +1273,31 @@ function removeMarker(id) {
   const marker = state.markers.get(id);
   if (marker) {
     marker.closePopup();
-    incidentLayer.removeLayer(marker);
+    layerOf(marker)?.removeLayer(marker);
   }
   state.markers.delete(id);
   state.markerKeys.delete(id);
 }
 
+/**
+ * Calls `then` once `marker` is drawn on its own: its layer shown, its cluster zoomed into, or
+ * spread out when its reports share one place (markercluster's `zoomToShowLayer`).
+ */
+function showMarker(marker, then) {
+  const layer = layerOf(marker);
+  if (!layer || !map) return;
+  // Picked in the queue while the incidents' layer is switched off: it comes back.
+  if (!map.hasLayer(layer)) map.addLayer(layer);
+  if (layer === openLayer) openLayer.zoomToShowLayer(marker, then);
+  else then();
+}
+
 function flashMarker(id, kind) {
-  const el = state.markers.get(id)?.getElement()?.querySelector('.incident-marker');
+  const marker = state.markers.get(id);
+  if (!marker) return;
+  // Inside a cluster, the cluster flashes.
+  const shown = layerOf(marker) === openLayer ? openLayer.getVisibleParent(marker) : marker;
+  const el = shown?.getElement()?.querySelector('.incident-marker, .incident-cluster');
   if (!el) return;
   el.classList.remove('flash-opened', 'flash-updated');
   // Restart the animation even if the same class was just removed.
@@ -1260,14 +1565,21 @@ function selectRow(id) {
   }
 }
 
+/**
+ * Shows `id` on the map with its popup open: flies to street zoom, then, if it is still inside a
+ * cluster (reports at one place), spreads the cluster out.
+ */
 function focusIncident(id) {
   const marker = state.markers.get(id);
   if (!marker || !map) return;
   const ll = marker.getLatLng();
   const zoom = Math.max(map.getZoom(), FOCUS_ZOOM);
   selectRow(id);
+  const reveal = () => {
+    if (state.markers.get(id) === marker) showMarker(marker, () => marker.openPopup());
+  };
   if (map.getZoom() >= zoom && map.getBounds().pad(-0.15).contains(ll)) {
-    marker.openPopup();
+    reveal();
     return;
   }
   let opened = false;
@@ -1275,7 +1587,7 @@ function focusIncident(id) {
     if (opened) return;
     opened = true;
     map.off('moveend', open);
-    if (state.markers.get(id) === marker) marker.openPopup();
+    reveal();
   };
   map.on('moveend', open);
   setTimeout(open, 2000);
@@ -1290,13 +1602,16 @@ function focusIncident(id) {
 function replaceAll(collection) {
   const features = Array.isArray(collection?.features) ? collection.features : [];
   const seen = new Set();
+  // New open incidents' markers join the clusters at once.
+  const batch = [];
   for (const feature of features) {
     const id = idOf(feature);
     if (id == null || !visibleToSession(feature)) continue;
     seen.add(id);
     state.incidents.set(id, feature);
-    updateMarker(id, feature);
+    updateMarker(id, feature, batch);
   }
+  if (batch.length) openLayer.addLayers(batch);
   for (const id of [...state.incidents.keys()]) {
     if (!seen.has(id)) {
       state.incidents.delete(id);

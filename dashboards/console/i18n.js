@@ -61,11 +61,29 @@ const STRINGS = {
 
     'map.label': 'Harta orașului cu incidentele deschise',
     'map.area.city': 'întregul municipiu',
+    'map.home': 'Tot orașul',
 
     'legend.title': 'Gravitate',
     'legend.sensor': 'Senzor de trafic',
     'legend.district': 'Cartier',
     'legend.closed': 'Închis / rezolvat',
+    'legend.cluster': 'Grup de incidente (culoarea celui mai grav)',
+
+    'layers.label': 'Straturile hărții',
+    'layers.districts': 'Cartiere',
+    'layers.jurisdictions': 'Zonele instituțiilor',
+    'layers.sensors': 'Senzori de trafic',
+    'layers.open': 'Incidente deschise',
+    'layers.closed': 'Incidente închise recent',
+
+    'cluster.title': '{incidents} aici; cel mai grav: {severity}. Apăsați pentru a le vedea.',
+    'incidents.one': '{n} incident deschis',
+    'incidents.few': '{n} incidente deschise',
+    'incidents.other': '{n} de incidente deschise',
+
+    'jurisdictions.title': 'Zonele de competență',
+    'jurisdictions.all': 'toate instituțiile',
+    'jurisdictions.area': 'Zona: {area}',
 
     'queue.title': 'Incidente deschise',
     'queue.order': 'cele mai noi primele',
@@ -350,11 +368,28 @@ const STRINGS = {
 
     'map.label': 'City map with the open incidents',
     'map.area.city': 'the whole city',
+    'map.home': 'The whole city',
 
     'legend.title': 'Severity',
     'legend.sensor': 'Traffic sensor',
     'legend.district': 'District',
     'legend.closed': 'Closed / resolved',
+    'legend.cluster': 'Group of incidents (colour of the worst)',
+
+    'layers.label': 'Map layers',
+    'layers.districts': 'Districts',
+    'layers.jurisdictions': 'Agency jurisdictions',
+    'layers.sensors': 'Traffic sensors',
+    'layers.open': 'Open incidents',
+    'layers.closed': 'Recently closed incidents',
+
+    'cluster.title': '{incidents} here; the worst: {severity}. Press to see them.',
+    'incidents.one': '{n} open incident',
+    'incidents.other': '{n} open incidents',
+
+    'jurisdictions.title': 'Jurisdictions',
+    'jurisdictions.all': 'all agencies',
+    'jurisdictions.area': 'Area: {area}',
 
     'queue.title': 'Open incidents',
     'queue.order': 'newest first',

@@ -10,8 +10,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 /// The Content Security Policy: everything from the server itself; images also from `data:`
 /// and `blob:` (a photo's preview) and from the base map's tile server when one is configured.
-/// Styles come from files only; scripts may still set `element.style` (Leaflet and uPlot place
-/// their elements so), which a policy does not govern. WebSockets are same-origin (`'self'`).
+/// Styles come from files only; scripts may still set `element.style` (Leaflet, its
+/// markercluster and uPlot place their elements so), which a policy does not govern. WebSockets are same-origin (`'self'`).
 pub(crate) fn content_security_policy(tile_url: Option<&str>) -> String {
     let tiles = tile_url.and_then(tile_source);
     let img = match &tiles {

@@ -198,6 +198,15 @@ pub(crate) async fn click_in_view(
     bail!("the element could not be clicked")
 }
 
+/// A CSS selector for incident `id` drawn on the console's map: its own marker, or a cluster of
+/// open incidents that holds it (markers closer than a few tens of pixels are clustered).
+pub(crate) fn on_map(id: &str) -> String {
+    format!(
+        ".leaflet-marker-pane [data-incident-id='{id}'], \
+         .leaflet-marker-pane [data-incident-ids~='{id}']"
+    )
+}
+
 /// Saves a screenshot as target/e2e-screenshots/NAME.png.
 pub(crate) async fn screenshot(browser: &Client, name: &str) -> Result<()> {
     let out = e2e::repo_root().join("target/e2e-screenshots");

@@ -13,7 +13,7 @@ use fantoccini::{Client, Locator};
 
 use e2e::{citizen_report, free_port, Broker, Dispecer, MqttClient, TempDir};
 
-use crate::browser::{log_in, open_browser, open_browser_sized, screenshot};
+use crate::browser::{log_in, on_map, open_browser, open_browser_sized, screenshot};
 use crate::console::{act_in_popup, wait_queue};
 
 const PASSWORD: &str = "parola-lunga-1";
@@ -184,9 +184,7 @@ async fn full_journey() -> Result<()> {
         console
             .wait()
             .at_most(WAIT)
-            .for_element(Locator::Css(&format!(
-                ".leaflet-marker-pane [data-incident-id='{pothole}']"
-            )))
+            .for_element(Locator::Css(&on_map(&pothole)))
             .await
             .context("the citizen's report is not on the operator's map")?;
         wait_queue(&console, &[&leak, &light, &pothole]).await?;

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use e2e::{citizen_report, free_port, Broker, Dispecer, MqttClient, TempDir};
 
-use crate::browser::{assert_no_csp_violations, log_in, open_browser, screenshot};
+use crate::browser::{assert_no_csp_violations, log_in, on_map, open_browser, screenshot};
 
 const PASSWORD: &str = "parola-lunga-1";
 /// The counter given readings (today and yesterday), and one given none.
@@ -583,11 +583,9 @@ async fn operators_and_agencies_work_from_the_console() -> Result<()> {
             browser
                 .wait()
                 .at_most(Duration::from_secs(20))
-                .for_element(Locator::Css(&format!(
-                    ".leaflet-marker-pane [data-incident-id='{id}']"
-                )))
+                .for_element(Locator::Css(&on_map(id)))
                 .await
-                .with_context(|| format!("no marker for {id}"))?;
+                .with_context(|| format!("{id} is not on the map"))?;
         }
         wait_queue(&browser, &[&pothole, &water]).await?;
         screenshot(&browser, "console-operator").await?;

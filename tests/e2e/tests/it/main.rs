@@ -10,6 +10,7 @@ mod browser_journey;
 mod citizen_page;
 mod congestion;
 mod console;
+mod console_map;
 mod disk_full;
 mod gdpr;
 mod http_ingest;
