@@ -160,7 +160,7 @@ fn problem(e: EngineError) -> Problem {
         e @ EngineError::Warning(_) => Problem::conflict(e.to_string()),
         e @ EngineError::OperatorsOnly(_) => Problem::forbidden(e.to_string()),
         EngineError::Store(e) => e.into(),
-        e @ EngineError::Stopped => Problem::unavailable(e.to_string()),
+        e @ (EngineError::Stopped | EngineError::NotLeader) => Problem::unavailable(e.to_string()),
         e @ (EngineError::UnknownCategory(_) | EngineError::Refused(_)) => Problem::internal(e),
     }
 }

@@ -8,6 +8,7 @@
 mod accounts;
 mod actions;
 mod citizens;
+mod cluster;
 mod contacts;
 mod dashboards;
 mod headers;
@@ -40,6 +41,7 @@ use engine::Engine;
 use store::Store;
 
 pub use accounts::{hash_password, verify_password, LoginLimits, PasswordError};
+pub use cluster::ClusterView;
 pub use limits::Limits;
 pub use problem::Problem;
 
@@ -64,6 +66,9 @@ pub struct AppState {
     limiter: Arc<limits::Limiter>,
     /// The dashboards' base map template (its host goes into the CSP's `img-src`).
     tile_url: Option<Arc<str>>,
+    /// Set in cluster mode: while this instance follows, writes that need the engine go to the
+    /// leader (`cluster.rs`).
+    cluster: Option<ClusterView>,
 }
 
 impl AppState {
@@ -91,7 +96,15 @@ impl AppState {
             public_url: None,
             limiter: Arc::new(limits::Limiter::new(Limits::default())),
             tile_url: tile,
+            cluster: None,
         }
+    }
+
+    /// Cluster mode: this instance's id and who leads (see `cluster.rs` for what a follower
+    /// forwards to the leader and what it refuses).
+    pub fn with_cluster(mut self, cluster: ClusterView) -> Self {
+        self.cluster = Some(cluster);
+        self
     }
 
     /// The public base URL, e.g. `https://dispecer.brasov.ro`, that public warnings (CAP
@@ -141,6 +154,8 @@ pub fn router(state: AppState) -> Router {
     let report_limit = from_fn_with_state(state.clone(), limits::limit_reports);
     let open311_limit = from_fn_with_state(state.clone(), limits::limit_open311);
     let hsts = from_fn_with_state(state.clone(), limits::hsts);
+    let to_leader = from_fn_with_state(state.clone(), cluster::forward_to_leader);
+    let leader_only = from_fn_with_state(state.clone(), cluster::leader_only);
     let routes = Router::new()
         .route("/api/v1/health", get(health))
         .route(
@@ -158,7 +173,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents/{id}/contacts", get(contacts::list))
         .route(
             "/api/v1/incidents/{id}/actions",
-            post(actions::act).layer(DefaultBodyLimit::max(actions::MAX_BODY)),
+            post(actions::act)
+                .layer(DefaultBodyLimit::max(actions::MAX_BODY))
+                .layer(to_leader.clone()),
         )
         .route("/api/v1/dead-letters", get(incidents::dead_letters))
         .route(
@@ -169,7 +186,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/reports",
             post(citizens::file)
                 .layer(DefaultBodyLimit::max(citizens::MAX_BODY))
-                .layer(report_limit),
+                .layer(report_limit)
+                .layer(leader_only.clone()),
         )
         .route("/api/v1/reports/{code}/photo", get(citizens::photo))
         .route("/api/v1/public/reports/{code}", get(citizens::status))
@@ -181,16 +199,20 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/feeds", get(metrics::feeds))
         .route(
             "/api/v1/events",
-            post(ingest::events).layer(DefaultBodyLimit::max(ingest::MAX_BODY)),
+            post(ingest::events)
+                .layer(DefaultBodyLimit::max(ingest::MAX_BODY))
+                .layer(to_leader.clone()),
         )
         .route(
             "/api/v1/readings",
-            post(ingest::readings).layer(DefaultBodyLimit::max(ingest::MAX_BODY)),
+            post(ingest::readings)
+                .layer(DefaultBodyLimit::max(ingest::MAX_BODY))
+                .layer(to_leader),
         )
         .route(
             "/open311/v2/{file}",
             get(open311::get_top)
-                .post(open311::post_top.layer(open311_limit))
+                .post(open311::post_top.layer(open311_limit).layer(leader_only))
                 .layer(DefaultBodyLimit::max(open311::MAX_BODY)),
         )
         .route(
@@ -234,7 +256,17 @@ async fn health(State(state): State<AppState>) -> Result<impl IntoResponse, Prob
     }
     let stats = state.engine.stats();
     let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    let cluster = state.cluster.as_ref().map(|c| {
+        serde_json::json!({
+            "instance": c.instance,
+            "role": if state.engine.is_leading() { "leader" } else { "follower" },
+            "leader": *c.leader.borrow(),
+            "inbox_queued": load(&stats.inbox_queued),
+            "inbox_drained": load(&stats.inbox_drained),
+        })
+    });
     Ok(Json(serde_json::json!({
+        "cluster": cluster,
         "status": "ok",
         "store": state.store.backend().to_string(),
         "events": load(&stats.events),

@@ -77,6 +77,25 @@ pub struct Health {
     pub actions: u64,
     /// Deadlines missed and escalated.
     pub escalations: u64,
+    /// Cluster mode only (`null` otherwise): this instance's part.
+    pub cluster: Option<ClusterHealth>,
+}
+
+/// An instance of a cluster, in `GET /api/v1/health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterHealth {
+    /// `--instance-id`.
+    pub instance: String,
+    /// `leader` (its engine decides) or `follower` (its share goes to the leader's engine
+    /// through the inbox; actions and HTTP ingest are forwarded to the leader).
+    pub role: String,
+    /// The leader's HTTP base URL, as last known (`null` on the leader itself until a follower
+    /// looks, or while no one leads).
+    pub leader: Option<String>,
+    /// Messages this instance accepted as a follower and put into the inbox.
+    pub inbox_queued: u64,
+    /// Messages this instance took from the inbox as the leader.
+    pub inbox_drained: u64,
 }
 
 /// An event that contributed to an incident.

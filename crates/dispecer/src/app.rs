@@ -295,6 +295,25 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
     prepare_sqlite_dir(&opts.database_url)?;
     let store = Store::connect(&opts.database_url).await.context("store")?;
     tracing::info!(backend = %store.backend(), "store ready");
+    if let Some(instance) = &opts.instance_id {
+        if store.backend() == store::Backend::Sqlite {
+            bail!(
+                "--instance-id {instance}: cluster mode needs a PostgreSQL database \
+                 (--database-url postgres://…); an SQLite Dispecer is a single instance"
+            );
+        }
+        if opts.mqtt_url.is_none() {
+            bail!(
+                "--instance-id {instance}: cluster mode needs the external broker the instances \
+                 share (--mqtt-url mqtt://host:port)"
+            );
+        }
+    }
+    // In cluster mode every instance has its own sessions: `{--mqtt-client-id}-{instance}-…`.
+    let client_base = match &opts.instance_id {
+        Some(instance) => format!("{}-{instance}", opts.mqtt_client_id),
+        None => opts.mqtt_client_id.clone(),
+    };
     record_city_config(&store, &opts.city, city.city().id.as_str()).await?;
     let demo_users = match sim {
         Some(_) => crate::users::demo_users(&store, city.city()).await?,
@@ -346,38 +365,79 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX);
-    let engine = Engine::start(
-        city.clone(),
-        store.clone(),
-        Some(outbox_tx),
-        shutdown.child_token(),
-        &tracker,
-    )
-    .await?;
-    // Congestion from the counters' readings, as derived events through the engine.
-    engine::traffic::start(
-        &engine,
-        store.clone(),
-        |change, city, at| {
-            protocol::derived::congestion_event(change, city, at).map_err(|e| e.to_string())
-        },
-        shutdown.child_token(),
-        &tracker,
-    )
-    .await?;
-    mqtt::run_agency_publisher(
-        PublisherOptions {
-            endpoint: endpoint.clone(),
-            client_id: format!("{}-out", opts.mqtt_client_id),
-        },
-        outbox_rx,
-        shutdown.child_token(),
-        &tracker,
-    );
+    let cluster_ingest = opts
+        .instance_id
+        .as_ref()
+        .map(|instance| mqtt::ClusterIngest {
+            group: CLUSTER_GROUP.to_owned(),
+            instance_id: instance.clone(),
+        });
+    let (leader_tx, leader_rx) = tokio::sync::watch::channel(None);
+    let engine = match (&opts.instance_id, &cluster_ingest) {
+        (Some(instance), Some(cluster)) => {
+            let http_url = opts
+                .cluster_http_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{http_addr}"));
+            if http_addr.ip().is_unspecified() && opts.cluster_http_url.is_none() {
+                tracing::warn!(%http_url, "the other instances cannot reach this address; give --cluster-http-url");
+            }
+            let engine = Engine::standby(
+                engine::EngineOptions::default(),
+                city.clone(),
+                store.clone(),
+                shutdown.child_token(),
+                &tracker,
+            );
+            let membership =
+                cluster::Membership::join(store.clone(), instance, &client_base, &http_url)
+                    .await
+                    .context("cluster")?;
+            tracker.spawn(crate::clustered::run(
+                membership,
+                crate::clustered::Duties {
+                    engine: engine.clone(),
+                    store: store.clone(),
+                    endpoint: endpoint.clone(),
+                    client_base: client_base.clone(),
+                    cluster: cluster.clone(),
+                    http_url,
+                    outbox_tx,
+                    outbox_rx,
+                    leader: leader_tx,
+                },
+                shutdown.clone(),
+                tracker.clone(),
+            ));
+            engine
+        }
+        _ => {
+            let engine = Engine::start(
+                city.clone(),
+                store.clone(),
+                Some(outbox_tx),
+                shutdown.child_token(),
+                &tracker,
+            )
+            .await?;
+            start_leader_duties(
+                &engine,
+                &store,
+                &endpoint,
+                &client_base,
+                outbox_rx,
+                &shutdown,
+                &tracker,
+            )
+            .await?;
+            engine
+        }
+    };
     let (mut ready, _ingest_stats) = mqtt::run_ingest(
         IngestOptions {
             endpoint: endpoint.clone(),
-            client_id: format!("{}-ingest", opts.mqtt_client_id),
+            client_id: format!("{client_base}-ingest"),
+            cluster: cluster_ingest,
         },
         engine.clone(),
         store.clone(),
@@ -407,6 +467,13 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
     .plain_http_on_loopback(http_addr.ip().is_loopback())
     .with_public_url(opts.public_url.clone())
     .with_limits(opts.limits.to_api());
+    let state = match &opts.instance_id {
+        Some(instance) => state.with_cluster(api::ClusterView {
+            instance: instance.clone(),
+            leader: leader_rx,
+        }),
+        None => state,
+    };
     let http_shutdown = shutdown.child_token();
     tracker.spawn(async move {
         let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -443,7 +510,7 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
             utility_events_per_minute: sim.utility_events_per_minute,
             host: endpoint.host.clone(),
             port: endpoint.port,
-            client_id: format!("{}-demo-sim", opts.mqtt_client_id),
+            client_id: format!("{client_base}-demo-sim"),
             login: endpoint
                 .credentials
                 .as_ref()
@@ -471,6 +538,43 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
     }
     store.close().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// The MQTT shared subscriptions' group of a cluster's instances (`$share/dispecer/…`).
+const CLUSTER_GROUP: &str = "dispecer";
+
+/// What only the instance whose engine decides runs: the congestion detector (derived events
+/// through the engine) and the agencies' publisher (the engine's outbox).
+pub(crate) async fn start_leader_duties(
+    engine: &Engine,
+    store: &Store,
+    endpoint: &Endpoint,
+    client_base: &str,
+    outbox_rx: mpsc::Receiver<engine::IncidentUpdate>,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> anyhow::Result<()> {
+    // Congestion from the counters' readings, as derived events through the engine.
+    engine::traffic::start(
+        engine,
+        store.clone(),
+        |change, city, at| {
+            protocol::derived::congestion_event(change, city, at).map_err(|e| e.to_string())
+        },
+        shutdown.child_token(),
+        tracker,
+    )
+    .await?;
+    mqtt::run_agency_publisher(
+        PublisherOptions {
+            endpoint: endpoint.clone(),
+            client_id: format!("{client_base}-out"),
+        },
+        outbox_rx,
+        shutdown.child_token(),
+        tracker,
+    );
     Ok(())
 }
 

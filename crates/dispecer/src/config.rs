@@ -215,6 +215,17 @@ pub struct RunOptions {
     /// restarts so that the broker keeps its messages while Dispecer is down.
     #[arg(long, env = "DISPECER_MQTT_CLIENT_ID", default_value = "dispecer")]
     pub mqtt_client_id: String,
+    /// Cluster mode: this instance's name, stable across its restarts (e.g. `a`, `b`). Several
+    /// instances on one PostgreSQL database and one external broker (`--mqtt-url`) share the
+    /// input as MQTT shared subscriptions (`$share/dispecer/…`, client ids
+    /// `{--mqtt-client-id}-{NAME}-ingest`); one leads (runs the engine), the others pass what they
+    /// receive to it and take over when it goes away. Not with SQLite.
+    #[arg(long, env = "DISPECER_INSTANCE_ID", value_parser = instance_id)]
+    pub instance_id: Option<String>,
+    /// Cluster mode: the base URL at which the other instances reach this one's HTTP API
+    /// (default `http://` and the address it listens on).
+    #[arg(long, env = "DISPECER_CLUSTER_HTTP_URL", requires = "instance_id")]
+    pub cluster_http_url: Option<String>,
     /// Base map tiles for the dashboards (`https://…/{z}/{x}/{y}.png`); none by default, as a
     /// dispatch center must work offline.
     #[arg(long, env = "DISPECER_TILE_URL")]
@@ -334,6 +345,20 @@ pub struct CheckCityOptions {
     /// The city folder.
     #[arg(default_value = "cities/brasov")]
     pub city: PathBuf,
+}
+
+/// An instance id: 1 to 64 ASCII letters, digits, `-` or `_` (it goes into MQTT client ids).
+fn instance_id(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err("1 to 64 ASCII letters, digits, '-' or '_'".to_owned())
+    }
 }
 
 #[cfg(test)]

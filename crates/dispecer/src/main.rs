@@ -5,6 +5,7 @@
 
 mod app;
 mod broker;
+mod clustered;
 mod config;
 mod rebuild;
 mod users;

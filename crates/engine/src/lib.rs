@@ -56,6 +56,10 @@ pub enum EngineError {
     /// The engine is shutting down.
     #[error("the engine is stopped")]
     Stopped,
+    /// This instance is a cluster follower ([`Engine::standby`]): only the leader's engine
+    /// decides; nothing was recorded.
+    #[error("this instance is a follower: the leader's engine decides")]
+    NotLeader,
     /// No incident has this id.
     #[error("no incident {0}")]
     NotFound(IncidentId),
@@ -102,6 +106,7 @@ impl EngineError {
         match self {
             EngineError::Store(e) => EngineError::Store(e.again()),
             EngineError::Stopped => EngineError::Stopped,
+            EngineError::NotLeader => EngineError::NotLeader,
             other => EngineError::Refused(other.to_string()),
         }
     }
@@ -215,6 +220,12 @@ pub struct EngineStats {
     pub escalations: AtomicU64,
     /// Readings the congestion detector did not see because its queue was full.
     pub traffic_dropped: AtomicU64,
+    /// Messages this instance, as a cluster follower, accepted and put into the inbox for the
+    /// leader (counted by the adapters).
+    pub inbox_queued: AtomicU64,
+    /// Messages this instance, as a cluster leader, took from the inbox (counted by the
+    /// adapters).
+    pub inbox_drained: AtomicU64,
 }
 
 enum Command {
@@ -227,7 +238,12 @@ enum Command {
         reply: oneshot::Sender<BatchResult>,
     },
     Snapshot {
-        reply: oneshot::Sender<Vec<Arc<Incident>>>,
+        reply: oneshot::Sender<Result<Vec<Arc<Incident>>, EngineError>>,
+    },
+    /// A standby engine becomes the leader's ([`Engine::promote`]).
+    Promote {
+        outbox: Option<mpsc::Sender<IncidentUpdate>>,
+        reply: oneshot::Sender<Result<(), EngineError>>,
     },
     Act {
         request: Box<ActionRequest>,
@@ -261,6 +277,8 @@ pub struct Engine {
     feeds: Arc<feeds::Feeds>,
     /// Where stored readings go to the congestion detector, once [`traffic::start`] ran.
     traffic: Arc<std::sync::OnceLock<mpsc::Sender<Vec<model::Reading>>>>,
+    /// Whether this engine decides (always, except a cluster follower's: [`Engine::standby`]).
+    leading: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Command {
@@ -269,6 +287,7 @@ impl std::fmt::Debug for Command {
             Command::Ingest { event, .. } => write!(f, "Ingest({})", event.id),
             Command::IngestBatch { events, .. } => write!(f, "IngestBatch({})", events.len()),
             Command::Snapshot { .. } => f.write_str("Snapshot"),
+            Command::Promote { .. } => f.write_str("Promote"),
             Command::Act { request, .. } => {
                 write!(f, "Act({}, {})", request.incident, request.action.kind())
             }
@@ -324,6 +343,154 @@ impl Engine {
         shutdown: CancellationToken,
         tracker: &TaskTracker,
     ) -> Result<Engine, EngineError> {
+        let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
+        let (updates, _) = broadcast::channel(UPDATE_BROADCAST);
+        let stats = Arc::new(EngineStats::default());
+        let actor =
+            Actor::load(city.clone(), store, updates.clone(), outbox, stats.clone()).await?;
+        tracker.spawn(actor.run(rx, shutdown, options));
+        Ok(Engine {
+            commands,
+            updates,
+            city,
+            stats,
+            feeds: Arc::default(),
+            traffic: Arc::default(),
+            leading: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        })
+    }
+
+    /// A cluster follower's engine: it decides nothing until [`Engine::promote`]d (events,
+    /// actions and warnings answer [`EngineError::NotLeader`]); its snapshot of the open
+    /// incidents comes from the store (what the leader committed), and its listeners hear what
+    /// is [`Engine::announce`]d (the leader's changes, as the `cluster` crate learns of them).
+    pub fn standby(
+        options: EngineOptions,
+        city: Arc<CityIndex>,
+        store: Store,
+        shutdown: CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Engine {
+        let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
+        let (updates, _) = broadcast::channel(UPDATE_BROADCAST);
+        let engine = Engine {
+            commands,
+            updates,
+            city,
+            stats: Arc::default(),
+            feeds: Arc::default(),
+            traffic: Arc::default(),
+            leading: Arc::default(),
+        };
+        tracker.spawn(standby(engine.clone(), store, rx, shutdown, options));
+        engine
+    }
+
+    /// Makes a standby engine the leader's: it loads the open incidents from the store (the
+    /// restart path) and decides from then on, on the same handle, with the same listeners.
+    /// `outbox` as in [`Engine::start`]. Harmless on an engine that leads already.
+    pub async fn promote(
+        &self,
+        outbox: Option<mpsc::Sender<IncidentUpdate>>,
+    ) -> Result<(), EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Promote { outbox, reply })
+            .await
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Whether this engine decides (false for a follower's until it is promoted).
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(Ordering::Acquire)
+    }
+
+    /// Tells this engine's listeners of a change another instance's engine committed (a
+    /// follower's console); does nothing on an engine that leads (its own commits are what it
+    /// announces).
+    pub fn announce(&self, update: IncidentUpdate) {
+        if !self.is_leading() {
+            // No listener is not an error.
+            let _ = self.updates.send(update);
+        }
+    }
+}
+
+/// A follower's engine until it is promoted: answers from the store, decides nothing.
+async fn standby(
+    engine: Engine,
+    store: Store,
+    mut rx: mpsc::Receiver<Command>,
+    shutdown: CancellationToken,
+    options: EngineOptions,
+) {
+    loop {
+        let command = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return,
+            c = rx.recv() => match c { Some(c) => c, None => return },
+        };
+        match command {
+            Command::Promote { outbox, reply } => {
+                let loaded = Actor::load(
+                    engine.city.clone(),
+                    store.clone(),
+                    engine.updates.clone(),
+                    outbox,
+                    engine.stats.clone(),
+                )
+                .await;
+                match loaded {
+                    Ok(actor) => {
+                        engine.leading.store(true, Ordering::Release);
+                        tracing::info!("engine promoted: this instance decides now");
+                        let _ = reply.send(Ok(()));
+                        actor.run(rx, shutdown, options).await;
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Command::Snapshot { reply } => {
+                let open = store.open_incidents().await.map(|open| {
+                    let mut open: Vec<Arc<Incident>> = open.into_iter().map(Arc::new).collect();
+                    open.sort_by_key(|i| std::cmp::Reverse(i.opened_at));
+                    open
+                });
+                let _ = reply.send(open.map_err(EngineError::from));
+            }
+            Command::Ingest { reply, .. } => {
+                let _ = reply.send(Err(EngineError::NotLeader));
+            }
+            Command::IngestBatch { reply, .. } => {
+                let _ = reply.send(Err(EngineError::NotLeader));
+            }
+            Command::Act { reply, .. } => {
+                let _ = reply.send(Err(EngineError::NotLeader));
+            }
+            Command::Warn { reply, .. } => {
+                let _ = reply.send(Err(EngineError::NotLeader));
+            }
+            // The leader escalates.
+            Command::EscalateDue { reply, .. } => {
+                let _ = reply.send(());
+            }
+        }
+    }
+}
+
+impl Actor {
+    /// The actor with the open incidents loaded from `store` and the spatial index built.
+    async fn load(
+        city: Arc<CityIndex>,
+        store: Store,
+        updates: broadcast::Sender<IncidentUpdate>,
+        outbox: Option<mpsc::Sender<IncidentUpdate>>,
+        stats: Arc<EngineStats>,
+    ) -> Result<Actor, EngineError> {
         let open = store.open_incidents().await?;
         let mut index = IncidentIndex::bulk_load(open.iter());
         for i in &open {
@@ -338,31 +505,21 @@ impl Engine {
         let incidents: HashMap<IncidentId, Incident> =
             open.into_iter().map(|i| (i.id.clone(), i)).collect();
         tracing::info!(open_incidents = incidents.len(), "engine state loaded");
-        let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
-        let (updates, _) = broadcast::channel(UPDATE_BROADCAST);
-        let stats = Arc::new(EngineStats::default());
-        let actor = Actor {
-            city: city.clone(),
+        Ok(Actor {
+            city,
             store,
             incidents,
             index,
             by_subject,
-            updates: updates.clone(),
-            outbox,
-            stats: stats.clone(),
-            derive: true,
-        };
-        tracker.spawn(actor.run(rx, shutdown, options));
-        Ok(Engine {
-            commands,
             updates,
-            city,
+            outbox,
             stats,
-            feeds: Arc::default(),
-            traffic: Arc::default(),
+            derive: true,
         })
     }
+}
 
+impl Engine {
     /// Takes an event; returns once its effect is durable (or it was known already).
     pub async fn ingest(&self, event: Event) -> Result<IngestOutcome, EngineError> {
         let (reply, rx) = oneshot::channel();
@@ -459,7 +616,7 @@ impl Engine {
             .send(Command::Snapshot { reply })
             .await
             .map_err(|_| EngineError::Stopped)?;
-        rx.await.map_err(|_| EngineError::Stopped)
+        rx.await.map_err(|_| EngineError::Stopped)?
     }
 
     /// Listens to committed incident updates.
@@ -627,7 +784,11 @@ impl Actor {
                         .map(|i| Arc::new(i.clone()))
                         .collect();
                     open.sort_by_key(|i| std::cmp::Reverse(i.opened_at));
-                    let _ = reply.send(open);
+                    let _ = reply.send(Ok(open));
+                }
+                // It leads already.
+                Command::Promote { reply, .. } => {
+                    let _ = reply.send(Ok(()));
                 }
                 Command::Act { request, reply } => {
                     let result = self.act(*request, now()).await;

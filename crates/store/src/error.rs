@@ -34,6 +34,10 @@ pub enum StoreError {
     /// hold a password).
     #[error("invalid database URL: {0}")]
     InvalidUrl(String),
+    /// Cluster mode (leader election, the inbox, change notifications) needs PostgreSQL; this
+    /// store is SQLite.
+    #[error("cluster mode needs a PostgreSQL database")]
+    NotPostgres,
 }
 
 impl StoreError {
@@ -47,6 +51,7 @@ impl StoreError {
                 binary: *binary,
             },
             StoreError::InvalidUrl(what) => StoreError::InvalidUrl(what.clone()),
+            StoreError::NotPostgres => StoreError::NotPostgres,
             StoreError::Unavailable(e) => {
                 StoreError::Unavailable(sqlx::Error::Io(std::io::Error::other(e.to_string())))
             }

@@ -60,6 +60,10 @@ use crate::rows::{
 use crate::url::Target;
 
 pub use crate::accounts::{Role, Session, User};
+pub use crate::cluster::{
+    ClusterConnection, InboxMessage, Listener, Member, Notification, CHANGES_CHANNEL,
+    INBOX_CHANNEL, LEADER_LOCK,
+};
 pub use crate::config::CityConfig;
 pub use crate::error::StoreError;
 pub use crate::log::{LoggedEvent, LoggedTransition, SIDE_EFFECT_KINDS};
@@ -110,6 +114,7 @@ macro_rules! with_pool {
 
 // Declared after `with_pool!`, which they use.
 mod accounts;
+mod cluster;
 mod config;
 mod log;
 mod personal;

@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 use engine::feeds::FeedOutcome;
 use engine::{Engine, EngineError, IngestOutcome};
 use protocol::{inbound, topics, traffic, WireError};
-use store::{NewDeadLetter, Store};
+use store::{InboxMessage, NewDeadLetter, Store};
 
 use crate::{Backoff, Endpoint};
 
@@ -32,18 +32,39 @@ pub struct IngestOptions {
     /// Stable client id of the events session (the readings session adds `-readings`): the
     /// broker keeps each session's subscriptions and queued messages while Dispecer is down.
     pub client_id: String,
+    /// Cluster mode: the input filters are subscribed as MQTT shared subscriptions, and while
+    /// this instance's engine does not lead, what it accepts goes into the store's inbox.
+    pub cluster: Option<ClusterIngest>,
+}
+
+/// An instance's part in a cluster of Dispecers on one broker and one PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct ClusterIngest {
+    /// The shared subscriptions' group: each filter `f` is subscribed as `$share/{group}/f`, and
+    /// the broker gives each message of a filter to one member of the group.
+    pub group: String,
+    /// This instance's id (noted on its inbox rows).
+    pub instance_id: String,
+}
+
+/// `filter` as subscribed: shared in `group` in cluster mode.
+pub(crate) fn subscribed(cluster: Option<&ClusterIngest>, filter: &str) -> String {
+    match cluster {
+        Some(c) => format!("$share/{}/{filter}", c.group),
+        None => filter.to_owned(),
+    }
 }
 
 /// Which of the two sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Session {
+pub(crate) enum Session {
     Events,
     Readings,
 }
 
 impl Session {
     /// Its topic filters.
-    fn subscriptions(self) -> &'static [&'static str] {
+    pub(crate) fn subscriptions(self) -> &'static [&'static str] {
         match self {
             Session::Events => &[
                 topics::CITIZEN_REPORTS,
@@ -106,6 +127,7 @@ pub fn run_ingest(
         Session::Events,
         &options.endpoint,
         options.client_id.clone(),
+        options.cluster.clone(),
         engine.clone(),
         store.clone(),
         stats.clone(),
@@ -116,6 +138,7 @@ pub fn run_ingest(
         Session::Readings,
         &options.endpoint,
         format!("{}-readings", options.client_id),
+        options.cluster.clone(),
         engine,
         store,
         stats.clone(),
@@ -142,12 +165,31 @@ fn run_session(
     session: Session,
     endpoint: &Endpoint,
     client_id: String,
+    cluster: Option<ClusterIngest>,
     engine: Engine,
     store: Store,
     stats: Arc<IngestStats>,
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) -> watch::Receiver<bool> {
+    let (client, eventloop) = connection(endpoint, client_id);
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let (tx, rx) = mpsc::unbounded_channel();
+    tracker.spawn(poll(
+        session,
+        cluster.clone(),
+        eventloop,
+        client.clone(),
+        tx,
+        ready_tx,
+        shutdown.clone(),
+    ));
+    tracker.spawn(work(rx, client, engine, store, stats, cluster, shutdown));
+    ready_rx
+}
+
+/// A persistent session's client (clean session off, manual acks) and its event loop.
+pub(crate) fn connection(endpoint: &Endpoint, client_id: String) -> (AsyncClient, EventLoop) {
     let mut mqtt = endpoint.options(client_id);
     mqtt.set_clean_session(false)
         .set_manual_acks(true)
@@ -158,22 +200,12 @@ fn run_session(
     network.set_tcp_nodelay(true);
     network.set_connection_timeout(5);
     eventloop.set_network_options(network);
-    let (ready_tx, ready_rx) = watch::channel(false);
-    let (tx, rx) = mpsc::unbounded_channel();
-    tracker.spawn(poll(
-        session,
-        eventloop,
-        client.clone(),
-        tx,
-        ready_tx,
-        shutdown.clone(),
-    ));
-    tracker.spawn(work(rx, client, engine, store, stats, shutdown));
-    ready_rx
+    (client, eventloop)
 }
 
 async fn poll(
     session: Session,
+    cluster: Option<ClusterIngest>,
     mut eventloop: EventLoop,
     client: AsyncClient,
     tx: mpsc::UnboundedSender<Publish>,
@@ -196,14 +228,13 @@ async fn poll(
                 );
                 // Subscribe on every connection: a broker that lost our session (restart without
                 // persistence) would otherwise deliver nothing, silently.
-                let subs = session
-                    .subscriptions()
-                    .iter()
-                    .map(|t| rumqttc::SubscribeFilter::new((*t).to_owned(), QoS::AtLeastOnce));
+                let subs = session.subscriptions().iter().map(|t| {
+                    rumqttc::SubscribeFilter::new(subscribed(cluster.as_ref(), t), QoS::AtLeastOnce)
+                });
                 if let Err(e) = client.try_subscribe_many(subs) {
                     tracing::error!(error = %e, "mqtt subscribe could not be queued");
                 }
-                if ack.session_present {
+                if ack.session_present && cluster.is_none() {
                     for stale in session.stale() {
                         if let Err(e) = client.try_unsubscribe(*stale) {
                             tracing::warn!(error = %e, "mqtt unsubscribe could not be queued");
@@ -244,14 +275,14 @@ async fn poll(
 
 /// Most messages the worker takes from the hand-off at once: whatever is already waiting, never
 /// more (it never waits for a batch to fill, so a lone message is not delayed).
-const MAX_BATCH: usize = 256;
+pub(crate) const MAX_BATCH: usize = 256;
 
 /// Most readings committed in one transaction.
 const MAX_BATCH_READINGS: usize = 10_000;
 
 /// A message taken from the hand-off and parsed, not yet durable nor acknowledged.
-struct Inbound {
-    publish: Publish,
+pub(crate) struct Inbound {
+    origin: Origin,
     feed: String,
     received_at: DateTime<Utc>,
     parsed: Result<Parsed, WireError>,
@@ -267,44 +298,92 @@ enum Parsed {
     },
 }
 
+/// Where a message came from, and so how it is acknowledged once durable.
+pub(crate) enum Origin {
+    /// From the broker: a PUBACK.
+    Mqtt(Publish),
+    /// From the inbox, put there by a follower: its row is deleted.
+    Inbox(InboxMessage),
+}
+
+/// How the messages of a batch are acknowledged once durable (see [`Origin`]).
+pub(crate) enum Acker {
+    Mqtt(AsyncClient),
+    /// The inbox rows made durable, to delete after the batch.
+    Inbox(std::sync::Mutex<Vec<i64>>),
+}
+
+impl Acker {
+    async fn ack(&self, msg: &Inbound) {
+        match (self, &msg.origin) {
+            (Acker::Mqtt(client), Origin::Mqtt(publish)) => ack(client, publish).await,
+            (Acker::Inbox(done), Origin::Inbox(row)) => {
+                if let Ok(mut done) = done.lock() {
+                    done.push(row.id);
+                }
+            }
+            // Never mixed: a batch comes from one origin.
+            _ => {}
+        }
+    }
+}
+
 impl Inbound {
-    fn parse(publish: Publish, engine: &Engine) -> Self {
-        let received_at = Utc::now();
-        let topic = publish.topic.as_str();
+    fn topic(&self) -> &str {
+        match &self.origin {
+            Origin::Mqtt(p) => p.topic.as_str(),
+            Origin::Inbox(m) => m.topic.as_str(),
+        }
+    }
+
+    fn payload(&self) -> &[u8] {
+        match &self.origin {
+            Origin::Mqtt(p) => &p.payload,
+            Origin::Inbox(m) => &m.payload,
+        }
+    }
+
+    /// A broker's redelivery (DUP flag).
+    fn dup(&self) -> bool {
+        matches!(&self.origin, Origin::Mqtt(p) if p.dup)
+    }
+
+    pub(crate) fn parse(origin: Origin, engine: &Engine) -> Self {
+        let (topic, payload, received_at) = match &origin {
+            Origin::Mqtt(p) => (p.topic.as_str(), &p.payload[..], Utc::now()),
+            Origin::Inbox(m) => (m.topic.as_str(), &m.payload[..], m.received_at),
+        };
         let city = engine.city().city();
         let (feed, parsed) = if topic == topics::CITIZEN_REPORTS {
             (
                 "citizen".to_owned(),
-                inbound::citizen_report(&publish.payload, city, received_at)
+                inbound::citizen_report(payload, city, received_at)
                     .map(|e| Parsed::Event(Box::new(e))),
             )
         } else if let Some(operator) = topics::utility_operator(topic) {
             (
                 format!("utility:{operator}"),
                 // CAP 1.2 XML or a GeoJSON Feature, told apart by the first character.
-                if publish.payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<') {
-                    inbound::cap_event(&publish.payload, operator, city, received_at)
+                if payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<') {
+                    inbound::cap_event(payload, operator, city, received_at)
                         .map(|e| Parsed::Event(Box::new(e)))
                 } else {
-                    inbound::utility_event(&publish.payload, operator, city, received_at)
+                    inbound::utility_event(payload, operator, city, received_at)
                         .map(|e| Parsed::Event(Box::new(e)))
                 },
             )
         } else if let Some(sensor) = topics::traffic_sensor(topic) {
             (
                 format!("traffic:{sensor}"),
-                traffic::readings(&publish.payload, sensor, city, received_at)
-                    .map(Parsed::Readings),
+                traffic::readings(payload, sensor, city, received_at).map(Parsed::Readings),
             )
         } else if let Some(agency) = topics::updating_agency(topic) {
             (
                 format!("agency:{agency}"),
                 if city.agencies.iter().any(|a| a.id.as_str() == agency) {
-                    protocol::action::agency_update(&publish.payload, city).map(|update| {
-                        Parsed::Update {
-                            agency: agency.to_owned(),
-                            update,
-                        }
+                    protocol::action::agency_update(payload, city).map(|update| Parsed::Update {
+                        agency: agency.to_owned(),
+                        update,
                     })
                 } else {
                     Err(WireError::Invalid {
@@ -320,7 +399,7 @@ impl Inbound {
             )
         };
         Inbound {
-            publish,
+            origin,
             feed,
             received_at,
             parsed,
@@ -332,7 +411,7 @@ impl Inbound {
     /// stored is counted exactly (see [`outcomes`]).
     fn batchable_readings(&self) -> Option<&[model::Reading]> {
         match &self.parsed {
-            Ok(Parsed::Readings(r)) if !self.publish.dup => Some(r),
+            Ok(Parsed::Readings(r)) if !self.dup() => Some(r),
             _ => None,
         }
     }
@@ -342,7 +421,7 @@ impl Inbound {
     /// counted exactly.
     fn batchable_event(&self) -> Option<&model::Event> {
         match &self.parsed {
-            Ok(Parsed::Event(e)) if !self.publish.dup => Some(&**e),
+            Ok(Parsed::Event(e)) if !self.dup() => Some(&**e),
             _ => None,
         }
     }
@@ -362,14 +441,16 @@ impl Inbound {
 /// refusal, a redelivery) is committed on its own, after everything before it. Brokers require acknowledgements in order (rumqttd
 /// drops a client that acknowledges out of order; MQTT 3.1.1 §4.6 requires it): every message
 /// is acknowledged only after it and every message before it are durable.
-async fn work(
+pub(crate) async fn work(
     mut rx: mpsc::UnboundedReceiver<Publish>,
     client: AsyncClient,
     engine: Engine,
     store: Store,
     stats: Arc<IngestStats>,
+    cluster: Option<ClusterIngest>,
     shutdown: CancellationToken,
 ) {
+    let acker = Acker::Mqtt(client);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut warned = false;
     loop {
@@ -391,54 +472,128 @@ async fn work(
         } else if waiting < HANDOFF_WARNING / 2 {
             warned = false;
         }
-        let mut packs: Vec<Inbound> = Vec::new();
-        let mut events: Vec<Inbound> = Vec::new();
-        let mut pack_readings = 0;
-        for publish in batch.drain(..) {
-            let msg = Inbound::parse(publish, &engine);
-            if msg.batchable_event().is_some() {
-                // The packs before it first, in order.
-                let done = std::mem::take(&mut packs);
-                pack_readings = 0;
-                if !commit_packs(done, &client, &store, &engine, &stats, &shutdown).await {
-                    return;
-                }
-                events.push(msg);
-                continue;
+        let msgs: Vec<Inbound> = batch
+            .drain(..)
+            .map(|p| Inbound::parse(Origin::Mqtt(p), &engine))
+            .collect();
+        let done = match &cluster {
+            // A follower: the leader's engine decides, through the inbox.
+            Some(cluster) if !engine.is_leading() => {
+                queue(msgs, &acker, &engine, &store, &stats, cluster, &shutdown).await
             }
-            let done = std::mem::take(&mut events);
-            if !commit_events(done, &client, &store, &engine, &stats, &shutdown).await {
-                return;
-            }
-            if let Some(r) = msg.batchable_readings() {
-                if pack_readings + r.len() > MAX_BATCH_READINGS && !packs.is_empty() {
-                    let done = std::mem::take(&mut packs);
-                    pack_readings = 0;
-                    if !commit_packs(done, &client, &store, &engine, &stats, &shutdown).await {
-                        return;
-                    }
-                }
-                pack_readings += r.len();
-                packs.push(msg);
-                continue;
-            }
-            // Everything before it first, in order.
-            let done = std::mem::take(&mut packs);
-            pack_readings = 0;
-            if !commit_packs(done, &client, &store, &engine, &stats, &shutdown).await {
-                return;
-            }
-            if !commit_one(msg, &client, &store, &engine, &stats, &shutdown).await {
-                return;
-            }
-        }
-        if !commit_events(events, &client, &store, &engine, &stats, &shutdown).await {
-            return;
-        }
-        if !commit_packs(packs, &client, &store, &engine, &stats, &shutdown).await {
+            _ => commit_all(msgs, &acker, &engine, &store, &stats, &shutdown).await,
+        };
+        if !done {
             return;
         }
     }
+}
+
+/// A follower's part: stores the refusals of `msgs` as dead letters and puts the rest, as
+/// received, into the inbox for the leader (one transaction), then acknowledges all of them in
+/// order. `false` when shutting down (nothing acknowledged: the broker redelivers).
+async fn queue(
+    msgs: Vec<Inbound>,
+    acker: &Acker,
+    engine: &Engine,
+    store: &Store,
+    stats: &IngestStats,
+    cluster: &ClusterIngest,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut valid = Vec::with_capacity(msgs.len());
+    for msg in &msgs {
+        match &msg.parsed {
+            Ok(_) => valid.push(InboxMessage {
+                id: 0,
+                topic: msg.topic().to_owned(),
+                payload: msg.payload().to_vec(),
+                received_at: msg.received_at,
+            }),
+            Err(reason) => {
+                let reason = reason.to_string();
+                if durably(shutdown, || dead_letter(msg, reason.clone(), store, engine))
+                    .await
+                    .is_none()
+                {
+                    return false;
+                }
+                stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let queued = valid.len() as u64;
+    let pushed = durably(shutdown, || async {
+        Ok::<_, EngineError>(store.inbox_push(&cluster.instance_id, &valid).await?)
+    })
+    .await;
+    if pushed.is_none() {
+        return false;
+    }
+    engine
+        .stats()
+        .inbox_queued
+        .fetch_add(queued, Ordering::Relaxed);
+    for msg in &msgs {
+        acker.ack(msg).await;
+    }
+    true
+}
+
+/// Makes every message of `msgs` durable through the engine and the store (see [`work`]) and
+/// acknowledges them in order. `false` when shutting down.
+pub(crate) async fn commit_all(
+    msgs: Vec<Inbound>,
+    acker: &Acker,
+    engine: &Engine,
+    store: &Store,
+    stats: &IngestStats,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut packs: Vec<Inbound> = Vec::new();
+    let mut events: Vec<Inbound> = Vec::new();
+    let mut pack_readings = 0;
+    for msg in msgs {
+        if msg.batchable_event().is_some() {
+            // The packs before it first, in order.
+            let done = std::mem::take(&mut packs);
+            pack_readings = 0;
+            if !commit_packs(done, acker, store, engine, stats, shutdown).await {
+                return false;
+            }
+            events.push(msg);
+            continue;
+        }
+        let done = std::mem::take(&mut events);
+        if !commit_events(done, acker, store, engine, stats, shutdown).await {
+            return false;
+        }
+        if let Some(r) = msg.batchable_readings() {
+            if pack_readings + r.len() > MAX_BATCH_READINGS && !packs.is_empty() {
+                let done = std::mem::take(&mut packs);
+                pack_readings = 0;
+                if !commit_packs(done, acker, store, engine, stats, shutdown).await {
+                    return false;
+                }
+            }
+            pack_readings += r.len();
+            packs.push(msg);
+            continue;
+        }
+        // Everything before it first, in order.
+        let done = std::mem::take(&mut packs);
+        pack_readings = 0;
+        if !commit_packs(done, acker, store, engine, stats, shutdown).await {
+            return false;
+        }
+        if !commit_one(msg, acker, store, engine, stats, shutdown).await {
+            return false;
+        }
+    }
+    if !commit_events(events, acker, store, engine, stats, shutdown).await {
+        return false;
+    }
+    commit_packs(packs, acker, store, engine, stats, shutdown).await
 }
 
 /// Takes the events of `msgs` (valid events, in arrival order) through the engine with one
@@ -447,7 +602,7 @@ async fn work(
 /// redelivers).
 async fn commit_events(
     msgs: Vec<Inbound>,
-    client: &AsyncClient,
+    acker: &Acker,
     store: &Store,
     engine: &Engine,
     stats: &IngestStats,
@@ -459,7 +614,7 @@ async fn commit_events(
             let Some(msg) = msgs.into_iter().next() else {
                 return true;
             };
-            return commit_one(msg, client, store, engine, stats, shutdown).await;
+            return commit_one(msg, acker, store, engine, stats, shutdown).await;
         }
         _ => {}
     }
@@ -499,14 +654,14 @@ async fn commit_events(
         stats.dead_letters.fetch_add(1, Ordering::Relaxed);
     }
     for msg in &msgs {
-        ack(client, &msg.publish).await;
+        acker.ack(msg).await;
     }
     true
 }
 
 /// Runs `attempt` until it succeeds: a store failure is retried with back-off, never skipped
 /// (acknowledging out of order or skipping would lose a message). `None` when shutting down.
-async fn durably<T, F, Fut>(shutdown: &CancellationToken, mut attempt: F) -> Option<T>
+pub(crate) async fn durably<T, F, Fut>(shutdown: &CancellationToken, mut attempt: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, EngineError>>,
@@ -542,7 +697,7 @@ async fn ack(client: &AsyncClient, publish: &Publish) {
 /// (nothing acknowledged: the broker redelivers).
 async fn commit_packs(
     packs: Vec<Inbound>,
-    client: &AsyncClient,
+    acker: &Acker,
     store: &Store,
     engine: &Engine,
     stats: &IngestStats,
@@ -569,7 +724,7 @@ async fn commit_packs(
         stats.accepted.fetch_add(1, Ordering::Relaxed);
     }
     for msg in &packs {
-        ack(client, &msg.publish).await;
+        acker.ack(msg).await;
     }
     true
 }
@@ -624,7 +779,7 @@ fn outcomes(groups: &[&[model::Reading]], fresh: &[bool], new: u64) -> Vec<FeedO
 /// counts it and acknowledges it. `false` when shutting down.
 async fn commit_one(
     msg: Inbound,
-    client: &AsyncClient,
+    acker: &Acker,
     store: &Store,
     engine: &Engine,
     stats: &IngestStats,
@@ -638,7 +793,7 @@ async fn commit_one(
     } else {
         stats.dead_letters.fetch_add(1, Ordering::Relaxed);
     }
-    ack(client, &msg.publish).await;
+    acker.ack(&msg).await;
     true
 }
 
@@ -712,14 +867,14 @@ async fn dead_letter(
     store: &Store,
     engine: &Engine,
 ) -> Result<(), EngineError> {
-    let topic = msg.publish.topic.as_str();
+    let topic = msg.topic();
     tracing::info!(topic, reason = %refusal, "message refused, stored as a dead letter");
     // A citizen's contact details are personal data; the dead letters are not (anyone may read
     // them, as the HTTP path's refused reports, which keep no payload at all).
     let mut payload = if topic == topics::CITIZEN_REPORTS {
-        inbound::citizen_report_for_dead_letter(&msg.publish.payload)
+        inbound::citizen_report_for_dead_letter(msg.payload())
     } else {
-        msg.publish.payload.to_vec()
+        msg.payload().to_vec()
     };
     payload.truncate(MAX_DEAD_LETTER_BYTES);
     store

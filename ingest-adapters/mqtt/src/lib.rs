@@ -6,15 +6,22 @@
 //! refusal was stored as a dead letter. Redeliveries are harmless: the engine recognises an event
 //! by its id.
 //!
+//! Cluster mode ([`ClusterIngest`]): the input filters are MQTT shared subscriptions; a
+//! follower acknowledges a valid message once it is in the store's inbox (a refusal once it is a
+//! dead letter), and the leader drains the inbox through its engine ([`run_inbox_drain`]) and
+//! the sessions of members that went silent ([`drain_member_sessions`]).
+//!
 //! Boundary: no incident logic here; payloads are parsed by `protocol` and handed to `engine`.
 
 mod endpoint;
 mod ingest;
 mod publish;
+mod takeover;
 
 pub use endpoint::{Credentials, Endpoint, EndpointError};
-pub use ingest::{run_ingest, IngestOptions};
+pub use ingest::{run_ingest, ClusterIngest, IngestOptions};
 pub use publish::{run_agency_publisher, PublisherOptions};
+pub use takeover::{drain_member_sessions, run_inbox_drain, DrainError};
 
 use std::time::Duration;
 

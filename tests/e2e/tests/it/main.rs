@@ -8,6 +8,7 @@ mod authz;
 mod browser;
 mod browser_journey;
 mod citizen_page;
+mod cluster;
 mod congestion;
 mod console;
 mod console_map;

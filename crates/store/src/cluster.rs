@@ -1,0 +1,347 @@
+//! Cluster mode (PostgreSQL only): leader election, membership, the followers' inbox and the
+//! change notifications that keep every instance's console live (migration 0013).
+//!
+//! - The leader is whoever holds the session-level advisory lock [`LEADER_LOCK`] on its
+//!   [`ClusterConnection`], a connection taken out of the pool for the process's life: PostgreSQL
+//!   frees the lock when that connection ends (the process died, the network dropped).
+//! - A follower puts what it accepted from the broker into `inbox` ([`Store::inbox_push`], one
+//!   transaction, `NOTIFY dispecer_inbox` on commit) before it acknowledges; the leader takes it
+//!   in order ([`Store::inbox_take`]) and deletes it after its own commit ([`Store::inbox_delete`]).
+//! - After each commit the leader sends `NOTIFY dispecer_changes` ([`Store::notify`]); the others
+//!   listen ([`Store::listen`]).
+//!
+//! Every function answers [`StoreError::NotPostgres`] on SQLite.
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnection, PgListener, PgPool};
+use sqlx::{Connection, Row};
+
+use crate::rows::stored_time;
+use crate::{Pool, Store, StoreError};
+
+/// The advisory lock whose holder is the leader (any constant; "dispecer" in ASCII).
+pub const LEADER_LOCK: i64 = 0x6469_7370_6563_6572;
+
+/// The channel of the inbox's notifications (payload: the pushing instance's id).
+pub const INBOX_CHANNEL: &str = "dispecer_inbox";
+
+/// The channel of the leader's change notifications (payload: see the `cluster` crate).
+pub const CHANGES_CHANNEL: &str = "dispecer_changes";
+
+/// An instance of a cluster, as registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// `--instance-id`.
+    pub instance_id: String,
+    /// The base of its MQTT ingest sessions' client ids.
+    pub mqtt_client_id: String,
+    /// Its HTTP API's base URL, as the other instances reach it.
+    pub http_url: String,
+    /// When it last said it was alive.
+    pub seen_at: DateTime<Utc>,
+    /// Since when it leads, if it does.
+    pub leader_since: Option<DateTime<Utc>>,
+    /// When the leader last drained its broker sessions after it went silent.
+    pub drained_at: Option<DateTime<Utc>>,
+}
+
+/// A message a follower accepted, waiting in the inbox for the leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxMessage {
+    /// Its row (the order of arrival in the inbox); `0` for one not yet stored.
+    pub id: i64,
+    /// The MQTT topic it came on.
+    pub topic: String,
+    /// Its payload, as received.
+    pub payload: Vec<u8>,
+    /// When the follower received it.
+    pub received_at: DateTime<Utc>,
+}
+
+/// A notification on a channel this store listens to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The channel.
+    pub channel: String,
+    /// Its payload.
+    pub payload: String,
+}
+
+/// A connection of its own, out of the pool for the process's life: it holds the leader lock
+/// when this instance leads, and says every second that the instance is alive.
+#[derive(Debug)]
+pub struct ClusterConnection {
+    conn: PgConnection,
+    leading: bool,
+}
+
+impl ClusterConnection {
+    /// Tries to take the leader lock (never waits); `true` when this instance leads now (also
+    /// when it led already).
+    pub async fn try_lead(&mut self) -> Result<bool, StoreError> {
+        if self.leading {
+            return Ok(true);
+        }
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(LEADER_LOCK)
+            .fetch_one(&mut self.conn)
+            .await?;
+        self.leading = got;
+        Ok(got)
+    }
+
+    /// Refreshes `instance`'s `seen_at` over this connection, and, when this instance leads,
+    /// checks that this connection still holds the lock. An error means the connection (and with
+    /// it the lock) may be gone: a leader must stop leading at once.
+    pub async fn heartbeat(&mut self, instance: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE cluster_members SET seen_at = $2 WHERE instance_id = $1")
+            .bind(instance)
+            .bind(stored_time(at))
+            .execute(&mut self.conn)
+            .await?;
+        if self.leading {
+            let held: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
+                 AND pid = pg_backend_pid() AND granted \
+                 AND ((classid::bigint << 32) | objid::bigint) = $1)",
+            )
+            .bind(LEADER_LOCK)
+            .fetch_one(&mut self.conn)
+            .await?;
+            if !held {
+                return Err(StoreError::corrupt("the leader lock is no longer held"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the connection (releasing the lock, if held).
+    pub async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}
+
+impl Store {
+    fn postgres(&self) -> Result<&PgPool, StoreError> {
+        match &self.pool {
+            Pool::Postgres(pool) => Ok(pool),
+            Pool::Sqlite(_) => Err(StoreError::NotPostgres),
+        }
+    }
+
+    /// A connection of the cluster's own (see [`ClusterConnection`]).
+    pub async fn cluster_connection(&self) -> Result<ClusterConnection, StoreError> {
+        let conn = self.postgres()?.acquire().await?.detach();
+        Ok(ClusterConnection {
+            conn,
+            leading: false,
+        })
+    }
+
+    /// Registers (or re-registers, after a restart) an instance: alive now, not leading, not
+    /// drained.
+    pub async fn register_member(
+        &self,
+        instance: &str,
+        mqtt_client_id: &str,
+        http_url: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let at = stored_time(at);
+        sqlx::query(
+            "INSERT INTO cluster_members (instance_id, mqtt_client_id, http_url, started_at, \
+             seen_at) VALUES ($1, $2, $3, $4, $4) \
+             ON CONFLICT (instance_id) DO UPDATE SET mqtt_client_id = excluded.mqtt_client_id, \
+             http_url = excluded.http_url, started_at = excluded.started_at, \
+             seen_at = excluded.seen_at, leader_since = NULL, drained_at = NULL",
+        )
+        .bind(instance)
+        .bind(mqtt_client_id)
+        .bind(http_url)
+        .bind(at)
+        .execute(self.postgres()?)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks `instance` as the leader since `at` (and no other).
+    pub async fn set_leader(&self, instance: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE cluster_members SET leader_since = \
+             CASE WHEN instance_id = $1 THEN $2 ELSE NULL END",
+        )
+        .bind(instance)
+        .bind(stored_time(at))
+        .execute(self.postgres()?)
+        .await?;
+        Ok(())
+    }
+
+    /// Every registered instance.
+    pub async fn members(&self) -> Result<Vec<Member>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT instance_id, mqtt_client_id, http_url, seen_at, leader_since, drained_at \
+             FROM cluster_members ORDER BY instance_id",
+        )
+        .fetch_all(self.postgres()?)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Member {
+                    instance_id: r.try_get("instance_id")?,
+                    mqtt_client_id: r.try_get("mqtt_client_id")?,
+                    http_url: r.try_get("http_url")?,
+                    seen_at: r.try_get("seen_at")?,
+                    leader_since: r.try_get("leader_since")?,
+                    drained_at: r.try_get("drained_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Notes that the leader drained `instance`'s broker sessions at `at`.
+    pub async fn member_drained(
+        &self,
+        instance: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE cluster_members SET drained_at = $2 WHERE instance_id = $1")
+            .bind(instance)
+            .bind(stored_time(at))
+            .execute(self.postgres()?)
+            .await?;
+        Ok(())
+    }
+
+    /// Puts `messages` into the inbox in one transaction (a message already waiting there, by
+    /// its topic and payload, is not added twice) and notifies [`INBOX_CHANNEL`] on commit.
+    /// Returns once committed: only then may the follower acknowledge them.
+    pub async fn inbox_push(
+        &self,
+        instance: &str,
+        messages: &[InboxMessage],
+    ) -> Result<(), StoreError> {
+        let result = self.inbox_push_once(instance, messages).await;
+        self.writes.note(&result);
+        result
+    }
+
+    async fn inbox_push_once(
+        &self,
+        instance: &str,
+        messages: &[InboxMessage],
+    ) -> Result<(), StoreError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let mut keys = Vec::with_capacity(messages.len());
+        let mut topics = Vec::with_capacity(messages.len());
+        let mut payloads = Vec::with_capacity(messages.len());
+        let mut times = Vec::with_capacity(messages.len());
+        for m in messages {
+            let mut keyed = m.topic.as_bytes().to_vec();
+            keyed.push(0);
+            keyed.extend_from_slice(&m.payload);
+            keys.push(hash_bytes(&keyed));
+            topics.push(m.topic.clone());
+            payloads.push(m.payload.clone());
+            times.push(stored_time(m.received_at));
+        }
+        let mut tx = self.postgres()?.begin().await?;
+        sqlx::query(
+            "INSERT INTO inbox (key, topic, payload, received_at, instance_id) \
+             SELECT k, t, p, r, $5 FROM unnest($1::text[], $2::text[], $3::bytea[], \
+             $4::timestamptz[]) WITH ORDINALITY AS m(k, t, p, r, n) ORDER BY n \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(&keys)
+        .bind(&topics)
+        .bind(&payloads)
+        .bind(&times)
+        .bind(instance)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(INBOX_CHANNEL)
+            .bind(instance)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The oldest `limit` messages of the inbox, in the order they came in.
+    pub async fn inbox_take(&self, limit: u32) -> Result<Vec<InboxMessage>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, topic, payload, received_at FROM inbox ORDER BY id LIMIT $1")
+                .bind(i64::from(limit))
+                .fetch_all(self.postgres()?)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(InboxMessage {
+                    id: r.try_get("id")?,
+                    topic: r.try_get("topic")?,
+                    payload: r.try_get("payload")?,
+                    received_at: r.try_get("received_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Deletes drained inbox rows (after what they carried was committed).
+    pub async fn inbox_delete(&self, ids: &[i64]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("DELETE FROM inbox WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(self.postgres()?)
+            .await?;
+        Ok(())
+    }
+
+    /// Sends `payload` on `channel` (PostgreSQL's `NOTIFY`; at most 8000 bytes).
+    pub async fn notify(&self, channel: &str, payload: &str) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel)
+            .bind(payload)
+            .execute(self.postgres()?)
+            .await?;
+        Ok(())
+    }
+
+    /// Listens to `channels` on a connection of its own.
+    pub async fn listen(&self, channels: &[&str]) -> Result<Listener, StoreError> {
+        let mut listener = PgListener::connect_with(self.postgres()?).await?;
+        listener.listen_all(channels.iter().copied()).await?;
+        Ok(Listener { listener })
+    }
+}
+
+/// Notifications of the channels given to [`Store::listen`].
+#[derive(Debug)]
+pub struct Listener {
+    listener: PgListener,
+}
+
+impl Listener {
+    /// The next notification; `Ok(None)` when the connection was lost (notifications sent
+    /// meanwhile are lost too: catch up from the tables), reconnecting at the next call.
+    pub async fn recv(&mut self) -> Result<Option<Notification>, StoreError> {
+        Ok(self.listener.try_recv().await?.map(|n| Notification {
+            channel: n.channel().to_owned(),
+            payload: n.payload().to_owned(),
+        }))
+    }
+}
+
+fn hash_bytes(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
