@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 /// An error, `application/problem+json` (RFC 9457).
@@ -282,7 +282,7 @@ pub struct ReadingsAccepted {
     pub new: u64,
 }
 
-/// The Bearer scheme of API tokens (`dispecer token create`).
+/// The Bearer scheme of API tokens (`dispecer token create`) and people's session cookie.
 struct BearerTokens;
 
 impl Modify for BearerTokens {
@@ -299,6 +299,14 @@ impl Modify for BearerTokens {
                     ))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::accounts::COOKIE,
+                "A person's session, from POST /api/v1/session; a request that changes \
+                 something also sends the session's CSRF token in X-CSRF-Token.",
+            ))),
         );
     }
 }

@@ -111,6 +111,8 @@ pub async fn token(command: crate::config::TokenCommand) -> anyhow::Result<()> {
                 "operator".to_owned()
             } else if c.citizens_app {
                 "citizens-app".to_owned()
+            } else if c.metrics {
+                "metrics".to_owned()
             } else {
                 "readings".to_owned()
             };

@@ -155,7 +155,7 @@ pub struct TokenCreateOptions {
     #[arg(
         long,
         conflicts_with_all = ["readings", "acts_for", "dispatcher"],
-        required_unless_present_any = ["readings", "acts_for", "dispatcher", "citizens_app"]
+        required_unless_present_any = ["readings", "acts_for", "dispatcher", "citizens_app", "metrics"]
     )]
     pub operator: Option<String>,
     /// A sensor gateway that may send readings of any of the city's sensors.
@@ -172,6 +172,9 @@ pub struct TokenCreateOptions {
     /// the token is its `api_key`).
     #[arg(long, conflicts_with_all = ["readings", "acts_for", "dispatcher"])]
     pub citizens_app: bool,
+    /// A Prometheus scraper: may read `GET /metrics` and nothing else.
+    #[arg(long, conflicts_with_all = ["operator", "readings", "acts_for", "dispatcher", "citizens_app"])]
+    pub metrics: bool,
 }
 
 #[derive(Debug, Args)]
