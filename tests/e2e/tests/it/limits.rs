@@ -117,10 +117,11 @@ async fn security_headers_on_every_answer() -> Result<()> {
         ("/api/v1/city", 200),
         ("/open311/v2/discovery.json", 200),
         ("/open311/v2/services.xml", 200),
-        ("/api/v1/incidents/no-such-incident", 404),
+        // Private reads: 401 without a login (the headers all the same).
+        ("/api/v1/incidents/no-such-incident", 401),
         ("/open311/v2/nothing.json", 404),
         ("/no/such/page", 404),
-        ("/api/v1/stream", 400),
+        ("/api/v1/stream", 401),
     ] {
         let resp = http.get(format!("{}{path}", server.http)).send().await?;
         assert_eq!(resp.status().as_u16(), status, "GET {path}");
@@ -311,9 +312,16 @@ async fn websocket_clients_are_capped() -> Result<()> {
     )
     .await?;
     let url = format!("{}/api/v1/stream", server.http.replacen("http", "ws", 1));
-    let (first, _) = tokio_tungstenite::connect_async(&url).await?;
-    let (second, _) = tokio_tungstenite::connect_async(&url).await?;
-    match tokio_tungstenite::connect_async(&url).await {
+    let cookie = server.staff().await?.cookie.clone();
+    let request = || -> Result<_> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut r = url.as_str().into_client_request()?;
+        r.headers_mut().insert("cookie", cookie.parse()?);
+        Ok(r)
+    };
+    let (first, _) = tokio_tungstenite::connect_async(request()?).await?;
+    let (second, _) = tokio_tungstenite::connect_async(request()?).await?;
+    match tokio_tungstenite::connect_async(request()?).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
             assert_eq!(resp.status().as_u16(), 503);
             assert_eq!(
@@ -340,7 +348,7 @@ async fn websocket_clients_are_capped() -> Result<()> {
     drop(first);
     let deadline = Instant::now() + Duration::from_secs(15);
     let third = loop {
-        match tokio_tungstenite::connect_async(&url).await {
+        match tokio_tungstenite::connect_async(request()?).await {
             Ok((ws, _)) => break ws,
             Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
