@@ -337,7 +337,7 @@ pub struct Dispecer {
 /// [`Dispecer::get`] and [`Dispecer::stream`]).
 pub const STAFF_USER: &str = "e2e-admin";
 /// Its password.
-const STAFF_PASSWORD: &str = "e2e-admin-parola-lunga";
+pub const STAFF_PASSWORD: &str = "e2e-admin-parola-lunga";
 
 /// The limits of the tests' servers: every test files its reports from 127.0.0.1, many more than
 /// a citizen's 10 a minute (`limits.rs` tests the default limits with
