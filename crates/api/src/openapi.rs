@@ -609,5 +609,34 @@ mod tests {
         let act = &doc["paths"]["/api/v1/incidents/{id}/actions"]["post"];
         assert!(act["security"].as_array().is_some_and(|s| !s.is_empty()));
         assert!(act["responses"]["409"]["content"]["application/problem+json"].is_object());
+        assert_eq!(
+            doc["components"]["securitySchemes"]["session"]["in"],
+            "cookie"
+        );
+        // Every operation but the public ones says who may call it and answers 401.
+        let public = |method: &str, path: &str| {
+            path.starts_with("/api/v1/public/")
+                || ["/api/v1/health", "/api/v1/city", "/api/v1/openapi.json"].contains(&path)
+                || (method == "post" && ["/api/v1/session", "/api/v1/reports"].contains(&path))
+        };
+        let mut checked = 0;
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                if public(method, path) {
+                    assert!(op.get("security").is_none(), "{method} {path} is public");
+                    continue;
+                }
+                assert!(
+                    op["security"].as_array().is_some_and(|s| !s.is_empty()),
+                    "{method} {path} declares no security"
+                );
+                assert!(
+                    op["responses"]["401"].is_object(),
+                    "{method} {path} declares no 401"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 14, "only {checked} protected operations");
     }
 }
