@@ -380,6 +380,7 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
         IngestOptions {
             endpoint: endpoint.clone(),
             client_id: format!("{}-ingest", opts.mqtt_client_id),
+            rate: opts.limits.to_mqtt(),
         },
         engine.clone(),
         store.clone(),

@@ -270,9 +270,26 @@ pub struct LimitOptions {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<IpAddr>,
+    /// MQTT messages one sender (the utility, traffic counter or agency its topic names) may
+    /// publish a minute, sustained; beyond it dead letters "rate limit". The citizens' topic,
+    /// which names no sender, shares 10 times this.
+    #[arg(long, env = "DISPECER_MQTT_SENDER_PER_MINUTE", default_value_t = NonZeroU32::new(mqtt::SenderRate::PER_MINUTE).unwrap_or(NonZeroU32::MIN))]
+    pub mqtt_sender_per_minute: NonZeroU32,
+    /// MQTT messages one sender may publish at once before the per-minute pace applies (also
+    /// what a broker delivers at once after an outage).
+    #[arg(long, env = "DISPECER_MQTT_SENDER_BURST", default_value_t = NonZeroU32::new(mqtt::SenderRate::BURST).unwrap_or(NonZeroU32::MIN))]
+    pub mqtt_sender_burst: NonZeroU32,
 }
 
 impl LimitOptions {
+    /// The MQTT ingest's allowance per sender.
+    pub fn to_mqtt(&self) -> mqtt::SenderRate {
+        mqtt::SenderRate {
+            per_minute: self.mqtt_sender_per_minute,
+            burst: self.mqtt_sender_burst,
+        }
+    }
+
     /// The API's limits.
     pub fn to_api(&self) -> api::Limits {
         api::Limits {

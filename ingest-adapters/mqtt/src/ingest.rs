@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use engine::feeds::FeedOutcome;
+
+use crate::rate::{RateLimited, SenderLimiter};
 use engine::{Engine, EngineError, IngestOutcome};
 use protocol::{inbound, topics, traffic, WireError};
 use store::{NewDeadLetter, Store};
@@ -32,6 +34,8 @@ pub struct IngestOptions {
     /// Stable client id of the events session (the readings session adds `-readings`): the
     /// broker keeps each session's subscriptions and queued messages while Dispecer is down.
     pub client_id: String,
+    /// What each sender may publish ([`crate::rate`]); beyond it, dead letters.
+    pub rate: crate::SenderRate,
 }
 
 /// Which of the two sessions.
@@ -102,12 +106,15 @@ pub fn run_ingest(
     tracker: &TaskTracker,
 ) -> (watch::Receiver<bool>, Arc<IngestStats>) {
     let stats = Arc::new(IngestStats::default());
+    // One allowance per sender, whichever session its topic comes on.
+    let limiter = Arc::new(SenderLimiter::new(options.rate));
     let mut events = run_session(
         Session::Events,
         &options.endpoint,
         options.client_id.clone(),
         engine.clone(),
         store.clone(),
+        limiter.clone(),
         stats.clone(),
         shutdown.clone(),
         tracker,
@@ -118,6 +125,7 @@ pub fn run_ingest(
         format!("{}-readings", options.client_id),
         engine,
         store,
+        limiter,
         stats.clone(),
         shutdown.clone(),
         tracker,
@@ -144,6 +152,7 @@ fn run_session(
     client_id: String,
     engine: Engine,
     store: Store,
+    limiter: Arc<SenderLimiter>,
     stats: Arc<IngestStats>,
     shutdown: CancellationToken,
     tracker: &TaskTracker,
@@ -168,7 +177,7 @@ fn run_session(
         ready_tx,
         shutdown.clone(),
     ));
-    tracker.spawn(work(rx, client, engine, store, stats, shutdown));
+    tracker.spawn(work(rx, client, engine, store, limiter, stats, shutdown));
     ready_rx
 }
 
@@ -254,7 +263,24 @@ struct Inbound {
     publish: Publish,
     feed: String,
     received_at: DateTime<Utc>,
-    parsed: Result<Parsed, WireError>,
+    parsed: Result<Parsed, Refusal>,
+}
+
+/// Why a message is refused before the engine sees it.
+enum Refusal {
+    /// Its payload or topic.
+    Wire(WireError),
+    /// Its sender published too much ([`crate::rate`]).
+    RateLimited(RateLimited),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Wire(e) => e.fmt(f),
+            Refusal::RateLimited(e) => e.fmt(f),
+        }
+    }
 }
 
 enum Parsed {
@@ -268,10 +294,16 @@ enum Parsed {
 }
 
 impl Inbound {
-    fn parse(publish: Publish, engine: &Engine) -> Self {
+    fn parse(publish: Publish, engine: &Engine, limiter: &SenderLimiter) -> Self {
         let received_at = Utc::now();
         let topic = publish.topic.as_str();
         let city = engine.city().city();
+        // A broker's redelivery was counted when it first came.
+        let allowed = if publish.dup {
+            Ok(())
+        } else {
+            limiter.check(topic, city)
+        };
         let (feed, parsed) = if topic == topics::CITIZEN_REPORTS {
             (
                 "citizen".to_owned(),
@@ -318,6 +350,12 @@ impl Inbound {
                 "unknown".to_owned(),
                 Err(WireError::UnknownTopic(topic.to_owned())),
             )
+        };
+        // Beyond the sender's allowance: refused whatever the payload (parsed all the same, for
+        // the feed's name; a parse is cheap beside the commit it saves).
+        let parsed = match allowed {
+            Ok(()) => parsed.map_err(Refusal::Wire),
+            Err(limited) => Err(Refusal::RateLimited(limited)),
         };
         Inbound {
             publish,
@@ -367,6 +405,7 @@ async fn work(
     client: AsyncClient,
     engine: Engine,
     store: Store,
+    limiter: Arc<SenderLimiter>,
     stats: Arc<IngestStats>,
     shutdown: CancellationToken,
 ) {
@@ -395,7 +434,7 @@ async fn work(
         let mut events: Vec<Inbound> = Vec::new();
         let mut pack_readings = 0;
         for publish in batch.drain(..) {
-            let msg = Inbound::parse(publish, &engine);
+            let msg = Inbound::parse(publish, &engine, &limiter);
             if msg.batchable_event().is_some() {
                 // The packs before it first, in order.
                 let done = std::mem::take(&mut packs);

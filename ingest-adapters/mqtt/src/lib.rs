@@ -11,10 +11,12 @@
 mod endpoint;
 mod ingest;
 mod publish;
+mod rate;
 
 pub use endpoint::{Credentials, Endpoint, EndpointError};
 pub use ingest::{run_ingest, IngestOptions};
 pub use publish::{run_agency_publisher, PublisherOptions};
+pub use rate::{SenderRate, CITIZEN_FACTOR};
 
 use std::time::Duration;
 

@@ -340,13 +340,17 @@ pub const STAFF_USER: &str = "e2e-admin";
 pub const STAFF_PASSWORD: &str = "e2e-admin-parola-lunga";
 
 /// The limits of the tests' servers: every test files its reports from 127.0.0.1, many more than
-/// a citizen's 10 a minute (`limits.rs` tests the default limits with
-/// [`Dispecer::start_with_args`]).
+/// a citizen's 10 a minute, and floods MQTT topics faster than a sender's 600 a minute
+/// (`limits.rs` tests the limits with [`Dispecer::start_with_args`]).
 pub const GENEROUS_LIMITS: &[&str] = &[
     "--client-reports-per-minute",
     "100000",
     "--client-reports-burst",
     "100000",
+    "--mqtt-sender-per-minute",
+    "100000000",
+    "--mqtt-sender-burst",
+    "100000000",
 ];
 
 /// Where the `dispecer` binary is (built by `cargo build`, which `scripts/test.sh` runs first).

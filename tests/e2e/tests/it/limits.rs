@@ -359,3 +359,91 @@ async fn websocket_clients_are_capped() -> Result<()> {
     drop((second, third));
     Ok(())
 }
+
+/// A utility flooding its MQTT topic beyond its allowance (here a burst of 3, then 1 a minute):
+/// the excess is refused as dead letters "rate limit", counted as rejected in its own feed, and
+/// another utility publishing meanwhile is not held up.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mqtt_sender_beyond_its_rate_gets_dead_letters_others_do_not() -> Result<()> {
+    let dir = TempDir::new("dispecer-mqtt-rate");
+    let db = format!("sqlite://{}/d.sqlite", dir.path().display());
+    let server = Dispecer::start_with_args(
+        &dir,
+        &db,
+        &Broker::Embedded(free_port()),
+        &repo_root().join("cities/brasov"),
+        &["--mqtt-sender-per-minute", "1", "--mqtt-sender-burst", "3"],
+    )
+    .await?;
+    let event = |id: &str, lon: f64| {
+        serde_json::json!({"type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [lon, 45.6500]},
+            "properties": {"id": id, "kind": "fault", "category": "water_leak",
+                "description": "Conductă spartă"}})
+        .to_string()
+    };
+    let mut mqtt = e2e::MqttClient::connect(server.mqtt_port, &[]).await?;
+    for i in 0..6 {
+        mqtt.publish(
+            "dispecer/v1/in/utilities/apa-brasov/events",
+            event(&format!("flood-{i}"), 25.58 + f64::from(i) * 0.005),
+        )
+        .await?;
+    }
+    mqtt.publish(
+        "dispecer/v1/in/utilities/distrigaz-sud/events",
+        serde_json::json!({"type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [25.6050, 45.6500]},
+            "properties": {"id": "gaz-1", "kind": "fault", "category": "gas_smell"}})
+        .to_string(),
+    )
+    .await?;
+    // Every message is answered (acknowledged) whatever happened to it; wait for all seven.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let feeds = loop {
+        let (_, _, feeds) = server.get("/api/v1/feeds").await?;
+        let received: u64 = feeds["feeds"]
+            .as_array()
+            .context("feeds")?
+            .iter()
+            .filter_map(|f| f["received"].as_u64())
+            .sum();
+        if received >= 7 {
+            break feeds;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "not all counted: {feeds}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let feed = |name: &str| {
+        feeds["feeds"]
+            .as_array()
+            .and_then(|a| a.iter().find(|f| f["feed"] == name))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let flood = feed("utility:apa-brasov");
+    assert_eq!(
+        (flood["accepted"].as_u64(), flood["rejected"].as_u64()),
+        (Some(3), Some(3)),
+        "{flood}"
+    );
+    let other = feed("utility:distrigaz-sud");
+    assert_eq!(other["accepted"].as_u64(), Some(1), "{other}");
+    let (_, _, letters) = server.get("/api/v1/dead-letters").await?;
+    let limited: Vec<&Value> = letters["dead_letters"]
+        .as_array()
+        .context("dead letters")?
+        .iter()
+        .filter(|d| {
+            d["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("rate limit: utility:apa-brasov"))
+        })
+        .collect();
+    assert_eq!(limited.len(), 3, "{letters}");
+    // The refused payloads are kept whole (they were never looked at).
+    assert!(limited
+        .iter()
+        .all(|d| d["payload"].as_str().is_some_and(|p| p.contains("flood-"))));
+    Ok(())
+}
