@@ -13,7 +13,8 @@
 // coloured like the worst of them) and the recently closed ones (small, grey, never clustered).
 //
 // People log in first (POST api/v1/session; the cookie then rides along with every request and the
-// WebSocket); actions send the session's CSRF token in X-CSRF-Token. An agency user's list and
+// WebSocket: the incidents, the stream, the feeds and the readings need it, and a 401 there brings
+// the login screen back); actions send the session's CSRF token in X-CSRF-Token. An agency user's list and
 // stream are limited to its agency by the server. A sensor site on the map opens a uPlot chart of
 // its readings with a baseline (vendored too).
 //
@@ -200,6 +201,7 @@ function streamUrl() {
 
 async function fetchJson(path) {
   const response = await fetch(apiUrl(path), { headers: { Accept: 'application/json' }, cache: 'no-store' });
+  if (response.status === 401) sessionEnded();
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
   return response.json();
 }
@@ -623,6 +625,7 @@ function normaliseFeeds(body) {
 async function checkFeeds() {
   try {
     const response = await fetchBounded('api/v1/feeds');
+    if (response.status === 401) sessionEnded();
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const body = await response.json();
     state.feeds.list = normaliseFeeds(body);
@@ -1712,6 +1715,8 @@ function connect() {
   socket.addEventListener('close', () => {
     if (state.conn.socket !== socket) return;
     state.conn.socket = null;
+    // A refused upgrade (the session ended) looks like any close here: ask the server.
+    checkSession();
     scheduleReconnect();
   });
 }
@@ -1732,6 +1737,24 @@ function scheduleReconnect() {
 // Accounts: the login screen, the session, logging out
 
 let loginResolve = null;
+
+/**
+ * The session ended (expired, logged out elsewhere, password changed): every private read now
+ * answers 401. Reloading shows the login screen, as a refused action does.
+ */
+function sessionEnded() {
+  window.location.reload();
+}
+
+/** After the stream closed: back to the login screen if the session is gone (not when the server is). */
+async function checkSession() {
+  try {
+    const response = await fetch(apiUrl('api/v1/session'), { headers: { Accept: 'application/json' }, cache: 'no-store' });
+    if (response.status === 401) sessionEnded();
+  } catch {
+    // The server is unreachable: the stream's reconnection says so and keeps trying.
+  }
+}
 
 /** GET api/v1/session: who is logged in, or null. */
 async function whoAmI() {

@@ -28,6 +28,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use model::AgencyId;
 use protocol::incident::timestamp;
 use store::{Role, Session};
 
@@ -288,16 +289,89 @@ pub(crate) async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Call
     Ok(caller)
 }
 
-/// The agency a read must be limited to: that of an agency user's session; `None` for anyone
-/// else (the read endpoints are open to all in this version).
-pub(crate) async fn agency_restriction(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<Option<String>, Problem> {
-    Ok(session(state, headers)
-        .await?
-        .filter(|s| s.role == Role::Agency)
-        .and_then(|s| s.agency))
+/// Who may read the dispatch center's private data (incidents, their timelines, the stream,
+/// feeds, readings), and how much of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Viewer {
+    /// Operators, supervisors and admins (sessions), or an `operator` token: everything.
+    Staff {
+        /// Who, for logs: `user:{name}` or `operator:{token prefix}`.
+        who: String,
+        /// An admin's session (the only one that reads the dead letters).
+        admin: bool,
+    },
+    /// An agency's user or its `agency:{id}` token: the incidents that agency is responsible
+    /// for or informed of.
+    Agency {
+        /// The agency.
+        agency: AgencyId,
+        /// Who, for logs.
+        who: String,
+    },
+}
+
+impl Viewer {
+    /// The agency whose incidents alone this viewer may read; `None` for staff.
+    pub(crate) fn agency(&self) -> Option<&AgencyId> {
+        match self {
+            Viewer::Staff { .. } => None,
+            Viewer::Agency { agency, .. } => Some(agency),
+        }
+    }
+
+    /// 403 unless this viewer may read `incident` (staff: any; an agency: one it is responsible
+    /// for or informed of). 403 rather than 404, as for contacts, photos and actions: that an
+    /// incident exists is no secret (the public map shows every open one), its details are.
+    pub(crate) fn may_read(&self, incident: &model::Incident) -> Result<(), Problem> {
+        match self.agency() {
+            Some(agency) if !incident.concerns(agency) => Err(Problem::forbidden(format!(
+                "incident {} is neither assigned to {agency} nor is {agency} informed of it",
+                incident.id.as_str()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// 403 unless this viewer is staff (operators, supervisors, admins, an `operator` token).
+    pub(crate) fn staff_only(&self, what: &str) -> Result<(), Problem> {
+        match self {
+            Viewer::Staff { .. } => Ok(()),
+            Viewer::Agency { .. } => Err(Problem::forbidden(format!(
+                "{what} is for the dispatch center's operators, supervisors and admins, not agencies"
+            ))),
+        }
+    }
+}
+
+/// The caller of a private read: 401 without a session or token (the problem says how to get
+/// one); 403 for a token made for something else (a utility's, a sensor gateway's, a citizens'
+/// app's), which may send but not read.
+pub(crate) async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Viewer, Problem> {
+    match reader(state, headers).await? {
+        Caller::Token(Scope::Operator, prefix) => Ok(Viewer::Staff {
+            who: format!("operator:{prefix}"),
+            admin: false,
+        }),
+        Caller::Token(Scope::Agency(agency), _) => Ok(Viewer::Agency {
+            who: format!("agency:{agency}"),
+            agency: AgencyId::from(agency.as_str()),
+        }),
+        Caller::Token(other, _) => Err(Problem::forbidden(format!(
+            "this token may {}, not read the dispatch center's data",
+            other.allows()
+        ))),
+        Caller::Session(s) => match (s.role, s.agency) {
+            (Role::Operator | Role::Supervisor | Role::Admin, _) => Ok(Viewer::Staff {
+                who: format!("user:{}", s.username),
+                admin: s.role == Role::Admin,
+            }),
+            (Role::Agency, Some(agency)) => Ok(Viewer::Agency {
+                agency: AgencyId::from(agency.as_str()),
+                who: format!("user:{}", s.username),
+            }),
+            (Role::Agency, None) => Err(Problem::forbidden("this agency user has no agency")),
+        },
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -478,7 +552,7 @@ async fn check_login(
 
 /// Who is logged in with the session cookie, with the CSRF token.
 #[utoipa::path(get, path = "/api/v1/session", tag = "accounts", operation_id = "whoami",
-    responses(
+    security(("session" = [])), responses(
     (status = 200, description = "The session's user", body = crate::openapi::SessionDoc),
     (status = 401, description = "Not logged in", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
@@ -498,7 +572,7 @@ pub async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Respon
 
 /// Logs out (the request carries the session's `X-CSRF-Token`).
 #[utoipa::path(delete, path = "/api/v1/session", tag = "accounts", operation_id = "logout",
-    responses(
+    security(("session" = [])), responses(
     (status = 204, description = "Logged out; the cookie is cleared"),
     (status = 401, description = "Not logged in", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 403, description = "No or a wrong CSRF token", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),

@@ -47,7 +47,7 @@ pub const MAX_BODY: usize = MAX_PAYLOAD;
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/actions", tag = "incidents", operation_id = "act",
     params(("id" = String, Path, description = "Incident id")),
     request_body(content = crate::openapi::ActionBody, content_type = "application/json"),
-    security(("api_token" = [])), responses(
+    security(("api_token" = []), ("session" = [])), responses(
     (status = 200, description = "The incident after the action, once durable", body = protocol::incident::IncidentFeature, content_type = "application/geo+json"),
     (status = 201, description = "A public warning's version issued (publish_warning, update_warning, cancel_warning), once durable; Location: its CAP document", body = protocol::warning::WarningJsonOut),
     (status = 400, description = "The body is not a valid action", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),

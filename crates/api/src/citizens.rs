@@ -343,7 +343,7 @@ pub async fn public_incidents(State(state): State<AppState>) -> Result<impl Into
 /// session; the token or a user of the agency its incident is assigned to).
 #[utoipa::path(get, path = "/api/v1/reports/{code}/photo", tag = "citizens",
     params(("code" = String, Path, description = "Tracking code")),
-    security(("api_token" = [])), responses(
+    security(("api_token" = []), ("session" = [])), responses(
     (status = 200, description = "The photo, without metadata", content_type = "image/jpeg"),
     (status = 401, description = "No or a bad API token, and no session", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 403, description = "The token or the user may not see this photo", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),

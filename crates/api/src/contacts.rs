@@ -21,7 +21,7 @@ use crate::AppState;
 /// Contact details citizens left with an incident's reports (operators and the agency responsible).
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/contacts", tag = "incidents", operation_id = "contacts",
     params(("id" = String, Path, description = "Incident id")),
-    security(("api_token" = [])), responses(
+    security(("api_token" = []), ("session" = [])), responses(
     (status = 200, description = "The contacts", body = crate::openapi::Contacts),
     (status = 401, description = "No or a bad API token", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 403, description = "The token may not read contacts of this incident", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),

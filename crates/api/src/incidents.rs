@@ -11,6 +11,7 @@ use model::{AgencyId, CategoryId, IncidentId, IncidentStatus};
 use protocol::incident::{timestamp, IncidentCollection, IncidentFeature};
 use store::IncidentFilter;
 
+use crate::accounts::{viewer, Viewer};
 use crate::{AppState, Problem};
 
 const GEO_JSON: &str = "application/geo+json";
@@ -70,9 +71,12 @@ fn parse_statuses(text: &str) -> Result<Vec<IncidentStatus>, Problem> {
 }
 
 /// Incidents, newest first, filtered.
-#[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", params(ListQuery), responses(
-    (status = 200, description = "A GeoJSON FeatureCollection", body = protocol::incident::IncidentCollection, content_type = "application/geo+json"),
+#[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", params(ListQuery),
+    security(("api_token" = []), ("session" = [])), responses(
+    (status = 200, description = "A GeoJSON FeatureCollection (an agency's: those it is responsible for or informed of)", body = protocol::incident::IncidentCollection, content_type = "application/geo+json"),
     (status = 400, description = "A filter is malformed or names nothing in this city", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 401, description = "No session and no API token", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 403, description = "The token may not read incidents", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
 ))]
 pub async fn list(
@@ -80,6 +84,7 @@ pub async fn list(
     headers: HeaderMap,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, Problem> {
+    let viewer = viewer(&state, &headers).await?;
     let Query(q) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
     let city = state.engine.city().city();
     if let Some(c) = &q.category {
@@ -99,7 +104,7 @@ pub async fn list(
     if matches!(q.limit, Some(l) if l == 0 || l > 10_000) {
         return Err(Problem::bad_request("limit must be between 1 and 10000"));
     }
-    let mut filter = IncidentFilter {
+    let filter = IncidentFilter {
         bbox: q.bbox.as_deref().map(parse_bbox).transpose()?,
         statuses: q
             .status
@@ -109,13 +114,11 @@ pub async fn list(
             .unwrap_or_default(),
         category: q.category.as_deref().map(CategoryId::from),
         agency: q.agency.as_deref().map(AgencyId::from),
+        // An agency's user or token sees its agency's incidents only, whatever it asked for.
+        visible_to: viewer.agency().cloned(),
         since: None,
         limit: q.limit,
     };
-    // An agency user's session sees its agency's incidents only, whatever it asked for.
-    if let Some(own) = crate::accounts::agency_restriction(&state, &headers).await? {
-        filter.agency = Some(AgencyId::from(own.as_str()));
-    }
     let empty_box = filter.bbox.is_some_and(|[_, s, _, n]| s > n);
     let incidents = if empty_box {
         Vec::new()
@@ -130,20 +133,26 @@ pub async fn list(
 
 /// One incident.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents", operation_id = "one",
-    params(("id" = String, Path, description = "Incident id")), responses(
+    params(("id" = String, Path, description = "Incident id")),
+    security(("api_token" = []), ("session" = [])), responses(
     (status = 200, description = "A GeoJSON Feature", body = protocol::incident::IncidentFeature, content_type = "application/geo+json"),
+    (status = 401, description = "No session and no API token", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 403, description = "The token may not read incidents, or the incident is another agency's", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 404, description = "No such incident", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
 ))]
 pub async fn one(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<impl IntoResponse, Problem> {
+    let viewer = viewer(&state, &headers).await?;
     let incident = state
         .store
         .incident(&IncidentId::new(id.clone()))
         .await?
         .ok_or_else(|| Problem::not_found(format!("no incident {id:?}")))?;
+    viewer.may_read(&incident)?;
     Ok((
         [(header::CONTENT_TYPE, GEO_JSON)],
         Json(IncidentFeature::from(&incident)),
@@ -152,19 +161,27 @@ pub async fn one(
 
 /// An incident's events and timeline.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/timeline", tag = "incidents", operation_id = "timeline",
-    params(("id" = String, Path, description = "Incident id")), responses(
+    params(("id" = String, Path, description = "Incident id")),
+    security(("api_token" = []), ("session" = [])), responses(
     (status = 200, description = "Events and timeline, oldest first", body = crate::openapi::Timeline),
+    (status = 401, description = "No session and no API token", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 403, description = "The token may not read incidents, or the incident is another agency's", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 404, description = "No such incident", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
 ))]
 pub async fn timeline(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<impl IntoResponse, Problem> {
+    let viewer = viewer(&state, &headers).await?;
     let id = IncidentId::new(id);
-    if state.store.incident(&id).await?.is_none() {
-        return Err(Problem::not_found(format!("no incident {:?}", id.as_str())));
-    }
+    let incident = state
+        .store
+        .incident(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no incident {:?}", id.as_str())))?;
+    viewer.may_read(&incident)?;
     let entries = state.store.timeline(&id).await?;
     let events = state.store.incident_events(&id).await?;
     Ok(Json(serde_json::json!({
@@ -190,16 +207,29 @@ pub struct DeadLetterQuery {
     limit: Option<u32>,
 }
 
-/// Inbound messages that were refused, newest first.
-#[utoipa::path(get, path = "/api/v1/dead-letters", tag = "ingest", params(DeadLetterQuery), responses(
+/// Inbound messages that were refused, newest first: admins only (a refused payload is shown
+/// whole, and may be any sender's).
+#[utoipa::path(get, path = "/api/v1/dead-letters", tag = "ingest", params(DeadLetterQuery),
+    security(("session" = [])), responses(
     (status = 200, description = "Dead letters", body = crate::openapi::DeadLetters),
     (status = 400, description = "The limit is out of range", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 401, description = "No session and no API token", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 403, description = "Not an admin's session", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
 ))]
 pub async fn dead_letters(
     State(state): State<AppState>,
+    headers: HeaderMap,
     query: Result<Query<DeadLetterQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, Problem> {
+    match viewer(&state, &headers).await? {
+        Viewer::Staff { admin: true, .. } => {}
+        _ => {
+            return Err(Problem::forbidden(
+                "the dead letters are shown to admins only (an admin's session)",
+            ))
+        }
+    }
     let Query(q) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > 10_000 {

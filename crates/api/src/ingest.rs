@@ -38,6 +38,8 @@ pub(crate) enum Scope {
     Operator,
     /// `citizens-app`: citizens' reports through Open311 (the token is the app's `api_key`).
     CitizensApp,
+    /// `metrics`: reads `/metrics` only (a Prometheus scraper).
+    Metrics,
 }
 
 impl Scope {
@@ -52,6 +54,7 @@ impl Scope {
             "readings" => Some(Scope::Readings),
             "operator" => Some(Scope::Operator),
             "citizens-app" => Some(Scope::CitizensApp),
+            "metrics" => Some(Scope::Metrics),
             _ => None,
         }
     }
@@ -64,6 +67,7 @@ impl Scope {
             Scope::Agency(_) => "act on its agency's incidents",
             Scope::Operator => "act on incidents",
             Scope::CitizensApp => "file citizens' reports through Open311",
+            Scope::Metrics => "read /metrics",
         }
     }
 }

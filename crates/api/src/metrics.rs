@@ -1,10 +1,15 @@
 //! `GET /api/v1/feeds` (JSON) and `GET /metrics` (Prometheus text exposition format 0.0.4).
+//!
+//! Both need a caller: the feeds anyone logged in (a session, a dispatcher's or an agency's
+//! token; the console shows which senders went silent); `/metrics` a Prometheus scraper's token
+//! (`dispecer token create --metrics`, sent as `Authorization: Bearer …`, which Prometheus's
+//! `authorization` setting does), an `operator` token or a staff session.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use axum::Json;
 use chrono::Utc;
@@ -12,13 +17,23 @@ use serde_json::json;
 
 use protocol::incident::timestamp;
 
-use crate::AppState;
+use crate::accounts::{reader, viewer, Caller};
+use crate::ingest::Scope;
+use crate::{AppState, Problem};
 
 /// Counters of every inbound feed.
-#[utoipa::path(get, path = "/api/v1/feeds", tag = "ingest", responses(
+#[utoipa::path(get, path = "/api/v1/feeds", tag = "ingest",
+    security(("api_token" = []), ("session" = [])), responses(
     (status = 200, description = "Feeds", body = crate::openapi::Feeds),
+    (status = 401, description = "No session and no API token", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 403, description = "The token may not read the feeds", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
 ))]
-pub async fn feeds(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn feeds(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, Problem> {
+    viewer(&state, &headers).await?;
     let now = Utc::now();
     let feeds: Vec<_> = state
         .engine
@@ -38,7 +53,7 @@ pub async fn feeds(State(state): State<AppState>) -> impl IntoResponse {
             })
         })
         .collect();
-    Json(json!({ "feeds": feeds }))
+    Ok(Json(json!({ "feeds": feeds })))
 }
 
 /// Escapes a label value (backslash, quote, newline).
@@ -48,7 +63,21 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
+/// The counters for Prometheus: a `metrics` or `operator` token, or a staff session.
+pub async fn prometheus(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, Problem> {
+    match reader(&state, &headers).await? {
+        Caller::Token(Scope::Metrics | Scope::Operator, _) => {}
+        Caller::Session(s) if s.role != store::Role::Agency => {}
+        _ => {
+            return Err(Problem::forbidden(
+                "/metrics is for a scraper's token (dispecer token create --metrics) and the \
+                 dispatch center's staff",
+            ))
+        }
+    }
     let mut out = String::new();
     let stats = state.engine.stats();
     let counters = [
@@ -144,11 +173,11 @@ pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
             );
         }
     }
-    (
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         out,
-    )
+    ))
 }

@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 /// An error, `application/problem+json` (RFC 9457).
@@ -301,7 +301,7 @@ pub struct ReadingsAccepted {
     pub new: u64,
 }
 
-/// The Bearer scheme of API tokens (`dispecer token create`).
+/// The Bearer scheme of API tokens (`dispecer token create`) and people's session cookie.
 struct BearerTokens;
 
 impl Modify for BearerTokens {
@@ -318,6 +318,14 @@ impl Modify for BearerTokens {
                     ))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::accounts::COOKIE,
+                "A person's session, from POST /api/v1/session; a request that changes \
+                 something also sends the session's CSRF token in X-CSRF-Token.",
+            ))),
         );
     }
 }
@@ -620,5 +628,34 @@ mod tests {
         let act = &doc["paths"]["/api/v1/incidents/{id}/actions"]["post"];
         assert!(act["security"].as_array().is_some_and(|s| !s.is_empty()));
         assert!(act["responses"]["409"]["content"]["application/problem+json"].is_object());
+        assert_eq!(
+            doc["components"]["securitySchemes"]["session"]["in"],
+            "cookie"
+        );
+        // Every operation but the public ones says who may call it and answers 401.
+        let public = |method: &str, path: &str| {
+            path.starts_with("/api/v1/public/")
+                || ["/api/v1/health", "/api/v1/city", "/api/v1/openapi.json"].contains(&path)
+                || (method == "post" && ["/api/v1/session", "/api/v1/reports"].contains(&path))
+        };
+        let mut checked = 0;
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                if public(method, path) {
+                    assert!(op.get("security").is_none(), "{method} {path} is public");
+                    continue;
+                }
+                assert!(
+                    op["security"].as_array().is_some_and(|s| !s.is_empty()),
+                    "{method} {path} declares no security"
+                );
+                assert!(
+                    op["responses"]["401"].is_object(),
+                    "{method} {path} declares no 401"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 14, "only {checked} protected operations");
     }
 }

@@ -1,7 +1,9 @@
-//! `GET /api/v1/sensors/{id}/readings?from&to&step`: a sensor's readings, rolled up.
+//! `GET /api/v1/sensors/{id}/readings?from&to&step`: a sensor's readings, rolled up; for anyone
+//! logged in (a session, a dispatcher's or an agency's token).
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
@@ -47,17 +49,22 @@ fn time(name: &str, text: &str) -> Result<DateTime<Utc>, Problem> {
 
 /// A sensor's readings, rolled up per step.
 #[utoipa::path(get, path = "/api/v1/sensors/{id}/readings", tag = "sensors",
-    params(("id" = String, Path, description = "Sensor id"), ReadingsQuery), responses(
+    params(("id" = String, Path, description = "Sensor id"), ReadingsQuery),
+    security(("api_token" = []), ("session" = [])), responses(
     (status = 200, description = "Buckets per metric", body = crate::openapi::SensorReadings),
     (status = 400, description = "The range or step is malformed or too large", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 401, description = "No session and no API token", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 403, description = "The token may not read readings", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 404, description = "No such sensor in this city", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 503, description = "The store is unavailable", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
 ))]
 pub async fn readings(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     query: Result<Query<ReadingsQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, Problem> {
+    crate::accounts::viewer(&state, &headers).await?;
     let Query(q) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
     let city = state.engine.city().city();
     let sensor = city

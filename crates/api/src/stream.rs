@@ -6,9 +6,10 @@
 //! memory or slows the others.
 //!
 //! A client may narrow what it hears with query parameters (`bbox`, `agency`, `categories`,
-//! `status`; [`StreamQuery`]), checked before the upgrade (400 naming the parameter). An agency
-//! user's session (cookie) sees its agency's incidents only, whatever it asks for: the two combine
-//! in a [`StreamFilter`]. The snapshot is filtered too, and a client hears once, marked
+//! `status`; [`StreamQuery`]), checked before the upgrade (400 naming the parameter). The stream
+//! needs a session or a dispatcher's or agency's token (401 before the upgrade otherwise); an
+//! agency's user or token hears only of the incidents its agency is responsible for or informed
+//! of, whatever it asks for: the two combine in a [`StreamFilter`]. The snapshot is filtered too, and a client hears once, marked
 //! `left_filter`, of an incident a change takes out of its filter (reassigned away, moved out of
 //! the box, no longer open with `status=open`), so that it can drop it.
 
@@ -46,8 +47,8 @@ pub struct StreamQuery {
     /// edges included. A minimum above its maximum, a value out of range or not a number is
     /// refused.
     bbox: Option<String>,
-    /// Agency id: incidents that agency is responsible for or is informed of. An agency user's
-    /// session is limited to its own agency's incidents whatever this says (the two combine).
+    /// Agency id: incidents that agency is responsible for or is informed of. An agency's user
+    /// or token is limited to its own agency's incidents whatever this says (the two combine).
     agency: Option<String>,
     /// Comma-separated category ids: incidents of these categories.
     categories: Option<String>,
@@ -80,11 +81,13 @@ pub enum FilterError {
     Status(String),
 }
 
-/// Which incidents one client hears of: the caller's restriction (an agency user's session: its
-/// agency's incidents only, which no parameter can widen) and the filters it asked for.
+/// Which incidents one client hears of: the caller's restriction (an agency's user or token: the
+/// incidents its agency is responsible for or informed of, which no parameter can widen) and the
+/// filters it asked for.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StreamFilter {
-    /// An agency user's own agency: only the incidents it is responsible for.
+    /// An agency's user's or token's own agency: only the incidents it is responsible for or
+    /// informed of.
     restricted_to: Option<AgencyId>,
     /// `[min_lon, min_lat, max_lon, max_lat]`.
     bbox: Option<[f64; 4]>,
@@ -143,7 +146,7 @@ impl StreamFilter {
         if self
             .restricted_to
             .as_ref()
-            .is_some_and(|own| &incident.agency != own)
+            .is_some_and(|own| !incident.concerns(own))
         {
             return false;
         }
@@ -153,15 +156,12 @@ impl StreamFilter {
                 return false;
             }
         }
-        if let Some(agency) = &self.agency {
-            let informed = incident
-                .routing
-                .informed
-                .iter()
-                .any(|i| &i.agency == agency);
-            if &incident.agency != agency && !informed {
-                return false;
-            }
+        if self
+            .agency
+            .as_ref()
+            .is_some_and(|agency| !incident.concerns(agency))
+        {
+            return false;
         }
         if self
             .categories
@@ -201,11 +201,15 @@ fn parse_bbox(text: &str) -> Result<[f64; 4], FilterError> {
 }
 
 /// Every incident change, live, over a WebSocket (a snapshot first), filtered by the query's
-/// parameters; an agency user's session gets its agency's incidents only. An incident that a
-/// change takes out of the filter comes once more, marked `left_filter`, so the client drops it.
-#[utoipa::path(get, path = "/api/v1/stream", tag = "incidents", params(StreamQuery), responses(
+/// parameters; an agency's user or token gets the incidents its agency is responsible for or
+/// informed of only. An incident that a change takes out of the filter comes once more, marked
+/// `left_filter`, so the client drops it.
+#[utoipa::path(get, path = "/api/v1/stream", tag = "incidents", params(StreamQuery),
+    security(("api_token" = []), ("session" = [])), responses(
     (status = 101, description = "Switching to the WebSocket protocol; frames are JSON `snapshot` and `incident` (`left_filter: true` when a change takes the incident out of the filter)"),
     (status = 400, description = "Not a WebSocket upgrade request, or a filter is malformed or names nothing in this city (the detail names the parameter)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 401, description = "No session and no API token", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    (status = 403, description = "The token may not read incidents", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     (status = 503, description = "Too many live clients; see Retry-After", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
 ))]
 pub async fn upgrade(
@@ -214,16 +218,18 @@ pub async fn upgrade(
     query: Result<Query<StreamQuery>, QueryRejection>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    // Parameters are checked before the upgrade, so a wrong one is an HTTP 400 the client sees.
+    // Who asks, then the parameters, all before the upgrade: a refusal is an HTTP answer the
+    // client sees.
+    let viewer = match crate::accounts::viewer(&state, &headers).await {
+        Ok(v) => v,
+        Err(p) => return p.into_response(),
+    };
     let query = match query {
         Ok(Query(q)) => q,
         Err(e) => return crate::Problem::bad_request(e.body_text()).into_response(),
     };
-    // An agency user's session gets its agency's incidents only.
-    let only = match crate::accounts::agency_restriction(&state, &headers).await {
-        Ok(only) => only.map(|a| AgencyId::from(a.as_str())),
-        Err(p) => return p.into_response(),
-    };
+    // An agency's user or token gets its agency's incidents only.
+    let only = viewer.agency().cloned();
     let filter = match StreamFilter::parse(&query, state.engine.city().city(), only) {
         Ok(f) => f,
         Err(e) => return crate::Problem::bad_request(e.to_string()).into_response(),
@@ -499,8 +505,10 @@ mod tests {
             (&[("agency", "domeniu-public")], Some("apa-brasov"), ""),
             (&[("categories", "pothole")], Some("apa-brasov"), ""),
             (&[("agency", "politia-rutiera")], Some("apa-brasov"), "b"),
-            // Informed of is not responsible for: the session's restriction is the latter.
-            (&[], Some("politia-rutiera"), ""),
+            // An agency informed of an incident hears of it too.
+            (&[], Some("politia-rutiera"), "b"),
+            (&[("agency", "apa-brasov")], Some("politia-rutiera"), "b"),
+            (&[], Some("isu-brasov"), ""),
         ];
         for (pairs, restriction, expected) in table {
             let f = filter(pairs, *restriction);

@@ -77,7 +77,7 @@ async fn measure(ctx: &Setup, city: &City, server: &Dispecer, broker: &Broker) -
     let mut clients = Vec::with_capacity(CLIENTS);
     let mut snapshots = Vec::with_capacity(CLIENTS);
     for _ in 0..CLIENTS {
-        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        let (mut ws, _) = tokio_tungstenite::connect_async(server.stream_request()?)
             .await
             .with_context(|| format!("cannot connect to {url}"))?;
         // The first frame is the snapshot: the client is subscribed once it has it.

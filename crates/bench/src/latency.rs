@@ -145,7 +145,7 @@ async fn measure(ctx: &Setup, city: &City, server: &Dispecer, port: u16) -> Resu
 
     // The dashboard: one WebSocket client noting when each probe's incident frame arrives.
     let url = format!("{}/api/v1/stream", server.http.replacen("http", "ws", 1));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+    let (mut ws, _) = tokio_tungstenite::connect_async(server.stream_request()?)
         .await
         .with_context(|| format!("cannot connect to {url}"))?;
     match ws.next().await {

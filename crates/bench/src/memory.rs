@@ -192,7 +192,7 @@ async fn snapshot_size(server: &Dispecer) -> Result<(usize, usize)> {
         .max_message_size(Some(1 << 30))
         .max_frame_size(Some(1 << 30));
     let (mut ws, _) =
-        tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false)
+        tokio_tungstenite::connect_async_with_config(server.stream_request()?, Some(config), false)
             .await
             .with_context(|| format!("cannot connect to {url}"))?;
     let first = tokio::time::timeout(Duration::from_secs(120), ws.next())

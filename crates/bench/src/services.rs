@@ -252,6 +252,59 @@ pub struct Dispecer {
     /// `http://127.0.0.1:PORT`.
     pub http: String,
     log: PathBuf,
+    /// `dispecer_session=…` of the bench's admin: the reads (incidents, feeds, dead letters,
+    /// the stream) need a login, as a dashboard's would.
+    cookie: String,
+}
+
+/// The admin the bench makes in each database it runs on, and logs in as.
+const BENCH_USER: &str = "bench-admin";
+/// Its password (loopback only, a throwaway database).
+const BENCH_PASSWORD: &str = "bench-admin-parola-lunga";
+
+/// Makes [`BENCH_USER`] in `database_url` with `bin user add` (already there is fine).
+fn add_admin(bin: &Path, city: &Path, database_url: &str) -> Result<()> {
+    use std::io::Write;
+    let mut child = Command::new(bin)
+        .args(["user", "add", "--username", BENCH_USER, "--role", "admin"])
+        .args(["--password-stdin", "--database-url", database_url])
+        .arg("--city")
+        .arg(city)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {} user add", bin.display()))?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(format!("{BENCH_PASSWORD}\n").as_bytes())?;
+    let out = child.wait_with_output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && !err.contains("already a user") {
+        bail!("cannot make the bench's admin: {err}");
+    }
+    Ok(())
+}
+
+/// Logs in as [`BENCH_USER`]; the session's cookie.
+async fn log_in(http: &str) -> Result<String> {
+    let resp = reqwest::Client::new()
+        .post(format!("{http}/api/v1/session"))
+        .json(&serde_json::json!({"username": BENCH_USER, "password": BENCH_PASSWORD}))
+        .send()
+        .await
+        .context("POST /api/v1/session")?;
+    if !resp.status().is_success() {
+        bail!("the bench's login answered {}", resp.status());
+    }
+    resp.headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+        .context("the login set no cookie")
 }
 
 impl Dispecer {
@@ -265,6 +318,7 @@ impl Dispecer {
     ) -> Result<Self> {
         let ready = dir.path().join("ready.json");
         let log = dir.path().join("dispecer.log");
+        add_admin(bin, city, database_url)?;
         let mut cmd = Command::new(bin);
         cmd.arg("run")
             .arg("--city")
@@ -276,7 +330,11 @@ impl Dispecer {
             .arg("--ready-file")
             .arg(&ready)
             .arg("--mqtt-client-id")
-            .arg(format!("dispecer-bench-{}", uuid::Uuid::now_v7().simple()));
+            .arg(format!("dispecer-bench-{}", uuid::Uuid::now_v7().simple()))
+            // The rows measure the pipeline, not the per-sender limit: each counter publishes
+            // far faster than a real one.
+            .args(["--mqtt-sender-per-minute", "1000000000"])
+            .args(["--mqtt-sender-burst", "1000000000"]);
         match broker {
             // Open: logins cost once per connection, nothing per message.
             Broker::Embedded(port) => cmd
@@ -318,7 +376,26 @@ impl Dispecer {
                 .as_str()
                 .context("the ready file names no http address")?
         );
-        Ok(Dispecer { child, http, log })
+        let cookie = log_in(&http).await?;
+        Ok(Dispecer {
+            child,
+            http,
+            log,
+            cookie,
+        })
+    }
+
+    /// A WebSocket request for `GET /api/v1/stream`, with the bench's session.
+    pub fn stream_request(
+        &self,
+    ) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("{}/api/v1/stream", self.http.replacen("http", "ws", 1));
+        let mut request = url.into_client_request()?;
+        request
+            .headers_mut()
+            .insert("cookie", self.cookie.parse().context("a cookie header")?);
+        Ok(request)
     }
 
     /// The end of its log (for error messages).
@@ -335,6 +412,7 @@ impl Dispecer {
     pub async fn get(&self, http: &reqwest::Client, path: &str) -> Result<Value> {
         let resp = http
             .get(format!("{}{path}", self.http))
+            .header(reqwest::header::COOKIE, &self.cookie)
             .send()
             .await
             .with_context(|| format!("GET {path}"))?;

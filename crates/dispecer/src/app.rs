@@ -111,6 +111,8 @@ pub async fn token(command: crate::config::TokenCommand) -> anyhow::Result<()> {
                 "operator".to_owned()
             } else if c.citizens_app {
                 "citizens-app".to_owned()
+            } else if c.metrics {
+                "metrics".to_owned()
             } else {
                 "readings".to_owned()
             };
@@ -438,6 +440,7 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
             endpoint: endpoint.clone(),
             client_id: format!("{client_base}-ingest"),
             cluster: cluster_ingest,
+            rate: opts.limits.to_mqtt(),
         },
         engine.clone(),
         store.clone(),

@@ -155,7 +155,7 @@ pub struct TokenCreateOptions {
     #[arg(
         long,
         conflicts_with_all = ["readings", "acts_for", "dispatcher"],
-        required_unless_present_any = ["readings", "acts_for", "dispatcher", "citizens_app"]
+        required_unless_present_any = ["readings", "acts_for", "dispatcher", "citizens_app", "metrics"]
     )]
     pub operator: Option<String>,
     /// A sensor gateway that may send readings of any of the city's sensors.
@@ -172,6 +172,9 @@ pub struct TokenCreateOptions {
     /// the token is its `api_key`).
     #[arg(long, conflicts_with_all = ["readings", "acts_for", "dispatcher"])]
     pub citizens_app: bool,
+    /// A Prometheus scraper: may read `GET /metrics` and nothing else.
+    #[arg(long, conflicts_with_all = ["operator", "readings", "acts_for", "dispatcher", "citizens_app"])]
+    pub metrics: bool,
 }
 
 #[derive(Debug, Args)]
@@ -278,9 +281,26 @@ pub struct LimitOptions {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<IpAddr>,
+    /// MQTT messages one sender (the utility, traffic counter or agency its topic names) may
+    /// publish a minute, sustained; beyond it dead letters "rate limit". The citizens' topic,
+    /// which names no sender, shares 10 times this.
+    #[arg(long, env = "DISPECER_MQTT_SENDER_PER_MINUTE", default_value_t = NonZeroU32::new(mqtt::SenderRate::PER_MINUTE).unwrap_or(NonZeroU32::MIN))]
+    pub mqtt_sender_per_minute: NonZeroU32,
+    /// MQTT messages one sender may publish at once before the per-minute pace applies (also
+    /// what a broker delivers at once after an outage).
+    #[arg(long, env = "DISPECER_MQTT_SENDER_BURST", default_value_t = NonZeroU32::new(mqtt::SenderRate::BURST).unwrap_or(NonZeroU32::MIN))]
+    pub mqtt_sender_burst: NonZeroU32,
 }
 
 impl LimitOptions {
+    /// The MQTT ingest's allowance per sender.
+    pub fn to_mqtt(&self) -> mqtt::SenderRate {
+        mqtt::SenderRate {
+            per_minute: self.mqtt_sender_per_minute,
+            burst: self.mqtt_sender_burst,
+        }
+    }
+
     /// The API's limits.
     pub fn to_api(&self) -> api::Limits {
         api::Limits {

@@ -181,3 +181,11 @@ pub struct Incident {
     /// accident), in the order they were linked; see [`crate::traffic::TrafficRules`].
     pub explained_by: Vec<IncidentId>,
 }
+
+impl Incident {
+    /// Whether `agency` is responsible for this incident or is informed of it beside the one
+    /// responsible (`routing.informed`): what an agency may read of it.
+    pub fn concerns(&self, agency: &AgencyId) -> bool {
+        &self.agency == agency || self.routing.informed.iter().any(|i| &i.agency == agency)
+    }
+}

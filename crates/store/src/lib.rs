@@ -833,6 +833,7 @@ impl Store {
         filter: &IncidentFilter,
         limit: Option<u32>,
     ) -> Result<Vec<Incident>, StoreError> {
+        let sqlite = matches!(self.pool, Pool::Sqlite(_));
         let rows: Vec<IncidentRow> = with_pool!(self, |pool| {
             let mut q = QueryBuilder::new(format!(
                 "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE 1 = 1"
@@ -862,6 +863,25 @@ impl Store {
             }
             if let Some(agency) = &filter.agency {
                 q.push(" AND agency = ").push_bind(agency.as_str());
+            }
+            if let Some(agency) = &filter.visible_to {
+                // Responsible, or named in the routing column's `informed` array.
+                q.push(" AND (agency = ").push_bind(agency.as_str());
+                if sqlite {
+                    q.push(
+                        " OR EXISTS (SELECT 1 FROM json_each(incidents.routing, '$.informed') \
+                         AS i WHERE json_extract(i.value, '$.agency') = ",
+                    )
+                    .push_bind(agency.as_str())
+                    .push("))");
+                } else {
+                    q.push(
+                        " OR (routing::jsonb -> 'informed') @> \
+                         jsonb_build_array(jsonb_build_object('agency', ",
+                    )
+                    .push_bind(agency.as_str())
+                    .push("::text)))");
+                }
             }
             if let Some(since) = filter.since {
                 q.push(" AND updated_at >= ").push_bind(stored_time(since));

@@ -96,6 +96,9 @@ pub struct IncidentFilter {
     pub category: Option<CategoryId>,
     /// Only incidents assigned to this agency.
     pub agency: Option<AgencyId>,
+    /// Only incidents this agency is responsible for or informed of (`routing.informed`): what
+    /// an agency's user or token may read.
+    pub visible_to: Option<AgencyId>,
     /// Only incidents changed at or after this time (`updated_at`): e.g. the last 7 days.
     pub since: Option<chrono::DateTime<chrono::Utc>>,
     /// At most this many, newest first; default [`DEFAULT_LIMIT`](crate::DEFAULT_LIMIT), capped

@@ -20,6 +20,8 @@ use tokio_util::task::TaskTracker;
 use engine::feeds::FeedOutcome;
 use engine::{Engine, EngineError, IngestOutcome};
 use protocol::{inbound, topics, traffic, WireError};
+
+use crate::rate::{RateLimited, SenderLimiter};
 use store::{InboxMessage, NewDeadLetter, Store};
 
 use crate::{Backoff, Endpoint};
@@ -35,6 +37,8 @@ pub struct IngestOptions {
     /// Cluster mode: the input filters are subscribed as MQTT shared subscriptions, and while
     /// this instance's engine does not lead, what it accepts goes into the store's inbox.
     pub cluster: Option<ClusterIngest>,
+    /// What each sender may publish ([`crate::rate`]); beyond it, dead letters.
+    pub rate: crate::SenderRate,
 }
 
 /// An instance's part in a cluster of Dispecers on one broker and one PostgreSQL.
@@ -123,6 +127,8 @@ pub fn run_ingest(
     tracker: &TaskTracker,
 ) -> (watch::Receiver<bool>, Arc<IngestStats>) {
     let stats = Arc::new(IngestStats::default());
+    // One allowance per sender, whichever session its topic comes on.
+    let limiter = Arc::new(SenderLimiter::new(options.rate));
     let mut events = run_session(
         Session::Events,
         &options.endpoint,
@@ -130,6 +136,7 @@ pub fn run_ingest(
         options.cluster.clone(),
         engine.clone(),
         store.clone(),
+        limiter.clone(),
         stats.clone(),
         shutdown.clone(),
         tracker,
@@ -141,6 +148,7 @@ pub fn run_ingest(
         options.cluster.clone(),
         engine,
         store,
+        limiter,
         stats.clone(),
         shutdown.clone(),
         tracker,
@@ -168,6 +176,7 @@ fn run_session(
     cluster: Option<ClusterIngest>,
     engine: Engine,
     store: Store,
+    limiter: Arc<SenderLimiter>,
     stats: Arc<IngestStats>,
     shutdown: CancellationToken,
     tracker: &TaskTracker,
@@ -184,7 +193,16 @@ fn run_session(
         ready_tx,
         shutdown.clone(),
     ));
-    tracker.spawn(work(rx, client, engine, store, stats, cluster, shutdown));
+    tracker.spawn(work(
+        rx,
+        client,
+        engine,
+        store,
+        Some(limiter),
+        stats,
+        cluster,
+        shutdown,
+    ));
     ready_rx
 }
 
@@ -285,7 +303,24 @@ pub(crate) struct Inbound {
     origin: Origin,
     feed: String,
     received_at: DateTime<Utc>,
-    parsed: Result<Parsed, WireError>,
+    parsed: Result<Parsed, Refusal>,
+}
+
+/// Why a message is refused before the engine sees it.
+enum Refusal {
+    /// Its payload or topic.
+    Wire(WireError),
+    /// Its sender published too much ([`crate::rate`]).
+    RateLimited(RateLimited),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Wire(e) => e.fmt(f),
+            Refusal::RateLimited(e) => e.fmt(f),
+        }
+    }
 }
 
 enum Parsed {
@@ -348,12 +383,19 @@ impl Inbound {
         matches!(&self.origin, Origin::Mqtt(p) if p.dup)
     }
 
-    pub(crate) fn parse(origin: Origin, engine: &Engine) -> Self {
+    /// Parses a message. `limiter` is the senders' allowance, checked on what comes from the
+    /// broker (`None` for the inbox: the follower that took the message checked it).
+    pub(crate) fn parse(origin: Origin, engine: &Engine, limiter: Option<&SenderLimiter>) -> Self {
         let (topic, payload, received_at) = match &origin {
             Origin::Mqtt(p) => (p.topic.as_str(), &p.payload[..], Utc::now()),
             Origin::Inbox(m) => (m.topic.as_str(), &m.payload[..], m.received_at),
         };
         let city = engine.city().city();
+        // A broker's redelivery was counted when it first came.
+        let allowed = match (limiter, &origin) {
+            (Some(limiter), Origin::Mqtt(p)) if !p.dup => limiter.check(topic, city),
+            _ => Ok(()),
+        };
         let (feed, parsed) = if topic == topics::CITIZEN_REPORTS {
             (
                 "citizen".to_owned(),
@@ -398,6 +440,12 @@ impl Inbound {
                 Err(WireError::UnknownTopic(topic.to_owned())),
             )
         };
+        // Beyond the sender's allowance: refused whatever the payload (parsed all the same, for
+        // the feed's name; a parse is cheap beside the commit it saves).
+        let parsed = match allowed {
+            Ok(()) => parsed.map_err(Refusal::Wire),
+            Err(limited) => Err(Refusal::RateLimited(limited)),
+        };
         Inbound {
             origin,
             feed,
@@ -441,11 +489,13 @@ impl Inbound {
 /// refusal, a redelivery) is committed on its own, after everything before it. Brokers require acknowledgements in order (rumqttd
 /// drops a client that acknowledges out of order; MQTT 3.1.1 §4.6 requires it): every message
 /// is acknowledged only after it and every message before it are durable.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn work(
     mut rx: mpsc::UnboundedReceiver<Publish>,
     client: AsyncClient,
     engine: Engine,
     store: Store,
+    limiter: Option<Arc<SenderLimiter>>,
     stats: Arc<IngestStats>,
     cluster: Option<ClusterIngest>,
     shutdown: CancellationToken,
@@ -474,7 +524,7 @@ pub(crate) async fn work(
         }
         let msgs: Vec<Inbound> = batch
             .drain(..)
-            .map(|p| Inbound::parse(Origin::Mqtt(p), &engine))
+            .map(|p| Inbound::parse(Origin::Mqtt(p), &engine, limiter.as_deref()))
             .collect();
         let done = match &cluster {
             // A follower: the leader's engine decides, through the inbox.

@@ -16,11 +16,13 @@
 mod endpoint;
 mod ingest;
 mod publish;
+mod rate;
 mod takeover;
 
 pub use endpoint::{Credentials, Endpoint, EndpointError};
 pub use ingest::{run_ingest, ClusterIngest, IngestOptions};
 pub use publish::{run_agency_publisher, PublisherOptions};
+pub use rate::{SenderRate, CITIZEN_FACTOR};
 pub use takeover::{drain_member_sessions, run_inbox_drain, DrainError};
 
 use std::time::Duration;

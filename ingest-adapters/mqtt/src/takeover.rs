@@ -53,7 +53,7 @@ async fn drain_inbox(engine: Engine, store: Store, shutdown: CancellationToken) 
                 let n = rows.len() as u64;
                 let msgs: Vec<Inbound> = rows
                     .into_iter()
-                    .map(|m| Inbound::parse(Origin::Inbox(m), &engine))
+                    .map(|m| Inbound::parse(Origin::Inbox(m), &engine, None))
                     .collect();
                 let acker = Acker::Inbox(std::sync::Mutex::default());
                 if !commit_all(msgs, &acker, &engine, &store, &stats, &shutdown).await {
@@ -178,6 +178,9 @@ async fn drain_session(
         client.clone(),
         engine.clone(),
         store.clone(),
+        // A dead member's backlog is taken unmetered: it piled up while nobody took it, and
+        // metering it now, all at once, would refuse what its senders sent at their pace.
+        None,
         stats.clone(),
         None,
         stop_worker.clone(),

@@ -328,16 +328,29 @@ pub struct Dispecer {
     /// `127.0.0.1`, port of the broker it uses.
     pub mqtt_port: u16,
     log: PathBuf,
+    database_url: String,
+    /// The harness's admin session ([`Dispecer::staff`]), made on first use.
+    staff: tokio::sync::OnceCell<Login>,
 }
 
+/// The user name of the admin the harness makes on first use of [`Dispecer::staff`] (and so of
+/// [`Dispecer::get`] and [`Dispecer::stream`]).
+pub const STAFF_USER: &str = "e2e-admin";
+/// Its password.
+pub const STAFF_PASSWORD: &str = "e2e-admin-parola-lunga";
+
 /// The limits of the tests' servers: every test files its reports from 127.0.0.1, many more than
-/// a citizen's 10 a minute (`limits.rs` tests the default limits with
-/// [`Dispecer::start_with_args`]).
+/// a citizen's 10 a minute, and floods MQTT topics faster than a sender's 600 a minute
+/// (`limits.rs` tests the limits with [`Dispecer::start_with_args`]).
 pub const GENEROUS_LIMITS: &[&str] = &[
     "--client-reports-per-minute",
     "100000",
     "--client-reports-burst",
     "100000",
+    "--mqtt-sender-per-minute",
+    "100000000",
+    "--mqtt-sender-burst",
+    "100000000",
 ];
 
 /// Where the `dispecer` binary is (built by `cargo build`, which `scripts/test.sh` runs first).
@@ -488,6 +501,8 @@ impl Dispecer {
             http,
             mqtt_port,
             log,
+            database_url: database_url.to_owned(),
+            staff: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -503,14 +518,57 @@ impl Dispecer {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Its `--database-url`.
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
     /// Its log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// GET a JSON document; returns status, content type and body.
+    /// The harness's own admin session (user [`STAFF_USER`], role `admin`), made and logged in
+    /// on first use, as a city's administrator would: it reads everything, the dead letters
+    /// included. Made lazily, so that a test that never reads has no extra user.
+    pub async fn staff(&self) -> Result<&Login> {
+        self.staff
+            .get_or_try_init(|| async {
+                let (ok, err) = dispecer_user_add(
+                    &self.database_url,
+                    STAFF_USER,
+                    "admin",
+                    None,
+                    STAFF_PASSWORD,
+                )?;
+                // A restarted server's database has it already.
+                if !ok && !err.contains("already a user") {
+                    bail!("cannot make the harness's admin {STAFF_USER}: {err}");
+                }
+                login(&self.http, STAFF_USER, STAFF_PASSWORD).await
+            })
+            .await
+    }
+
+    /// GET a JSON document as the harness's admin ([`Dispecer::staff`]); returns status,
+    /// content type and body.
     pub async fn get(&self, path: &str) -> Result<(u16, String, Value)> {
-        let resp = reqwest::get(format!("{}{path}", self.http)).await?;
+        let staff = self.staff().await?;
+        self.get_with(path, Some(staff)).await
+    }
+
+    /// GET a JSON document without logging in (what anyone on the network gets).
+    pub async fn get_anonymous(&self, path: &str) -> Result<(u16, String, Value)> {
+        self.get_with(path, None).await
+    }
+
+    /// GET a JSON document with `who`'s session cookie, or none.
+    pub async fn get_with(&self, path: &str, who: Option<&Login>) -> Result<(u16, String, Value)> {
+        let mut req = reqwest::Client::new().get(format!("{}{path}", self.http));
+        if let Some(who) = who {
+            req = req.header("cookie", &who.cookie);
+        }
+        let resp = req.send().await?;
         let status = resp.status().as_u16();
         let ctype = resp
             .headers()
@@ -520,6 +578,16 @@ impl Dispecer {
             .to_owned();
         let body = resp.json::<Value>().await.unwrap_or(Value::Null);
         Ok((status, ctype, body))
+    }
+
+    /// The WebSocket stream as the harness's admin, with its first frame (the snapshot).
+    pub async fn stream(&self) -> Result<(StreamClient, Value)> {
+        self.stream_filtered("").await
+    }
+
+    /// [`Dispecer::stream`] with the stream's query parameters (`bbox=…&categories=…`).
+    pub async fn stream_filtered(&self, query: &str) -> Result<(StreamClient, Value)> {
+        StreamClient::connect_filtered(&self.http, query, self.staff().await?).await
     }
 }
 
@@ -642,19 +710,24 @@ pub struct StreamClient {
 }
 
 impl StreamClient {
-    /// Connects and returns the first frame (the snapshot) too.
-    pub async fn connect(http: &str) -> Result<(Self, Value)> {
-        Self::connect_filtered(http, "").await
+    /// Connects with `who`'s session and returns the first frame (the snapshot) too.
+    pub async fn connect(http: &str, who: &Login) -> Result<(Self, Value)> {
+        Self::connect_filtered(http, "", who).await
     }
 
     /// [`StreamClient::connect`] with the stream's query parameters (`bbox=…&categories=…`; empty
     /// for none).
-    pub async fn connect_filtered(http: &str, query: &str) -> Result<(Self, Value)> {
+    pub async fn connect_filtered(http: &str, query: &str, who: &Login) -> Result<(Self, Value)> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut url = format!("{}/api/v1/stream", http.replacen("http://", "ws://", 1));
         if !query.is_empty() {
             url = format!("{url}?{query}");
         }
-        let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+        let mut request = url.into_client_request()?;
+        request
+            .headers_mut()
+            .insert("cookie", who.cookie.parse().context("a cookie header")?);
+        let (ws, _) = tokio_tungstenite::connect_async(request).await?;
         let mut client = StreamClient { ws };
         let first = client.next_frame().await?;
         Ok((client, first))

@@ -110,8 +110,12 @@ impl App {
         (status, ctype, body)
     }
 
+    /// Reads as a dispatcher (the private reads need a caller).
     async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let request = Request::get(path).body(Body::empty()).expect("request");
+        let request = Request::get(path)
+            .header(header::AUTHORIZATION, format!("Bearer {OPERATOR}"))
+            .body(Body::empty())
+            .expect("request");
         let (status, _, body) = self.send(request).await;
         (status, body)
     }

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use geo::Point;
 use model::{
-    Event, EventKind, Incident, IncidentStatus, RouteCandidate, RoutingDecision, RoutingRule,
-    Severity, SlaClock, Source,
+    Event, EventKind, Incident, IncidentStatus, InformRule, Informed, RouteCandidate,
+    RoutingDecision, RoutingRule, Severity, SlaClock, Source,
 };
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
@@ -104,7 +104,12 @@ pub fn outage(opened_at: DateTime<Utc>) -> Incident {
                 area: None,
             },
             alternatives: vec![],
-            informed: vec![],
+            // The traffic police hear of it beside the water company.
+            informed: vec![Informed {
+                agency: "politia-rutiera".into(),
+                rule: InformRule::CategoryKind,
+                area: None,
+            }],
         },
         report_count: 1,
         description: None,

@@ -311,6 +311,47 @@ async fn check_reads(store: &Store, pothole: &Incident, water: &Incident) {
             vec![],
         ),
         (
+            "visible to the agency responsible",
+            IncidentFilter {
+                visible_to: Some("apa-brasov".into()),
+                ..Default::default()
+            },
+            vec![w],
+        ),
+        (
+            "visible to an agency informed beside it",
+            IncidentFilter {
+                visible_to: Some("politia-rutiera".into()),
+                ..Default::default()
+            },
+            vec![w],
+        ),
+        (
+            "visible to another agency",
+            IncidentFilter {
+                visible_to: Some("drumuri".into()),
+                ..Default::default()
+            },
+            vec![p],
+        ),
+        (
+            "visible to an agency neither responsible nor informed",
+            IncidentFilter {
+                visible_to: Some("pompieri".into()),
+                ..Default::default()
+            },
+            vec![],
+        ),
+        (
+            "visible to, with another condition",
+            IncidentFilter {
+                visible_to: Some("politia-rutiera".into()),
+                agency: Some("drumuri".into()),
+                ..Default::default()
+            },
+            vec![],
+        ),
+        (
             "limit",
             IncidentFilter {
                 limit: Some(1),

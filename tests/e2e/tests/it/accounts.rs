@@ -171,7 +171,7 @@ async fn users_log_in_act_with_csrf_and_agencies_see_only_theirs() -> Result<()>
     assert_eq!(ioana.me["role"], "agency");
 
     // Two incidents: a pothole (street maintenance) and a water leak (the water company).
-    let (mut stream, _) = StreamClient::connect(&http).await?;
+    let (mut stream, _) = StreamClient::connect(&http, &ana).await?;
     let mut mqtt = MqttClient::connect(server.mqtt_port, &[]).await?;
     let mut opened = Vec::new();
     for (id, category, lon, lat) in [
@@ -205,9 +205,12 @@ async fn users_log_in_act_with_csrf_and_agencies_see_only_theirs() -> Result<()>
     let (status, body) = act(&http, &ana, Some(&ana.csrf), &pothole.0, ack.clone()).await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["properties"]["status"], "acknowledged");
-    let (_, _, timeline) = server
-        .get(&format!("/api/v1/incidents/{}/timeline", pothole.0))
-        .await?;
+    let (_, timeline) = get_as(
+        &http,
+        &ana,
+        &format!("/api/v1/incidents/{}/timeline", pothole.0),
+    )
+    .await?;
     assert!(
         timeline["timeline"]
             .as_array()
@@ -239,7 +242,7 @@ async fn users_log_in_act_with_csrf_and_agencies_see_only_theirs() -> Result<()>
         .filter_map(|f| f["properties"]["agency"].as_str())
         .collect();
     assert!(agencies.iter().all(|a| *a == "apa-brasov"), "{agencies:?}");
-    // The operator (and anyone without a session) still sees both.
+    // The operator sees both.
     let (_, list) = get_as(&http, &ana, "/api/v1/incidents?status=open").await?;
     assert_eq!(list["features"].as_array().map(Vec::len), Some(2));
     assert_eq!(

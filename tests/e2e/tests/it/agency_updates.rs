@@ -7,14 +7,14 @@
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use e2e::{citizen_report, free_port, Broker, Dispecer, MqttClient, StreamClient, TempDir};
+use e2e::{citizen_report, free_port, Broker, Dispecer, MqttClient, TempDir};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn agencies_acknowledge_start_and_resolve_over_mqtt() -> Result<()> {
     let dir = TempDir::new("dispecer-agency-updates");
     let db = format!("sqlite://{}/d.sqlite", dir.path().display());
     let server = Dispecer::start(&dir, &db, &Broker::Embedded(free_port())).await?;
-    let (mut stream, _) = StreamClient::connect(&server.http).await?;
+    let (mut stream, _) = server.stream().await?;
     let mut mqtt = MqttClient::connect(server.mqtt_port, &[]).await?;
     mqtt.publish(
         "dispecer/v1/in/citizen/reports",
@@ -251,7 +251,7 @@ async fn escalations_reach_the_supervisors_and_are_marked_on_the_stream() -> Res
     let broker = Broker::External(mosquitto.url());
     let server = Dispecer::start(&dir, &db, &broker).await?;
     let mut watch = MqttClient::connect(mosquitto.port(), &[SUPERVISORS, AGENCY]).await?;
-    let (mut stream, _) = StreamClient::connect(&server.http).await?;
+    let (mut stream, _) = server.stream().await?;
     watch
         .publish(
             "dispecer/v1/in/citizen/reports",
@@ -296,7 +296,7 @@ async fn escalations_reach_the_supervisors_and_are_marked_on_the_stream() -> Res
     assert_eq!(agency["incident"]["id"], id.as_str(), "{agency}");
 
     // The resolution deadline passes while it runs: the stream marks the frame.
-    let (mut stream, _) = StreamClient::connect(&server.http).await?;
+    let (mut stream, _) = server.stream().await?;
     let marked = loop {
         let f = stream.next_frame().await?;
         if f["type"] == "incident" && f["incident"]["id"] == id.as_str() {

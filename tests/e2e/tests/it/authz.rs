@@ -4,11 +4,13 @@
 //!
 //! Two incidents: A (a water leak, the water company's) and B (a pothole, street maintenance's),
 //! each from a citizen's report with a contact and a photo. The agency's user and token are the
-//! water company's (A's); the utility's token is the gas company's. Beside the table: an agency's
-//! user sees no other agency's incident in its list, a utility's event counts as its own feed
-//! only, no refused report leaves a contact in the (public) dead letters, and the embedded
-//! broker lets in only tokens under their own names (the per-topic rules are Mosquitto's ACL:
-//! `mqtt_auth.rs`).
+//! water company's (A's); the utility's token is the gas company's. Private reads (incidents,
+//! their timelines, the stream, feeds, readings, `/metrics`) need a login; the dead letters are
+//! an admin's. Beside the table: an agency's user and token see no other agency's incident in
+//! their list or stream (and hear no change of one), an agency informed of an incident reads it
+//! but not its citizens' contacts, a utility's event counts as its own feed only, no refused
+//! report leaves a contact in the dead letters, and the embedded broker lets in only tokens
+//! under their own names (the per-topic rules are Mosquitto's ACL: `mqtt_auth.rs`).
 
 use std::collections::BTreeSet;
 
@@ -18,7 +20,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use e2e::{
     dispecer_token, dispecer_user_add, free_port, login, mqtt_login, repo_root, Broker, Dispecer,
-    Login, MqttClient, TempDir,
+    Login, MqttClient, StreamClient, TempDir,
 };
 
 const PASSWORD: &str = "parola-lunga-1";
@@ -26,6 +28,8 @@ const PASSWORD: &str = "parola-lunga-1";
 const AGENCY_A: &str = "apa-brasov";
 /// Utility X: the gas company.
 const UTILITY_X: &str = "distrigaz-sud";
+/// An agency informed of A's incidents (a water leak floods the road), responsible for neither.
+const INFORMED: &str = "politia-rutiera";
 const EMAIL_A: &str = "ana.apa@example.org";
 const EMAIL_B: &str = "bogdan.groapa@example.org";
 
@@ -223,6 +227,24 @@ async fn send(http: &str, row: &Row, role: Role, who: &Credentials, n: usize) ->
     Ok(req.send().await?.status().as_u16())
 }
 
+/// The next text frame of a raw WebSocket, as JSON.
+async fn next_text(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Result<Value> {
+    use futures_util::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(15), ws.next())
+            .await
+            .context("no frame within 15 s")?
+            .context("closed")??;
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            return Ok(serde_json::from_str(t.as_str())?);
+        }
+    }
+}
+
 /// `(METHOD, path)` of every operation of the OpenAPI document.
 fn documented(doc: &Value) -> Result<BTreeSet<(String, String)>> {
     let mut out = BTreeSet::new();
@@ -265,6 +287,7 @@ async fn every_endpoint_answers_each_caller_as_the_table_says() -> Result<()> {
         ("ana", "operator", None),
         ("sorin", "supervisor", None),
         ("adi", "admin", None),
+        ("petru", "agency", Some(INFORMED)),
     ] {
         let (ok, err) = dispecer_user_add(&db, name, role, agency, PASSWORD)?;
         assert!(ok, "{err}");
@@ -346,6 +369,8 @@ async fn every_endpoint_answers_each_caller_as_the_table_says() -> Result<()> {
     // Statuses in the order of ROLES:
     //   anonymous, citizen, agency user A, agency token A, operator, supervisor, admin, utility X
     const OPEN: [u16; 8] = [200; 8];
+    // A private read: anyone logged in or with a dispatcher's or agency's token.
+    const READ: [u16; 8] = [401, 401, 200, 200, 200, 200, 200, 403];
     let note = || Body::Json(json!({"action": "note", "reason": "verificare de acces"}));
     let event = Body::Json(json!({"type": "Feature",
         "geometry": {"type": "Point", "coordinates": [25.6050, 45.6500]},
@@ -398,24 +423,48 @@ async fn every_endpoint_answers_each_caller_as_the_table_says() -> Result<()> {
             "/api/v1/incidents",
             "/api/v1/incidents",
             Body::None,
-            OPEN,
-            "open (an agency user's list is narrowed: checked below)",
+            READ,
+            "a login (an agency's list is narrowed: checked below)",
         ),
         row(
             "GET",
             "/api/v1/incidents/{id}",
             format!("/api/v1/incidents/{incident_b}"),
             Body::None,
-            OPEN,
-            "open in this version (docs/security.md)",
+            [401, 401, 403, 403, 200, 200, 200, 403],
+            "another agency's incident",
+        ),
+        row(
+            "GET",
+            "/api/v1/incidents/{id}",
+            format!("/api/v1/incidents/{incident_a}"),
+            Body::None,
+            READ,
+            "the agency's own incident",
+        ),
+        row(
+            "GET",
+            "/api/v1/incidents/{id}",
+            "/api/v1/incidents/no-such-incident",
+            Body::None,
+            [401, 401, 404, 404, 404, 404, 404, 403],
+            "an incident that does not exist, once the caller may read",
         ),
         row(
             "GET",
             "/api/v1/incidents/{id}/timeline",
             format!("/api/v1/incidents/{incident_b}/timeline"),
             Body::None,
-            OPEN,
-            "open in this version (docs/security.md)",
+            [401, 401, 403, 403, 200, 200, 200, 403],
+            "another agency's incident's history",
+        ),
+        row(
+            "GET",
+            "/api/v1/incidents/{id}/timeline",
+            format!("/api/v1/incidents/{incident_a}/timeline"),
+            Body::None,
+            READ,
+            "the agency's own incident's history",
         ),
         row(
             "GET",
@@ -454,16 +503,16 @@ async fn every_endpoint_answers_each_caller_as_the_table_says() -> Result<()> {
             "/api/v1/dead-letters",
             "/api/v1/dead-letters",
             Body::None,
-            OPEN,
-            "open; refused citizens' reports keep no contact (checked below)",
+            [401, 401, 403, 403, 403, 403, 200, 403],
+            "admins only (refused citizens' reports keep no contact: checked below)",
         ),
         row(
             "GET",
             "/api/v1/reports/routing-overrides",
             "/api/v1/reports/routing-overrides",
             Body::None,
-            OPEN,
-            "open",
+            [401, 401, 403, 403, 200, 200, 200, 403],
+            "the dispatch center's staff: it counts every agency's incidents",
         ),
         row(
             "POST",
@@ -536,16 +585,24 @@ async fn every_endpoint_answers_each_caller_as_the_table_says() -> Result<()> {
             "/api/v1/sensors/{id}/readings",
             "/api/v1/sensors/tc-eroilor-e/readings",
             Body::None,
-            OPEN,
-            "open",
+            READ,
+            "a login",
         ),
         row(
             "GET",
             "/api/v1/feeds",
             "/api/v1/feeds",
             Body::None,
-            OPEN,
-            "open",
+            READ,
+            "a login (the console shows silent feeds to everyone in it)",
+        ),
+        row(
+            "GET",
+            "/metrics",
+            "/metrics",
+            Body::None,
+            [401, 401, 403, 403, 200, 200, 200, 403],
+            "staff and a scraper's token (--metrics: ingest.rs), not agencies",
         ),
         row(
             "POST",
@@ -568,8 +625,8 @@ async fn every_endpoint_answers_each_caller_as_the_table_says() -> Result<()> {
             "/api/v1/stream",
             "/api/v1/stream",
             Body::WebSocket,
-            [101; 8],
-            "open (an agency user's stream is narrowed: accounts.rs)",
+            [401, 401, 101, 101, 101, 101, 101, 403],
+            "a login (an agency's stream is narrowed: checked below)",
         ),
         row(
             "POST",
@@ -635,20 +692,102 @@ async fn every_endpoint_answers_each_caller_as_the_table_says() -> Result<()> {
         );
     }
 
-    // An agency user's list holds only its agency's incidents.
-    let resp = reqwest::Client::new()
-        .get(format!("{http}/api/v1/incidents"))
-        .header("cookie", &login(&http, "ioana", PASSWORD).await?.cookie)
+    // An agency's user and token: their list and their stream hold only their agency's
+    // incidents, and a change of another agency's incident never reaches their stream.
+    let ioana = login(&http, "ioana", PASSWORD).await?;
+    let agencies_of = |list: &Value| -> Result<BTreeSet<String>> {
+        Ok(list["features"]
+            .as_array()
+            .context("features")?
+            .iter()
+            .filter_map(|f| f["properties"]["agency"].as_str().map(str::to_owned))
+            .collect())
+    };
+    let only_a = BTreeSet::from([AGENCY_A.to_owned()]);
+    let (_, _, list) = server.get_with("/api/v1/incidents", Some(&ioana)).await?;
+    assert_eq!(agencies_of(&list)?, only_a, "the user's list: {list}");
+    let list: Value = reqwest::Client::new()
+        .get(format!("{http}/api/v1/incidents?agency=domeniu-public"))
+        .bearer_auth(&agency_token)
         .send()
+        .await?
+        .json()
         .await?;
-    let list: Value = resp.json().await?;
-    let agencies: BTreeSet<&str> = list["features"]
+    assert_eq!(
+        agencies_of(&list)?,
+        BTreeSet::new(),
+        "asking for another agency widens nothing: {list}"
+    );
+    let (mut user_stream, snapshot) = StreamClient::connect(&http, &ioana).await?;
+    assert_eq!(
+        agencies_of(&snapshot["incidents"])?,
+        only_a,
+        "the user's snapshot: {snapshot}"
+    );
+    let mut request =
+        format!("{}/api/v1/stream", http.replacen("http://", "ws://", 1)).into_client_request()?;
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {agency_token}").parse()?);
+    let (mut token_stream, _) = tokio_tungstenite::connect_async(request).await?;
+    let snapshot = next_text(&mut token_stream).await?;
+    assert_eq!(
+        agencies_of(&snapshot["incidents"])?,
+        only_a,
+        "the token's snapshot: {snapshot}"
+    );
+    // A note on B, then one on A: the agency's streams hear of A only.
+    let operator = login(&http, "ana", PASSWORD).await?;
+    for incident in [&incident_b, &incident_a] {
+        let resp = reqwest::Client::new()
+            .post(format!("{http}/api/v1/incidents/{incident}/actions"))
+            .header("cookie", &operator.cookie)
+            .header("x-csrf-token", &operator.csrf)
+            .json(&json!({"action": "note", "reason": "după tabel"}))
+            .send()
+            .await?;
+        assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().await?);
+    }
+    let frame = user_stream.next_frame().await?;
+    assert_eq!(
+        frame["incident"]["id"],
+        incident_a.as_str(),
+        "user: {frame}"
+    );
+    let frame = next_text(&mut token_stream).await?;
+    assert_eq!(
+        frame["incident"]["id"],
+        incident_a.as_str(),
+        "token: {frame}"
+    );
+
+    // An agency informed of A (not responsible) reads it, in its list and its stream, but not
+    // its citizens' contacts, and acts on it no more than on B.
+    let petru = login(&http, "petru", PASSWORD).await?;
+    let (_, _, list) = server.get_with("/api/v1/incidents", Some(&petru)).await?;
+    let ids: BTreeSet<&str> = list["features"]
         .as_array()
         .context("features")?
         .iter()
-        .filter_map(|f| f["properties"]["agency"].as_str())
+        .filter_map(|f| f["id"].as_str())
         .collect();
-    assert_eq!(agencies, BTreeSet::from([AGENCY_A]), "{list}");
+    assert!(ids.contains(incident_a.as_str()), "{list}");
+    assert!(!ids.contains(incident_b.as_str()), "{list}");
+    let (_, snapshot) = StreamClient::connect(&http, &petru).await?;
+    assert!(
+        snapshot.to_string().contains(incident_a.as_str())
+            && !snapshot.to_string().contains(incident_b.as_str()),
+        "{snapshot}"
+    );
+    for (path, expected) in [
+        (format!("/api/v1/incidents/{incident_a}"), 200),
+        (format!("/api/v1/incidents/{incident_a}/timeline"), 200),
+        (format!("/api/v1/incidents/{incident_a}/contacts"), 403),
+        (format!("/api/v1/incidents/{incident_b}"), 403),
+    ] {
+        let (status, _, body) = server.get_with(&path, Some(&petru)).await?;
+        assert_eq!(status, expected, "{path} as the informed agency: {body}");
+    }
 
     // The utility's event counted as its own feed, no other utility's.
     let (_, _, feeds) = server.get("/api/v1/feeds").await?;
@@ -690,8 +829,8 @@ async fn every_endpoint_answers_each_caller_as_the_table_says() -> Result<()> {
         assert_eq!(mqtt_login(port, login).await?, allowed, "MQTT login: {why}");
     }
 
-    // A citizen's report refused at the MQTT door (outside the city) is kept as a dead letter,
-    // which anyone may read: without its contact.
+    // A citizen's report refused at the MQTT door (outside the city) is kept as a dead letter
+    // (an admin's to read): without its contact.
     let mut mqtt =
         MqttClient::connect_as(port, &[], Some((UTILITY_X, utility_token.as_str()))).await?;
     let outside = json!({"type": "Feature",

@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use e2e::{citizen_report, free_port, Broker, Dispecer, MqttClient, StreamClient, TempDir};
+use e2e::{citizen_report, free_port, Broker, Dispecer, MqttClient, TempDir};
 
 const SENSOR: &str = "tc-eroilor-e";
 
@@ -25,7 +25,7 @@ async fn a_sustained_speed_drop_opens_congestion_linked_to_a_burst_main_and_reco
     let dir = TempDir::new("dispecer-congestion");
     let db = format!("sqlite://{}/d.sqlite", dir.path().display());
     let server = Dispecer::start(&dir, &db, &Broker::Embedded(free_port())).await?;
-    let (mut stream, _) = StreamClient::connect(&server.http).await?;
+    let (mut stream, _) = server.stream().await?;
     let mut mqtt = MqttClient::connect(server.mqtt_port, &[]).await?;
 
     // A burst main reported ~55 m from the counter.

@@ -8,8 +8,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use e2e::{
-    citizen_report, free_port, Broker, Dispecer, Mosquitto, MqttClient, PgDatabase, StreamClient,
-    TempDir,
+    citizen_report, free_port, Broker, Dispecer, Mosquitto, MqttClient, PgDatabase, TempDir,
 };
 
 /// Waits until `check` returns `Some`, polling the API (bounded; never a fixed sleep).
@@ -149,8 +148,23 @@ async fn traffic(server: &Dispecer, mqtt_pub: Option<u16>) -> Result<()> {
         "{reasons:?}"
     );
     assert!(reasons.iter().any(|r| r.contains("SenML")), "{reasons:?}");
-    let metrics = reqwest::get(format!("{}/metrics", server.http))
+    // `/metrics` answers a scraper's token (and staff), nobody anonymous; the scraper's token
+    // reads nothing else.
+    let url = format!("{}/metrics", server.http);
+    assert_eq!(reqwest::get(&url).await?.status().as_u16(), 401);
+    let scraper = e2e::dispecer_token(server.database_url(), &["create", "--metrics"])?;
+    let resp = reqwest::Client::new()
+        .get(format!("{}/api/v1/incidents", server.http))
+        .bearer_auth(&scraper)
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 403, "a scraper reads no incidents");
+    let metrics = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&scraper)
+        .send()
         .await?
+        .error_for_status()?
         .text()
         .await?;
     assert!(
@@ -276,7 +290,7 @@ async fn traffic_readings_timescaledb_mosquitto_pub() -> Result<()> {
     traffic(&server, Some(server.mqtt_port)).await?;
 
     // A citizen report sent with mosquitto_pub reaches the dashboard's stream too.
-    let (mut stream, _) = StreamClient::connect(&server.http).await?;
+    let (mut stream, _) = server.stream().await?;
     let report = citizen_report("mosquitto-pub-1", "street_light_out", 25.6100, 45.6550);
     let status = std::process::Command::new("mosquitto_pub")
         .args([
@@ -384,7 +398,7 @@ async fn cap_alert_opens_and_cancel_resolves() -> Result<()> {
         .sum::<f64>()
         / n;
 
-    let (mut stream, _) = StreamClient::connect(&server.http).await?;
+    let (mut stream, _) = server.stream().await?;
     let mut mqtt = MqttClient::connect(server.mqtt_port, &[]).await?;
     let topic = "dispecer/v1/in/utilities/deer-brasov/events";
     mqtt.publish(topic, cap_alert("DEER-2026-0042", "Alert", None, lon, lat))

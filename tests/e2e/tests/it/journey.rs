@@ -9,8 +9,7 @@ use anyhow::Result;
 use serde_json::Value;
 
 use e2e::{
-    citizen_report, free_port, Broker, Dispecer, Mosquitto, MqttClient, PgDatabase, StreamClient,
-    TempDir,
+    citizen_report, free_port, Broker, Dispecer, Mosquitto, MqttClient, PgDatabase, TempDir,
 };
 
 const REPORTS: &str = "dispecer/v1/in/citizen/reports";
@@ -55,7 +54,7 @@ async fn journey(store: StoreKind, broker_kind: BrokerKind) -> Result<()> {
     };
 
     let server = Dispecer::start(&dir, &database_url, &broker).await?;
-    let (mut stream, snapshot) = StreamClient::connect(&server.http).await?;
+    let (mut stream, snapshot) = server.stream().await?;
     assert_eq!(snapshot["type"], "snapshot");
     assert_eq!(
         snapshot["incidents"]["features"].as_array().map(Vec::len),
@@ -273,7 +272,7 @@ async fn journey(store: StoreKind, broker_kind: BrokerKind) -> Result<()> {
     let log = server.stop();
     assert!(log.contains("stopped"), "graceful stop expected:\n{log}");
     let server = Dispecer::start(&dir, &database_url, &broker).await?;
-    let (mut stream, snapshot) = StreamClient::connect(&server.http).await?;
+    let (mut stream, snapshot) = server.stream().await?;
     assert_eq!(
         snapshot["incidents"]["features"].as_array().map(Vec::len),
         Some(2),

@@ -117,10 +117,11 @@ async fn security_headers_on_every_answer() -> Result<()> {
         ("/api/v1/city", 200),
         ("/open311/v2/discovery.json", 200),
         ("/open311/v2/services.xml", 200),
-        ("/api/v1/incidents/no-such-incident", 404),
+        // Private reads: 401 without a login (the headers all the same).
+        ("/api/v1/incidents/no-such-incident", 401),
         ("/open311/v2/nothing.json", 404),
         ("/no/such/page", 404),
-        ("/api/v1/stream", 400),
+        ("/api/v1/stream", 401),
     ] {
         let resp = http.get(format!("{}{path}", server.http)).send().await?;
         assert_eq!(resp.status().as_u16(), status, "GET {path}");
@@ -311,9 +312,16 @@ async fn websocket_clients_are_capped() -> Result<()> {
     )
     .await?;
     let url = format!("{}/api/v1/stream", server.http.replacen("http", "ws", 1));
-    let (first, _) = tokio_tungstenite::connect_async(&url).await?;
-    let (second, _) = tokio_tungstenite::connect_async(&url).await?;
-    match tokio_tungstenite::connect_async(&url).await {
+    let cookie = server.staff().await?.cookie.clone();
+    let request = || -> Result<_> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut r = url.as_str().into_client_request()?;
+        r.headers_mut().insert("cookie", cookie.parse()?);
+        Ok(r)
+    };
+    let (first, _) = tokio_tungstenite::connect_async(request()?).await?;
+    let (second, _) = tokio_tungstenite::connect_async(request()?).await?;
+    match tokio_tungstenite::connect_async(request()?).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
             assert_eq!(resp.status().as_u16(), 503);
             assert_eq!(
@@ -340,7 +348,7 @@ async fn websocket_clients_are_capped() -> Result<()> {
     drop(first);
     let deadline = Instant::now() + Duration::from_secs(15);
     let third = loop {
-        match tokio_tungstenite::connect_async(&url).await {
+        match tokio_tungstenite::connect_async(request()?).await {
             Ok((ws, _)) => break ws,
             Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -349,5 +357,93 @@ async fn websocket_clients_are_capped() -> Result<()> {
         }
     };
     drop((second, third));
+    Ok(())
+}
+
+/// A utility flooding its MQTT topic beyond its allowance (here a burst of 3, then 1 a minute):
+/// the excess is refused as dead letters "rate limit", counted as rejected in its own feed, and
+/// another utility publishing meanwhile is not held up.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mqtt_sender_beyond_its_rate_gets_dead_letters_others_do_not() -> Result<()> {
+    let dir = TempDir::new("dispecer-mqtt-rate");
+    let db = format!("sqlite://{}/d.sqlite", dir.path().display());
+    let server = Dispecer::start_with_args(
+        &dir,
+        &db,
+        &Broker::Embedded(free_port()),
+        &repo_root().join("cities/brasov"),
+        &["--mqtt-sender-per-minute", "1", "--mqtt-sender-burst", "3"],
+    )
+    .await?;
+    let event = |id: &str, lon: f64| {
+        serde_json::json!({"type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [lon, 45.6500]},
+            "properties": {"id": id, "kind": "fault", "category": "water_leak",
+                "description": "Conductă spartă"}})
+        .to_string()
+    };
+    let mut mqtt = e2e::MqttClient::connect(server.mqtt_port, &[]).await?;
+    for i in 0..6 {
+        mqtt.publish(
+            "dispecer/v1/in/utilities/apa-brasov/events",
+            event(&format!("flood-{i}"), 25.58 + f64::from(i) * 0.005),
+        )
+        .await?;
+    }
+    mqtt.publish(
+        "dispecer/v1/in/utilities/distrigaz-sud/events",
+        serde_json::json!({"type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [25.6050, 45.6500]},
+            "properties": {"id": "gaz-1", "kind": "fault", "category": "gas_smell"}})
+        .to_string(),
+    )
+    .await?;
+    // Every message is answered (acknowledged) whatever happened to it; wait for all seven.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let feeds = loop {
+        let (_, _, feeds) = server.get("/api/v1/feeds").await?;
+        let received: u64 = feeds["feeds"]
+            .as_array()
+            .context("feeds")?
+            .iter()
+            .filter_map(|f| f["received"].as_u64())
+            .sum();
+        if received >= 7 {
+            break feeds;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "not all counted: {feeds}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let feed = |name: &str| {
+        feeds["feeds"]
+            .as_array()
+            .and_then(|a| a.iter().find(|f| f["feed"] == name))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let flood = feed("utility:apa-brasov");
+    assert_eq!(
+        (flood["accepted"].as_u64(), flood["rejected"].as_u64()),
+        (Some(3), Some(3)),
+        "{flood}"
+    );
+    let other = feed("utility:distrigaz-sud");
+    assert_eq!(other["accepted"].as_u64(), Some(1), "{other}");
+    let (_, _, letters) = server.get("/api/v1/dead-letters").await?;
+    let limited: Vec<&Value> = letters["dead_letters"]
+        .as_array()
+        .context("dead letters")?
+        .iter()
+        .filter(|d| {
+            d["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("rate limit: utility:apa-brasov"))
+        })
+        .collect();
+    assert_eq!(limited.len(), 3, "{letters}");
+    // The refused payloads are kept whole (they were never looked at).
+    assert!(limited
+        .iter()
+        .all(|d| d["payload"].as_str().is_some_and(|p| p.contains("flood-"))));
     Ok(())
 }

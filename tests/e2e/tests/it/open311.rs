@@ -508,10 +508,7 @@ async fn open311_georeport_v2() -> Result<()> {
     }
 
     // Our richer states map to open/closed, with the detail in status_notes.
-    let incidents = reqwest::get(format!("{}/api/v1/incidents?category=pothole", server.http))
-        .await?
-        .json::<Value>()
-        .await?;
+    let (_, _, incidents) = server.get("/api/v1/incidents?category=pothole").await?;
     let incident = incidents["features"][0]["id"]
         .as_str()
         .context("incident")?

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use futures_util::StreamExt;
 use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use e2e::{free_port, Broker, Dispecer, MqttClient, StreamClient, TempDir};
+use e2e::{free_port, Broker, Dispecer, MqttClient, TempDir};
 
 const REPORTS: usize = 1500;
 
@@ -28,8 +29,12 @@ async fn a_client_that_stops_reading_costs_bounded_memory_and_nobody_else() -> R
     socket.set_recv_buffer_size(4096)?;
     let addr: std::net::SocketAddr = server.http.trim_start_matches("http://").parse()?;
     let tcp = socket.connect(addr).await?;
-    let (stuck, _) = tokio_tungstenite::client_async(url.as_str(), tcp).await?;
-    let (mut reader, first) = StreamClient::connect(&server.http).await?;
+    let mut request = url.as_str().into_client_request()?;
+    request
+        .headers_mut()
+        .insert("cookie", server.staff().await?.cookie.parse()?);
+    let (stuck, _) = tokio_tungstenite::client_async(request, tcp).await?;
+    let (mut reader, first) = server.stream().await?;
     assert_eq!(first["type"], "snapshot");
     let rss_before = server.rss_bytes()?;
 

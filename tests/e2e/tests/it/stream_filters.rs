@@ -41,13 +41,16 @@ async fn frames_until(client: &mut StreamClient, sentinel: (f64, f64)) -> Result
     }
 }
 
-/// The status and body of a refused upgrade.
-async fn refused(http: &str, query: &str) -> Result<(u16, String)> {
-    let url = format!(
+/// The status and body of a refused upgrade asked with `who`'s session.
+async fn refused(http: &str, query: &str, who: &e2e::Login) -> Result<(u16, String)> {
+    use tungstenite::client::IntoClientRequest;
+    let mut request = format!(
         "{}/api/v1/stream?{query}",
         http.replacen("http://", "ws://", 1)
-    );
-    match tokio_tungstenite::connect_async(url).await {
+    )
+    .into_client_request()?;
+    request.headers_mut().insert("cookie", who.cookie.parse()?);
+    match tokio_tungstenite::connect_async(request).await {
         Ok(_) => bail!("{query} was accepted"),
         Err(tungstenite::Error::Http(resp)) => {
             let body = resp
@@ -83,7 +86,7 @@ async fn stream_filters() -> Result<()> {
             ("agency=nasa", "agency"),
             ("status=closed", "status"),
         ] {
-            let (status, body) = refused(&server.http, query).await?;
+            let (status, body) = refused(&server.http, query, server.staff().await?).await?;
             assert_eq!(status, 400, "{query}: {body}");
             let problem: Value = serde_json::from_str(&body).context("problem+json")?;
             let detail = problem["detail"].as_str().unwrap_or_default();
@@ -119,11 +122,9 @@ async fn stream_filters() -> Result<()> {
 
         // Client A: potholes in the box. Client B: what the water company handles or hears of.
         let (mut a, snap_a) =
-            StreamClient::connect_filtered(&server.http, &format!("bbox={BOX}&categories=pothole"))
+            server.stream_filtered(&format!("bbox={BOX}&categories=pothole"))
                 .await?;
-        let (mut b, snap_b) = StreamClient::connect_filtered(
-            &server.http,
-            "agency=apa-brasov&status=open",
+        let (mut b, snap_b) = server.stream_filtered("agency=apa-brasov&status=open",
         )
         .await?;
         let features = |snap: &Value| snap["incidents"]["features"].as_array().cloned().unwrap_or_default();

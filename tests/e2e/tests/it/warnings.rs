@@ -13,9 +13,7 @@ use std::process::Command;
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 
-use e2e::{
-    citizen_report, free_port, Broker, Dispecer, MqttClient, PgDatabase, StreamClient, TempDir,
-};
+use e2e::{citizen_report, free_port, Broker, Dispecer, MqttClient, PgDatabase, TempDir};
 
 /// The city's bounds (`cities/brasov/city.toml`): west, south, east, north.
 const BOUNDS: [f64; 4] = [25.500, 45.525, 25.692, 45.755];
@@ -87,7 +85,7 @@ fn xmllint_schema(xsd: &Path, file: &Path) -> Result<()> {
 
 async fn story(dir: &TempDir, db: &str) -> Result<()> {
     let server = Dispecer::start(dir, db, &Broker::Embedded(free_port())).await?;
-    let (mut stream, _) = StreamClient::connect(&server.http).await?;
+    let (mut stream, _) = server.stream().await?;
     let mut mqtt = MqttClient::connect(server.mqtt_port, &[]).await?;
     let city = e2e::repo_root().join("cities/brasov");
     let city = city.to_str().context("city path")?;
@@ -370,7 +368,7 @@ async fn an_operator_publishes_and_withdraws_a_warning_from_the_console() -> Res
     let (ok, err) = e2e::dispecer_user_add(&db, "ana", "operator", None, "parola-lunga-1")?;
     assert!(ok, "{err}");
     let server = Dispecer::start(&dir, &db, &Broker::Embedded(free_port())).await?;
-    let (mut stream, _) = StreamClient::connect(&server.http).await?;
+    let (mut stream, _) = server.stream().await?;
     let mut mqtt = MqttClient::connect(server.mqtt_port, &[]).await?;
     mqtt.publish(
         "dispecer/v1/in/citizen/reports",
