@@ -1,14 +1,21 @@
 //! A cluster follower's HTTP surface (see the `cluster` crate): reads and the stream are served
-//! here from the store and the leader's notifications; writes that need the engine are not.
+//! here from the store and the leader's notifications; writes that need the engine are
+//! forwarded to the leader.
 //!
-//! - Actions on incidents (`POST /api/v1/incidents/{id}/actions`) and the senders' HTTP ingest
-//!   (`POST /api/v1/events`, `POST /api/v1/readings`) are forwarded to the leader as they came
-//!   (method, path, body, credentials: sessions and tokens live in the shared database), and
-//!   its answer is given back, so an operator on a follower's console keeps working.
-//! - Citizens' writes (`POST /api/v1/reports`, Open311 `POST requests`) answer 503 naming the
-//!   leader: they are limited per client address, and forwarded they would all count against
-//!   the follower's address at the leader.
-//! - Without a known leader (a takeover under way): 503 with `Retry-After: 1`.
+//! - Actions on incidents (`POST /api/v1/incidents/{id}/actions`), the senders' HTTP ingest
+//!   (`POST /api/v1/events`, `POST /api/v1/readings`) and citizens' writes (`POST
+//!   /api/v1/reports`, Open311 `POST requests`) are forwarded to the leader as they came
+//!   (method, path and query, body, content type, credentials: sessions and tokens live in the
+//!   shared database), and its answer is given back, so an operator on a follower's console and
+//!   a citizen on a follower's address keep working. One HTTP client (and its connection pool)
+//!   serves every forward.
+//! - The client's address goes along in `X-Forwarded-For` (the address this instance's limits
+//!   give the client: its peer, or what a `--trusted-proxy` named; a client's own
+//!   `X-Forwarded-For` is not passed on). A leader that lists the followers in its
+//!   `--trusted-proxy` thus counts citizens' writes per citizen; one that does not counts them
+//!   per follower. Citizens' writes are also limited here, before they are forwarded.
+//! - Without a known leader (a takeover under way), or when it does not answer: 503 with
+//!   `Retry-After: 1`.
 
 use std::time::Duration;
 
@@ -30,8 +37,35 @@ pub struct ClusterView {
     pub leader: watch::Receiver<Option<String>>,
 }
 
+/// What the router keeps of cluster mode: the view, and the one HTTP client of every forward.
+#[derive(Debug, Clone)]
+pub(crate) struct Cluster {
+    pub(crate) view: ClusterView,
+    client: reqwest::Client,
+}
+
+impl Cluster {
+    pub(crate) fn new(view: ClusterView) -> Self {
+        Cluster {
+            view,
+            client: reqwest::Client::new(),
+        }
+    }
+}
+
 /// Most bytes of a request forwarded to the leader (the largest body of the routes forwarded).
-const MAX_FORWARDED: usize = crate::ingest::MAX_BODY;
+const MAX_FORWARDED: usize = max(
+    crate::ingest::MAX_BODY,
+    max(crate::citizens::MAX_BODY, crate::open311::MAX_BODY),
+);
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
 
 /// How long the leader may take to answer a forwarded request.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(25);
@@ -63,17 +97,6 @@ fn not_leading(leader: Option<&str>, what: &str) -> Response {
     response
 }
 
-/// Citizens' writes on a follower: 503 naming the leader.
-pub async fn leader_only(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    match &state.cluster {
-        Some(cluster) if !state.engine.is_leading() => {
-            let leader = cluster.leader.borrow().clone();
-            not_leading(leader.as_deref(), "send it")
-        }
-        _ => next.run(request).await,
-    }
-}
-
 /// Writes that need the engine, on a follower: forwarded to the leader.
 pub async fn forward_to_leader(
     State(state): State<AppState>,
@@ -86,32 +109,62 @@ pub async fn forward_to_leader(
     if state.engine.is_leading() {
         return next.run(request).await;
     }
-    let Some(leader) = cluster.leader.borrow().clone() else {
+    let Some(leader) = cluster.view.leader.borrow().clone() else {
         return not_leading(None, "send it");
     };
-    match forward(&leader, request).await {
+    let client = state
+        .limiter
+        .client(crate::limits::peer(request.extensions()), request.headers());
+    match forward(&cluster.client, &leader, client, request).await {
+        Err(Forward::TooLarge) => Problem::too_large(format!(
+            "the request's body could not be read within {MAX_FORWARDED} bytes"
+        ))
+        .into_response(),
         Ok(response) => response,
-        Err(e) => {
+        Err(Forward::Failed(e)) => {
             tracing::warn!(error = %e, leader, "cannot forward a request to the leader");
             not_leading(Some(&leader), "the leader did not answer; send it")
         }
     }
 }
 
-async fn forward(leader: &str, request: Request) -> Result<Response, String> {
+/// Why a request could not be forwarded.
+enum Forward {
+    /// Its body is larger than [`MAX_FORWARDED`] (or did not come whole).
+    TooLarge,
+    /// The leader did not answer (or the request could not be read).
+    Failed(String),
+}
+
+impl From<reqwest::Error> for Forward {
+    fn from(e: reqwest::Error) -> Self {
+        Forward::Failed(e.to_string())
+    }
+}
+
+/// Sends `request` to `leader` with `http`, `client` (the client's address, if known) in
+/// `X-Forwarded-For`, and gives its answer back.
+async fn forward(
+    http: &reqwest::Client,
+    leader: &str,
+    client: Option<std::net::IpAddr>,
+    request: Request,
+) -> Result<Response, Forward> {
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, MAX_FORWARDED)
         .await
-        .map_err(|e| e.to_string())?;
+        // The only failures here are the client's: a body beyond the limit, or one it did not
+        // send whole.
+        .map_err(|_| Forward::TooLarge)?;
     let path = parts
         .uri
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
     let url = format!("{}{path}", leader.trim_end_matches('/'));
-    let method =
-        reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).map_err(|e| e.to_string())?;
-    let mut forwarded = reqwest::Client::new()
+    let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes())
+        .map_err(|e| Forward::Failed(e.to_string()))?;
+    let mut forwarded = http
         .request(method, &url)
         .timeout(FORWARD_TIMEOUT)
         .body(body);
@@ -120,8 +173,12 @@ async fn forward(leader: &str, request: Request) -> Result<Response, String> {
             forwarded = forwarded.header(name.as_str(), value.as_bytes());
         }
     }
-    let answer = forwarded.send().await.map_err(|e| e.to_string())?;
-    let status = StatusCode::from_u16(answer.status().as_u16()).map_err(|e| e.to_string())?;
+    if let Some(client) = client {
+        forwarded = forwarded.header("x-forwarded-for", client.to_string());
+    }
+    let answer = forwarded.send().await?;
+    let status = StatusCode::from_u16(answer.status().as_u16())
+        .map_err(|e| Forward::Failed(e.to_string()))?;
     let mut headers = Vec::new();
     for name in GIVEN_BACK {
         if let Some(v) = answer.headers().get(name.as_str()) {
@@ -130,7 +187,7 @@ async fn forward(leader: &str, request: Request) -> Result<Response, String> {
             }
         }
     }
-    let bytes = answer.bytes().await.map_err(|e| e.to_string())?;
+    let bytes = answer.bytes().await?;
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = status;
     for (name, value) in headers {

@@ -68,7 +68,7 @@ pub struct AppState {
     tile_url: Option<Arc<str>>,
     /// Set in cluster mode: while this instance follows, writes that need the engine go to the
     /// leader (`cluster.rs`).
-    cluster: Option<ClusterView>,
+    cluster: Option<cluster::Cluster>,
 }
 
 impl AppState {
@@ -103,7 +103,7 @@ impl AppState {
     /// Cluster mode: this instance's id and who leads (see `cluster.rs` for what a follower
     /// forwards to the leader and what it refuses).
     pub fn with_cluster(mut self, cluster: ClusterView) -> Self {
-        self.cluster = Some(cluster);
+        self.cluster = Some(cluster::Cluster::new(cluster));
         self
     }
 
@@ -155,7 +155,6 @@ pub fn router(state: AppState) -> Router {
     let open311_limit = from_fn_with_state(state.clone(), limits::limit_open311);
     let hsts = from_fn_with_state(state.clone(), limits::hsts);
     let to_leader = from_fn_with_state(state.clone(), cluster::forward_to_leader);
-    let leader_only = from_fn_with_state(state.clone(), cluster::leader_only);
     let routes = Router::new()
         .route("/api/v1/health", get(health))
         .route(
@@ -186,8 +185,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/reports",
             post(citizens::file)
                 .layer(DefaultBodyLimit::max(citizens::MAX_BODY))
-                .layer(report_limit)
-                .layer(leader_only.clone()),
+                .layer(to_leader.clone())
+                .layer(report_limit),
         )
         .route("/api/v1/reports/{code}/photo", get(citizens::photo))
         .route("/api/v1/public/reports/{code}", get(citizens::status))
@@ -207,12 +206,12 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/readings",
             post(ingest::readings)
                 .layer(DefaultBodyLimit::max(ingest::MAX_BODY))
-                .layer(to_leader),
+                .layer(to_leader.clone()),
         )
         .route(
             "/open311/v2/{file}",
             get(open311::get_top)
-                .post(open311::post_top.layer(open311_limit).layer(leader_only))
+                .post(open311::post_top.layer(to_leader).layer(open311_limit))
                 .layer(DefaultBodyLimit::max(open311::MAX_BODY)),
         )
         .route(
@@ -258,9 +257,9 @@ async fn health(State(state): State<AppState>) -> Result<impl IntoResponse, Prob
     let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     let cluster = state.cluster.as_ref().map(|c| {
         serde_json::json!({
-            "instance": c.instance,
+            "instance": c.view.instance,
             "role": if state.engine.is_leading() { "leader" } else { "follower" },
-            "leader": *c.leader.borrow(),
+            "leader": *c.view.leader.borrow(),
             "inbox_queued": load(&stats.inbox_queued),
             "inbox_drained": load(&stats.inbox_drained),
         })

@@ -4,7 +4,8 @@
 //!   a connection of its own; [`Membership::lead`] waits until this instance holds the leader's
 //!   advisory lock (PostgreSQL frees it when the holder's connection ends), and
 //!   [`Membership::hold`] returns as soon as the lock may be lost (the leader must then stop
-//!   deciding at once: the binary exits).
+//!   deciding at once: the binary exits). Taking the lead begins a new leadership term that
+//!   fences the old leader's writes (see `store::ClusterConnection::take_term`).
 //! - [`publish_changes`] (the leader): after each commit its engine announces, one `NOTIFY
 //!   dispecer_changes` names the incidents that changed.
 //! - [`follow_changes`] (a follower): `LISTEN dispecer_changes`, each incident read back from the
@@ -12,7 +13,9 @@
 //!   change as the leader's do; after a lost connection or a lag it catches up from the store.
 //!
 //! Invariant: one leader at a time, as long as PostgreSQL says so: a leader whose lock
-//! connection fails stops before the lock can be taken by another.
+//! connection fails stops before the lock can be taken by another, and, should it not notice in
+//! time (its lock connection dropped while the database stayed reachable), its engine commits
+//! nothing once its successor took the next term.
 //!
 //! Boundary: no MQTT and no HTTP here (the binary wires the adapters to the roles).
 
@@ -50,6 +53,8 @@ pub struct Membership {
     store: Store,
     instance: String,
     conn: Option<ClusterConnection>,
+    /// The leadership term this instance took (`0` until it leads).
+    term: i64,
 }
 
 impl Membership {
@@ -69,6 +74,7 @@ impl Membership {
             store,
             instance: instance.to_owned(),
             conn: Some(conn),
+            term: 0,
         })
     }
 
@@ -78,8 +84,10 @@ impl Membership {
     }
 
     /// Waits until this instance leads (trying every [`HEARTBEAT`], saying it is alive between
-    /// tries; a lost connection is opened again), then marks it the leader in the members'
-    /// table. `leader` is told, at each try, the HTTP URL of the instance that leads now.
+    /// tries; a lost connection is opened again), takes a new leadership term and fences the
+    /// store with it (its engine's writes then commit only while the term is still its own:
+    /// [`Store::fenced`] resolves when one was refused), then marks it the leader in the
+    /// members' table. `leader` is told, at each try, the HTTP URL of the instance that leads now.
     pub async fn lead(
         &mut self,
         shutdown: &CancellationToken,
@@ -88,7 +96,13 @@ impl Membership {
         loop {
             let tried = match self.conn.as_mut() {
                 Some(conn) => match conn.heartbeat(&self.instance, Utc::now()).await {
-                    Ok(()) => conn.try_lead().await,
+                    // The lock taken, a new term at once (it waits for the old leader's last
+                    // transactions, and fences every later one).
+                    Ok(()) => match conn.try_lead().await {
+                        Ok(true) => conn.take_term(&self.instance, Utc::now()).await.map(Some),
+                        Ok(false) => Ok(None),
+                        Err(e) => Err(e),
+                    },
                     Err(e) => Err(e),
                 },
                 None => match self.store.cluster_connection().await {
@@ -100,8 +114,12 @@ impl Membership {
                 },
             };
             match tried {
-                Ok(true) => break,
-                Ok(false) => match self.store.members().await {
+                Ok(Some(term)) => {
+                    self.store.fence(term)?;
+                    self.term = term;
+                    break;
+                }
+                Ok(None) => match self.store.members().await {
                     Ok(members) => leader(leader_url(&members)),
                     Err(e) => tracing::warn!(error = %e, "cannot read the cluster members"),
                 },
@@ -118,7 +136,7 @@ impl Membership {
             }
         }
         self.store.set_leader(&self.instance, Utc::now()).await?;
-        tracing::info!(instance = %self.instance, "this instance leads the cluster");
+        tracing::info!(instance = %self.instance, term = self.term, "this instance leads the cluster");
         Ok(())
     }
 

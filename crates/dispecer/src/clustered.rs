@@ -2,7 +2,9 @@
 //! the leader's changes followed for its console, its share of the input put into the inbox),
 //! takes the lead when it can, and then does what a single instance does, plus draining the
 //! inbox, notifying the followers of every change and taking over the broker sessions of
-//! members that went silent. See the `cluster` crate and ARCHITECTURE.md.
+//! members that went silent. A leader exits with status 75 as soon as it cannot confirm its lock
+//! or one of its engine's writes is fenced (another instance took a newer leadership term). See
+//! the `cluster` crate and ARCHITECTURE.md.
 
 use std::time::Duration;
 
@@ -38,8 +40,9 @@ pub(crate) struct Duties {
 }
 
 /// The instance's life in the cluster: follower until it takes the lead, then leader until it
-/// stops. A leader that cannot confirm it still holds the lock exits the process at once
-/// (another instance may be leading already; deciding on would split the truth).
+/// stops. A leader that cannot confirm it still holds the lock, or whose write was fenced,
+/// exits the process at once (another instance may be leading already; deciding on would split
+/// the truth).
 pub(crate) async fn run(
     mut membership: Membership,
     duties: Duties,
@@ -121,18 +124,28 @@ pub(crate) async fn run(
     ));
     tracker.spawn(reap(
         engine,
-        store,
+        store.clone(),
         endpoint,
         cluster,
         membership.instance().to_owned(),
         shutdown.child_token(),
     ));
-    match membership.hold(&shutdown).await {
-        ClusterError::Stopped => membership.leave().await,
-        e => {
+    // Whichever comes first: the lock check fails, or a write of the engine was fenced (another
+    // instance took a newer term while this one's lock connection had dropped unnoticed).
+    let ended = tokio::select! {
+        e = membership.hold(&shutdown) => Some(e),
+        current = store.fenced() => {
+            tracing::error!(current_term = current, "cluster: fenced, another instance leads; exiting at once");
+            None
+        }
+    };
+    match ended {
+        Some(ClusterError::Stopped) => membership.leave().await,
+        Some(e) => {
             tracing::error!(error = %e, "cluster: this instance may no longer lead; exiting at once");
             std::process::exit(75);
         }
+        None => std::process::exit(75),
     }
 }
 

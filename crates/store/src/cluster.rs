@@ -9,12 +9,23 @@
 //!   in order ([`Store::inbox_take`]) and deletes it after its own commit ([`Store::inbox_delete`]).
 //! - After each commit the leader sends `NOTIFY dispecer_changes` ([`Store::notify`]); the others
 //!   listen ([`Store::listen`]).
+//! - Fencing (migration 0015): right after it takes the lock, a new leader increments the
+//!   leadership term in `cluster_leader` ([`ClusterConnection::take_term`]) and gives it to its
+//!   store ([`Store::fence`]); from then on every transaction by which its engine commits
+//!   (`record_batch`, `record_transition[s]`, `record_transition_and_warning`,
+//!   `record_warning`, [`Store::inbox_delete`]) first reads the term `FOR SHARE` and aborts with
+//!   [`StoreError::Fenced`] unless it is still its own; [`Store::fenced`] resolves then. An old
+//!   leader whose lock connection dropped while the database stayed reachable thus commits
+//!   nothing once its successor's term began, even before its own lock check notices.
 //!
 //! Every function answers [`StoreError::NotPostgres`] on SQLite.
+
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnection, PgListener, PgPool};
 use sqlx::{Connection, Row};
+use tokio::sync::watch;
 
 use crate::rows::stored_time;
 use crate::{Pool, Store, StoreError};
@@ -67,6 +78,45 @@ pub struct Notification {
     pub payload: String,
 }
 
+/// The leadership term a leading instance's store checks its engine's writes against (`0`:
+/// none, outside cluster mode or not leading), and whether a check found it stale.
+#[derive(Debug)]
+pub(crate) struct Fence {
+    term: AtomicI64,
+    /// `Some(current)` once a write was fenced.
+    lost: watch::Sender<Option<i64>>,
+}
+
+impl Default for Fence {
+    fn default() -> Self {
+        Fence {
+            term: AtomicI64::new(0),
+            lost: watch::Sender::new(None),
+        }
+    }
+}
+
+impl Fence {
+    /// The term to check, if any.
+    pub(crate) fn term(&self) -> Option<i64> {
+        match self.term.load(Ordering::Acquire) {
+            0 => None,
+            term => Some(term),
+        }
+    }
+
+    /// A write of term `term` found the database in term `current`.
+    pub(crate) fn lost(&self, term: i64, current: i64) {
+        if self.lost.send_replace(Some(current)).is_none() {
+            tracing::error!(
+                term,
+                current,
+                "fenced: another instance leads now; this instance's writes are refused"
+            );
+        }
+    }
+}
+
 /// A connection of its own, out of the pool for the process's life: it holds the leader lock
 /// when this instance leads, and says every second that the instance is alive.
 #[derive(Debug)]
@@ -88,6 +138,38 @@ impl ClusterConnection {
             .await?;
         self.leading = got;
         Ok(got)
+    }
+
+    /// Begins a new leadership term (call it right after [`ClusterConnection::try_lead`] said
+    /// this instance leads): increments `cluster_leader.term` in a transaction of its own, which
+    /// waits for the old leader's transactions still open, and returns the new term (give it to
+    /// the store with [`Store::fence`]).
+    pub async fn take_term(
+        &mut self,
+        instance: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        if !self.leading {
+            return Err(StoreError::corrupt(
+                "a leadership term taken without the leader lock",
+            ));
+        }
+        let mut tx = self.conn.begin().await?;
+        // An old leader's transaction that holds the row longer than this is stuck: give up
+        // (the caller lets the lock go and tries again) rather than wait for ever.
+        sqlx::query("SET LOCAL lock_timeout = '10s'")
+            .execute(&mut *tx)
+            .await?;
+        let term: i64 = sqlx::query_scalar(
+            "UPDATE cluster_leader SET term = term + 1, instance_id = $1, since = $2 \
+             WHERE id = 1 RETURNING term",
+        )
+        .bind(instance)
+        .bind(stored_time(at))
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(term)
     }
 
     /// Refreshes `instance`'s `seen_at` over this connection, and, when this instance leads,
@@ -126,6 +208,33 @@ impl Store {
         match &self.pool {
             Pool::Postgres(pool) => Ok(pool),
             Pool::Sqlite(_) => Err(StoreError::NotPostgres),
+        }
+    }
+
+    /// From now on, the engine's writes through this store (and its clones) check that the
+    /// leadership term is still `term` (see the module's documentation). [`StoreError::NotPostgres`]
+    /// on SQLite; a term below 1 is refused.
+    pub fn fence(&self, term: i64) -> Result<(), StoreError> {
+        self.postgres()?;
+        if term < 1 {
+            return Err(StoreError::corrupt(format!("leadership term {term}")));
+        }
+        self.fence.term.store(term, Ordering::Release);
+        Ok(())
+    }
+
+    /// Resolves once a write of this store was fenced (another instance leads now), with the
+    /// database's term; never resolves outside cluster mode.
+    pub async fn fenced(&self) -> i64 {
+        let mut lost = self.fence.lost.subscribe();
+        loop {
+            if let Some(current) = *lost.borrow_and_update() {
+                return current;
+            }
+            if lost.changed().await.is_err() {
+                // The sender lives as long as this store: not reached.
+                std::future::pending::<()>().await;
+            }
         }
     }
 
@@ -291,15 +400,19 @@ impl Store {
             .map_err(StoreError::from)
     }
 
-    /// Deletes drained inbox rows (after what they carried was committed).
+    /// Deletes drained inbox rows (after what they carried was committed); fenced like the
+    /// engine's writes (a fenced leader leaves them to its successor).
     pub async fn inbox_delete(&self, ids: &[i64]) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
+        let mut tx = self.postgres()?.begin().await?;
+        check_fence!(self, &mut *tx);
         sqlx::query("DELETE FROM inbox WHERE id = ANY($1)")
             .bind(ids)
-            .execute(self.postgres()?)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -38,6 +38,16 @@ pub enum StoreError {
     /// store is SQLite.
     #[error("cluster mode needs a PostgreSQL database")]
     NotPostgres,
+    /// Cluster mode: another instance took the lead (the leadership term is no longer this
+    /// instance's). Nothing was written, and no later write of this leader's engine will be:
+    /// it must stop deciding.
+    #[error("fenced: this instance led in term {term}, the cluster is in term {current}")]
+    Fenced {
+        /// The term this instance took when it began to lead.
+        term: i64,
+        /// The term the database holds now.
+        current: i64,
+    },
 }
 
 impl StoreError {
@@ -52,6 +62,10 @@ impl StoreError {
             },
             StoreError::InvalidUrl(what) => StoreError::InvalidUrl(what.clone()),
             StoreError::NotPostgres => StoreError::NotPostgres,
+            StoreError::Fenced { term, current } => StoreError::Fenced {
+                term: *term,
+                current: *current,
+            },
             StoreError::Unavailable(e) => {
                 StoreError::Unavailable(sqlx::Error::Io(std::io::Error::other(e.to_string())))
             }

@@ -114,7 +114,6 @@ macro_rules! with_pool {
 
 // Declared after `with_pool!`, which they use.
 mod accounts;
-mod cluster;
 mod config;
 mod log;
 mod personal;
@@ -224,7 +223,28 @@ macro_rules! insert_warning {
     }};
 }
 
-// Declared after the macros it uses.
+/// In cluster mode, once this instance leads (a term is set, see [`Store::fence`]): reads the
+/// leadership term on the transaction `$tx` (`FOR SHARE`: a successor's increment waits for this
+/// transaction, and this transaction sees a successor's committed term) and returns
+/// [`StoreError::Fenced`] from the enclosing function, the transaction rolled back by its drop,
+/// unless the term is still this instance's. Outside cluster mode it runs no query.
+macro_rules! check_fence {
+    ($store:expr, $tx:expr) => {{
+        if let Some(term) = $store.fence.term() {
+            let current: i64 =
+                sqlx::query_scalar("SELECT term FROM cluster_leader WHERE id = 1 FOR SHARE")
+                    .fetch_one($tx)
+                    .await?;
+            if current != term {
+                $store.fence.lost(term, current);
+                return Err(StoreError::Fenced { term, current });
+            }
+        }
+    }};
+}
+
+// Declared after the macros they use.
+mod cluster;
 mod warnings;
 
 /// Events, incidents, their timelines and dead letters, durably. Cheap to clone: clones share
@@ -240,6 +260,9 @@ pub struct Store {
     /// could wait several times as long as the batch took (`dispecer-bench --row latency`).
     /// Unused on PostgreSQL, which has row locks.
     write_turns: Arc<tokio::sync::Mutex<()>>,
+    /// Cluster mode's leadership term, once this instance leads (see `cluster.rs`): the
+    /// engine's writes check it in their transactions. Unused outside cluster mode.
+    fence: Arc<cluster::Fence>,
 }
 
 /// Writes that keep failing (a full disk, a database that went away): since when, and why.
@@ -379,6 +402,7 @@ impl Store {
             backend: Backend::Sqlite,
             writes: Arc::default(),
             write_turns: Arc::default(),
+            fence: Arc::default(),
         })
     }
 
@@ -412,6 +436,7 @@ impl Store {
             backend: Backend::Postgres,
             writes: Arc::default(),
             write_turns: Arc::default(),
+            fence: Arc::default(),
         })
     }
 
@@ -547,6 +572,7 @@ impl Store {
         };
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            check_fence!(self, &mut *tx);
             for &(event, change) in items {
                 let incident = &change.incident;
                 let received_at = stored_time(event.received_at);
@@ -650,6 +676,7 @@ impl Store {
         let routing = routing_json(&incident.routing);
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            check_fence!(self, &mut *tx);
             upsert_incident!(&mut *tx, incident, &routing);
             insert_timeline!(&mut *tx, incident.id.as_str(), entry);
             if let Some((version, warning_entry)) = warning {
@@ -674,6 +701,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            check_fence!(self, &mut *tx);
             for (incident, entry) in changes {
                 let routing = routing_json(&incident.routing);
                 upsert_incident!(&mut *tx, incident, &routing);

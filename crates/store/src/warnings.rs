@@ -99,6 +99,7 @@ impl Store {
         let _turn = self.write_turn().await;
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            check_fence!(self, &mut *tx);
             insert_warning!(&mut *tx, version);
             insert_timeline!(&mut *tx, version.incident.as_str(), entry);
             tx.commit().await?;

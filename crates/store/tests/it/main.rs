@@ -5,6 +5,7 @@
 //! database there and drops it at the end.
 
 mod accounts;
+mod fencing;
 mod fixtures;
 mod postgres;
 mod sqlite;

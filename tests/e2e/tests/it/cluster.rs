@@ -1,6 +1,7 @@
 //! Two `dispecer` instances on one Mosquitto and one TimescaleDB (cluster mode, MQTT shared
 //! subscriptions): both take a share of a stream of citizen reports, both consoles see every
-//! change, an operator acts from the follower's; the leader is killed with SIGKILL mid-stream,
+//! change, an operator acts from the follower's and a citizen files a report at the follower's
+//! address (both forwarded to the leader); the leader is killed with SIGKILL mid-stream,
 //! the follower takes over and carries on; every report the broker acknowledged to its publisher
 //! is stored exactly once (counted by event id), and the inbox is empty.
 
@@ -107,6 +108,39 @@ async fn wait_frame(frames: &Mutex<Vec<Value>>, lon: f64, lat: f64, who: &str) -
     }
 }
 
+const BOUNDARY: &str = "dispecer-cluster-boundary";
+
+/// A citizen's report as the citizens' page sends it (multipart, no photo).
+fn report_form(id: &str, lon: f64, lat: f64) -> String {
+    let (lon, lat) = (lon.to_string(), lat.to_string());
+    let fields = [
+        ("id", id),
+        ("category", "pothole"),
+        ("lat", lat.as_str()),
+        ("lon", lon.as_str()),
+        ("description", "Groapă lângă stație"),
+    ];
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!(
+            "--{BOUNDARY}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{BOUNDARY}--\r\n"));
+    body
+}
+
+/// How many events with id `id` are stored.
+async fn stored_once(db: &PgDatabase, id: &str) -> Result<i64> {
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url).await?;
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut conn)
+            .await?,
+    )
+}
+
 /// (events of the load stored, distinct ids among them, rows waiting in the inbox).
 async fn counts(db: &PgDatabase) -> Result<(i64, i64, i64)> {
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url).await?;
@@ -139,6 +173,27 @@ async fn two_instances_share_the_load_and_survive_the_leaders_death() -> Result<
     let session = login(&b.http, "ioana", "parola-lunga-1").await?;
     let on_a = watch_stream(&a.http, &session.cookie)?;
     let on_b = watch_stream(&b.http, &session.cookie)?;
+
+    // A citizen files a report (the citizens' page's multipart form) at the follower's address:
+    // forwarded to the leader, it answers with its tracking code, and it is stored once.
+    let filed = reqwest::Client::new()
+        .post(format!("{}/api/v1/reports", b.http))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(report_form("cl-on-follower", 25.6031, 45.6447))
+        .send()
+        .await?;
+    let status = filed.status().as_u16();
+    let answer: Value = filed.json().await?;
+    assert_eq!(status, 200, "a citizen's report on the follower: {answer}");
+    let code = answer["tracking_code"]
+        .as_str()
+        .context("a tracking code")?;
+    let (status, _, tracked) = a.get(&format!("/api/v1/public/reports/{code}")).await?;
+    assert_eq!(status, 200, "its tracking code at the leader: {tracked}");
+    assert_eq!(stored_once(&db, "citizen:web-cl-on-follower").await?, 1);
 
     let mut publisher = MqttClient::connect(mosquitto.port(), &[]).await?;
     let mut a = Some(a);
