@@ -2,7 +2,8 @@
 //!
 //! - `POST /api/v1/session` `{"username", "password"}` (JSON only) logs in: 200 with who the
 //!   user is and the session's CSRF token, and a `dispecer_session` cookie (`HttpOnly`,
-//!   `SameSite=Strict`, `Path=/`, 12 hours; `Secure` unless the server listens on plain HTTP on a
+//!   `SameSite=Strict`, `Path=/`, 12 hours at most, and ended after 30 minutes without a request
+//!   (an open console polls, so it stays logged in; a closed one's cookie dies); `Secure` unless the server listens on plain HTTP on a
 //!   loopback address and the request did not come through a proxy saying
 //!   `X-Forwarded-Proto: https`). 401 for a wrong name or password (the same answer for both);
 //!   429 with `Retry-After` once a name or a client address has failed too often.
@@ -39,8 +40,14 @@ use crate::{AppState, Problem};
 pub const COOKIE: &str = "dispecer_session";
 /// The header that carries the CSRF token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
-/// How long a session lasts (an operator's shift and some).
+/// How long a session lasts at most (an operator's shift and some).
 pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
+/// How long a session lasts without a request: each request moves its end this far ahead (never
+/// past [`SESSION_TTL`] from the login).
+pub const SESSION_IDLE: chrono::Duration = chrono::Duration::minutes(30);
+/// How often at most a session's end is moved (one write a minute per session in use, not one
+/// per request).
+const SESSION_EXTEND_STEP: chrono::Duration = chrono::Duration::minutes(1);
 /// Largest login body, in bytes.
 pub const MAX_LOGIN_BODY: usize = 4096;
 
@@ -235,10 +242,24 @@ pub(crate) async fn session(
     let Some(id) = session_id(headers) else {
         return Ok(None);
     };
-    Ok(state
-        .store
-        .session(&store::hash_token(&id), Utc::now())
-        .await?)
+    let hash = store::hash_token(&id);
+    let now = Utc::now();
+    let Some(mut session) = state.store.session(&hash, now).await? else {
+        return Ok(None);
+    };
+    if let Some(end) = extended_end(&session, now) {
+        state.store.extend_session(&hash, now, end).await?;
+        session.expires_at = end;
+    }
+    Ok(Some(session))
+}
+
+/// The session's new end after a request at `now`, if it is worth a write: [`SESSION_IDLE`]
+/// ahead, never past [`SESSION_TTL`] from its start, in whole seconds.
+fn extended_end(session: &Session, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let end = (now + SESSION_IDLE).min(session.created_at + SESSION_TTL);
+    let end = DateTime::from_timestamp(end.timestamp(), 0)?;
+    (end - session.expires_at >= SESSION_EXTEND_STEP).then_some(end)
 }
 
 /// Constant-time comparison, so that a CSRF token cannot be guessed byte by byte.
@@ -529,13 +550,14 @@ async fn check_login(
     }
     let id = random_token();
     let now = Utc::now();
-    let expires_at: DateTime<Utc> = now + SESSION_TTL;
+    let expires_at: DateTime<Utc> = now + SESSION_IDLE.min(SESSION_TTL);
     let session = Session {
         username: user.username.clone(),
         role: user.role,
         agency: user.agency.clone(),
         csrf: random_token(),
         expires_at: DateTime::from_timestamp(expires_at.timestamp(), 0).unwrap_or(expires_at),
+        created_at: now,
     };
     state
         .store
@@ -619,6 +641,34 @@ pub(crate) fn limiter(limits: LoginLimits) -> Arc<LoginLimiter> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_in_use_lives_on_an_idle_one_ends_and_none_outlives_its_lifetime() {
+        let start = DateTime::from_timestamp(1_800_000_000, 0).expect("a time");
+        let session = |expires_at| Session {
+            username: "ana".into(),
+            role: store::Role::Operator,
+            agency: None,
+            csrf: "c".into(),
+            expires_at,
+            created_at: start,
+        };
+        // Just logged in: nothing to write yet.
+        let fresh = session(start + SESSION_IDLE);
+        assert_eq!(extended_end(&fresh, start), None);
+        assert_eq!(
+            extended_end(&fresh, start + chrono::Duration::seconds(30)),
+            None
+        );
+        // Used ten minutes later: its end moves thirty minutes past the request.
+        let later = start + chrono::Duration::minutes(10);
+        assert_eq!(extended_end(&fresh, later), Some(later + SESSION_IDLE));
+        // Near the end of its lifetime: never past twelve hours from the login.
+        let late = start + SESSION_TTL - chrono::Duration::minutes(5);
+        let used = session(late - chrono::Duration::minutes(20));
+        assert_eq!(extended_end(&used, late), Some(start + SESSION_TTL));
+        assert_eq!(extended_end(&session(start + SESSION_TTL), late), None);
+    }
 
     #[test]
     fn a_name_is_blocked_after_its_failures_until_the_window_ends() {

@@ -80,8 +80,10 @@ pub struct Session {
     pub agency: Option<String>,
     /// The token state-changing requests must carry in `X-CSRF-Token`.
     pub csrf: String,
-    /// When the session ends.
+    /// When the session ends unless it is used again before (see [`Store::extend_session`]).
     pub expires_at: DateTime<Utc>,
+    /// When it began (its lifetime is counted from here).
+    pub created_at: DateTime<Utc>,
 }
 
 type UserRow = (String, String, String, Option<String>, DateTime<Utc>);
@@ -197,10 +199,10 @@ impl Store {
         hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, StoreError> {
-        let sql = "SELECT u.username, u.role, u.agency, s.csrf, s.expires_at \
+        let sql = "SELECT u.username, u.role, u.agency, s.csrf, s.expires_at, s.created_at \
                    FROM sessions s JOIN users u ON u.username = s.username \
                    WHERE s.hash = $1 AND s.expires_at > $2";
-        type Row = (String, String, Option<String>, String, i64);
+        type Row = (String, String, Option<String>, String, i64, DateTime<Utc>);
         let row: Option<Row> = with_pool!(self, |pool| {
             sqlx::query_as(sql)
                 .bind(hash)
@@ -208,7 +210,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await?
         });
-        let Some((username, role, agency, csrf, expires)) = row else {
+        let Some((username, role, agency, csrf, expires, created_at)) = row else {
             return Ok(None);
         };
         let role = role
@@ -222,7 +224,32 @@ impl Store {
             agency,
             csrf,
             expires_at,
+            created_at,
         }))
+    }
+
+    /// Moves the end of the session with this hash to `expires_at` (whole seconds), if it is
+    /// still live at `now` and that is later than its present end: a session in use lives on,
+    /// an idle one ends (and is never brought back). `false` if there was no such session.
+    pub async fn extend_session(
+        &self,
+        hash: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE sessions SET expires_at = $3 \
+                 WHERE hash = $1 AND expires_at > $2 AND expires_at < $3",
+            )
+            .bind(hash)
+            .bind(now.timestamp())
+            .bind(expires_at.timestamp())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
     }
 
     /// Ends the session with this hash; `false` if there was none.

@@ -88,6 +88,25 @@ pub async fn story(store: &Store) {
         "expired at its end"
     );
     assert_eq!(store.session(&expired, at).await.expect("read"), None);
+    // A session in use is extended, never shortened; an expired one is not brought back.
+    assert!(store
+        .extend_session(&live, at, until + Duration::minutes(30))
+        .await
+        .expect("extend"));
+    assert!(!store
+        .extend_session(&live, at, until)
+        .await
+        .expect("not shortened"));
+    assert!(store
+        .session(&live, until)
+        .await
+        .expect("read")
+        .is_some_and(|s| s.expires_at == until + Duration::minutes(30)));
+    assert!(!store
+        .extend_session(&expired, at, at + Duration::hours(1))
+        .await
+        .expect("not brought back"));
+    assert_eq!(store.session(&expired, at).await.expect("read"), None);
     assert_eq!(store.delete_expired_sessions(at).await.expect("sweep"), 1);
     assert!(store.delete_session(&live).await.expect("logout"));
     assert!(!store.delete_session(&live).await.expect("logout twice"));
