@@ -21,7 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{AppState, Problem};
 
-/// The limits a router enforces (see `docs/security.md`, "Limits on what comes from outside").
+/// The limits a router enforces (see `SECURITY.md`, "Limits on what comes from outside").
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Citizens' writes (`POST /api/v1/reports`, Open311 `POST requests`) per client address

@@ -252,7 +252,7 @@ pub struct RunOptions {
     pub limits: LimitOptions,
 }
 
-/// What one client may take over HTTP (docs/security.md, "Limits on what comes from outside").
+/// What one client may take over HTTP (SECURITY.md, "Limits on what comes from outside").
 #[derive(Debug, Clone, Args)]
 pub struct LimitOptions {
     /// Citizens' reports (`POST /api/v1/reports`, Open311 `POST requests`) per client address
