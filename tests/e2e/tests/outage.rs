@@ -74,7 +74,7 @@ async fn database_outage_under_load_loses_nothing() -> Result<()> {
     // While it is down, the API says so.
     let down_until = tokio::time::Instant::now() + OUTAGE;
     while tokio::time::Instant::now() < down_until {
-        let (status, ctype, _) = server.get("/api/v1/health").await?;
+        let (status, ctype, _) = server.get_anonymous("/api/v1/health").await?;
         if status == 503 {
             assert_eq!(ctype, "application/problem+json");
             saw_degraded = true;
@@ -104,7 +104,7 @@ async fn database_outage_under_load_loses_nothing() -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (status, _, _) = server.get("/api/v1/health").await?;
+    let (status, _, _) = server.get_anonymous("/api/v1/health").await?;
     assert_eq!(status, 200, "healthy again");
     server.stop();
     pg.drop_database().await
