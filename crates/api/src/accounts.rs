@@ -418,8 +418,11 @@ fn random_token() -> String {
 }
 
 /// Whether the cookie must be `Secure`: always, except for plain HTTP on a loopback address
-/// that no TLS-terminating proxy speaks for.
+/// that no TLS-terminating proxy speaks for (over Dispecer's own HTTPS, always).
 fn secure_cookie(state: &AppState, headers: &HeaderMap) -> bool {
+    if state.tls {
+        return true;
+    }
     let via_https = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())

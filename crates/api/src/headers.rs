@@ -2,7 +2,7 @@
 //! Policy without inline script, no sniffing, no framing, no referrer beyond what a base map's
 //! tile server needs, an isolated browsing context and only the permissions the citizens' page
 //! uses (its position, its camera for a photo). `Strict-Transport-Security` is added per request
-//! by [`crate::limits::hsts`], only over HTTPS through a trusted proxy.
+//! by [`crate::limits::hsts`], only over HTTPS: Dispecer's own, or a trusted proxy's.
 
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::Router;

@@ -59,6 +59,9 @@ pub struct AppState {
     login_limiter: Arc<accounts::LoginLimiter>,
     /// Served over plain HTTP on a loopback address: session cookies without `Secure`.
     plain_http_on_loopback: bool,
+    /// Served over HTTPS by Dispecer itself: cookies `Secure`, Strict-Transport-Security on
+    /// every answer.
+    tls: bool,
     /// The public base URL (links in CAP documents and the Atom feed); `None`: the address each
     /// request came to.
     public_url: Option<Arc<str>>,
@@ -93,6 +96,7 @@ impl AppState {
             shutdown,
             login_limiter: accounts::limiter(LoginLimits::default()),
             plain_http_on_loopback: false,
+            tls: false,
             public_url: None,
             limiter: Arc::new(limits::Limiter::new(Limits::default())),
             tile_url: tile,
@@ -126,6 +130,13 @@ impl AppState {
     /// proxy in front says `X-Forwarded-Proto: https`). Default: always `Secure`.
     pub fn plain_http_on_loopback(mut self, yes: bool) -> Self {
         self.plain_http_on_loopback = yes;
+        self
+    }
+
+    /// Says that the server itself speaks HTTPS (`--tls-cert`): session cookies are always
+    /// `Secure` and every answer carries `Strict-Transport-Security`, wherever it listens.
+    pub fn served_over_tls(mut self, yes: bool) -> Self {
+        self.tls = yes;
         self
     }
 

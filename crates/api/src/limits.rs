@@ -254,12 +254,13 @@ pub(crate) async fn overloaded(error: tower::BoxError) -> Response {
     }
 }
 
-/// `Strict-Transport-Security`, only on answers that went out over HTTPS through a trusted
-/// proxy (Dispecer itself speaks plain HTTP; TLS is the proxy's).
+/// `Strict-Transport-Security`, only on answers that went out over HTTPS: Dispecer's own (with
+/// `--tls-cert`), or a trusted proxy's.
 pub(crate) async fn hsts(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let https = state
-        .limiter
-        .via_trusted_https(peer(request.extensions()), request.headers());
+    let https = state.tls
+        || state
+            .limiter
+            .via_trusted_https(peer(request.extensions()), request.headers());
     let mut response = next.run(request).await;
     if https {
         response.headers_mut().insert(

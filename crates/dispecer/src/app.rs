@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use axum::serve::ListenerExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -16,9 +17,14 @@ use store::Store;
 
 use crate::broker::LoginRequest;
 use crate::config::{MqttAuth, RunOptions, SimOptions};
+use crate::tls::ServerTls;
 
 /// How long stopping may take before the process exits anyway.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Where the embedded broker takes MQTT over TLS when `--mqtt-tls-listen` is not given.
+const DEFAULT_MQTT_TLS_LISTEN: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8883);
 
 /// Capacity of the agencies' outbox. When full the engine waits (nothing is skipped).
 const OUTBOX: usize = 1024;
@@ -310,6 +316,13 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
                  share (--mqtt-url mqtt://host:port)"
             );
         }
+        if opts.tls_cert.is_some() {
+            bail!(
+                "--instance-id {instance} with --tls-cert: the instances of a cluster forward \
+                 citizens' writes to each other over plain HTTP; terminate TLS at a reverse proxy \
+                 in front of them (--trusted-proxy) instead"
+            );
+        }
     }
     // In cluster mode every instance has its own sessions: `{--mqtt-client-id}-{instance}-…`.
     let client_base = match &opts.instance_id {
@@ -322,8 +335,22 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
         None => Vec::new(),
     };
 
+    // A bad certificate or key stops Dispecer here, naming the file, before anything listens.
+    let tls = match (&opts.tls_cert, &opts.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = ServerTls::load(cert, key).context("--tls-cert/--tls-key")?;
+            tracing::info!(cert = %cert.display(), "tls on for http and the embedded mqtt broker");
+            Some(tls)
+        }
+        _ => None,
+    };
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    // The embedded broker's TLS port, when it has one.
+    let mut mqtts_addr = None;
+
     let endpoint = match &opts.mqtt_url {
-        Some(url) => Endpoint::parse(url)?,
+        Some(url) => Endpoint::parse(url, opts.mqtt_ca.as_deref())?,
         None => {
             let auth = opts.mqtt_auth.unwrap_or(if sim.is_some() {
                 MqttAuth::None
@@ -349,10 +376,33 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
                 }
             };
             tracing::info!(listen = %opts.mqtt_listen, auth = ?auth, "embedded mqtt broker started");
+            if let Some(tls) = &tls {
+                let addr = opts.mqtt_tls_listen.unwrap_or(DEFAULT_MQTT_TLS_LISTEN);
+                let tcp = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                    format!(
+                        "cannot listen for MQTT over TLS on {addr}; choose another address with \
+                         --mqtt-tls-listen"
+                    )
+                })?;
+                let addr = tcp.local_addr()?;
+                crate::tls::relay_mqtt(
+                    tcp,
+                    tls,
+                    opts.mqtt_listen,
+                    shutdown.child_token(),
+                    &tracker,
+                );
+                tracing::info!(listen = %addr, broker = %opts.mqtt_listen, "embedded mqtt broker takes tls");
+                mqtts_addr = Some(addr);
+            }
             Endpoint::new(opts.mqtt_listen.ip().to_string(), opts.mqtt_listen.port())
                 .with_credentials(internal)
         }
     };
+
+    if sim.is_some() && endpoint.tls.is_some() {
+        bail!("demo: the simulated city speaks plain MQTT; give an mqtt:// broker, not mqtts://");
+    }
 
     let http = tokio::net::TcpListener::bind(opts.http_addr)
         .await
@@ -363,9 +413,6 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
             )
         })?;
     let http_addr = http.local_addr()?;
-
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
     let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX);
     let cluster_ingest = opts
         .instance_id
@@ -467,7 +514,8 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
         opts.tile_url.clone(),
         shutdown.child_token(),
     )
-    .plain_http_on_loopback(http_addr.ip().is_loopback())
+    .plain_http_on_loopback(http_addr.ip().is_loopback() && tls.is_none())
+    .served_over_tls(tls.is_some())
     .with_public_url(opts.public_url.clone())
     .with_limits(opts.limits.to_api());
     let state = match &opts.instance_id {
@@ -478,15 +526,33 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
         None => state,
     };
     let http_shutdown = shutdown.child_token();
-    tracker.spawn(async move {
-        let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let served = axum::serve(http, app)
-            .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "http server failed");
+    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    match &tls {
+        None => {
+            tracker.spawn(async move {
+                let served = axum::serve(http, app)
+                    .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "http server failed");
+                }
+            });
         }
-    });
+        Some(tls) => {
+            // `tap_io` (doing nothing) gives the listener axum's `ConnectInfo<SocketAddr>`, which
+            // the limits and the audit trail read the client's address from.
+            let https = crate::tls::TlsListener::new(http, tls, shutdown.child_token(), &tracker)?
+                .tap_io(|_| {});
+            tracker.spawn(async move {
+                let served = axum::serve(https, app)
+                    .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "https server failed");
+                }
+            });
+        }
+    }
 
     // Ready means the input topics are subscribed: what is published from now on is ours.
     let signal = shutdown_signal();
@@ -496,11 +562,18 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
         () = &mut signal => { shutdown.cancel(); bail!("interrupted before ready"); }
     }
     if let Some(file) = &opts.ready_file {
-        let doc = serde_json::json!({"http": http_addr.to_string(), "mqtt": endpoint.to_string(), "pid": std::process::id()});
+        let mut doc = serde_json::json!({"http": http_addr.to_string(), "mqtt": endpoint.to_string(), "pid": std::process::id()});
+        if tls.is_some() {
+            doc["tls"] = true.into();
+        }
+        if let Some(addr) = mqtts_addr {
+            doc["mqtts"] = addr.to_string().into();
+        }
         std::fs::write(file, doc.to_string())
             .with_context(|| format!("cannot write {}", file.display()))?;
     }
-    tracing::info!(dashboard = %format!("http://{http_addr}/"), mqtt = %endpoint, "dispecer ready");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(dashboard = %format!("{scheme}://{http_addr}/"), mqtt = %endpoint, mqtts = ?mqtts_addr, "dispecer ready");
     for line in &demo_users {
         eprintln!("{line}");
     }

@@ -199,7 +199,9 @@ pub struct RunOptions {
         default_value = "sqlite://dispecer-data/dispecer.sqlite"
     )]
     pub database_url: String,
-    /// An external MQTT broker, `mqtt://host:port`. Without it, an embedded broker is started.
+    /// An external MQTT broker, `mqtt://host:port`, or over TLS `mqtts://host:port` (port 8883
+    /// when omitted; the system's roots and --mqtt-ca are trusted). Without it, an embedded
+    /// broker is started.
     #[arg(long, env = "DISPECER_MQTT_URL")]
     pub mqtt_url: Option<String>,
     /// Where the embedded broker listens (ignored with --mqtt-url).
@@ -211,6 +213,24 @@ pub struct RunOptions {
     /// `none` for `demo`, whose broker listens on loopback with the simulator inside.
     #[arg(long, env = "DISPECER_MQTT_AUTH", value_enum)]
     pub mqtt_auth: Option<MqttAuth>,
+    /// The server's certificate chain (PEM, its own certificate first). With --tls-key, the HTTP
+    /// API and dashboards are served over HTTPS only (session cookies `Secure`, answers with
+    /// Strict-Transport-Security), and the embedded broker also takes MQTT over TLS on
+    /// --mqtt-tls-listen.
+    #[arg(long, env = "DISPECER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "DISPECER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Where the embedded broker takes MQTT over TLS, with --tls-cert and --tls-key (default
+    /// 127.0.0.1:8883; port 0: any free port). Its plain --mqtt-listen stays, for Dispecer's own
+    /// clients; bind that one to loopback when the TLS port is the one others reach.
+    #[arg(long, env = "DISPECER_MQTT_TLS_LISTEN", requires = "tls_cert")]
+    pub mqtt_tls_listen: Option<SocketAddr>,
+    /// A CA certificate (PEM) to trust, besides the system's roots, for an external broker at
+    /// `mqtts://` (--mqtt-url), e.g. a city's own CA.
+    #[arg(long, env = "DISPECER_MQTT_CA", requires = "mqtt_url")]
+    pub mqtt_ca: Option<PathBuf>,
     /// Where the HTTP API and dashboards listen (port 0: any free port).
     #[arg(long, env = "DISPECER_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
@@ -245,7 +265,8 @@ pub struct RunOptions {
     /// dropped once entirely older.
     #[arg(long, env = "DISPECER_READINGS_RETENTION_DAYS", default_value_t = 0)]
     pub readings_retention_days: u32,
-    /// Once ready, write `{"http": …, "mqtt": …}` to this file (for scripts and tests).
+    /// Once ready, write `{"http": …, "mqtt": …}` to this file (for scripts and tests); with
+    /// TLS also `"tls": true` and the embedded broker's `"mqtts"` address.
     #[arg(long, env = "DISPECER_READY_FILE")]
     pub ready_file: Option<PathBuf>,
     #[command(flatten)]
@@ -433,6 +454,32 @@ mod tests {
             &["--username", "x", "--role", "root"][..],
         ] {
             assert!(add(refused).is_err(), "{refused:?} must be refused");
+        }
+    }
+
+    /// The certificate and its key come together; the broker's TLS address and the external
+    /// broker's CA only with what they belong to.
+    #[test]
+    fn tls_flags() {
+        let run = |args: &[&str]| Cli::try_parse_from(["dispecer", "run"].iter().chain(args));
+        assert!(run(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).is_ok());
+        assert!(run(&[
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--mqtt-tls-listen",
+            "127.0.0.1:0"
+        ])
+        .is_ok());
+        assert!(run(&["--mqtt-url", "mqtts://b:8883", "--mqtt-ca", "ca.pem"]).is_ok());
+        for refused in [
+            &["--tls-cert", "c.pem"][..],
+            &["--tls-key", "k.pem"][..],
+            &["--mqtt-tls-listen", "127.0.0.1:8883"][..],
+            &["--mqtt-ca", "ca.pem"][..],
+        ] {
+            assert!(run(refused).is_err(), "{refused:?} must be refused");
         }
     }
 

@@ -8,6 +8,7 @@ mod broker;
 mod clustered;
 mod config;
 mod rebuild;
+mod tls;
 mod users;
 
 use std::process::ExitCode;

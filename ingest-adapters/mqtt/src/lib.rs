@@ -19,7 +19,7 @@ mod publish;
 mod rate;
 mod takeover;
 
-pub use endpoint::{Credentials, Endpoint, EndpointError};
+pub use endpoint::{ClientTls, Credentials, Endpoint, EndpointError, TlsError};
 pub use ingest::{run_ingest, ClusterIngest, IngestOptions};
 pub use publish::{run_agency_publisher, PublisherOptions};
 pub use rate::{SenderRate, CITIZEN_FACTOR};

@@ -155,12 +155,29 @@ impl Mosquitto {
         .await
     }
 
+    /// Starts it on a free port that speaks only MQTT over TLS, with this server certificate
+    /// chain and key (PEM), anonymous clients allowed.
+    pub async fn start_with_tls(cert_pem: &str, key_pem: &str) -> Result<Self> {
+        let (cert, key) = (cert_pem.to_owned(), key_pem.to_owned());
+        Self::start_with(
+            "allow_anonymous true\ncertfile DIR/server.pem\nkeyfile DIR/server.key\n",
+            move |dir| {
+                std::fs::write(dir.join("server.pem"), cert)?;
+                std::fs::write(dir.join("server.key"), key)?;
+                Ok(())
+            },
+        )
+        .await
+    }
+
     async fn start_with(access: &str, prepare: impl FnOnce(&Path) -> Result<()>) -> Result<Self> {
         let dir = TempDir::new("dispecer-mosquitto");
         let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
         prepare(dir.path())?;
-        let access = access.replace("PASSWD", &dir.path().join("passwd").display().to_string());
+        let access = access
+            .replace("PASSWD", &dir.path().join("passwd").display().to_string())
+            .replace("DIR/", &format!("{}/", dir.path().display()));
         std::fs::write(
             &conf,
             format!(

@@ -25,4 +25,5 @@ mod scenario;
 mod schemathesis;
 mod slow_client;
 mod stream_filters;
+mod tls;
 mod warnings;
