@@ -103,7 +103,7 @@ fn tiled_city(mut city: City) -> City {
             ring.extend((0..SEGMENTS).map(|k| vertical(c, (r + 1) * SEGMENTS - k)));
             ring.push(ring[0]);
             areas.push(Area {
-                id: format!("grid-{c}-{r}"),
+                id: model::AreaId::new(format!("grid-{c}-{r}")),
                 name: format!("grid {c} {r}"),
                 geometry: MultiPolygon(vec![Polygon::new(LineString(ring), vec![])]),
             });

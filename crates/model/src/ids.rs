@@ -1,17 +1,21 @@
 //! Typed identifiers. Each is a validated, non-empty string chosen by the city data or a sender.
+//!
+//! An identifier is immutable and shared (`Arc<str>`): a clone, as every routing decision makes
+//! of its agencies' and areas' ids, copies a pointer, not the text.
 
 use std::fmt;
+use std::sync::Arc;
 
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Wraps an identifier; callers validate it (see [`valid_id`]).
             pub fn new(id: impl Into<String>) -> Self {
-                Self(id.into())
+                Self(Arc::from(id.into()))
             }
 
             /// The identifier as text.
@@ -28,7 +32,7 @@ macro_rules! string_id {
 
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
-                Self(s.to_owned())
+                Self(Arc::from(s))
             }
         }
     };
@@ -45,6 +49,10 @@ string_id!(
 string_id!(
     /// A district of the city, e.g. `tractorul`.
     DistrictId
+);
+string_id!(
+    /// An area of an agency's jurisdiction, e.g. `city` or a district's id.
+    AreaId
 );
 string_id!(
     /// A fixed sensor site, e.g. `tc-eroilor-e`.

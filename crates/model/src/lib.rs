@@ -26,7 +26,7 @@ pub use city::{Agency, Area, Category, City, Contact, District, InformTarget, Se
 pub use event::{CitizenContact, Event, EventKind, Source};
 pub use fusion::IncidentIndex;
 pub use i18n::{Language, Localized};
-pub use ids::{AgencyId, CategoryId, DistrictId, EventId, IncidentId, SensorId};
+pub use ids::{AgencyId, AreaId, CategoryId, DistrictId, EventId, IncidentId, SensorId};
 pub use incident::{Incident, IncidentStatus, Severity};
 pub use lifecycle::{Action, ActionKind, Deadlines, SlaClock, SlaPolicy, TransitionError};
 pub use reading::Reading;
