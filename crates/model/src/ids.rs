@@ -1,21 +1,24 @@
 //! Typed identifiers. Each is a validated, non-empty string chosen by the city data or a sender.
 //!
-//! An identifier is immutable and shared (`Arc<str>`): a clone, as every routing decision makes
-//! of its agencies' and areas' ids, copies a pointer, not the text.
+//! An identifier is immutable (`smol_str::SmolStr`): up to 23 bytes it is held inline, longer
+//! it is shared, so a clone (every routing decision clones its agencies' and areas' ids) never
+//! allocates, and a short one (a city's agency, area and category ids) touches no reference
+//! count either.
 
 use std::fmt;
-use std::sync::Arc;
+
+use smol_str::SmolStr;
 
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(Arc<str>);
+        pub struct $name(SmolStr);
 
         impl $name {
             /// Wraps an identifier; callers validate it (see [`valid_id`]).
             pub fn new(id: impl Into<String>) -> Self {
-                Self(Arc::from(id.into()))
+                Self(SmolStr::from(id.into()))
             }
 
             /// The identifier as text.
@@ -32,7 +35,7 @@ macro_rules! string_id {
 
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
-                Self(Arc::from(s))
+                Self(SmolStr::new(s))
             }
         }
     };
