@@ -16,7 +16,7 @@
 //!
 //! Layout, for a lookup's few cache misses: a node is 4 bytes, and a leaf is one contiguous run
 //! of words (reference point, entries, masks, edges); leaves lying whole in the same areas share
-//! one run. Areas are numbered by the caller ([`AreaGrid::build`]'s order), and a lookup reports
+//! one run, and a leaf lying whole in one area is only its node (the area's number in it). Areas are numbered by the caller ([`AreaGrid::build`]'s order), and a lookup reports
 //! them in that order, so a caller that numbers its areas in the order it ranks them needs no
 //! sorting.
 //!
@@ -47,9 +47,12 @@ const CELLS: f64 = 65_536.0;
 const LEAF_EDGES: usize = 4;
 /// Halvings of a top cell, at most (32 × 32 leaves).
 pub const MAX_DEPTH: u32 = 5;
-/// A node with this bit is split in four, its first child at the other bits; any other node is
-/// a leaf, the other bits its first word in `AreaGrid::leaves`.
+/// A node with this bit is split in four, its first child at the other bits.
 const SPLIT: u32 = 1 << 31;
+/// A node with this bit (and not [`SPLIT`]) is a leaf lying whole in one area, whose number is
+/// the other bits (no word in `AreaGrid::leaves` to read); any other node is a leaf, the other
+/// bits its first word in `AreaGrid::leaves`.
+const WHOLE: u32 = 1 << 30;
 /// Areas of a group: one bit each in a `u64` mask.
 const GROUP: usize = 64;
 /// Leaf header: the reference point follows (two words, `x` and `y`); the low 32 bits count
@@ -165,7 +168,8 @@ pub struct AreaGrid {
     rows: usize,
     /// The top cells, row-major, then the cells they split into, four siblings side by side
     /// (left-bottom, right-bottom, left-top, right-top; a point at the centre's `x` (`y`) goes
-    /// right (top)): [`SPLIT`] and the first child, or a leaf's first word in `leaves`.
+    /// right (top)): [`SPLIT`] and the first child, [`WHOLE`] and an area's number, or a leaf's
+    /// first word in `leaves`.
     nodes: Vec<u32>,
     /// The leaves, one run of words each: a header (groups, [`HAS_REFERENCE`]), the reference
     /// point if any, then each group: a header (entries, edges, [`EXACT`]), the mask of entries
@@ -455,9 +459,20 @@ impl AreaGrid {
             return Some(());
         }
         self.counts.leaves += 1;
-        let start = if items.is_empty() {
-            0
-        } else if items.iter().all(|i| i.edges.is_empty()) {
+        let start = match items.as_slice() {
+            [] => 0,
+            // Most cells of areas that do not overlap: no word to read.
+            [one] if one.edges.is_empty() && one.area < WHOLE => WHOLE | one.area,
+            _ => self.leaf(rect, items, areas)?,
+        };
+        self.nodes[node] = start;
+        Some(())
+    }
+
+    /// The first word of the leaf `rect` with `items` (some).
+    fn leaf(&mut self, rect: Rect, items: Vec<Item>, areas: &[&PreparedArea]) -> Option<u32> {
+        let centre = rect.center();
+        Some(if items.iter().all(|i| i.edges.is_empty()) {
             self.whole_leaf(items.iter().map(|i| i.area).collect())?
         } else {
             let reference = reference_point(&rect, &items).filter(|_| !self.exact_always);
@@ -465,9 +480,7 @@ impl AreaGrid {
                 self.counts.moved_references += 1;
             }
             self.edge_leaf(reference, items, areas)?
-        };
-        self.nodes[node] = start;
-        Some(())
+        })
     }
 
     /// The first word of a leaf lying whole in `areas` (in order), shared by every such leaf.
@@ -558,9 +571,7 @@ impl AreaGrid {
 
     /// Where the next leaf starts (`None` past what a node can point at).
     fn next_leaf(&self) -> Option<u32> {
-        u32::try_from(self.leaves.len())
-            .ok()
-            .filter(|s| s & SPLIT == 0)
+        u32::try_from(self.leaves.len()).ok().filter(|s| *s < WHOLE)
     }
 
     /// Appends area numbers two to a word (the first in the low half).
@@ -590,7 +601,11 @@ impl AreaGrid {
                 node = self.nodes[(node & !SPLIT) as usize + k];
             }
         }
-        self.leaf_holding(node as usize, p, &mut found);
+        if node & WHOLE != 0 {
+            found(node & !WHOLE);
+        } else {
+            self.leaf_holding(node as usize, p, &mut found);
+        }
     }
 
     /// [`AreaGrid::holding`] in the leaf starting at word `at` of `leaves`.
