@@ -31,8 +31,8 @@ pub use incident::{Incident, IncidentStatus, Severity};
 pub use lifecycle::{Action, ActionKind, Deadlines, SlaClock, SlaPolicy, TransitionError};
 pub use reading::Reading;
 pub use routing::{
-    override_report, CityIndex, InformRule, Informed, RouteCandidate, RoutingDecision, RoutingRule,
-    RuleOverrides,
+    override_report, CityIndex, InformRule, Informed, Jurisdictions, RouteCandidate,
+    RoutingDecision, RoutingRule, RuleOverrides,
 };
 pub use warning::{
     WarningArea, WarningError, WarningMessage, WarningOp, WarningText, WarningVersion,

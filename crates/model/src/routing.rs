@@ -415,6 +415,28 @@ impl CityIndex {
         }
     }
 
+    /// The jurisdictions holding `point` (inside or on the boundary) whose agency handles
+    /// `category`: every (agency, area) pair, an agency's several areas included, best first
+    /// (the rank of [`CityIndex::new`]). The question a spatial database answers with
+    /// `ST_Contains` and a category test; [`CityIndex::route`] ranks the same areas.
+    pub fn jurisdictions(&self, category: &CategoryId, point: Point) -> Jurisdictions<'_> {
+        let category_index = self.category_index.get(category).copied();
+        let mut held = Small::<64>::default();
+        if let Some(grid) = &self.grid {
+            grid.holding(point, |rank| {
+                let agency = self.ranked[rank as usize].agency as usize;
+                if self.handles(agency, category_index, category) {
+                    held.push(rank);
+                }
+            });
+        }
+        Jurisdictions {
+            index: self,
+            held,
+            next: 0,
+        }
+    }
+
     /// The jurisdiction `r` as a candidate.
     fn candidate(&self, r: Ranked) -> RouteCandidate {
         let agency = &self.city.agencies[r.agency as usize];
@@ -496,6 +518,27 @@ impl CityIndex {
     /// The size of the jurisdictions' grid, if there is one.
     pub fn grid_memory(&self) -> Option<GridMemory> {
         self.grid.as_ref().map(AreaGrid::memory)
+    }
+}
+
+/// The jurisdictions holding a point, from [`CityIndex::jurisdictions`]: (agency, area), best
+/// first.
+#[derive(Debug)]
+pub struct Jurisdictions<'a> {
+    index: &'a CityIndex,
+    held: Small<64>,
+    next: usize,
+}
+
+impl<'a> Iterator for Jurisdictions<'a> {
+    type Item = (&'a AgencyId, &'a AreaId);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rank = *self.held.as_slice().get(self.next)?;
+        self.next += 1;
+        let r = self.index.ranked[rank as usize];
+        let agency = &self.index.city.agencies[r.agency as usize];
+        Some((&agency.id, &agency.areas[r.area as usize].id))
     }
 }
 
@@ -740,6 +783,48 @@ mod tests {
             );
             let alts: Vec<&str> = d.alternatives.iter().map(|a| a.agency.as_str()).collect();
             assert_eq!(alts, c.alternatives, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn jurisdictions_are_every_area_holding_the_place_best_first() {
+        let index = CityIndex::new(city());
+        /// Category, place, the (agency, area) pairs.
+        type Case = (
+            &'static str,
+            (f64, f64),
+            &'static [(&'static str, &'static str)],
+        );
+        let cases: [Case; 5] = [
+            (
+                "heat",
+                (1.5, 1.5),
+                &[
+                    ("heat-small", "block"),
+                    ("heat-west", "west"),
+                    ("dispatch", "city"),
+                ],
+            ),
+            (
+                "water",
+                (7.0, 7.0),
+                &[("water", "north"), ("dispatch", "city")],
+            ),
+            // On the west area's edge: in it.
+            (
+                "heat",
+                (5.0, 3.0),
+                &[("heat-west", "west"), ("dispatch", "city")],
+            ),
+            ("heat", (20.0, 20.0), &[]),
+            ("nope", (1.5, 1.5), &[]),
+        ];
+        for (category, (x, y), want) in cases {
+            let got: Vec<(&str, &str)> = index
+                .jurisdictions(&category.into(), Point::new(x, y))
+                .map(|(a, r)| (a.as_str(), r.as_str()))
+                .collect();
+            assert_eq!(got, want, "{category} at ({x}, {y})");
         }
     }
 
