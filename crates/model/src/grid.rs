@@ -120,6 +120,18 @@ fn crosses(p: Coord, r: Coord, (a, b): Edge) -> bool {
 fn group_holds(p: Coord, reference: Coord, reference_inside: u64, edges: &[u64]) -> u64 {
     let mut inside = reference_inside;
     let mut boundary = 0u64;
+    // The segment's box: an edge whose box misses it neither holds `p` (which is in it) nor
+    // crosses the segment (their crossing would be in both): no orientation to compute.
+    let (lo, hi) = (
+        Coord {
+            x: p.x.min(reference.x),
+            y: p.y.min(reference.y),
+        },
+        Coord {
+            x: p.x.max(reference.x),
+            y: p.y.max(reference.y),
+        },
+    );
     for e in edges.chunks_exact(EDGE_WORDS) {
         let edge = (
             Coord {
@@ -131,6 +143,11 @@ fn group_holds(p: Coord, reference: Coord, reference_inside: u64, edges: &[u64])
                 y: f64::from_bits(e[3]),
             },
         );
+        let (a, b) = edge;
+        if a.x.max(b.x) < lo.x || a.x.min(b.x) > hi.x || a.y.max(b.y) < lo.y || a.y.min(b.y) > hi.y
+        {
+            continue;
+        }
         if on_edge(edge, p) {
             boundary |= e[4];
         } else if crosses(p, reference, edge) {
