@@ -1,9 +1,13 @@
-//! Jurisdiction lookup: points/s of `CityIndex::route` on one thread, against a PostGIS
-//! `ST_Contains` join of the same points and polygons (GiST index; an area counts for a point,
-//! as in `route`, when its agency handles the point's category) on one connection without
-//! parallel workers (`max_parallel_workers_per_gather = 0`), in the same run: both on one core,
-//! and both counted per CPU second of the thread or backend that did the work (`schedstat`), so a
-//! machine shared with other work changes neither side's figure much.
+//! Jurisdiction lookup: points/s of `CityIndex::jurisdictions` on one thread (every area
+//! holding the point whose agency handles the point's category, the areas' ids in hand), against
+//! a PostGIS `ST_Contains` join of the same points and polygons answering the same question
+//! (GiST indexes; an area counts for a point when its agency handles the point's category) on
+//! one connection without parallel workers (`max_parallel_workers_per_gather = 0`), in the same
+//! run: both on one core, and both counted per CPU second of the thread or backend that did the
+//! work (`schedstat`), so a machine shared with other work changes neither side's figure much.
+//! The row fails unless both sides found the same number of (point, area) pairs. The whole
+//! routing decision (`CityIndex::route`: ranked, an agency once, the agencies informed, owned
+//! ids) is measured on the same points too, and reported beside it with its own ratio.
 //!
 //! Two data sets: Brașov's jurisdiction areas (every area of every agency), with points inside the
 //! municipality; and 1 000 synthetic 200-vertex polygons tiling the city's bounds (a 40 × 25 grid
@@ -103,7 +107,7 @@ fn tiled_city(mut city: City) -> City {
             ring.extend((0..SEGMENTS).map(|k| vertical(c, (r + 1) * SEGMENTS - k)));
             ring.push(ring[0]);
             areas.push(Area {
-                id: format!("grid-{c}-{r}"),
+                id: model::AreaId::new(format!("grid-{c}-{r}")),
                 name: format!("grid {c} {r}"),
                 geometry: MultiPolygon(vec![Polygon::new(LineString(ring), vec![])]),
             });
@@ -163,8 +167,32 @@ fn wkt(geometry: &MultiPolygon) -> String {
     format!("MULTIPOLYGON({})", polys.join(", "))
 }
 
-/// Our side: `route` over `points` (categories in turn) on one thread, repeated for at least
-/// `seconds` of CPU time.
+/// Points per CPU second of `f` over `points` (each with its index) on this thread, repeated for
+/// at least `seconds` of CPU time, and points per wall second.
+fn per_cpu_second(
+    points: &[Point],
+    seconds: f64,
+    mut f: impl FnMut(usize, Point),
+) -> Result<(f64, f64, u64)> {
+    let started = Instant::now();
+    let cpu_started = cpu_seconds("/proc/thread-self")?;
+    let mut done = 0u64;
+    let cpu = loop {
+        for (i, p) in points.iter().enumerate() {
+            f(i, *p);
+        }
+        done += points.len() as u64;
+        let cpu = cpu_seconds("/proc/thread-self")? - cpu_started;
+        if cpu >= seconds {
+            break cpu;
+        }
+    };
+    let wall = started.elapsed().as_secs_f64();
+    Ok((done as f64 / cpu, done as f64 / wall, done))
+}
+
+/// Our side: `jurisdictions`, then `route`, over `points` (categories in turn) on one thread,
+/// each repeated for at least `seconds` of CPU time.
 fn ours(city: City, points: Arc<Vec<Point>>, seconds: f64) -> Result<Ours> {
     let categories: Vec<CategoryId> = city.categories.iter().map(|c| c.id.clone()).collect();
     let built = Instant::now();
@@ -181,25 +209,31 @@ fn ours(city: City, points: Arc<Vec<Point>>, seconds: f64) -> Result<Ours> {
                 == RoutingRule::Jurisdiction
         })
         .count();
-    let started = Instant::now();
-    let cpu_started = cpu_seconds("/proc/thread-self")?;
-    let mut done = 0u64;
-    let cpu = loop {
-        for (i, p) in points.iter().enumerate() {
-            std::hint::black_box(index.route(&categories[i % categories.len()], *p));
+    let pairs: usize = points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            index
+                .jurisdictions(&categories[i % categories.len()], *p)
+                .count()
+        })
+        .sum();
+    let (per_cpu_s, per_wall_s, looked_up) = per_cpu_second(&points, seconds, |i, p| {
+        for pair in index.jurisdictions(&categories[i % categories.len()], p) {
+            std::hint::black_box(pair);
         }
-        done += points.len() as u64;
-        let cpu = cpu_seconds("/proc/thread-self")? - cpu_started;
-        if cpu >= seconds {
-            break cpu;
-        }
-    };
-    let wall = started.elapsed().as_secs_f64();
+    })?;
+    let (route_per_cpu_s, _, routed) = per_cpu_second(&points, seconds, |i, p| {
+        std::hint::black_box(index.route(&categories[i % categories.len()], p));
+    })?;
     Ok(Ours {
-        per_cpu_s: done as f64 / cpu,
-        per_wall_s: done as f64 / wall,
+        per_cpu_s,
+        per_wall_s,
+        pairs,
+        looked_up,
+        route_per_cpu_s,
         matched,
-        routed: done,
+        routed,
         build_seconds,
         grid: index.grid_memory(),
     })
@@ -207,10 +241,16 @@ fn ours(city: City, points: Arc<Vec<Point>>, seconds: f64) -> Result<Ours> {
 
 /// What [`ours`] measured.
 struct Ours {
-    /// Points per CPU second of the thread.
+    /// Points looked up per CPU second of the thread.
     per_cpu_s: f64,
-    /// Points per wall second.
+    /// Points looked up per wall second.
     per_wall_s: f64,
+    /// (point, area) pairs of one pass of lookups.
+    pairs: usize,
+    /// Points looked up.
+    looked_up: u64,
+    /// Points routed per CPU second of the thread.
+    route_per_cpu_s: f64,
     /// Points of one pass that found a jurisdiction.
     matched: usize,
     /// Points routed.
@@ -353,6 +393,13 @@ async fn row(
     let seconds = seconds(quick);
     let ours_pts = pts.clone();
     let ours = tokio::task::spawn_blocking(move || ours(city, ours_pts, seconds)).await??;
+    // The same answer on both sides (ST_Contains leaves out a point on an area's boundary,
+    // where ours counts it in: random points never land there).
+    anyhow::ensure!(
+        i64::try_from(ours.pairs).ok() == Some(pairs),
+        "the lookups found {} (point, area) pairs, PostGIS {pairs}",
+        ours.pairs
+    );
     Ok(Row::new(
         id,
         "jurisdiction lookup",
@@ -365,6 +412,10 @@ async fn row(
             "areas": n_areas,
             "vertices": vertices,
             "points": pts.len(),
+            "looked_up": ours.looked_up,
+            "pairs": ours.pairs,
+            "route_points_per_cpu_s": ours.route_per_cpu_s,
+            "route_ratio": ours.route_per_cpu_s / limit,
             "routed": ours.routed,
             "points_with_jurisdiction": ours.matched,
             "postgis_pairs": pairs,
@@ -375,7 +426,7 @@ async fn row(
             "grid_entries": ours.grid.map(|g| g.entries),
             "grid_edges": ours.grid.map(|g| g.edges),
             "postgis_points_per_wall_s": limit_wall,
-            "measured_as": "CityIndex::route on one thread, categories in turn; points / CPU seconds of that thread (/proc/thread-self/schedstat)",
+            "measured_as": "CityIndex::jurisdictions on one thread, categories in turn (every area holding the point whose agency handles its category, as (agency id, area id), the same pairs as PostGIS's, checked); points / CPU seconds of that thread (/proc/thread-self/schedstat). route_points_per_cpu_s: CityIndex::route (the whole routing decision) on the same points, the same way",
             "limit_as": "SELECT count(*) FROM points p JOIN areas a ON ST_Contains(a.geom, p.geom) AND p.category = ANY (a.categories) (the category test left out where every agency handles every category): the areas of agencies handling each point's category, as route asks; GiST indexes, one connection, max_parallel_workers_per_gather = 0, second run timed; points / CPU seconds of the backend (/proc/{pid}/schedstat)",
         }),
     ))
@@ -525,6 +576,44 @@ mod tests {
         }
     }
 
+    /// Every area holding `p` whose agency handles `category`, ranked (priority, area size,
+    /// agency id, area index): what `CityIndex::jurisdictions` must answer.
+    fn all_pairs(
+        city: &City,
+        boxes: &Boxes,
+        category: &CategoryId,
+        p: Point,
+    ) -> Vec<(String, String)> {
+        let mut found: Vec<(i32, f64, &str, usize, &str)> = Vec::new();
+        for (ai, agency) in city.agencies.iter().enumerate() {
+            if !agency.handles(category) {
+                continue;
+            }
+            for (ri, area) in agency.areas.iter().enumerate() {
+                if holds(&area.geometry, &boxes[ai][ri], p) {
+                    let size = area.geometry.unsigned_area();
+                    found.push((
+                        agency.priority,
+                        size,
+                        agency.id.as_str(),
+                        ri,
+                        area.id.as_str(),
+                    ));
+                }
+            }
+        }
+        found.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then(a.1.total_cmp(&b.1))
+                .then(a.2.cmp(b.2))
+                .then(a.3.cmp(&b.3))
+        });
+        found
+            .into_iter()
+            .map(|(_, _, agency, _, area)| (agency.to_owned(), area.to_owned()))
+            .collect()
+    }
+
     /// Random points over the bounds, every `step`-th vertex of every area and the midpoint of
     /// its edge (the boundary rule), each with every category in turn.
     fn check(city: City, random: usize, step: usize) {
@@ -548,6 +637,17 @@ mod tests {
         let mut jurisdiction = 0;
         for (i, p) in probes.iter().enumerate() {
             let category = &categories[i % categories.len()];
+            let pairs: Vec<(String, String)> = index
+                .jurisdictions(category, *p)
+                .map(|(a, r)| (a.as_str().to_owned(), r.as_str().to_owned()))
+                .collect();
+            assert_eq!(
+                pairs,
+                all_pairs(&city, &boxes, category, *p),
+                "{category} at ({}, {})",
+                p.x(),
+                p.y()
+            );
             let want = reference(&city, &boxes, category, *p);
             jurisdiction += usize::from(want.chosen.rule == RoutingRule::Jurisdiction);
             assert_eq!(

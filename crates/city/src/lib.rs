@@ -26,8 +26,8 @@ use geojson::GeoJson;
 
 use model::ids::valid_id;
 use model::{
-    Agency, Area, Category, City, Contact, Deadlines, District, InformTarget, Language, Localized,
-    SensorSite, Severity, SlaPolicy,
+    Agency, Area, AreaId, Category, City, Contact, Deadlines, District, InformTarget, Language,
+    Localized, SensorSite, Severity, SlaPolicy,
 };
 
 /// Why a city folder was refused.
@@ -472,7 +472,7 @@ fn validate(folder: &Folder<'_>) -> Result<City, CityError> {
                 .find(|x| x.id.as_str() == d)
                 .ok_or_else(|| bad(format!("jurisdiction names district {d:?}, which districts.geojson does not define")))?;
             areas.push(Area {
-                id: d.clone(),
+                id: AreaId::new(d.as_str()),
                 name: district.name.clone(),
                 geometry: district.area.clone(),
             });
@@ -492,7 +492,7 @@ fn validate(folder: &Folder<'_>) -> Result<City, CityError> {
                 let id = id.unwrap_or_else(|| format!("{}-{i}", a.id));
                 areas.push(Area {
                     name: name.unwrap_or_else(|| id.clone()),
-                    id,
+                    id: AreaId::new(id),
                     geometry,
                 });
             }

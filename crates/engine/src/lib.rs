@@ -1715,7 +1715,7 @@ impl Actor {
                 "severity": opened.severity.as_str(),
                 "agency": opened.agency.as_str(),
                 "rule": opened.routing.chosen.rule.as_str(),
-                "area": opened.routing.chosen.area,
+                "area": opened.routing.chosen.area.as_ref().map(|a| a.as_str()),
                 "district": opened.district.as_ref().map(|d| d.as_str()),
             }),
             ..own.clone()

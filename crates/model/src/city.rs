@@ -4,7 +4,7 @@ use chrono::Duration;
 use geo::{MultiPolygon, Point, Rect};
 
 use crate::i18n::{Language, Localized};
-use crate::ids::{AgencyId, CategoryId, DistrictId, SensorId};
+use crate::ids::{AgencyId, AreaId, CategoryId, DistrictId, SensorId};
 use crate::incident::Severity;
 use crate::lifecycle::SlaPolicy;
 
@@ -118,7 +118,7 @@ pub struct Contact {
 #[derive(Debug, Clone)]
 pub struct Area {
     /// Identifier, unique within the agency (a district id, `city`, or the file's feature id).
-    pub id: String,
+    pub id: AreaId,
     /// Name shown to people.
     pub name: String,
     /// The area.

@@ -3,13 +3,22 @@
 //!
 //! A uniform grid of up to 65 536 top cells covers the areas' extent; a top cell that many edges
 //! cross is halved in both directions, again and again (at most [`MAX_DEPTH`] times), until its
-//! leaves hold few edges. Each leaf lists the areas that reach it, and for each area only the
-//! edges that meet the leaf, and whether the leaf's *reference point* (its centre, or a nearby
-//! point that lies on none of those edges) is inside the area. A point finds its top cell by two
-//! divisions and its leaf by comparisons; it is inside an area when it lies on one of the area's
-//! leaf edges, or when the segment from it to the reference point crosses those edges an odd
+//! leaves hold few edges. Each leaf lists the areas that reach it (at most 64 per *group*, a
+//! bit each), and once each the edges that meet the leaf, each with a bit mask of the areas it
+//! bounds (two neighbours' shared border, or several agencies' copies of one district, is
+//! stored and tested once), and a mask of the areas its *reference point* (its centre, or a
+//! nearby point that lies on none of those edges) is inside. A point finds its top cell by two
+//! divisions and its leaf by comparisons; an area holds it when it lies on one of the area's
+//! edges, or when the segment from it to the reference point crosses the area's edges an odd
 //! number of times and the reference point is outside (or an even number of times and the
-//! reference point is inside). An area with no edge in the leaf covers it whole: no test at all.
+//! reference point is inside): each crossed edge flips its mask's bits. An area with no edge in
+//! the leaf covers it whole: no test at all.
+//!
+//! Layout, for a lookup's few cache misses: a node is 4 bytes, and a leaf is one contiguous run
+//! of words (reference point, entries, masks, edges); leaves lying whole in the same areas share
+//! one run, and a leaf lying whole in one area is only its node (the area's number in it). Areas are numbered by the caller ([`AreaGrid::build`]'s order), and a lookup reports
+//! them in that order, so a caller that numbers its areas in the order it ranks them needs no
+//! sorting.
 //!
 //! Boundary rule: a point on an area's boundary (an edge or a vertex, a hole's included) is in
 //! the area, as `geo`'s `coordinate_position(..) != Outside` and [`PreparedArea::contains`] say.
@@ -19,9 +28,11 @@
 //! (robust orientation); so the segment between a point of the leaf and the reference point,
 //! which stays in that rectangle, can only cross edges listed there. Crossings are counted with
 //! robust orientation and vertices exactly on the segment's line counted on its left (a
-//! symbolic perturbation), so every answer is exact, which property tests check against `geo`.
-//! A leaf where no reference point off the edges was found (never seen; it would take edges
-//! through 33 chosen points) answers with the area's prepared test instead.
+//! symbolic perturbation, the same whichever way an edge runs, so an edge shared by areas is
+//! tested once for all), so every answer is exact, which property tests check against `geo`.
+//! An edge that one polygon has twice is stored twice. A leaf where no reference point off the
+//! edges was found (never seen; it would take edges through 33 chosen points) answers with the
+//! areas' prepared tests instead.
 
 use geo::kernels::{Kernel, Orientation};
 use geo::{Coord, GeoNum, Point, Rect};
@@ -36,16 +47,23 @@ const CELLS: f64 = 65_536.0;
 const LEAF_EDGES: usize = 4;
 /// Halvings of a top cell, at most (32 × 32 leaves).
 pub const MAX_DEPTH: u32 = 5;
-/// A node that is split in four; any other `b` is a leaf's entry count and [`CUSTOM`].
-const SPLIT: u32 = u32::MAX;
-/// [`Node::b`] of a leaf: its reference point is not its centre but in `AreaGrid::custom`.
-const CUSTOM: u32 = 1 << 31;
-/// [`Entry::flags`]: the leaf's reference point is inside the area.
-const REFERENCE_INSIDE: u32 = 1 << 31;
-/// [`Entry::flags`]: answer with the area's prepared test (`first` indexes `exact`).
-const EXACT: u32 = 1 << 30;
-/// [`Entry::flags`]: the edge count.
-const COUNT: u32 = EXACT - 1;
+/// A node with this bit is split in four, its first child at the other bits.
+const SPLIT: u32 = 1 << 31;
+/// A node with this bit (and not [`SPLIT`]) is a leaf lying whole in one area, whose number is
+/// the other bits (no word in `AreaGrid::leaves` to read); any other node is a leaf, the other
+/// bits its first word in `AreaGrid::leaves`.
+const WHOLE: u32 = 1 << 30;
+/// Areas of a group: one bit each in a `u64` mask.
+const GROUP: usize = 64;
+/// Leaf header: the reference point follows (two words, `x` and `y`); the low 32 bits count
+/// the groups.
+const HAS_REFERENCE: u64 = 1 << 32;
+/// Group header: its entries are answered with the prepared test (`exact`), not edges; bits
+/// 0–7 count the entries, bits 32–63 the edges.
+const EXACT: u64 = 1 << 8;
+/// Words of a stored edge: `a.x`, `a.y`, `b.x`, `b.y`, and the mask of the group's entries it
+/// bounds.
+const EDGE_WORDS: usize = 5;
 
 type Edge = (Coord, Coord);
 
@@ -82,7 +100,8 @@ fn meets((a, b): Edge, r: &Rect) -> bool {
 
 /// Whether the segment `p`–`r` crosses the edge `a`–`b`, neither `p` nor `r` lying on the edge,
 /// with vertices on the segment's line taken as left of it (so a vertex the segment passes
-/// through is counted once, by exactly one of its two edges, or by neither).
+/// through is counted once, by exactly one of its two edges, or by neither). Symmetric in `a`
+/// and `b`.
 fn crosses(p: Coord, r: Coord, (a, b): Edge) -> bool {
     let right_a = orient(p, r, a) == Orientation::Clockwise;
     let right_b = orient(p, r, b) == Orientation::Clockwise;
@@ -95,31 +114,47 @@ fn crosses(p: Coord, r: Coord, (a, b): Edge) -> bool {
     op != Orientation::Collinear && or != Orientation::Collinear && op != or
 }
 
-/// Whether `p` is in the polygon (or on its boundary), given every one of the polygon's edges
-/// that may meet the segment from `p` to `reference`, a point not on the boundary whose status
-/// is `reference_inside`.
-fn holds(p: Coord, reference: Coord, reference_inside: bool, edges: &[Edge]) -> bool {
+/// The entries of a group holding `p` (a bit each), given the mask of those whose polygon holds
+/// `reference` (a point on none of `edges`) and, as [`EDGE_WORDS`] words each, every edge of
+/// theirs that may meet the segment from `p` to `reference`.
+fn group_holds(p: Coord, reference: Coord, reference_inside: u64, edges: &[u64]) -> u64 {
     let mut inside = reference_inside;
-    for &edge in edges {
-        if on_edge(edge, p) {
-            return true;
+    let mut boundary = 0u64;
+    // The segment's box: an edge whose box misses it neither holds `p` (which is in it) nor
+    // crosses the segment (their crossing would be in both): no orientation to compute.
+    let (lo, hi) = (
+        Coord {
+            x: p.x.min(reference.x),
+            y: p.y.min(reference.y),
+        },
+        Coord {
+            x: p.x.max(reference.x),
+            y: p.y.max(reference.y),
+        },
+    );
+    for e in edges.chunks_exact(EDGE_WORDS) {
+        let edge = (
+            Coord {
+                x: f64::from_bits(e[0]),
+                y: f64::from_bits(e[1]),
+            },
+            Coord {
+                x: f64::from_bits(e[2]),
+                y: f64::from_bits(e[3]),
+            },
+        );
+        let (a, b) = edge;
+        if a.x.max(b.x) < lo.x || a.x.min(b.x) > hi.x || a.y.max(b.y) < lo.y || a.y.min(b.y) > hi.y
+        {
+            continue;
         }
-        if crosses(p, reference, edge) {
-            inside = !inside;
+        if on_edge(edge, p) {
+            boundary |= e[4];
+        } else if crosses(p, reference, edge) {
+            inside ^= e[4];
         }
     }
-    inside
-}
-
-/// A node, 8 bytes (a lookup reads a few of them, from arrays too large for the nearest
-/// caches): a split cell (`a` its first of four children, `b` = [`SPLIT`]) or a leaf (`a..a + b`
-/// its entries, `b` with [`CUSTOM`]). A cell splits at its centre ([`quarter`]); children:
-/// left-bottom, right-bottom, left-top, right-top; a point at the centre's `x` (`y`) goes right
-/// (top). A leaf's reference point is its centre unless marked.
-#[derive(Debug, Clone, Copy)]
-struct Node {
-    a: u32,
-    b: u32,
+    inside | boundary
 }
 
 /// Quarter `k` of `rect`, whose centre is `centre` (the same arithmetic in building and lookups).
@@ -138,17 +173,6 @@ fn quarter(rect: Rect, centre: Coord, k: usize) -> Rect {
     Rect::new(Coord { x: x0, y: y0 }, Coord { x: x1, y: y1 })
 }
 
-/// One area reaching a leaf.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    owner: u32,
-    area: u32,
-    /// The area's edges in the leaf start here in `edges` (in `exact`, with [`EXACT`]).
-    first: u32,
-    /// Edge count and [`REFERENCE_INSIDE`], [`EXACT`].
-    flags: u32,
-}
-
 /// The grid.
 #[derive(Debug, Clone)]
 pub struct AreaGrid {
@@ -159,27 +183,41 @@ pub struct AreaGrid {
     size: Coord,
     cols: usize,
     rows: usize,
-    /// The top cells, row-major, then the cells they split into.
-    nodes: Vec<Node>,
-    /// Reference points of the leaves marked [`CUSTOM`] (their centre lay on an edge).
-    custom: HashMap<u32, Coord>,
-    /// Where each list of entries with no edge (the leaf lies whole in the areas) starts in
-    /// `entries`: leaves with the same list share it (while building).
-    shared: HashMap<Vec<(u32, u32)>, u32>,
-    entries: Vec<Entry>,
-    edges: Vec<Edge>,
-    /// Prepared areas and the part for entries marked [`EXACT`] (normally none).
+    /// The top cells, row-major, then the cells they split into, four siblings side by side
+    /// (left-bottom, right-bottom, left-top, right-top; a point at the centre's `x` (`y`) goes
+    /// right (top)): [`SPLIT`] and the first child, [`WHOLE`] and an area's number, or a leaf's
+    /// first word in `leaves`.
+    nodes: Vec<u32>,
+    /// The leaves, one run of words each: a header (groups, [`HAS_REFERENCE`]), the reference
+    /// point if any, then each group: a header (entries, edges, [`EXACT`]), the mask of entries
+    /// holding the reference point, the entries' area numbers (two to a word; one a word with
+    /// the index in `exact` in the high half if [`EXACT`]), the edges ([`EDGE_WORDS`] each).
+    /// Word 0 is the empty leaf.
+    leaves: Vec<u64>,
+    /// Where each list of areas lying whole over a leaf starts in `leaves` (while building).
+    shared: HashMap<Vec<u32>, u32>,
+    /// Prepared areas and the part, for groups marked [`EXACT`] (normally none).
     exact: Vec<(PreparedArea, usize)>,
+    /// Leaves, area entries and stored edges, and leaves whose reference point is not their
+    /// centre (it lay on an edge).
+    counts: Counts,
+    /// Build every leaf with edges as [`EXACT`] (tests of that path).
+    exact_always: bool,
 }
 
-/// An area to put in the grid: its owner's index, its index, and its prepared form.
-pub type GridArea<'a> = (usize, usize, &'a PreparedArea);
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    leaves: usize,
+    entries: usize,
+    edges: usize,
+    moved_references: usize,
+}
 
-/// A polygon of an area reaching a cell while the grid is built: the area's index in the areas
-/// given, the polygon's among the area's parts, and its edges meeting the cell (none: the cell
-/// lies inside the polygon).
+/// A polygon of an area reaching a cell while the grid is built: the area's number, the
+/// polygon's index among the area's parts, and its edges meeting the cell (none: the cell lies
+/// inside the polygon).
 struct Item {
-    area: usize,
+    area: u32,
     part: usize,
     edges: Vec<Edge>,
 }
@@ -202,25 +240,47 @@ fn bounds(edges: &[Edge]) -> Option<Rect> {
     Some(Rect::new(lo, hi))
 }
 
+/// `e` with its ends in a fixed order (by `x`, then `y`), and the bits of its coordinates: the
+/// key under which areas share it.
+fn edge_key((a, b): Edge) -> [u64; 4] {
+    let (lo, hi) = if (a.x, a.y) <= (b.x, b.y) {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    [
+        lo.x.to_bits(),
+        lo.y.to_bits(),
+        hi.x.to_bits(),
+        hi.y.to_bits(),
+    ]
+}
+
 /// What the grid's size may be, at most, as a number of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GridMemory {
     /// Leaves.
     pub leaves: usize,
-    /// Area entries in the leaves.
+    /// Area entries in the leaves (a run of entries shared by several leaves counted once).
     pub entries: usize,
-    /// Edges stored (an edge is stored once for each leaf and area it meets).
+    /// Edges stored (an edge is stored once for each leaf it meets, whatever the areas it
+    /// bounds there).
     pub edges: usize,
     /// Bytes of the grid's arrays (capacity, not length; prepared fallbacks not counted).
     pub bytes: usize,
 }
 
 impl AreaGrid {
-    /// A grid over the extent of `areas`. `None` when there is nothing to index.
-    pub fn build(areas: &[GridArea<'_>]) -> Option<Self> {
+    /// A grid over the extent of `areas`; an area's number is its index here. `None` when
+    /// there is nothing to index (or more than `u32` can number).
+    pub fn build(areas: &[&PreparedArea]) -> Option<Self> {
+        Self::build_inner(areas, false)
+    }
+
+    fn build_inner(areas: &[&PreparedArea], exact_always: bool) -> Option<Self> {
         let extent = areas
             .iter()
-            .flat_map(|(_, _, a)| (0..a.parts()).filter_map(|k| bounds(a.part_edges(k))))
+            .flat_map(|a| (0..a.parts()).filter_map(|k| bounds(a.part_edges(k))))
             .reduce(|a, b| {
                 Rect::new(
                     Coord {
@@ -237,6 +297,7 @@ impl AreaGrid {
         if !(w > 0.0 && h > 0.0 && w.is_finite() && h.is_finite()) {
             return None;
         }
+        u32::try_from(areas.len()).ok()?;
         let side = (w * h / CELLS).sqrt();
         let cols = ((w / side).ceil() as usize).clamp(1, 4096);
         let rows = ((h / side).ceil() as usize).clamp(1, 4096);
@@ -251,11 +312,12 @@ impl AreaGrid {
             cols,
             rows,
             nodes: Vec::with_capacity(cols * rows),
-            custom: HashMap::new(),
+            // The empty leaf: no group.
+            leaves: vec![0],
             shared: HashMap::new(),
-            entries: Vec::new(),
-            edges: Vec::new(),
             exact: Vec::new(),
+            counts: Counts::default(),
+            exact_always,
         };
         // Far more than a point's rounding into a cell, far less than a cell.
         let magnitude = [
@@ -269,7 +331,8 @@ impl AreaGrid {
         let margin = size.x.min(size.y) * 1e-6 + magnitude * 1e-12;
         let mut per_cell: Vec<Vec<Item>> = Vec::new();
         per_cell.resize_with(cols * rows, Vec::new);
-        for (index, (_, _, prepared)) in areas.iter().enumerate() {
+        for (index, prepared) in areas.iter().enumerate() {
+            let area = u32::try_from(index).ok()?;
             for part in 0..prepared.parts() {
                 let edges = prepared.part_edges(part);
                 let Some(rect) = bounds(edges) else {
@@ -310,25 +373,20 @@ impl AreaGrid {
                         if !edges.is_empty()
                             || prepared.part_contains(part, grid.top_rect(c, r, 0.0).center())
                         {
-                            per_cell[r * cols + c].push(Item {
-                                area: index,
-                                part,
-                                edges,
-                            });
+                            per_cell[r * cols + c].push(Item { area, part, edges });
                         }
                     }
                 }
             }
         }
-        grid.nodes.resize(cols * rows, Node { a: 0, b: 0 });
+        grid.nodes.resize(cols * rows, 0);
         for (cell, items) in per_cell.into_iter().enumerate() {
             let rect = grid.top_rect(cell % cols, cell / cols, 0.0);
             grid.fill(cell, rect, 0, items, areas, margin)?;
         }
         grid.shared = HashMap::new();
         grid.nodes.shrink_to_fit();
-        grid.entries.shrink_to_fit();
-        grid.edges.shrink_to_fit();
+        grid.leaves.shrink_to_fit();
         Some(grid)
     }
 
@@ -357,14 +415,15 @@ impl AreaGrid {
     }
 
     /// Makes node `node` the cell `rect` at `depth` with `items` (each area's edges meeting the
-    /// rectangle widened by `margin`): a leaf, or four children. `None` if an index overflows.
+    /// rectangle widened by `margin`, in the areas' order): a leaf, or four children. `None` if
+    /// an index overflows.
     fn fill(
         &mut self,
         node: usize,
         rect: Rect,
         depth: u32,
         items: Vec<Item>,
-        areas: &[GridArea<'_>],
+        areas: &[&PreparedArea],
         margin: f64,
     ) -> Option<()> {
         // The most edges of one polygon: areas that share a boundary (several agencies'
@@ -374,12 +433,11 @@ impl AreaGrid {
         // Halves stay far wider than the margin, so the cells stay apart.
         let splittable = rect.width().min(rect.height()) > margin * 1e3;
         if most > LEAF_EDGES && depth < MAX_DEPTH && splittable {
-            let first = self.nodes.len();
-            self.nodes[node] = Node {
-                a: u32::try_from(first).ok()?,
-                b: SPLIT,
-            };
-            self.nodes.resize(first + 4, Node { a: 0, b: 0 });
+            let first = u32::try_from(self.nodes.len())
+                .ok()
+                .filter(|f| f & SPLIT == 0)?;
+            self.nodes[node] = SPLIT | first;
+            self.nodes.resize(first as usize + 4, 0);
             for k in 0..4 {
                 let quarter = quarter(rect, centre, k);
                 let wide = Rect::new(
@@ -408,138 +466,235 @@ impl AreaGrid {
                         .filter(|e| meets(*e, &wide))
                         .collect();
                     if !edges.is_empty()
-                        || areas[item.area]
-                            .2
-                            .part_contains(item.part, quarter.center())
+                        || areas[item.area as usize].part_contains(item.part, quarter.center())
                     {
                         inner.push(Item { edges, ..*item });
                     }
                 }
-                self.fill(first + k, quarter, depth + 1, inner, areas, margin)?;
+                self.fill(first as usize + k, quarter, depth + 1, inner, areas, margin)?;
             }
             return Some(());
         }
-        if items.iter().all(|i| i.edges.is_empty()) {
-            let key: Vec<(u32, u32)> = items
-                .iter()
-                .map(|i| {
-                    let (owner, area, _) = areas[i.area];
-                    Some((u32::try_from(owner).ok()?, u32::try_from(area).ok()?))
-                })
-                .collect::<Option<_>>()?;
-            let count = u32::try_from(key.len()).ok().filter(|n| *n <= COUNT)?;
-            let start = match self.shared.get(&key) {
-                Some(start) => *start,
-                None => {
-                    let start = u32::try_from(self.entries.len()).ok()?;
-                    self.entries.extend(key.iter().map(|&(owner, area)| Entry {
-                        owner,
-                        area,
-                        first: 0,
-                        flags: REFERENCE_INSIDE,
-                    }));
-                    self.shared.insert(key, start);
-                    start
-                }
-            };
-            self.nodes[node] = Node { a: start, b: count };
-            return Some(());
-        }
-        let reference = reference_point(&rect, &items);
-        let start = u32::try_from(self.entries.len()).ok()?;
-        for item in items {
-            let (owner, area, prepared) = areas[item.area];
-            let (first, flags) = match reference {
-                _ if item.edges.is_empty() => (0, REFERENCE_INSIDE),
-                Some(r) if item.edges.len() <= COUNT as usize => {
-                    let first = u32::try_from(self.edges.len()).ok()?;
-                    let count = item.edges.len() as u32;
-                    self.edges.extend(item.edges);
-                    let inside = if prepared.part_contains(item.part, r) {
-                        REFERENCE_INSIDE
-                    } else {
-                        0
-                    };
-                    (first, count | inside)
-                }
-                _ => {
-                    self.exact.push((prepared.clone(), item.part));
-                    (u32::try_from(self.exact.len() - 1).ok()?, EXACT)
-                }
-            };
-            self.entries.push(Entry {
-                owner: u32::try_from(owner).ok()?,
-                area: u32::try_from(area).ok()?,
-                first,
-                flags,
-            });
-        }
-        let count = u32::try_from(self.entries.len()).ok()? - start;
-        if count > COUNT {
-            return None;
-        }
-        let b = match reference {
-            Some(r) if r != centre => {
-                self.custom.insert(u32::try_from(node).ok()?, r);
-                count | CUSTOM
-            }
-            _ => count,
+        self.counts.leaves += 1;
+        let start = match items.as_slice() {
+            [] => 0,
+            // Most cells of areas that do not overlap: no word to read.
+            [one] if one.edges.is_empty() && one.area < WHOLE => WHOLE | one.area,
+            _ => self.leaf(rect, items, areas)?,
         };
-        self.nodes[node] = Node { a: start, b };
+        self.nodes[node] = start;
         Some(())
     }
 
-    /// The areas that may hold `point`, each once, in the order given to [`AreaGrid::build`];
-    /// [`Candidate::contains`] says whether it does. None outside the grid.
-    pub fn candidates(&self, point: Point) -> Candidates<'_> {
+    /// The first word of the leaf `rect` with `items` (some).
+    fn leaf(&mut self, rect: Rect, items: Vec<Item>, areas: &[&PreparedArea]) -> Option<u32> {
+        let centre = rect.center();
+        Some(if items.iter().all(|i| i.edges.is_empty()) {
+            self.whole_leaf(items.iter().map(|i| i.area).collect())?
+        } else {
+            let reference = reference_point(&rect, &items).filter(|_| !self.exact_always);
+            if reference.is_some_and(|r| r != centre) {
+                self.counts.moved_references += 1;
+            }
+            self.edge_leaf(reference, items, areas)?
+        })
+    }
+
+    /// The first word of a leaf lying whole in `areas` (in order), shared by every such leaf.
+    fn whole_leaf(&mut self, areas: Vec<u32>) -> Option<u32> {
+        if let Some(start) = self.shared.get(&areas) {
+            return Some(*start);
+        }
+        let start = self.next_leaf()?;
+        let groups = areas.chunks(GROUP);
+        self.leaves.push(groups.len() as u64);
+        for group in groups {
+            self.leaves.push(group.len() as u64);
+            self.leaves.push(u64::MAX >> (GROUP - group.len()));
+            self.push_pairs(group);
+        }
+        self.counts.entries += areas.len();
+        self.shared.insert(areas, start);
+        Some(start)
+    }
+
+    /// The first word of a leaf with `items` (some with edges), whose reference point is
+    /// `reference` (`None`: answer with the prepared tests).
+    fn edge_leaf(
+        &mut self,
+        reference: Option<Coord>,
+        items: Vec<Item>,
+        areas: &[&PreparedArea],
+    ) -> Option<u32> {
+        let start = self.next_leaf()?;
+        let groups = items.len().div_ceil(GROUP) as u64;
+        match reference {
+            Some(r) => self
+                .leaves
+                .extend([groups | HAS_REFERENCE, r.x.to_bits(), r.y.to_bits()]),
+            None => self.leaves.push(groups),
+        }
+        self.counts.entries += items.len();
+        for group in items.chunks(GROUP) {
+            let Some(r) = reference else {
+                self.leaves.push(group.len() as u64 | EXACT);
+                self.leaves.push(0);
+                for item in group {
+                    let at = u64::try_from(self.exact.len()).ok()?;
+                    self.exact
+                        .push((areas[item.area as usize].clone(), item.part));
+                    self.leaves.push(u64::from(item.area) | at << 32);
+                }
+                continue;
+            };
+            let mut inside = 0u64;
+            // Every edge with the entry it bounds, by key: an edge of several areas once.
+            let mut keyed: Vec<([u64; 4], usize)> = Vec::new();
+            for (bit, item) in group.iter().enumerate() {
+                if item.edges.is_empty() || areas[item.area as usize].part_contains(item.part, r) {
+                    inside |= 1 << bit;
+                }
+                keyed.extend(item.edges.iter().map(|e| (edge_key(*e), bit)));
+            }
+            keyed.sort_unstable();
+            // Masks of the edges, an edge that one polygon has twice in two (their crossings
+            // cancel out, as they do in the polygon).
+            let mut edges: Vec<([u64; 4], u64)> = Vec::new();
+            for (key, bit) in keyed {
+                let from = edges
+                    .iter()
+                    .rposition(|(k, _)| *k != key)
+                    .map_or(0, |i| i + 1);
+                match edges[from..].iter_mut().find(|(_, m)| m & 1 << bit == 0) {
+                    Some((_, mask)) => *mask |= 1 << bit,
+                    None => edges.push((key, 1 << bit)),
+                }
+            }
+            let count = u64::try_from(edges.len())
+                .ok()
+                .filter(|n| *n <= u32::MAX as u64)?;
+            self.leaves.push(group.len() as u64 | count << 32);
+            self.leaves.push(inside);
+            let numbers: Vec<u32> = group.iter().map(|i| i.area).collect();
+            self.push_pairs(&numbers);
+            for (key, mask) in edges {
+                self.leaves.extend(key);
+                self.leaves.push(mask);
+            }
+            self.counts.edges += count as usize;
+        }
+        Some(start)
+    }
+
+    /// Where the next leaf starts (`None` past what a node can point at).
+    fn next_leaf(&self) -> Option<u32> {
+        u32::try_from(self.leaves.len()).ok().filter(|s| *s < WHOLE)
+    }
+
+    /// Appends area numbers two to a word (the first in the low half).
+    fn push_pairs(&mut self, numbers: &[u32]) {
+        self.leaves.extend(
+            numbers
+                .chunks(2)
+                .map(|p| u64::from(p[0]) | p.get(1).map_or(0, |n| u64::from(*n) << 32)),
+        );
+    }
+
+    /// Calls `found` with the number of each area holding `point` (inside or on its boundary),
+    /// once each, in increasing order. Nothing outside the grid.
+    pub fn holding(&self, point: Point, mut found: impl FnMut(u32)) {
         let p = point.0;
-        let none = Candidates {
-            grid: self,
-            entries: &[],
-            point: p,
-            reference: p,
-        };
         if !(p.x >= self.min.x && p.x <= self.max.x && p.y >= self.min.y && p.y <= self.max.y) {
-            return none;
+            return;
         }
         let (c, r) = self.cell_of(p);
-        let mut index = r * self.cols + c;
-        let mut node = self.nodes[index];
-        let mut rect = self.top_rect(c, r, 0.0);
-        while node.b == SPLIT {
-            let centre = rect.center();
-            let k = usize::from(p.x >= centre.x) + 2 * usize::from(p.y >= centre.y);
-            rect = quarter(rect, centre, k);
-            index = node.a as usize + k;
-            node = self.nodes[index];
+        let mut node = self.nodes[r * self.cols + c];
+        if node & SPLIT != 0 {
+            let mut rect = self.top_rect(c, r, 0.0);
+            while node & SPLIT != 0 {
+                let centre = rect.center();
+                let k = usize::from(p.x >= centre.x) + 2 * usize::from(p.y >= centre.y);
+                rect = quarter(rect, centre, k);
+                node = self.nodes[(node & !SPLIT) as usize + k];
+            }
         }
-        let reference = if node.b & CUSTOM == 0 {
-            rect.center()
+        if node & WHOLE != 0 {
+            found(node & !WHOLE);
         } else {
-            let at = u32::try_from(index).ok();
-            at.and_then(|at| self.custom.get(&at).copied())
-                .unwrap_or_else(|| rect.center())
+            self.leaf_holding(node as usize, p, &mut found);
+        }
+    }
+
+    /// [`AreaGrid::holding`] in the leaf starting at word `at` of `leaves`.
+    fn leaf_holding(&self, at: usize, p: Coord, found: &mut impl FnMut(u32)) {
+        let leaves = self.leaves.as_slice();
+        let header = leaves[at];
+        let mut i = at + 1;
+        let reference = if header & HAS_REFERENCE != 0 {
+            i += 2;
+            Coord {
+                x: f64::from_bits(leaves[at + 1]),
+                y: f64::from_bits(leaves[at + 2]),
+            }
+        } else {
+            p
         };
-        let from = node.a as usize;
-        Candidates {
-            grid: self,
-            entries: &self.entries[from..from + (node.b & !CUSTOM) as usize],
-            point: p,
-            reference,
+        // An area's polygons are side by side: report it once.
+        let mut last = None;
+        let mut report = |area: u32| {
+            if last != Some(area) {
+                last = Some(area);
+                found(area);
+            }
+        };
+        for _ in 0..header as u32 {
+            let group = leaves[i];
+            let n = (group & 0xff) as usize;
+            if group & EXACT != 0 {
+                for &entry in &leaves[i + 2..i + 2 + n] {
+                    let (area, exact) = (entry as u32, (entry >> 32) as usize);
+                    if self
+                        .exact
+                        .get(exact)
+                        .is_some_and(|(a, part)| a.part_contains(*part, p))
+                    {
+                        report(area);
+                    }
+                }
+                i += 2 + n;
+                continue;
+            }
+            let edges = (group >> 32) as usize;
+            let numbers = &leaves[i + 2..i + 2 + n.div_ceil(2)];
+            let from = i + 2 + numbers.len();
+            let mut held = if edges == 0 {
+                leaves[i + 1]
+            } else {
+                group_holds(
+                    p,
+                    reference,
+                    leaves[i + 1],
+                    &leaves[from..from + edges * EDGE_WORDS],
+                )
+            };
+            while held != 0 {
+                let bit = held.trailing_zeros() as usize;
+                held &= held - 1;
+                report((numbers[bit / 2] >> (32 * (bit % 2))) as u32);
+            }
+            i = from + edges * EDGE_WORDS;
         }
     }
 
     /// The grid's size.
     pub fn memory(&self) -> GridMemory {
         GridMemory {
-            leaves: self.nodes.iter().filter(|n| n.b != SPLIT).count(),
-            entries: self.entries.len(),
-            edges: self.edges.len(),
-            bytes: self.nodes.capacity() * std::mem::size_of::<Node>()
-                + self.entries.capacity() * std::mem::size_of::<Entry>()
-                + self.edges.capacity() * std::mem::size_of::<Edge>()
-                + self.exact.capacity() * std::mem::size_of::<(PreparedArea, usize)>()
-                + self.custom.capacity() * std::mem::size_of::<(u32, Coord)>(),
+            leaves: self.counts.leaves,
+            entries: self.counts.entries,
+            edges: self.counts.edges,
+            bytes: self.nodes.capacity() * std::mem::size_of::<u32>()
+                + self.leaves.capacity() * std::mem::size_of::<u64>()
+                + self.exact.capacity() * std::mem::size_of::<(PreparedArea, usize)>(),
         }
     }
 }
@@ -565,83 +720,6 @@ fn reference_point(rect: &Rect, items: &[Item]) -> Option<Coord> {
         .find(|p| free(*p))
 }
 
-/// The areas that may hold a point, from [`AreaGrid::candidates`].
-#[derive(Debug, Clone)]
-pub struct Candidates<'a> {
-    grid: &'a AreaGrid,
-    /// The leaf's entries not yet seen.
-    entries: &'a [Entry],
-    point: Coord,
-    reference: Coord,
-}
-
-impl<'a> Iterator for Candidates<'a> {
-    type Item = Candidate<'a>;
-
-    fn next(&mut self) -> Option<Candidate<'a>> {
-        let first = self.entries.first()?;
-        // An area's polygons are side by side.
-        let n = self
-            .entries
-            .iter()
-            .position(|e| e.owner != first.owner || e.area != first.area)
-            .unwrap_or(self.entries.len());
-        let (parts, rest) = self.entries.split_at(n);
-        self.entries = rest;
-        Some(Candidate {
-            grid: self.grid,
-            parts,
-            point: self.point,
-            reference: self.reference,
-        })
-    }
-}
-
-/// An area that may hold a point.
-#[derive(Debug, Clone, Copy)]
-pub struct Candidate<'a> {
-    grid: &'a AreaGrid,
-    /// One entry per polygon of the area reaching the leaf (at least one).
-    parts: &'a [Entry],
-    point: Coord,
-    reference: Coord,
-}
-
-impl Candidate<'_> {
-    /// The owner's index given to [`AreaGrid::build`].
-    pub fn owner(&self) -> usize {
-        self.parts.first().map_or(0, |e| e.owner as usize)
-    }
-
-    /// The area's index given to [`AreaGrid::build`].
-    pub fn area(&self) -> usize {
-        self.parts.first().map_or(0, |e| e.area as usize)
-    }
-
-    /// Whether the area holds the point (inside or on its boundary): a few edge tests at most.
-    pub fn contains(&self) -> bool {
-        self.parts.iter().any(|e| self.part_contains(e))
-    }
-
-    fn part_contains(&self, e: &Entry) -> bool {
-        if e.flags & EXACT != 0 {
-            return self
-                .grid
-                .exact
-                .get(e.first as usize)
-                .is_some_and(|(a, part)| a.part_contains(*part, self.point));
-        }
-        let first = e.first as usize;
-        let edges = &self.grid.edges[first..first + (e.flags & COUNT) as usize];
-        holds(
-            self.point,
-            self.reference,
-            e.flags & REFERENCE_INSIDE != 0,
-            edges,
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -654,12 +732,33 @@ mod tests {
         area.coordinate_position(&p.0) != CoordPos::Outside
     }
 
-    /// The areas the grid says hold `p`, as (owner, area).
-    fn grid_says(grid: &AreaGrid, p: Point) -> Vec<(usize, usize)> {
-        grid.candidates(p)
-            .filter(|c| c.contains())
-            .map(|c| (c.owner(), c.area()))
+    /// The numbers of the areas the grid says hold `p`.
+    fn grid_says(grid: &AreaGrid, p: Point) -> Vec<u32> {
+        let mut out = Vec::new();
+        grid.holding(p, |a| out.push(a));
+        out
+    }
+
+    /// `edges` as a group's words, each bounding entry 0.
+    fn one_entry(edges: &[Edge]) -> Vec<u64> {
+        edges
+            .iter()
+            .flat_map(|(a, b)| {
+                [
+                    a.x.to_bits(),
+                    a.y.to_bits(),
+                    b.x.to_bits(),
+                    b.y.to_bits(),
+                    1,
+                ]
+            })
             .collect()
+    }
+
+    /// Whether `p` is in the polygon of `edges` (inside or on them), counting crossings from
+    /// `reference` (on none of them), whose status is `reference_inside`.
+    fn holds(p: Coord, reference: Coord, reference_inside: bool, edges: &[Edge]) -> bool {
+        group_holds(p, reference, u64::from(reference_inside), &one_entry(edges)) == 1
     }
 
     fn square(x0: f64, y0: f64, x1: f64, y1: f64) -> Polygon {
@@ -670,7 +769,7 @@ mod tests {
     fn a_square_holds_its_middle_and_edges_not_the_outside() {
         let square = MultiPolygon(vec![square(0., 0., 10., 10.)]);
         let prepared = PreparedArea::new(&square);
-        let grid = AreaGrid::build(&[(0, 0, &prepared)]).expect("a grid");
+        let grid = AreaGrid::build(&[&prepared]).expect("a grid");
         for (x, y, want) in [
             (5., 5., true),
             (0.01, 5., true),
@@ -726,25 +825,24 @@ mod tests {
         let c = |k: f64| (k + 0.5) / 256.0;
         let block = MultiPolygon(vec![square(c(10.), c(20.), c(30.), c(40.))]);
         let (pw, pb) = (PreparedArea::new(&whole), PreparedArea::new(&block));
-        let grid = AreaGrid::build(&[(0, 0, &pw), (1, 0, &pb)]).expect("a grid");
-        assert!(!grid.custom.is_empty(), "centres on the block's edges");
+        let grid = AreaGrid::build(&[&pw, &pb]).expect("a grid");
+        assert!(
+            grid.counts.moved_references > 0,
+            "centres on the block's edges"
+        );
         for i in 0..=200 {
             for j in 0..=200 {
                 let p = Point::new(f64::from(i) / 1000.0, f64::from(j) / 1000.0 + 0.03);
-                let mut want = vec![(0, 0)];
+                let mut want = vec![0];
                 if geo_says(&block, p) {
-                    want.push((1, 0));
+                    want.push(1);
                 }
                 assert_eq!(grid_says(&grid, p), want, "({}, {})", p.x(), p.y());
             }
         }
         for k in 10..=30 {
             let p = Point::new(c(f64::from(k)), c(20.));
-            assert_eq!(
-                grid_says(&grid, p),
-                vec![(0, 0), (1, 0)],
-                "on the edge at {k}"
-            );
+            assert_eq!(grid_says(&grid, p), vec![0, 1], "on the edge at {k}");
         }
     }
 
@@ -755,12 +853,11 @@ mod tests {
             vec![square(1., 1., 2., 2.).exterior().clone()],
         )]);
         let prepared = PreparedArea::new(&area);
-        let mut grid = AreaGrid::build(&[(0, 0, &prepared)]).expect("a grid");
-        grid.exact = vec![(prepared.clone(), 0)];
-        for e in &mut grid.entries {
-            e.first = 0;
-            e.flags = EXACT;
-        }
+        let grid = AreaGrid::build_inner(&[&prepared], true).expect("a grid");
+        assert!(
+            !grid.exact.is_empty(),
+            "leaves answered by the prepared test"
+        );
         for (x, y) in [
             (0.5, 0.5),
             (1.5, 1.5),
@@ -776,6 +873,48 @@ mod tests {
                 "({x}, {y})"
             );
         }
+    }
+
+    /// More than a group's 64 areas over a leaf, with edges: 100 nested squares, each
+    /// copied once (so every edge bounds two areas), every third with a hole; a lattice that
+    /// lands on their edges and corners.
+    #[test]
+    fn a_hundred_areas_over_a_leaf_answer_as_geo() {
+        let areas: Vec<MultiPolygon> = (0..100)
+            .map(|i| {
+                let k = f64::from(i / 2) * 0.01;
+                let (x1, y1) = (1.0 - k / 2.0, 1.0 - k / 3.0);
+                let holes = if i % 3 == 0 {
+                    // Off-centre, well inside the square.
+                    let (cx, cy, s) = ((k + x1) / 2.0, (k + y1) / 2.0, (x1 - k) / 5.0);
+                    vec![square(cx - s, cy - s, cx + s / 2.0, cy + s / 2.0)
+                        .exterior()
+                        .clone()]
+                } else {
+                    vec![]
+                };
+                let outer = square(k, k, x1, y1);
+                MultiPolygon(vec![Polygon::new(outer.exterior().clone(), holes)])
+            })
+            .collect();
+        let prepared: Vec<PreparedArea> = areas.iter().map(PreparedArea::new).collect();
+        let refs: Vec<&PreparedArea> = prepared.iter().collect();
+        let grid = AreaGrid::build(&refs).expect("a grid");
+        let mut checked = 0;
+        for i in 0..=200 {
+            for j in 0..=200 {
+                let p = Point::new(f64::from(i) / 200.0, f64::from(j) / 200.0);
+                let want: Vec<u32> = (0..100u32)
+                    .filter(|a| geo_says(&areas[*a as usize], p))
+                    .collect();
+                checked += usize::from(want.len() > GROUP);
+                assert_eq!(grid_says(&grid, p), want, "({}, {})", p.x(), p.y());
+            }
+        }
+        assert!(
+            checked > 1000,
+            "{checked} points in more than {GROUP} areas"
+        );
     }
 
     /// Probes for `area`: random points, every vertex, points at a vertex's latitude and
@@ -823,15 +962,15 @@ mod tests {
             let one = MultiPolygon(vec![first.clone()]);
             let two = MultiPolygon(vec![first, Polygon::new(star(at, 0.2, &second), vec![])]);
             let (p1, p2) = (PreparedArea::new(&one), PreparedArea::new(&two));
-            let grid = AreaGrid::build(&[(0, 0, &p1), (1, 0, &p2)]).expect("a grid");
+            let grid = AreaGrid::build(&[&p1, &p2]).expect("a grid");
             for p in probes(&grid, &two, &points) {
                 prop_assert_eq!(p1.contains(p), geo_says(&one, p));
                 let mut want = Vec::new();
                 if p1.contains(p) {
-                    want.push((0, 0));
+                    want.push(0);
                 }
                 if p2.contains(p) {
-                    want.push((1, 0));
+                    want.push(1);
                 }
                 prop_assert_eq!(grid_says(&grid, p), want, "at ({}, {})", p.x(), p.y());
             }
@@ -873,10 +1012,96 @@ mod tests {
             let moved = geo::LineString(ring.0.iter().map(|c| Coord { x: 25.5 + c.x * scale, y: 45.6 + c.y * scale }).collect());
             let area = MultiPolygon(vec![Polygon::new(moved, vec![])]);
             let prepared = PreparedArea::new(&area);
-            let grid = AreaGrid::build(&[(0, 0, &prepared)]).expect("a grid");
+            let grid = AreaGrid::build(&[&prepared]).expect("a grid");
             let scaled: Vec<(f64, f64)> = points.iter().map(|(x, y)| (25.5 + x * scale, 45.6 + y * scale)).collect();
             for p in probes(&grid, &area, &scaled) {
                 prop_assert_eq!(!grid_says(&grid, p).is_empty(), geo_says(&area, p), "at ({}, {})", p.x(), p.y());
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+        /// Many areas at once, as `geo` answers each: up to 90 irregular polygons piled over
+        /// each other (so leaves hold more than a group of 64), some with a hole, some copies
+        /// of the area before (every edge shared), some the area before's hole filled (its
+        /// edges shared, the other way round), some of two polygons apart; probed at random, at
+        /// vertices and midpoints of edges, a hair off them on every side, and in holes.
+        #[test]
+        fn agrees_with_geo_over_many_areas(
+            shapes in prop::collection::vec(
+                (
+                    (-0.6f64..0.6, -0.6f64..0.6),
+                    prop::collection::vec(0.2f64..1.0, 3..40),
+                    prop::option::of(prop::collection::vec(0.02f64..0.15, 3..8)),
+                    0u8..6,
+                ),
+                1..90,
+            ),
+            points in prop::collection::vec((-1.7f64..4.7, -1.7f64..1.7), 200),
+        ) {
+            let mut areas: Vec<MultiPolygon> = Vec::new();
+            for ((cx, cy), radii, hole, kind) in &shapes {
+                let previous = areas.last().cloned();
+                let area = match (kind, previous) {
+                    (0, Some(p)) => p,
+                    (1, Some(p)) if !p.0[0].interiors().is_empty() => {
+                        MultiPolygon(vec![Polygon::new(p.0[0].interiors()[0].clone(), vec![])])
+                    }
+                    _ => {
+                        // Inside every edge of the star: its nearest vertex's distance, times
+                        // the cosine of half the angle between vertices, bounds them all.
+                        let n = radii.len() as f64;
+                        let fit = radii.iter().fold(1.0f64, |m, r| m.min(*r))
+                            * (std::f64::consts::PI / n).cos()
+                            / 0.2;
+                        let holes = hole
+                            .iter()
+                            .map(|h| star(*cx, *cy, &h.iter().map(|r| r * fit).collect::<Vec<_>>()))
+                            .collect();
+                        let mut parts = vec![Polygon::new(star(*cx, *cy, radii), holes)];
+                        if *kind == 2 {
+                            // Apart from the first (geo counts overlapping parts oddly).
+                            parts.push(Polygon::new(star(cx + 3.0, *cy, &radii[..3]), vec![]));
+                        }
+                        MultiPolygon(parts)
+                    }
+                };
+                areas.push(area);
+            }
+            let prepared: Vec<PreparedArea> = areas.iter().map(PreparedArea::new).collect();
+            let refs: Vec<&PreparedArea> = prepared.iter().collect();
+            let grid = AreaGrid::build(&refs).expect("a grid");
+            let mut probes: Vec<Point> = points.iter().map(|(x, y)| Point::new(*x, *y)).collect();
+            for ((cx, cy), ..) in &shapes {
+                probes.push(Point::new(*cx, *cy));
+            }
+            for area in &areas {
+                for polygon in area.iter() {
+                    for ring in std::iter::once(polygon.exterior()).chain(polygon.interiors()) {
+                        for line in ring.lines().step_by(7) {
+                            let (a, b) = (line.start, line.end);
+                            let mid = Coord { x: (a.x + b.x) / 2.0, y: (a.y + b.y) / 2.0 };
+                            probes.push(Point(a));
+                            probes.push(Point(mid));
+                            for d in [1e-12, 1e-9] {
+                                for (dx, dy) in [(d, 0.), (-d, 0.), (0., d), (0., -d)] {
+                                    probes.push(Point::new(a.x + dx, a.y + dy));
+                                }
+                                // Off the edge's midpoint, across it.
+                                let (nx, ny) = (a.y - b.y, b.x - a.x);
+                                probes.push(Point::new(mid.x + nx * d, mid.y + ny * d));
+                                probes.push(Point::new(mid.x - nx * d, mid.y - ny * d));
+                            }
+                        }
+                    }
+                }
+            }
+            for p in probes {
+                let want: Vec<u32> = (0..areas.len() as u32)
+                    .filter(|a| geo_says(&areas[*a as usize], p))
+                    .collect();
+                prop_assert_eq!(grid_says(&grid, p), want, "at ({}, {})", p.x(), p.y());
             }
         }
     }

@@ -1,17 +1,24 @@
 //! Typed identifiers. Each is a validated, non-empty string chosen by the city data or a sender.
+//!
+//! An identifier is immutable (`smol_str::SmolStr`): up to 23 bytes it is held inline, longer
+//! it is shared, so a clone (every routing decision clones its agencies' and areas' ids) never
+//! allocates, and a short one (a city's agency, area and category ids) touches no reference
+//! count either.
 
 use std::fmt;
+
+use smol_str::SmolStr;
 
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(String);
+        pub struct $name(SmolStr);
 
         impl $name {
             /// Wraps an identifier; callers validate it (see [`valid_id`]).
             pub fn new(id: impl Into<String>) -> Self {
-                Self(id.into())
+                Self(SmolStr::from(id.into()))
             }
 
             /// The identifier as text.
@@ -28,7 +35,7 @@ macro_rules! string_id {
 
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
-                Self(s.to_owned())
+                Self(SmolStr::new(s))
             }
         }
     };
@@ -45,6 +52,10 @@ string_id!(
 string_id!(
     /// A district of the city, e.g. `tractorul`.
     DistrictId
+);
+string_id!(
+    /// An area of an agency's jurisdiction, e.g. `city` or a district's id.
+    AreaId
 );
 string_id!(
     /// A fixed sensor site, e.g. `tc-eroilor-e`.

@@ -26,13 +26,13 @@ pub use city::{Agency, Area, Category, City, Contact, District, InformTarget, Se
 pub use event::{CitizenContact, Event, EventKind, Source};
 pub use fusion::IncidentIndex;
 pub use i18n::{Language, Localized};
-pub use ids::{AgencyId, CategoryId, DistrictId, EventId, IncidentId, SensorId};
+pub use ids::{AgencyId, AreaId, CategoryId, DistrictId, EventId, IncidentId, SensorId};
 pub use incident::{Incident, IncidentStatus, Severity};
 pub use lifecycle::{Action, ActionKind, Deadlines, SlaClock, SlaPolicy, TransitionError};
 pub use reading::Reading;
 pub use routing::{
-    override_report, CityIndex, InformRule, Informed, RouteCandidate, RoutingDecision, RoutingRule,
-    RuleOverrides,
+    override_report, CityIndex, InformRule, Informed, Jurisdictions, RouteCandidate,
+    RoutingDecision, RoutingRule, RuleOverrides,
 };
 pub use warning::{
     WarningArea, WarningError, WarningMessage, WarningOp, WarningText, WarningVersion,

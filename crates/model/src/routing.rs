@@ -2,16 +2,13 @@
 //!
 //! Boundary: lookups run in memory on R-trees of the city's areas, never against a database.
 
-use std::cmp::Ordering;
-use std::collections::HashMap;
-
 use geo::{Area as _, BoundingRect, MultiPolygon, Point};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
 
 use crate::city::{City, InformTarget};
 use crate::grid::{AreaGrid, GridMemory};
-use crate::ids::{AgencyId, CategoryId, DistrictId, IncidentId};
+use crate::ids::{AgencyId, AreaId, CategoryId, DistrictId, IncidentId};
 use crate::pip::PreparedArea;
 
 /// The rule that chose an agency.
@@ -50,7 +47,7 @@ pub struct RouteCandidate {
     /// The rule.
     pub rule: RoutingRule,
     /// The area of the agency's jurisdiction that contains the place, if the rule is jurisdiction.
-    pub area: Option<String>,
+    pub area: Option<AreaId>,
 }
 
 /// Why an agency is informed of an incident it is not responsible for.
@@ -90,7 +87,7 @@ pub struct Informed {
     /// The rule.
     pub rule: InformRule,
     /// The area of its jurisdiction that contains the place ([`InformRule::CategoryKind`]).
-    pub area: Option<String>,
+    pub area: Option<AreaId>,
 }
 
 /// The agency chosen for an incident, why, the ranked alternatives, and who else is informed.
@@ -192,20 +189,44 @@ pub fn override_report(
 
 type DistrictEntry = GeomWithData<Rectangle<[f64; 2]>, usize>;
 
+/// A jurisdiction in the grid: its agency, its index among the agency's areas, and the agency's
+/// kind (an index into the city's kinds).
+#[derive(Debug, Clone, Copy)]
+struct Ranked {
+    agency: u32,
+    area: u32,
+    kind: u32,
+}
+
+/// An [`InformTarget`] resolved once, when the index is built.
+#[derive(Debug, Clone)]
+enum Inform {
+    /// This agency, by id.
+    Agency(AgencyId),
+    /// The best agency of this kind (an index into the city's kinds) holding the place.
+    Kind(u32),
+    /// A kind no agency has: nobody.
+    Nobody,
+}
+
 /// A city with its spatial indexes: who is responsible where, and which district is where.
 #[derive(Debug)]
 pub struct CityIndex {
     city: City,
-    /// Which agencies' areas reach each cell of an adaptive grid over the city, with the few
-    /// edges of each that cross the cell (most cells lie whole in the areas that reach them: no
-    /// edge test at all).
+    /// Which jurisdictions reach each cell of an adaptive grid over the city, with the few edges
+    /// that cross the cell (most cells lie whole in the areas that reach them: no edge test at
+    /// all). A jurisdiction's number in the grid is its rank ([`CityIndex::new`]), so the grid
+    /// answers best first.
     grid: Option<AreaGrid>,
-    /// Each category's index, for [`CityIndex::handles`].
-    category_index: HashMap<CategoryId, usize>,
-    /// Per agency, a bit per category index it handles.
-    handles: Vec<Vec<u64>>,
-    /// Unsigned area (square degrees, for ranking only) of each agency's each area.
-    area_sizes: Vec<Vec<f64>>,
+    /// The jurisdictions by rank.
+    ranked: Vec<Ranked>,
+    /// Each category's index, for [`CityIndex::handles`] (foldhash: hashed once per lookup).
+    category_index: foldhash::HashMap<CategoryId, usize>,
+    /// `words` words per agency: a bit per category index it handles.
+    handles: Vec<u64>,
+    words: usize,
+    /// Per category index, its inform targets, resolved.
+    inform: Vec<Vec<Inform>>,
     districts: RTree<DistrictEntry>,
     /// Each district's area, prepared.
     district_areas: Vec<PreparedArea>,
@@ -219,21 +240,15 @@ fn rect_of(geometry: &MultiPolygon) -> Option<Rectangle<[f64; 2]>> {
 }
 
 impl CityIndex {
-    /// Builds the indexes (bulk-loaded R-trees). Areas with no geometry are skipped.
+    /// Builds the indexes (bulk-loaded R-trees, the jurisdictions' grid). Areas with no
+    /// geometry are skipped.
+    ///
+    /// Jurisdictions are ranked once, here: the agency's priority (lower first), then the
+    /// area's size (smaller, more specific first; unsigned square degrees), then the agency id,
+    /// then the area's index in the agency. Every answer about a place lists them in that
+    /// order, so an agency's first area holding the place is its best.
     pub fn new(city: City) -> Self {
-        let area_sizes: Vec<Vec<f64>> = city
-            .agencies
-            .iter()
-            .map(|agency| {
-                agency
-                    .areas
-                    .iter()
-                    .map(|a| a.geometry.unsigned_area())
-                    .collect()
-            })
-            .collect();
-        // Prepared only to build the grid, which keeps each leaf's few edges.
-        let prepared: Vec<(usize, usize, PreparedArea)> = city
+        let mut order: Vec<(usize, usize, f64)> = city
             .agencies
             .iter()
             .enumerate()
@@ -242,16 +257,39 @@ impl CityIndex {
                     .areas
                     .iter()
                     .enumerate()
-                    .map(move |(ri, area)| (ai, ri, PreparedArea::new(&area.geometry)))
+                    .map(move |(ri, area)| (ai, ri, area.geometry.unsigned_area()))
             })
             .collect();
-        let grid_areas: Vec<crate::grid::GridArea<'_>> =
-            prepared.iter().map(|(ai, ri, p)| (*ai, *ri, p)).collect();
-        let grid = AreaGrid::build(&grid_areas);
-        drop(grid_areas);
+        order.sort_by(|a, b| {
+            let (x, y) = (&city.agencies[a.0], &city.agencies[b.0]);
+            x.priority
+                .cmp(&y.priority)
+                .then(a.2.total_cmp(&b.2))
+                .then_with(|| x.id.cmp(&y.id))
+                .then(a.1.cmp(&b.1))
+                .then(a.0.cmp(&b.0))
+        });
+        let mut kinds: Vec<&str> = city.agencies.iter().map(|a| a.kind.as_str()).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let kind_of = |kind: &str| kinds.binary_search(&kind).ok().map(|k| k as u32);
+        let ranked: Vec<Ranked> = order
+            .iter()
+            .map(|&(ai, ri, _)| Ranked {
+                agency: ai as u32,
+                area: ri as u32,
+                kind: kind_of(&city.agencies[ai].kind).unwrap_or(u32::MAX),
+            })
+            .collect();
+        // Prepared only to build the grid, which keeps each leaf's few edges.
+        let prepared: Vec<PreparedArea> = order
+            .iter()
+            .map(|&(ai, ri, _)| PreparedArea::new(&city.agencies[ai].areas[ri].geometry))
+            .collect();
+        let grid = AreaGrid::build(&prepared.iter().collect::<Vec<_>>());
         drop(prepared);
         // The first category of an id, as `City::category` finds it (later ones overwritten).
-        let category_index: HashMap<CategoryId, usize> = city
+        let category_index: foldhash::HashMap<CategoryId, usize> = city
             .categories
             .iter()
             .enumerate()
@@ -259,17 +297,27 @@ impl CityIndex {
             .map(|(i, c)| (c.id.clone(), i))
             .collect();
         let words = city.categories.len().div_ceil(64);
-        let handles = city
-            .agencies
-            .iter()
-            .map(|agency| {
-                let mut bits = vec![0u64; words];
-                for c in &agency.categories {
-                    if let Some(&i) = category_index.get(c) {
-                        bits[i / 64] |= 1 << (i % 64);
-                    }
+        let mut handles = vec![0u64; words * city.agencies.len()];
+        for (ai, agency) in city.agencies.iter().enumerate() {
+            for c in &agency.categories {
+                if let Some(&i) = category_index.get(c) {
+                    handles[ai * words + i / 64] |= 1 << (i % 64);
                 }
-                bits
+            }
+        }
+        let inform = city
+            .categories
+            .iter()
+            .map(|c| {
+                c.inform
+                    .iter()
+                    .map(|target| match target {
+                        InformTarget::Agency(agency) => Inform::Agency(agency.clone()),
+                        InformTarget::Kind(kind) => {
+                            kind_of(kind).map_or(Inform::Nobody, Inform::Kind)
+                        }
+                    })
+                    .collect()
             })
             .collect();
         let district_entries = city
@@ -280,9 +328,11 @@ impl CityIndex {
             .collect();
         CityIndex {
             grid,
+            ranked,
             category_index,
             handles,
-            area_sizes,
+            words,
+            inform,
             districts: RTree::bulk_load(district_entries),
             district_areas: city
                 .districts
@@ -298,8 +348,9 @@ impl CityIndex {
     /// bit test; by name for a category the city does not list).
     fn handles(&self, ai: usize, index: Option<usize>, category: &CategoryId) -> bool {
         match index {
-            Some(i) => self.handles[ai]
-                .get(i / 64)
+            Some(i) => self
+                .handles
+                .get(ai * self.words + i / 64)
                 .is_some_and(|w| w & (1 << (i % 64)) != 0),
             None => self.city.agencies[ai].handles(category),
         }
@@ -331,19 +382,20 @@ impl CityIndex {
     pub fn route(&self, category: &CategoryId, point: Point) -> RoutingDecision {
         let category_index = self.category_index.get(category).copied();
         // Each area's test once: the responsible agency and those informed are chosen from it.
-        let holding = self.holding(point);
-        let mut ranked = self
-            .ranked(holding.as_slice(), |ai| {
-                self.handles(ai, category_index, category)
+        let mut holding = Small::<64>::default();
+        self.holding(point, &mut holding);
+        let held = holding.as_slice();
+        let mut agencies = Small::<16>::default();
+        let mut ranked = held.iter().filter_map(|&rank| {
+            let r = self.ranked[rank as usize];
+            // Best first: an agency's first area is its best.
+            let wanted = self.handles(r.agency as usize, category_index, category)
+                && !agencies.as_slice().contains(&r.agency);
+            wanted.then(|| {
+                agencies.push(r.agency);
+                self.candidate(r)
             })
-            .map(|held| {
-                let agency = &self.city.agencies[held.agency];
-                RouteCandidate {
-                    agency: agency.id.clone(),
-                    rule: RoutingRule::Jurisdiction,
-                    area: Some(agency.areas[held.area].id.clone()),
-                }
-            });
+        });
         let (chosen, alternatives) = match ranked.next() {
             Some(chosen) => (chosen, ranked.collect()),
             None => (
@@ -355,11 +407,43 @@ impl CityIndex {
                 Vec::new(),
             ),
         };
-        let informed = self.informed_among(category_index, holding.as_slice(), &chosen.agency);
+        let informed = self.informed_among(category_index, held, &chosen.agency);
         RoutingDecision {
             chosen,
             alternatives,
             informed,
+        }
+    }
+
+    /// The jurisdictions holding `point` (inside or on the boundary) whose agency handles
+    /// `category`: every (agency, area) pair, an agency's several areas included, best first
+    /// (the rank of [`CityIndex::new`]). The question a spatial database answers with
+    /// `ST_Contains` and a category test; [`CityIndex::route`] ranks the same areas.
+    pub fn jurisdictions(&self, category: &CategoryId, point: Point) -> Jurisdictions<'_> {
+        let category_index = self.category_index.get(category).copied();
+        let mut held = Small::<64>::default();
+        if let Some(grid) = &self.grid {
+            grid.holding(point, |rank| {
+                let agency = self.ranked[rank as usize].agency as usize;
+                if self.handles(agency, category_index, category) {
+                    held.push(rank);
+                }
+            });
+        }
+        Jurisdictions {
+            index: self,
+            held,
+            next: 0,
+        }
+    }
+
+    /// The jurisdiction `r` as a candidate.
+    fn candidate(&self, r: Ranked) -> RouteCandidate {
+        let agency = &self.city.agencies[r.agency as usize];
+        RouteCandidate {
+            agency: agency.id.clone(),
+            rule: RoutingRule::Jurisdiction,
+            area: Some(agency.areas[r.area as usize].id.clone()),
         }
     }
 
@@ -374,39 +458,43 @@ impl CityIndex {
         responsible: &AgencyId,
     ) -> Vec<Informed> {
         let category_index = self.category_index.get(category).copied();
-        self.informed_among(category_index, self.holding(point).as_slice(), responsible)
+        let mut holding = Small::<64>::default();
+        self.holding(point, &mut holding);
+        self.informed_among(category_index, holding.as_slice(), responsible)
     }
 
     /// [`CityIndex::informed`] for the category of index `category_index`, at a point held by
-    /// the areas `held` (agency index, area index).
+    /// the jurisdictions of ranks `held` (best first).
     fn informed_among(
         &self,
         category_index: Option<usize>,
-        held: &[(u32, u32)],
+        held: &[u32],
         responsible: &AgencyId,
     ) -> Vec<Informed> {
-        let Some(category) = category_index.and_then(|i| self.city.categories.get(i)) else {
+        let Some(targets) = category_index.and_then(|i| self.inform.get(i)) else {
             return Vec::new();
         };
         let mut out: Vec<Informed> = Vec::new();
-        for target in &category.inform {
+        for target in targets {
             // Compared by reference; cloned only when kept.
             let (agency, rule, area) = match target {
-                InformTarget::Agency(agency) => (agency, InformRule::CategoryAgency, None),
-                InformTarget::Kind(kind) => {
-                    let Some(held) = self
-                        .ranked(held, |ai| self.city.agencies[ai].kind == *kind)
-                        .next()
+                Inform::Agency(agency) => (agency, InformRule::CategoryAgency, None),
+                Inform::Kind(kind) => {
+                    let Some(r) = held
+                        .iter()
+                        .map(|&rank| self.ranked[rank as usize])
+                        .find(|r| r.kind == *kind)
                     else {
                         continue;
                     };
-                    let agency = &self.city.agencies[held.agency];
+                    let agency = &self.city.agencies[r.agency as usize];
                     (
                         &agency.id,
                         InformRule::CategoryKind,
-                        Some(&agency.areas[held.area].id),
+                        Some(&agency.areas[r.area as usize].id),
                     )
                 }
+                Inform::Nobody => continue,
             };
             if agency != responsible && !out.iter().any(|o| o.agency == *agency) {
                 out.push(Informed {
@@ -419,72 +507,12 @@ impl CityIndex {
         out
     }
 
-    /// Better first: the lower priority number, then the smaller area, then the agency id (then
-    /// the area's index, between two areas of one agency as large as each other).
-    fn rank(&self, a: &Held, b: &Held) -> Ordering {
-        a.priority
-            .cmp(&b.priority)
-            .then(a.size.total_cmp(&b.size))
-            .then_with(|| {
-                self.city.agencies[a.agency]
-                    .id
-                    .cmp(&self.city.agencies[b.agency].id)
-            })
-            .then(a.area.cmp(&b.area))
-    }
-
-    /// The areas holding `point` (inside or on the boundary), as (agency index, area index).
-    fn holding(&self, point: Point) -> Holding {
-        let mut holding = Holding::default();
-        for candidate in self.grid.iter().flat_map(|g| g.candidates(point)) {
-            if candidate.contains() {
-                // Indexes of the city's own agencies and areas, given as u32 by the grid.
-                holding.push((candidate.owner() as u32, candidate.area() as u32));
-            }
+    /// The ranks of the jurisdictions holding `point` (inside or on the boundary), best first,
+    /// into `out`.
+    fn holding<const N: usize>(&self, point: Point, out: &mut Small<N>) {
+        if let Some(grid) = &self.grid {
+            grid.holding(point, |rank| out.push(rank));
         }
-        holding
-    }
-
-    /// The agencies `wanted` accepts (by index) among the areas `held`, each once with its
-    /// best area, best first ([`CityIndex::rank`]). Nothing is allocated unless several
-    /// agencies hold the point.
-    fn ranked(
-        &self,
-        held: &[(u32, u32)],
-        wanted: impl Fn(usize) -> bool,
-    ) -> std::iter::Chain<std::option::IntoIter<Held>, std::vec::IntoIter<Held>> {
-        let mut first: Option<Held> = None;
-        let mut more: Vec<Held> = Vec::new();
-        for &(agency, area) in held {
-            let (agency, area) = (agency as usize, area as usize);
-            if !wanted(agency) {
-                continue;
-            }
-            let held = Held {
-                priority: self.city.agencies[agency].priority,
-                size: self.area_sizes[agency][area],
-                agency,
-                area,
-            };
-            let same = match first.as_mut() {
-                None => {
-                    first = Some(held);
-                    continue;
-                }
-                Some(f) if f.agency == agency => Some(f),
-                Some(_) => more.iter_mut().find(|m| m.agency == agency),
-            };
-            match same {
-                Some(kept) if self.rank(&held, kept).is_lt() => *kept = held,
-                Some(_) => {}
-                None => more.push(held),
-            }
-        }
-        if !more.is_empty() {
-            more.extend(first.take());
-            more.sort_by(|a, b| self.rank(a, b));
-        }
-        first.into_iter().chain(more)
     }
 
     /// The size of the jurisdictions' grid, if there is one.
@@ -493,47 +521,67 @@ impl CityIndex {
     }
 }
 
-/// The areas holding a point, as (agency index, area index): on the stack for the usual few.
-#[derive(Default)]
-struct Holding {
-    inline: [(u32, u32); 32],
-    len: usize,
-    /// All of them, once there are more than `inline` holds.
-    spilled: Vec<(u32, u32)>,
+/// The jurisdictions holding a point, from [`CityIndex::jurisdictions`]: (agency, area), best
+/// first.
+#[derive(Debug)]
+pub struct Jurisdictions<'a> {
+    index: &'a CityIndex,
+    held: Small<64>,
+    next: usize,
 }
 
-impl Holding {
-    fn push(&mut self, held: (u32, u32)) {
+impl<'a> Iterator for Jurisdictions<'a> {
+    type Item = (&'a AgencyId, &'a AreaId);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rank = *self.held.as_slice().get(self.next)?;
+        self.next += 1;
+        let r = self.index.ranked[rank as usize];
+        let agency = &self.index.city.agencies[r.agency as usize];
+        Some((&agency.id, &agency.areas[r.area as usize].id))
+    }
+}
+
+/// A short list of numbers, on the stack for the usual few (ranks holding a point, agencies
+/// already listed).
+#[derive(Debug)]
+struct Small<const N: usize> {
+    inline: [u32; N],
+    len: usize,
+    /// All of them, once there are more than `N`.
+    spilled: Vec<u32>,
+}
+
+impl<const N: usize> Default for Small<N> {
+    fn default() -> Self {
+        Small {
+            inline: [0; N],
+            len: 0,
+            spilled: Vec::new(),
+        }
+    }
+}
+
+impl<const N: usize> Small<N> {
+    fn push(&mut self, n: u32) {
         if !self.spilled.is_empty() {
-            self.spilled.push(held);
+            self.spilled.push(n);
         } else if let Some(slot) = self.inline.get_mut(self.len) {
-            *slot = held;
+            *slot = n;
             self.len += 1;
         } else {
             self.spilled.extend_from_slice(&self.inline);
-            self.spilled.push(held);
+            self.spilled.push(n);
         }
     }
 
-    fn as_slice(&self) -> &[(u32, u32)] {
+    fn as_slice(&self) -> &[u32] {
         if self.spilled.is_empty() {
             &self.inline[..self.len]
         } else {
             &self.spilled
         }
     }
-}
-
-/// A jurisdiction holding a point, as [`CityIndex::rank`] ranks it.
-#[derive(Debug, Clone, Copy)]
-struct Held {
-    priority: i32,
-    /// The area's size (square degrees).
-    size: f64,
-    /// The agency's index in the city.
-    agency: usize,
-    /// The area's index in the agency.
-    area: usize,
 }
 
 #[cfg(test)]
@@ -727,9 +775,56 @@ mod tests {
             let d = index.route(&CategoryId::from(c.category), Point::new(c.at.0, c.at.1));
             assert_eq!(d.chosen.agency.as_str(), c.agency, "{}", c.name);
             assert_eq!(d.chosen.rule, c.rule, "{}", c.name);
-            assert_eq!(d.chosen.area.as_deref(), c.area, "{}", c.name);
+            assert_eq!(
+                d.chosen.area.as_ref().map(AreaId::as_str),
+                c.area,
+                "{}",
+                c.name
+            );
             let alts: Vec<&str> = d.alternatives.iter().map(|a| a.agency.as_str()).collect();
             assert_eq!(alts, c.alternatives, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn jurisdictions_are_every_area_holding_the_place_best_first() {
+        let index = CityIndex::new(city());
+        /// Category, place, the (agency, area) pairs.
+        type Case = (
+            &'static str,
+            (f64, f64),
+            &'static [(&'static str, &'static str)],
+        );
+        let cases: [Case; 5] = [
+            (
+                "heat",
+                (1.5, 1.5),
+                &[
+                    ("heat-small", "block"),
+                    ("heat-west", "west"),
+                    ("dispatch", "city"),
+                ],
+            ),
+            (
+                "water",
+                (7.0, 7.0),
+                &[("water", "north"), ("dispatch", "city")],
+            ),
+            // On the west area's edge: in it.
+            (
+                "heat",
+                (5.0, 3.0),
+                &[("heat-west", "west"), ("dispatch", "city")],
+            ),
+            ("heat", (20.0, 20.0), &[]),
+            ("nope", (1.5, 1.5), &[]),
+        ];
+        for (category, (x, y), want) in cases {
+            let got: Vec<(&str, &str)> = index
+                .jurisdictions(&category.into(), Point::new(x, y))
+                .map(|(a, r)| (a.as_str(), r.as_str()))
+                .collect();
+            assert_eq!(got, want, "{category} at ({x}, {y})");
         }
     }
 
@@ -830,7 +925,13 @@ mod tests {
             let got: Vec<(&str, &str, Option<&str>)> = d
                 .informed
                 .iter()
-                .map(|i| (i.agency.as_str(), i.rule.as_str(), i.area.as_deref()))
+                .map(|i| {
+                    (
+                        i.agency.as_str(),
+                        i.rule.as_str(),
+                        i.area.as_ref().map(AreaId::as_str),
+                    )
+                })
                 .collect();
             assert_eq!(got, expected, "{name}");
         }

@@ -132,7 +132,7 @@ impl CityDocument {
             .flat_map(|a| {
                 a.areas.iter().map(move |area| {
                     json!({"type": "Feature", "geometry": multipolygon(&area.geometry),
-                        "properties": {"agency": a.id.as_str(), "area": area.id, "name": area.name}})
+                        "properties": {"agency": a.id.as_str(), "area": area.id.as_str(), "name": area.name}})
                 })
             })
             .collect();

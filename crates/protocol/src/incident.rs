@@ -43,7 +43,7 @@ impl From<&RouteCandidate> for RouteDto {
         RouteDto {
             agency: c.agency.to_string(),
             rule: c.rule.as_str().into(),
-            area: c.area.clone(),
+            area: c.area.as_ref().map(|a| a.as_str().to_owned()),
         }
     }
 }
@@ -82,7 +82,7 @@ impl From<&RoutingDecision> for RoutingDto {
         RoutingDto {
             agency: d.chosen.agency.to_string(),
             rule: d.chosen.rule.as_str().into(),
-            area: d.chosen.area.clone(),
+            area: d.chosen.area.as_ref().map(|a| a.as_str().to_owned()),
             alternatives: d.alternatives.iter().map(RouteDto::from).collect(),
             informed: d
                 .informed
@@ -90,7 +90,7 @@ impl From<&RoutingDecision> for RoutingDto {
                 .map(|i| InformedDto {
                     agency: i.agency.to_string(),
                     rule: i.rule.as_str().into(),
-                    area: i.area.clone(),
+                    area: i.area.as_ref().map(|a| a.as_str().to_owned()),
                 })
                 .collect(),
         }

@@ -54,7 +54,7 @@ impl RoutingOverridesReport {
                 .map(|r| RuleOverridesDto {
                     rule: r.rule.rule.as_str().into(),
                     agency: r.rule.agency.to_string(),
-                    area: r.rule.area.clone(),
+                    area: r.rule.area.as_ref().map(|a| a.as_str().to_owned()),
                     routed: r.routed,
                     overridden: r.overridden,
                     override_rate: r.override_rate(),

@@ -1020,7 +1020,7 @@ fn timeline_detail(event: &Event, change: &IncidentChange) -> serde_json::Value 
             "status": incident.status.as_str(),
             "agency": incident.agency.as_str(),
             "rule": incident.routing.chosen.rule.as_str(),
-            "area": incident.routing.chosen.area,
+            "area": incident.routing.chosen.area.as_ref().map(|a| a.as_str()),
             "district": incident.district.as_ref().map(|d| d.as_str()),
         }),
         ChangeKind::ReportJoined => json!({

@@ -8,7 +8,7 @@ use geo::{Coord, LineString, MultiPolygon, Point, Polygon};
 use serde::{Deserialize, Serialize};
 
 use model::{
-    EventId, Incident, IncidentId, IncidentStatus, InformRule, Informed, RouteCandidate,
+    AreaId, EventId, Incident, IncidentId, IncidentStatus, InformRule, Informed, RouteCandidate,
     RoutingDecision, RoutingRule, Severity, SlaClock,
 };
 
@@ -49,7 +49,7 @@ impl From<&RouteCandidate> for CandidateJson {
         CandidateJson {
             agency: c.agency.as_str().to_owned(),
             rule: c.rule.as_str().to_owned(),
-            area: c.area.clone(),
+            area: c.area.as_ref().map(|a| a.as_str().to_owned()),
         }
     }
 }
@@ -59,7 +59,7 @@ impl CandidateJson {
         Some(RouteCandidate {
             agency: self.agency.as_str().into(),
             rule: RoutingRule::parse(&self.rule)?,
-            area: self.area,
+            area: self.area.map(AreaId::new),
         })
     }
 }
@@ -75,7 +75,7 @@ pub(crate) fn routing_json(routing: &RoutingDecision) -> String {
             .map(|i| InformedJson {
                 agency: i.agency.as_str().to_owned(),
                 rule: i.rule.as_str().to_owned(),
-                area: i.area.clone(),
+                area: i.area.as_ref().map(|a| a.as_str().to_owned()),
             })
             .collect(),
     };
@@ -100,7 +100,7 @@ pub(crate) fn parse_routing(text: &str) -> Option<RoutingDecision> {
                 Some(Informed {
                     agency: i.agency.as_str().into(),
                     rule: InformRule::parse(&i.rule)?,
-                    area: i.area,
+                    area: i.area.map(AreaId::new),
                 })
             })
             .collect::<Option<_>>()?,

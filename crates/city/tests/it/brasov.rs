@@ -67,7 +67,7 @@ fn jurisdictions_come_from_all_three_sources() {
             .unwrap_or_else(|| panic!("agency {id}"))
             .areas
             .iter()
-            .map(|a| a.id.clone())
+            .map(|a| a.id.as_str().to_owned())
             .collect()
     };
     // whole_city = true

@@ -47,7 +47,13 @@ async fn a_burst_main_informs_the_traffic_police_and_public_transport() {
             .routing
             .informed
             .iter()
-            .map(|x| (x.agency.as_str(), x.rule.as_str(), x.area.as_deref()))
+            .map(|x| {
+                (
+                    x.agency.as_str(),
+                    x.rule.as_str(),
+                    x.area.as_ref().map(model::AreaId::as_str),
+                )
+            })
             .collect();
         assert_eq!(got, *expected, "{category}");
         assert!(
