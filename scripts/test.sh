@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of Dispecer, as CI does: installs and starts what the tests need (Mosquitto,
-# TimescaleDB, Chromium), then the gate: formatting, lints, and all tests, including the
+# TimescaleDB, Chromium), then the gate: formatting, lints, the dependencies' licences and
+# sources (scripts/deny.sh), and all tests, including the
 # end-to-end journeys against SQLite and TimescaleDB, the embedded broker and Mosquitto, and the
 # browser test; then a quick run of the benchmarks (it asserts nothing about speed) and a brief
 # run of every fuzz target (scripts/fuzz.sh).
@@ -29,6 +30,9 @@ cargo fmt --all --check
 
 echo "== lints" >&2
 cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== dependencies (cargo-deny: licences, bans, sources; advisories where a database is at hand)" >&2
+scripts/deny.sh
 
 echo "== build (the end-to-end tests start the real binary)" >&2
 cargo build --workspace --bins
