@@ -15,7 +15,7 @@ use model::CityIndex;
 use mqtt::{Credentials, Endpoint, IngestOptions, PublisherOptions};
 use store::Store;
 
-use crate::broker::LoginRequest;
+use crate::broker::{Grant, LoginRequest};
 use crate::config::{MqttAuth, RunOptions, SimOptions};
 use crate::tls::ServerTls;
 
@@ -32,9 +32,10 @@ const OUTBOX: usize = 1024;
 /// The user name of Dispecer's own clients on its embedded broker (no operator id has a `$`).
 const INTERNAL_USER: &str = "$dispecer";
 
-/// Answers the embedded broker's logins: Dispecer's own clients with this process's password;
-/// anyone else with a live API token: a utility's under its operator id, an agency's under its
-/// agency id, a sensor gateway's under any name (a dispatcher's token is for the HTTP API only).
+/// Answers the embedded broker's logins, each with what it may do ([`Grant`]): Dispecer's own
+/// clients with this process's password; anyone else with a live API token: a utility's under
+/// its operator id, an agency's under its agency id, a sensor gateway's and the citizens' app's
+/// under any name (a dispatcher's token is for the HTTP API only).
 async fn check_logins(
     mut requests: mpsc::Receiver<LoginRequest>,
     store: Store,
@@ -43,40 +44,46 @@ async fn check_logins(
     let internal_hash = store::hash_token(&internal.password);
     while let Some(login) = requests.recv().await {
         let hash = store::hash_token(&login.password);
-        let (allowed, why) = if login.username == internal.username {
-            (hash == internal_hash, "internal")
+        let (grant, why) = if login.username == internal.username {
+            (
+                (hash == internal_hash).then_some(Grant::Everything),
+                "internal",
+            )
         } else {
             match store.token_scope(&hash).await {
                 Ok(Some(scope)) => {
                     if let Some(operator) = scope.strip_prefix("events:") {
                         (
-                            operator == login.username,
+                            (operator == login.username)
+                                .then(|| Grant::Utility(operator.to_owned())),
                             "a utility's token is used with its operator id as user name",
                         )
                     } else if let Some(agency) = scope.strip_prefix("agency:") {
                         (
-                            agency == login.username,
+                            (agency == login.username).then(|| Grant::Agency(agency.to_owned())),
                             "an agency's token is used with its agency id as user name",
                         )
                     } else if scope == "readings" {
-                        (true, "sensor gateway")
+                        (Some(Grant::Gateway), "sensor gateway")
+                    } else if scope == "citizens-app" {
+                        (Some(Grant::CitizensApp), "citizens' app")
                     } else {
-                        (false, "this token is for the HTTP API only")
+                        (None, "this token is for the HTTP API only")
                     }
                 }
-                Ok(None) => (false, "no live token matches the password"),
+                Ok(None) => (None, "no live token matches the password"),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot check an mqtt login; refused");
-                    (false, "store unavailable")
+                    (None, "store unavailable")
                 }
             }
         };
-        if allowed {
-            tracing::debug!(client_id = %login.client_id, username = %login.username, "mqtt login accepted");
+        if let Some(grant) = &grant {
+            tracing::debug!(client_id = %login.client_id, username = %login.username, ?grant, "mqtt login accepted");
         } else {
             tracing::warn!(client_id = %login.client_id, username = %login.username, reason = why, "mqtt login refused");
         }
-        let _ = login.reply.send(allowed);
+        let _ = login.reply.send(grant);
     }
 }
 

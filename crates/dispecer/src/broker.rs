@@ -3,7 +3,12 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 
-use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+use std::sync::Arc;
+
+use protocol::topics;
+use rumqttd::{
+    Broker, Config, ConnectionSettings, PublishDecision, RouterConfig, ServerSettings, TopicPolicy,
+};
 use tokio::sync::{mpsc, oneshot};
 
 /// Why the embedded broker could not start.
@@ -38,8 +43,66 @@ pub struct LoginRequest {
     pub username: String,
     /// Password.
     pub password: String,
-    /// Whether it may connect.
-    pub reply: oneshot::Sender<bool>,
+    /// What it may do, or `None` to refuse the login.
+    pub reply: oneshot::Sender<Option<Grant>>,
+}
+
+/// What a login may publish and subscribe to on the embedded broker (the same rules
+/// `deploy/mosquitto.acl` gives Mosquitto).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// Dispecer's own clients: everything.
+    Everything,
+    /// A utility: publishes its own events (`dispecer/v1/in/utilities/{operator}/events`).
+    Utility(String),
+    /// An agency: publishes its updates (`dispecer/v1/in/agencies/{agency}/updates`) and
+    /// subscribes to its incidents (`dispecer/v1/out/agencies/{agency}/incidents`).
+    Agency(String),
+    /// A traffic sensor gateway: publishes readings of any counter
+    /// (`dispecer/v1/in/traffic/{sensor}`).
+    Gateway,
+    /// The citizens' reporting app's backend: publishes reports
+    /// (`dispecer/v1/in/citizen/reports`).
+    CitizensApp,
+}
+
+/// A login's [`Grant`] as the broker applies it: a publish outside it is routed to
+/// [`topics::refused`] (acknowledged, kept as a dead letter naming the login), a subscription
+/// outside it is refused (SUBACK failure).
+#[derive(Debug)]
+struct LoginPolicy {
+    login: String,
+    grant: Grant,
+}
+
+impl LoginPolicy {
+    fn may_publish(&self, topic: &str) -> bool {
+        match &self.grant {
+            Grant::Everything => true,
+            Grant::Utility(op) => topics::utility_operator(topic) == Some(op.as_str()),
+            Grant::Agency(agency) => topics::updating_agency(topic) == Some(agency.as_str()),
+            Grant::Gateway => topics::traffic_sensor(topic).is_some(),
+            Grant::CitizensApp => topic == topics::CITIZEN_REPORTS,
+        }
+    }
+}
+
+impl TopicPolicy for LoginPolicy {
+    fn publish(&self, topic: &str) -> PublishDecision {
+        if self.may_publish(topic) {
+            PublishDecision::Allow
+        } else {
+            PublishDecision::Redirect(topics::refused(&self.login, topic))
+        }
+    }
+
+    fn subscribe(&self, filter: &str) -> bool {
+        match &self.grant {
+            Grant::Everything => true,
+            Grant::Agency(agency) => filter == topics::agency_incidents(agency),
+            Grant::Utility(_) | Grant::Gateway | Grant::CitizensApp => false,
+        }
+    }
 }
 
 /// Starts rumqttd on `addr` in its own threads. It lives as long as the process. With `logins`,
@@ -58,13 +121,15 @@ pub fn start(
         max_inflight_count: 500,
         auth: None,
         external_auth: None,
+        authorize: None,
         dynamic_filters: true,
     };
     if let Some(logins) = logins {
-        connections.set_auth_handler(move |client_id, username, password| {
+        connections.set_authorize_handler(move |client_id, username, password| {
             let logins = logins.clone();
             async move {
                 let (reply, answer) = oneshot::channel();
+                let login = username.clone();
                 let request = LoginRequest {
                     client_id,
                     username,
@@ -72,9 +137,16 @@ pub fn start(
                     reply,
                 };
                 if logins.send(request).await.is_err() {
-                    return false;
+                    return Err(());
                 }
-                answer.await.unwrap_or(false)
+                match answer.await {
+                    Ok(Some(Grant::Everything)) => Ok(None),
+                    Ok(Some(grant)) => {
+                        let policy: Arc<dyn TopicPolicy> = Arc::new(LoginPolicy { login, grant });
+                        Ok(Some(policy))
+                    }
+                    Ok(None) | Err(_) => Err(()),
+                }
             }
         });
     }
@@ -115,4 +187,85 @@ pub fn start(
         })
         .map_err(|e| BrokerError::Start(e.to_string()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(grant: Grant) -> LoginPolicy {
+        LoginPolicy {
+            login: "apa-brasov".into(),
+            grant,
+        }
+    }
+
+    #[test]
+    fn each_login_publishes_only_on_its_own_topics() {
+        let own = topics::utility_events("apa-brasov");
+        let other = topics::utility_events("deer-brasov");
+        let utility = policy(Grant::Utility("apa-brasov".into()));
+        assert_eq!(utility.publish(&own), PublishDecision::Allow);
+        assert_eq!(
+            utility.publish(&other),
+            PublishDecision::Redirect(topics::refused("apa-brasov", &other))
+        );
+        for topic in [
+            topics::CITIZEN_REPORTS.to_owned(),
+            topics::traffic("tc-01"),
+            topics::agency_updates("apa-brasov"),
+            topics::refused("x", &own),
+            "dispecer/v1/out/dead-letters".to_owned(),
+        ] {
+            assert_ne!(utility.publish(&topic), PublishDecision::Allow, "{topic}");
+        }
+
+        let agency = policy(Grant::Agency("apa-brasov".into()));
+        assert_eq!(
+            agency.publish(&topics::agency_updates("apa-brasov")),
+            PublishDecision::Allow
+        );
+        assert_ne!(
+            agency.publish(&topics::agency_updates("deer-brasov")),
+            PublishDecision::Allow
+        );
+        assert_ne!(agency.publish(&own), PublishDecision::Allow);
+
+        let gateway = policy(Grant::Gateway);
+        assert_eq!(
+            gateway.publish(&topics::traffic("tc-01")),
+            PublishDecision::Allow
+        );
+        assert_ne!(
+            gateway.publish("dispecer/v1/in/traffic/tc-01/x"),
+            PublishDecision::Allow
+        );
+        assert_ne!(gateway.publish(&own), PublishDecision::Allow);
+
+        let app = policy(Grant::CitizensApp);
+        assert_eq!(app.publish(topics::CITIZEN_REPORTS), PublishDecision::Allow);
+        assert_ne!(app.publish(&own), PublishDecision::Allow);
+    }
+
+    #[test]
+    fn only_an_agency_subscribes_and_only_to_its_own_incidents() {
+        let agency = policy(Grant::Agency("apa-brasov".into()));
+        assert!(agency.subscribe(&topics::agency_incidents("apa-brasov")));
+        for filter in [
+            topics::agency_incidents("deer-brasov"),
+            "dispecer/v1/out/agencies/+/incidents".to_owned(),
+            "#".to_owned(),
+            topics::REFUSED_FILTER.to_owned(),
+            topics::SUPERVISOR_ESCALATIONS.to_owned(),
+        ] {
+            assert!(!agency.subscribe(&filter), "{filter}");
+        }
+        for grant in [
+            Grant::Utility("apa-brasov".into()),
+            Grant::Gateway,
+            Grant::CitizensApp,
+        ] {
+            assert!(!policy(grant).subscribe("#"));
+        }
+    }
 }

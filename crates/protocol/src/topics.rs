@@ -59,9 +59,70 @@ pub fn utility_operator(topic: &str) -> Option<&str> {
     (!op.is_empty() && !op.contains('/')).then_some(op)
 }
 
+/// Where the embedded broker routes a publish its sender's login may not make: Dispecer reads
+/// them and keeps each as a dead letter naming the login and the topic it tried.
+pub const REFUSED_FILTER: &str = "dispecer/v1/refused/#";
+
+/// The topic a publish by `login` on `topic` is redirected to when refused. The login is
+/// percent-encoded (anything but ASCII letters, digits, `-`, `_` and `.`), so that it stays one
+/// level with no wildcard.
+pub fn refused(login: &str, topic: &str) -> String {
+    let mut out = String::with_capacity(20 + login.len() + topic.len());
+    out.push_str("dispecer/v1/refused/");
+    for b in login.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out.push('/');
+    out.push_str(topic);
+    out
+}
+
+/// The login and the topic it tried, if `topic` is one of [`refused`]'s.
+pub fn refused_parts(topic: &str) -> Option<(String, &str)> {
+    let rest = topic.strip_prefix("dispecer/v1/refused/")?;
+    let (encoded, tried) = rest.split_once('/')?;
+    let mut login = Vec::with_capacity(encoded.len());
+    let mut bytes = encoded.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            let hex = std::str::from_utf8(&hex).ok()?;
+            login.push(u8::from_str_radix(hex, 16).ok()?);
+        } else {
+            login.push(b);
+        }
+    }
+    Some((String::from_utf8(login).ok()?, tried))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_topics_round_trip() {
+        for login in ["apa-brasov", "gateway 7/b#+", "ștefan", "", "%41"] {
+            let topic = refused(login, "dispecer/v1/in/utilities/deer-brasov/events");
+            let level = topic
+                .strip_prefix("dispecer/v1/refused/")
+                .and_then(|r| r.split('/').next())
+                .unwrap_or_default();
+            assert!(!level.contains(['+', '#']), "{topic}");
+            assert_eq!(
+                refused_parts(&topic),
+                Some((
+                    login.to_owned(),
+                    "dispecer/v1/in/utilities/deer-brasov/events"
+                ))
+            );
+        }
+        assert_eq!(refused_parts("dispecer/v1/refused/a%4"), None);
+        assert_eq!(refused_parts(CITIZEN_REPORTS), None);
+    }
 
     #[test]
     fn utility_topics_round_trip() {

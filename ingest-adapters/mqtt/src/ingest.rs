@@ -74,6 +74,7 @@ impl Session {
                 topics::CITIZEN_REPORTS,
                 topics::UTILITY_EVENTS_FILTER,
                 topics::AGENCY_UPDATES_FILTER,
+                topics::REFUSED_FILTER,
             ],
             Session::Readings => &[topics::TRAFFIC_FILTER],
         }
@@ -312,6 +313,9 @@ enum Refusal {
     Wire(WireError),
     /// Its sender published too much ([`crate::rate`]).
     RateLimited(RateLimited),
+    /// The embedded broker redirected it: its sender's login may not publish on the topic it
+    /// tried ([`topics::refused`]).
+    NotAllowed { login: String, tried: String },
 }
 
 impl std::fmt::Display for Refusal {
@@ -319,6 +323,11 @@ impl std::fmt::Display for Refusal {
         match self {
             Refusal::Wire(e) => e.fmt(f),
             Refusal::RateLimited(e) => e.fmt(f),
+            Refusal::NotAllowed { login, tried } => write!(
+                f,
+                "the MQTT login {login:?} may not publish on {tried}: each sender publishes \
+                 only on its own topics (see SECURITY.md)"
+            ),
         }
     }
 }
@@ -442,10 +451,18 @@ impl Inbound {
         };
         // Beyond the sender's allowance: refused whatever the payload (parsed all the same, for
         // the feed's name; a parse is cheap beside the commit it saves).
-        let parsed = match allowed {
+        let mut parsed = match allowed {
             Ok(()) => parsed.map_err(Refusal::Wire),
             Err(limited) => Err(Refusal::RateLimited(limited)),
         };
+        let mut feed = feed;
+        if let Some((login, tried)) = topics::refused_parts(topic) {
+            feed = format!("login:{login}");
+            parsed = Err(Refusal::NotAllowed {
+                login,
+                tried: tried.to_owned(),
+            });
+        }
         Inbound {
             origin,
             feed,
@@ -920,8 +937,10 @@ async fn dead_letter(
     let topic = msg.topic();
     tracing::info!(topic, reason = %refusal, "message refused, stored as a dead letter");
     // A citizen's contact details are personal data; the dead letters are not (anyone may read
-    // them, as the HTTP path's refused reports, which keep no payload at all).
-    let mut payload = if topic == topics::CITIZEN_REPORTS {
+    // them, as the HTTP path's refused reports, which keep no payload at all). A report refused
+    // by the broker's policy is as personal as one refused here.
+    let tried = topics::refused_parts(topic).map_or(topic, |(_, tried)| tried);
+    let mut payload = if topic == topics::CITIZEN_REPORTS || tried == topics::CITIZEN_REPORTS {
         inbound::citizen_report_for_dead_letter(msg.payload())
     } else {
         msg.payload().to_vec()

@@ -51,6 +51,41 @@ pub type AuthHandler = Arc<
         + Sync,
 >;
 
+/// Dispecer's patch: what one logged-in connection may publish and subscribe to, decided at
+/// its login by an [`AuthorizeHandler`] and applied by the router to every PUBLISH, SUBSCRIBE
+/// filter and last will of that connection.
+pub trait TopicPolicy: Send + Sync + fmt::Debug {
+    /// What becomes of a publish on `topic`.
+    fn publish(&self, topic: &str) -> PublishDecision;
+    /// Whether the connection may subscribe to `filter` (a refused filter is answered with the
+    /// SUBACK failure code, the others of the same SUBSCRIBE are granted as usual).
+    fn subscribe(&self, filter: &str) -> bool;
+}
+
+/// What the router does with a publish, as a [`TopicPolicy`] decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishDecision {
+    /// Routed on its own topic.
+    Allow,
+    /// Routed on this topic instead (acknowledged to the publisher as usual, in order): where
+    /// the embedding application collects what was refused, with the publisher and the topic
+    /// it tried.
+    Redirect(String),
+}
+
+/// Dispecer's patch: checks a login like [`AuthHandler`] and answers with the connection's
+/// [`TopicPolicy`] (`Ok(None)`: everything allowed; `Err(())`: login refused).
+pub type AuthorizeHandler = Arc<
+    dyn Fn(
+            ClientId,
+            AuthUser,
+            AuthPass,
+        ) -> Pin<
+            Box<dyn std::future::Future<Output = Result<Option<Arc<dyn TopicPolicy>>, ()>> + Send>,
+        > + Send
+        + Sync,
+>;
+
 #[derive(Debug, Default, Serialize, Deserialize, Clone)]
 pub struct Config {
     pub id: usize,
@@ -150,6 +185,9 @@ pub struct ConnectionSettings {
     pub auth: Option<HashMap<String, String>>,
     #[serde(skip)]
     pub external_auth: Option<AuthHandler>,
+    /// Dispecer's patch: takes precedence over `auth` and `external_auth` when set.
+    #[serde(skip)]
+    pub authorize: Option<AuthorizeHandler>,
     #[serde(default)]
     pub dynamic_filters: bool,
 }
@@ -166,6 +204,18 @@ impl ConnectionSettings {
             Box::pin(auth)
         }));
     }
+
+    /// Dispecer's patch: see [`AuthorizeHandler`].
+    pub fn set_authorize_handler<F, O>(&mut self, authorize: F)
+    where
+        F: Fn(ClientId, AuthUser, AuthPass) -> O + Send + Sync + 'static,
+        O: IntoFuture<Output = Result<Option<Arc<dyn TopicPolicy>>, ()>> + 'static,
+        O::IntoFuture: Send,
+    {
+        self.authorize = Some(Arc::new(move |client_id, username, password| {
+            Box::pin(authorize(client_id, username, password).into_future())
+        }));
+    }
 }
 
 impl fmt::Debug for ConnectionSettings {
@@ -176,6 +226,7 @@ impl fmt::Debug for ConnectionSettings {
             .field("max_inflight_count", &self.max_inflight_count)
             .field("auth", &self.auth)
             .field("external_auth", &self.external_auth.is_some())
+            .field("authorize", &self.authorize.is_some())
             .field("dynamic_filters", &self.dynamic_filters)
             .finish()
     }

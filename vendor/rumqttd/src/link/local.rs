@@ -7,7 +7,7 @@ use crate::router::{
     iobufs::{Incoming, Outgoing},
     Connection, Event, Notification, ShadowRequest,
 };
-use crate::ConnectionId;
+use crate::{ConnectionId, TopicPolicy};
 use bytes::Bytes;
 use flume::{Receiver, RecvError, RecvTimeoutError, SendError, Sender, TrySendError};
 use parking_lot::lock_api::MutexGuard;
@@ -49,6 +49,8 @@ pub struct LinkBuilder<'a> {
     dynamic_filters: bool,
     // default to 0, indicating to not use topic alias
     topic_alias_max: u16,
+    // Dispecer's patch: what the connection may publish and subscribe to (None: everything)
+    policy: Option<Arc<dyn TopicPolicy>>,
 }
 
 impl<'a> LinkBuilder<'a> {
@@ -62,7 +64,14 @@ impl<'a> LinkBuilder<'a> {
             last_will_properties: None,
             dynamic_filters: false,
             topic_alias_max: 0,
+            policy: None,
         }
+    }
+
+    /// Dispecer's patch: see [`TopicPolicy`].
+    pub fn policy(mut self, policy: Option<Arc<dyn TopicPolicy>>) -> Self {
+        self.policy = policy;
+        self
     }
 
     pub fn tenant_id(mut self, tenant_id: Option<String>) -> Self {
@@ -108,6 +117,7 @@ impl<'a> LinkBuilder<'a> {
             self.dynamic_filters,
         );
 
+        connection.policy = self.policy;
         connection
             .last_will(self.last_will, self.last_will_properties)
             .topic_alias_max(self.topic_alias_max);

@@ -4,7 +4,7 @@ use crate::link::network::Network;
 use crate::local::LinkBuilder;
 use crate::protocol::{ConnAck, Connect, ConnectReturnCode, Login, Packet, Protocol};
 use crate::router::{Event, Notification};
-use crate::{ConnectionId, ConnectionSettings};
+use crate::{ConnectionId, ConnectionSettings, PublishDecision, TopicPolicy};
 
 use flume::{RecvError, SendError, Sender, TrySendError};
 use std::cmp::min;
@@ -68,6 +68,7 @@ impl<P: Protocol> RemoteLink<P> {
         connect_packet: Packet,
         dynamic_filters: bool,
         assigned_client_id: Option<String>,
+        policy: Option<Arc<dyn TopicPolicy>>,
     ) -> Result<RemoteLink<P>, Error> {
         let Packet::Connect(connect, props, lastwill, lastwill_props, _) = connect_packet else {
             return Err(Error::NotConnectPacket(connect_packet));
@@ -100,6 +101,7 @@ impl<P: Protocol> RemoteLink<P> {
             .last_will_properties(lastwill_props)
             .dynamic_filters(dynamic_filters)
             .topic_alias_max(topic_alias_max.unwrap_or(0))
+            .policy(policy)
             .build()?;
 
         let id = link_rx.id();
@@ -174,7 +176,7 @@ impl<P: Protocol> RemoteLink<P> {
 pub async fn mqtt_connect<P>(
     config: Arc<ConnectionSettings>,
     network: &mut Network<P>,
-) -> Result<Packet, Error>
+) -> Result<(Packet, Option<Arc<dyn TopicPolicy>>), Error>
 where
     P: Protocol,
 {
@@ -188,14 +190,43 @@ where
     })
     .await??;
 
-    let (connect, _props, login) = match packet {
-        Packet::Connect(ref connect, ref props, _, _, ref login) => (connect, props, login),
+    let (connect, _props, will, login) = match packet {
+        Packet::Connect(ref connect, ref props, ref will, _, ref login) => {
+            (connect, props, will, login)
+        }
         packet => return Err(Error::NotConnectPacket(packet)),
     };
 
     Span::current().record("client_id", &connect.client_id);
 
-    handle_auth(config.clone(), login.as_ref(), &connect.client_id).await?;
+    let policy = match handle_auth(config.clone(), login.as_ref(), &connect.client_id).await {
+        Ok(policy) => policy,
+        Err(e) => {
+            // Dispecer's patch: a refused login hears why (CONNACK 5) instead of a closed
+            // socket.
+            let ack = ConnAck {
+                session_present: false,
+                code: ConnectReturnCode::NotAuthorized,
+            };
+            network.write(Packet::ConnAck(ack, None)).await.ok();
+            return Err(e);
+        }
+    };
+
+    // Dispecer's patch: a last will on a topic the login may not publish on is refused at
+    // CONNECT, as Mosquitto does, rather than redirected when the connection dies.
+    if let (Some(policy), Some(will)) = (&policy, will) {
+        let allowed = std::str::from_utf8(&will.topic)
+            .is_ok_and(|topic| policy.publish(topic) == PublishDecision::Allow);
+        if !allowed {
+            let ack = ConnAck {
+                session_present: false,
+                code: ConnectReturnCode::NotAuthorized,
+            };
+            network.write(Packet::ConnAck(ack, None)).await?;
+            return Err(Error::InvalidAuth);
+        }
+    }
 
     // When keep_alive feature is disabled client can live forever, which is not good in
     // distributed broker context so currenlty we don't allow it.
@@ -219,16 +250,16 @@ where
     }
 
     // Ok((connect, props, lastwill, lastwill_props))
-    Ok(packet)
+    Ok((packet, policy))
 }
 
 async fn handle_auth(
     config: Arc<ConnectionSettings>,
     login: Option<&Login>,
     client_id: &str,
-) -> Result<(), Error> {
-    if config.auth.is_none() && config.external_auth.is_none() {
-        return Ok(());
+) -> Result<Option<Arc<dyn TopicPolicy>>, Error> {
+    if config.auth.is_none() && config.external_auth.is_none() && config.authorize.is_none() {
+        return Ok(None);
     }
 
     // if authentication is configured and connect packet doesn't have login details
@@ -239,6 +270,16 @@ async fn handle_auth(
 
     let username = &login.username;
     let password = &login.password;
+
+    if let Some(authorize) = &config.authorize {
+        return authorize(
+            client_id.to_owned(),
+            username.to_owned(),
+            password.to_owned(),
+        )
+        .await
+        .map_err(|()| Error::InvalidAuth);
+    }
 
     if let Some(auth) = &config.external_auth {
         if !auth(
@@ -251,13 +292,13 @@ async fn handle_auth(
             return Err(Error::InvalidAuth);
         }
 
-        return Ok(());
+        return Ok(None);
     }
 
     if let Some(pairs) = &config.auth {
         if let Some(stored_password) = pairs.get(username) {
             if stored_password.as_bytes().ct_eq(password.as_bytes()).into() {
-                return Ok(());
+                return Ok(None);
             }
         }
 
@@ -282,6 +323,7 @@ mod tests {
             max_inflight_count: 0,
             auth: None,
             external_auth: None,
+            authorize: None,
             dynamic_filters: false,
         }
     }

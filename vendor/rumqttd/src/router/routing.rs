@@ -557,9 +557,22 @@ impl Router {
 
         for packet in packets.drain(0..) {
             match packet {
-                Packet::Publish(publish, properties) => {
+                Packet::Publish(mut publish, properties) => {
                     let span = tracing::error_span!("publish", topic = ?publish.topic, pkid = publish.pkid);
                     let _guard = span.enter();
+
+                    // Dispecer's patch: the connection's policy may route the publish elsewhere
+                    // (acknowledged all the same, in order, below).
+                    if let Some(policy) = self.connections.get(id).and_then(|c| c.policy.as_ref()) {
+                        let decision = match std::str::from_utf8(&publish.topic) {
+                            Ok(topic) => policy.publish(topic),
+                            Err(_) => policy.publish(&String::from_utf8_lossy(&publish.topic)),
+                        };
+                        if let PublishDecision::Redirect(topic) = decision {
+                            debug!(to = %topic, "publish redirected by the connection's policy");
+                            publish.topic = bytes::Bytes::from(topic);
+                        }
+                    }
 
                     let qos = publish.qos;
                     let pkid = publish.pkid;
@@ -663,6 +676,14 @@ impl Router {
 
                             disconnect = true;
                             break;
+                        }
+
+                        // Dispecer's patch: a filter the connection's policy refuses is answered
+                        // with the failure code; the others are granted.
+                        if connection.policy.as_ref().is_some_and(|p| !p.subscribe(&f.path)) {
+                            warn!(filter = %f.path, "subscription refused by the connection's policy");
+                            return_codes.push(SubscribeReasonCode::Failure);
+                            continue;
                         }
 
                         let mut filter = f.path.clone();
