@@ -10,7 +10,7 @@
 //! their list or stream (and hear no change of one), an agency informed of an incident reads it
 //! but not its citizens' contacts, a utility's event counts as its own feed only, no refused
 //! report leaves a contact in the dead letters, and the embedded broker lets in only tokens
-//! under their own names (the per-topic rules are Mosquitto's ACL: `mqtt_auth.rs`).
+//! under their own names (each kept to its own topics: `mqtt_auth.rs`).
 
 use std::collections::BTreeSet;
 
