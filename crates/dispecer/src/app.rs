@@ -34,8 +34,8 @@ const INTERNAL_USER: &str = "$dispecer";
 
 /// Answers the embedded broker's logins, each with what it may do ([`Grant`]): Dispecer's own
 /// clients with this process's password; anyone else with a live API token: a utility's under
-/// its operator id, an agency's under its agency id, a sensor gateway's and the citizens' app's
-/// under any name (a dispatcher's token is for the HTTP API only).
+/// its operator id, an agency's under its agency id, a sensor gateway's, the citizens' app's and
+/// a dispatcher's under any name (a metrics token is for the HTTP API only).
 async fn check_logins(
     mut requests: mpsc::Receiver<LoginRequest>,
     store: Store,
@@ -67,6 +67,8 @@ async fn check_logins(
                         (Some(Grant::Gateway), "sensor gateway")
                     } else if scope == "citizens-app" {
                         (Some(Grant::CitizensApp), "citizens' app")
+                    } else if scope == "operator" {
+                        (Some(Grant::Dispatcher), "dispatcher")
                     } else {
                         (None, "this token is for the HTTP API only")
                     }

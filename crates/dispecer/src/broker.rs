@@ -64,6 +64,10 @@ pub enum Grant {
     /// The citizens' reporting app's backend: publishes reports
     /// (`dispecer/v1/in/citizen/reports`).
     CitizensApp,
+    /// A dispatcher's system (`token create --dispatcher`), such as the supervisors' pager:
+    /// publishes nothing, subscribes to every escalation
+    /// (`dispecer/v1/out/supervisors/escalations`) and to any agency's incidents.
+    Dispatcher,
 }
 
 /// A login's [`Grant`] as the broker applies it: a publish outside it is routed to
@@ -83,6 +87,7 @@ impl LoginPolicy {
             Grant::Agency(agency) => topics::updating_agency(topic) == Some(agency.as_str()),
             Grant::Gateway => topics::traffic_sensor(topic).is_some(),
             Grant::CitizensApp => topic == topics::CITIZEN_REPORTS,
+            Grant::Dispatcher => false,
         }
     }
 }
@@ -100,6 +105,13 @@ impl TopicPolicy for LoginPolicy {
         match &self.grant {
             Grant::Everything => true,
             Grant::Agency(agency) => filter == topics::agency_incidents(agency),
+            Grant::Dispatcher => {
+                filter == topics::SUPERVISOR_ESCALATIONS
+                    || filter
+                        .strip_prefix("dispecer/v1/out/agencies/")
+                        .and_then(|rest| rest.strip_suffix("/incidents"))
+                        .is_some_and(|agency| !agency.is_empty() && !agency.contains(['/', '#']))
+            }
             Grant::Utility(_) | Grant::Gateway | Grant::CitizensApp => false,
         }
     }
@@ -267,5 +279,32 @@ mod tests {
         ] {
             assert!(!policy(grant).subscribe("#"));
         }
+    }
+
+    #[test]
+    fn a_dispatcher_reads_escalations_and_every_agencys_incidents_and_publishes_nothing() {
+        let dispatcher = policy(Grant::Dispatcher);
+        for filter in [
+            topics::SUPERVISOR_ESCALATIONS.to_owned(),
+            topics::agency_incidents("apa-brasov"),
+            "dispecer/v1/out/agencies/+/incidents".to_owned(),
+        ] {
+            assert!(dispatcher.subscribe(&filter), "{filter}");
+        }
+        for filter in [
+            "#",
+            "dispecer/v1/out/#",
+            "dispecer/v1/out/agencies/#",
+            "dispecer/v1/out/agencies//incidents",
+            "dispecer/v1/out/agencies/a/b/incidents",
+            "dispecer/v1/out/dead-letters",
+            "dispecer/v1/in/#",
+        ] {
+            assert!(!dispatcher.subscribe(filter), "{filter}");
+        }
+        assert_ne!(
+            dispatcher.publish(topics::CITIZEN_REPORTS),
+            PublishDecision::Allow
+        );
     }
 }

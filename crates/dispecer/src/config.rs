@@ -165,7 +165,8 @@ pub struct TokenCreateOptions {
     /// (`POST /api/v1/incidents/{id}/actions`).
     #[arg(long, conflicts_with = "dispatcher")]
     pub acts_for: Option<String>,
-    /// The dispatch center's operators: may act on any incident.
+    /// The dispatch center's operators: may act on any incident; on the embedded broker, may
+    /// subscribe to the supervisors' escalations and any agency's incidents.
     #[arg(long)]
     pub dispatcher: bool,
     /// A citizens' app that may file reports through Open311 (`POST /open311/v2/requests`,

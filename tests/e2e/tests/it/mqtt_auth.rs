@@ -191,7 +191,8 @@ async fn mosquitto_with_the_documented_acl_keeps_each_utility_to_its_own_topic()
 /// The embedded broker keeps each login to its own topics, as `deploy/mosquitto.acl` does on
 /// Mosquitto: a publish elsewhere is acknowledged (MQTT 3.1.1 cannot refuse one) and kept as a
 /// dead letter naming the login, never taken as the other sender's; a subscription elsewhere
-/// gets the SUBACK failure code; a last will elsewhere refuses the CONNECT.
+/// gets the SUBACK failure code (a dispatcher's token reads the escalations and every agency's
+/// incidents); a last will elsewhere refuses the CONNECT.
 #[tokio::test(flavor = "multi_thread")]
 async fn embedded_broker_keeps_each_login_to_its_own_topics() -> Result<()> {
     use rumqttc::{
@@ -207,6 +208,7 @@ async fn embedded_broker_keeps_each_login_to_its_own_topics() -> Result<()> {
     let water = dispecer_token(&db, &["create", "--city", city, "--operator", "apa-brasov"])?;
     let gateway = dispecer_token(&db, &["create", "--city", city, "--readings"])?;
     let app = dispecer_token(&db, &["create", "--city", city, "--citizens-app"])?;
+    let dispatcher = dispecer_token(&db, &["create", "--city", city, "--dispatcher"])?;
     let police = dispecer_token(
         &db,
         &[
@@ -354,6 +356,23 @@ async fn embedded_broker_keeps_each_login_to_its_own_topics() -> Result<()> {
     assert_eq!(
         subacks("apa-brasov", water.clone(), vec!["dispecer/v1/refused/#"]).await?,
         [SubscribeReasonCode::Failure]
+    );
+    assert_eq!(
+        subacks(
+            "supervisors-pager",
+            dispatcher.clone(),
+            vec![
+                "dispecer/v1/out/supervisors/escalations",
+                "dispecer/v1/out/agencies/+/incidents",
+                "dispecer/v1/in/#",
+            ]
+        )
+        .await?,
+        [
+            SubscribeReasonCode::Success(QoS::AtLeastOnce),
+            SubscribeReasonCode::Success(QoS::AtLeastOnce),
+            SubscribeReasonCode::Failure
+        ]
     );
 
     // A last will on someone else's topic: the CONNECT is refused, with the reason code.
