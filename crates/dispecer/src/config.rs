@@ -246,9 +246,15 @@ pub struct RunOptions {
     #[arg(long, env = "DISPECER_INSTANCE_ID", value_parser = instance_id)]
     pub instance_id: Option<String>,
     /// Cluster mode: the base URL at which the other instances reach this one's HTTP API
-    /// (default `http://` and the address it listens on).
+    /// (default `http://`, or `https://` with --tls-cert, and the address it listens on). With
+    /// --tls-cert it must be `https://`, at a name the certificate is for.
     #[arg(long, env = "DISPECER_CLUSTER_HTTP_URL", requires = "instance_id")]
     pub cluster_http_url: Option<String>,
+    /// Cluster mode: a CA certificate (PEM) to trust, besides the system's roots and this
+    /// instance's own --tls-cert chain, in the other instances' HTTPS certificates (a follower
+    /// forwards writes to the leader's URL).
+    #[arg(long, env = "DISPECER_CLUSTER_CA", requires = "instance_id")]
+    pub cluster_ca: Option<PathBuf>,
     /// Base map tiles for the dashboards (`https://…/{z}/{x}/{y}.png`); none by default, as a
     /// dispatch center must work offline.
     #[arg(long, env = "DISPECER_TILE_URL")]
