@@ -463,8 +463,8 @@ mod tests {
         }
     }
 
-    /// The certificate and its key come together; the broker's TLS address and the external
-    /// broker's CA only with what they belong to.
+    /// The certificate and its key come together; the broker's TLS address, the external
+    /// broker's CA and the cluster's CA only with what they belong to.
     #[test]
     fn tls_flags() {
         let run = |args: &[&str]| Cli::try_parse_from(["dispecer", "run"].iter().chain(args));
@@ -479,11 +479,13 @@ mod tests {
         ])
         .is_ok());
         assert!(run(&["--mqtt-url", "mqtts://b:8883", "--mqtt-ca", "ca.pem"]).is_ok());
+        assert!(run(&["--instance-id", "a", "--cluster-ca", "ca.pem"]).is_ok());
         for refused in [
             &["--tls-cert", "c.pem"][..],
             &["--tls-key", "k.pem"][..],
             &["--mqtt-tls-listen", "127.0.0.1:8883"][..],
             &["--mqtt-ca", "ca.pem"][..],
+            &["--cluster-ca", "ca.pem"][..],
         ] {
             assert!(run(refused).is_err(), "{refused:?} must be refused");
         }

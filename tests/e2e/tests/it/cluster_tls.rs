@@ -57,7 +57,8 @@ async fn instance(
     Ok((server, https))
 }
 
-/// Waits until the instance at `base` has `role`; returns its health's `cluster` part.
+/// Waits until the instance at `base` has `role` (a follower: and knows the leader); returns its
+/// health's `cluster` part.
 async fn wait_role(client: &reqwest::Client, base: &str, role: &str) -> Result<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
@@ -67,7 +68,8 @@ async fn wait_role(client: &reqwest::Client, base: &str, role: &str) -> Result<V
             .await?
             .json()
             .await?;
-        if health["cluster"]["role"] == role {
+        let c = &health["cluster"];
+        if c["role"] == role && (role != "follower" || c["leader"].is_string()) {
             return Ok(health["cluster"].clone());
         }
         if tokio::time::Instant::now() > deadline {
@@ -133,7 +135,7 @@ async fn a_follower_forwards_to_the_leader_over_https() -> Result<()> {
             "content-type",
             format!("multipart/form-data; boundary={BOUNDARY}"),
         )
-        .body(report_form("cl-tls"))
+        .body(report_form("cl-over-https"))
         .send()
         .await?;
     let status = filed.status().as_u16();
