@@ -171,8 +171,11 @@ pub fn check_own_certificate(
         url: url.to_owned(),
         problem,
     })?;
-    let name = ServerName::try_from(host.to_owned())
-        .map_err(|_| refused(rustls::Error::General(format!("{host:?} is not a host name"))))?;
+    let name = ServerName::try_from(host.to_owned()).map_err(|_| {
+        refused(rustls::Error::General(format!(
+            "{host:?} is not a host name"
+        )))
+    })?;
     let mut roots = RootCertStore::empty();
     roots.add_parsable_certificates(trust.iter().cloned());
     let verifier = WebPkiServerVerifier::builder_with_provider(
@@ -210,7 +213,11 @@ mod tests {
         let cases: [(Option<&str>, bool, Result<&str, &str>); 8] = [
             (None, false, Ok("http://10.0.0.1:8080")),
             (None, true, Ok("https://10.0.0.1:8080")),
-            (Some("https://a.example:8443/"), true, Ok("https://a.example:8443")),
+            (
+                Some("https://a.example:8443/"),
+                true,
+                Ok("https://a.example:8443"),
+            ),
             (Some("http://a.example"), false, Ok("http://a.example")),
             // A TLS-terminating proxy in front of a plain instance.
             (Some("https://a.example"), false, Ok("https://a.example")),
@@ -293,8 +300,8 @@ mod tests {
         let key = files.write("server.key", &key);
         let ca_file = files.write("ca.pem", &ca);
         let leaf_only = ServerTls::load(&files.write("leaf.pem", &leaf), &key).expect("loads");
-        let chain =
-            ServerTls::load(&files.write("chain.pem", &format!("{leaf}{ca}")), &key).expect("loads");
+        let chain = ServerTls::load(&files.write("chain.pem", &format!("{leaf}{ca}")), &key)
+            .expect("loads");
         let ok = |url: &str, own: &ServerTls, ca: Option<&Path>| {
             let trusted = trust(ca, Some(own)).expect("trust");
             check_own_certificate(url, own, &trusted).map_err(|e| e.to_string())
@@ -302,11 +309,13 @@ mod tests {
         ok("https://127.0.0.1:8443", &chain, None).expect("the chain's CA is trusted");
         ok("https://localhost:8443", &chain, None).expect("by name too");
         ok("https://127.0.0.1:8443", &leaf_only, Some(&ca_file)).expect("--cluster-ca");
-        let wrong_name = ok("https://10.0.0.9:8443", &chain, None).unwrap_err();
+        let wrong_name = ok("https://10.0.0.9:8443", &chain, None).expect_err("another name");
         assert!(wrong_name.contains("would refuse"), "{wrong_name}");
-        let unknown = ok("https://127.0.0.1:8443", &leaf_only, None).unwrap_err();
+        let unknown =
+            ok("https://127.0.0.1:8443", &leaf_only, None).expect_err("no trusted issuer");
         assert!(unknown.contains("--cluster-ca"), "{unknown}");
-        let not_ca = trust(Some(&files.write("bad.pem", "nothing")), None).unwrap_err();
+        let not_ca =
+            trust(Some(&files.write("bad.pem", "nothing")), None).expect_err("not a CA file");
         assert!(not_ca.to_string().contains("bad.pem"), "{not_ca}");
     }
 }

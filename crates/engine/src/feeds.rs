@@ -189,7 +189,11 @@ mod tests {
         let mut saved = BTreeMap::new();
         feeds.record("citizen", FeedOutcome::Accepted, t, None);
         feeds.record("utility:x", FeedOutcome::Rejected, t, None);
-        let first: Vec<String> = feeds.rows("a", &mut saved).into_iter().map(|r| r.feed).collect();
+        let first: Vec<String> = feeds
+            .rows("a", &mut saved)
+            .into_iter()
+            .map(|r| r.feed)
+            .collect();
         assert_eq!(first, ["citizen", "utility:x"]);
         assert!(feeds.rows("a", &mut saved).is_empty());
         feeds.record("citizen", FeedOutcome::Duplicate, t, None);

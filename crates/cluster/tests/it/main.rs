@@ -28,12 +28,16 @@ where
     let admin = std::env::var("DISPECER_TEST_PG_URL")
         .expect("DISPECER_TEST_PG_URL: run scripts/test.sh, or set it to an admin URL");
     let name = format!("dispecer_test_{}", uuid::Uuid::now_v7().simple());
-    let mut conn = PgConnection::connect(&admin).await.expect("the test server");
+    let mut conn = PgConnection::connect(&admin)
+        .await
+        .expect("the test server");
     sqlx::query(&format!("CREATE DATABASE \"{name}\""))
         .execute(&mut conn)
         .await
         .expect("create the test database");
-    let (base, _) = admin.rsplit_once('/').expect("an admin URL with a database");
+    let (base, _) = admin
+        .rsplit_once('/')
+        .expect("an admin URL with a database");
     let outcome = tokio::spawn(test(format!("{base}/{name}?timescaledb=off"))).await;
     sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
         .execute(&mut conn)
@@ -135,7 +139,11 @@ async fn a_followers_clients_see_the_escalation_mark() {
         // listening): it listens from now on.
         let opened = next_of(&mut followers_clients, &id, |_| true).await;
         assert!(opened.escalation.is_none(), "an opening is no escalation");
-        let ack_due = opened.incident.sla.ack_due.expect("an acknowledgement deadline");
+        let ack_due = opened
+            .incident
+            .sla
+            .ack_due
+            .expect("an acknowledgement deadline");
 
         // The acknowledgement deadline passes on the leader.
         leader

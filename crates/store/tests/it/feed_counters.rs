@@ -27,7 +27,10 @@ async fn each_instance_keeps_its_own_row_per_feed() {
             .await
             .expect("connect");
         store
-            .save_feed_counters(&[row("a", "citizen", 3, Some(1)), row("a", "utility:x", 1, None)])
+            .save_feed_counters(&[
+                row("a", "citizen", 3, Some(1)),
+                row("a", "utility:x", 1, None),
+            ])
             .await
             .expect("a writes");
         store
@@ -39,7 +42,10 @@ async fn each_instance_keeps_its_own_row_per_feed() {
             .save_feed_counters(&[row("a", "citizen", 4, Some(3))])
             .await
             .expect("a writes again");
-        store.save_feed_counters(&[]).await.expect("nothing to write");
+        store
+            .save_feed_counters(&[])
+            .await
+            .expect("nothing to write");
         let rows = store.feed_counters().await.expect("read");
         assert_eq!(
             rows,

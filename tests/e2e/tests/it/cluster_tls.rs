@@ -141,7 +141,9 @@ async fn a_follower_forwards_to_the_leader_over_https() -> Result<()> {
     let status = filed.status().as_u16();
     let answer: Value = filed.json().await?;
     assert_eq!(status, 200, "{answer}\n{}", b.log());
-    let code = answer["tracking_code"].as_str().context("a tracking code")?;
+    let code = answer["tracking_code"]
+        .as_str()
+        .context("a tracking code")?;
     let tracked = client
         .get(format!("{a_url}/api/v1/public/reports/{code}"))
         .send()
