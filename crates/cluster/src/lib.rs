@@ -215,9 +215,9 @@ struct Changes {
     /// Some changes were not named: catch up from the store.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     resync: bool,
-    /// Escalations among the changes (of incidents named in `updated`, in order; two when both
+    /// Escalations among the changes (of incidents named above, in order; two when both
     /// deadlines of one were missed at once), so that a follower's clients see each escalation
-    /// mark as the leader's do.
+    /// mark as the leader's do. Dropped with a `resync` (a catch-up reads states, not marks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     escalated: Vec<Escalated>,
 }
