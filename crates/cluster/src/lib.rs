@@ -7,10 +7,11 @@
 //!   deciding at once: the binary exits). Taking the lead begins a new leadership term that
 //!   fences the old leader's writes (see `store::ClusterConnection::take_term`).
 //! - [`publish_changes`] (the leader): after each commit its engine announces, one `NOTIFY
-//!   dispecer_changes` names the incidents that changed.
+//!   dispecer_changes` names the incidents that changed, and carries the escalations among them.
 //! - [`follow_changes`] (a follower): `LISTEN dispecer_changes`, each incident read back from the
-//!   store and announced on the follower's standby engine, so its WebSocket clients see every
-//!   change as the leader's do; after a lost connection or a lag it catches up from the store.
+//!   store and announced on the follower's standby engine with the escalation marks the
+//!   notification carried, so its WebSocket clients see every change as the leader's do; after a
+//!   lost connection or a lag it catches up from the store.
 //! - [`persist_feeds`] (every instance): its per-feed counters written to the store every
 //!   [`FEEDS_EVERY`], so that `/api/v1/feeds` on any instance shows the cluster's counts.
 //!
