@@ -14,6 +14,10 @@
 //!   `X-Forwarded-For` is not passed on). A leader that lists the followers in its
 //!   `--trusted-proxy` thus counts citizens' writes per citizen; one that does not counts them
 //!   per follower. Citizens' writes are also limited here, before they are forwarded.
+//! - The leader's address is the URL it registered (`cluster_members.http_url`): `https://…`
+//!   when it serves TLS. The forwarding client trusts only the certificates the binary hands over
+//!   in [`ClusterView::trust`] (the system's roots, `--cluster-ca`, this instance's own
+//!   `--tls-cert` chain) and checks the leader's name as any HTTPS client does.
 //! - Without a known leader (a takeover under way), or when it does not answer: 503 with
 //!   `Retry-After: 1`.
 
@@ -35,6 +39,25 @@ pub struct ClusterView {
     pub instance: String,
     /// The HTTP base URL of the instance that leads now (`None` while unknown).
     pub leader: watch::Receiver<Option<String>>,
+    /// The certificates (DER) a leader's HTTPS certificate may chain to; none: only plain
+    /// `http://` leaders can be reached.
+    pub trust: Vec<Vec<u8>>,
+}
+
+/// Why the forwarding client cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterSetupError {
+    /// A certificate to trust is not one rustls can use.
+    #[error("certificate {index} of the cluster's trusted certificates is not usable: {source}")]
+    BadCertificate {
+        /// Its place in [`ClusterView::trust`].
+        index: usize,
+        /// Why.
+        source: reqwest::Error,
+    },
+    /// The HTTP client cannot be built.
+    #[error("cannot build the client that forwards to the leader: {0}")]
+    Client(reqwest::Error),
 }
 
 /// What the router keeps of cluster mode: the view, and the one HTTP client of every forward.
@@ -45,11 +68,16 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
-    pub(crate) fn new(view: ClusterView) -> Self {
-        Cluster {
-            view,
-            client: reqwest::Client::new(),
+    pub(crate) fn new(view: ClusterView) -> Result<Self, ClusterSetupError> {
+        // Only the roots given: no built-in list, so `--cluster-ca` means what it says.
+        let mut builder = reqwest::Client::builder().tls_built_in_root_certs(false);
+        for (index, der) in view.trust.iter().enumerate() {
+            let cert = reqwest::Certificate::from_der(der)
+                .map_err(|source| ClusterSetupError::BadCertificate { index, source })?;
+            builder = builder.add_root_certificate(cert);
         }
+        let client = builder.build().map_err(ClusterSetupError::Client)?;
+        Ok(Cluster { view, client })
     }
 }
 

@@ -41,7 +41,7 @@ use engine::Engine;
 use store::Store;
 
 pub use accounts::{hash_password, verify_password, LoginLimits, PasswordError};
-pub use cluster::ClusterView;
+pub use cluster::{ClusterSetupError, ClusterView};
 pub use limits::Limits;
 pub use problem::Problem;
 
@@ -105,10 +105,11 @@ impl AppState {
     }
 
     /// Cluster mode: this instance's id and who leads (see `cluster.rs` for what a follower
-    /// forwards to the leader and what it refuses).
-    pub fn with_cluster(mut self, cluster: ClusterView) -> Self {
-        self.cluster = Some(cluster::Cluster::new(cluster));
-        self
+    /// forwards to the leader and what it refuses). An error when the certificates to trust in
+    /// the leader's HTTPS are not usable.
+    pub fn with_cluster(mut self, cluster: ClusterView) -> Result<Self, ClusterSetupError> {
+        self.cluster = Some(cluster::Cluster::new(cluster)?);
+        Ok(self)
     }
 
     /// The public base URL, e.g. `https://dispecer.brasov.ro`, that public warnings (CAP

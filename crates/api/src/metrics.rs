@@ -1,4 +1,6 @@
 //! `GET /api/v1/feeds` (JSON) and `GET /metrics` (Prometheus text exposition format 0.0.4).
+//! In cluster mode their per-feed counters are the cluster's: every instance's, summed (see
+//! `engine::feeds`); the other counters of `/metrics` are this instance's.
 //!
 //! Both need a caller: the feeds anyone logged in (a session, a dispatcher's or an agency's
 //! token; the console shows which senders went silent); `/metrics` a Prometheus scraper's token
@@ -35,10 +37,8 @@ pub async fn feeds(
 ) -> Result<impl IntoResponse, Problem> {
     viewer(&state, &headers).await?;
     let now = Utc::now();
-    let feeds: Vec<_> = state
-        .engine
-        .feeds()
-        .snapshot()
+    let feeds: Vec<_> = feed_counts(&state)
+        .await?
         .into_iter()
         .map(|(name, c)| {
             json!({
@@ -54,6 +54,23 @@ pub async fn feeds(
         })
         .collect();
     Ok(Json(json!({ "feeds": feeds })))
+}
+
+/// Every feed's counters: this process's own; in cluster mode the cluster's (this instance's
+/// live counters and every other instance's as last written to the store, summed).
+async fn feed_counts(
+    state: &AppState,
+) -> Result<std::collections::BTreeMap<String, engine::feeds::FeedCounters>, Problem> {
+    let own = state.engine.feeds().snapshot();
+    let Some(cluster) = &state.cluster else {
+        return Ok(own);
+    };
+    let rows = state
+        .store
+        .feed_counters()
+        .await
+        .map_err(|e| Problem::unavailable(format!("store: {e}")))?;
+    Ok(engine::feeds::sum(&cluster.view.instance, own, &rows))
 }
 
 /// Escapes a label value (backslash, quote, newline).
@@ -129,7 +146,7 @@ pub async fn prometheus(
             value.load(Ordering::Relaxed)
         );
     }
-    let feeds = state.engine.feeds().snapshot();
+    let feeds = feed_counts(&state).await?;
     type Counter = fn(&engine::feeds::FeedCounters) -> u64;
     let per_feed: [(&str, &str, Counter); 4] = [
         (

@@ -224,7 +224,8 @@ pub struct Feed {
 /// `GET /api/v1/feeds`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Feeds {
-    /// Every feed seen since start.
+    /// Every feed seen since start (in cluster mode: by any instance since its start, each
+    /// feed's counts summed over the instances).
     pub feeds: Vec<Feed>,
 }
 

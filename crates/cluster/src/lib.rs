@@ -7,10 +7,13 @@
 //!   deciding at once: the binary exits). Taking the lead begins a new leadership term that
 //!   fences the old leader's writes (see `store::ClusterConnection::take_term`).
 //! - [`publish_changes`] (the leader): after each commit its engine announces, one `NOTIFY
-//!   dispecer_changes` names the incidents that changed.
+//!   dispecer_changes` names the incidents that changed, and carries the escalations among them.
 //! - [`follow_changes`] (a follower): `LISTEN dispecer_changes`, each incident read back from the
-//!   store and announced on the follower's standby engine, so its WebSocket clients see every
-//!   change as the leader's do; after a lost connection or a lag it catches up from the store.
+//!   store and announced on the follower's standby engine with the escalation marks the
+//!   notification carried, so its WebSocket clients see every change as the leader's do; after a
+//!   lost connection or a lag it catches up from the store.
+//! - [`persist_feeds`] (every instance): its per-feed counters written to the store every
+//!   [`FEEDS_EVERY`], so that `/api/v1/feeds` on any instance shows the cluster's counts.
 //!
 //! Invariant: one leader at a time, as long as PostgreSQL says so: a leader whose lock
 //! connection fails stops before the lock can be taken by another, and, should it not notice in
@@ -27,6 +30,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use engine::{Engine, IncidentUpdate, UpdateKind};
+use model::lifecycle::{Deadline, Escalation};
 use model::IncidentId;
 use store::{ClusterConnection, IncidentFilter, Member, Store, StoreError};
 
@@ -212,6 +216,80 @@ struct Changes {
     /// Some changes were not named: catch up from the store.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     resync: bool,
+    /// Escalations among the changes (of incidents named above, in order; two when both
+    /// deadlines of one were missed at once), so that a follower's clients see each escalation
+    /// mark as the leader's do. Dropped with a `resync` (a catch-up reads states, not marks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    escalated: Vec<Escalated>,
+}
+
+/// An escalation in a `dispecer_changes` notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Escalated {
+    /// The incident.
+    id: String,
+    /// `acknowledge` or `resolve`.
+    deadline: String,
+    /// When it was due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    due: Option<DateTime<Utc>>,
+    /// The severity before.
+    severity_before: String,
+    /// The severity after.
+    severity: String,
+}
+
+impl Escalated {
+    fn new(id: &str, e: &Escalation) -> Self {
+        Escalated {
+            id: id.to_owned(),
+            deadline: e.deadline.as_str().to_owned(),
+            due: e.due,
+            severity_before: e.severity_before.as_str().to_owned(),
+            severity: e.severity.as_str().to_owned(),
+        }
+    }
+
+    /// The escalation, if every part is understood.
+    fn escalation(&self) -> Option<Escalation> {
+        let deadline = match self.deadline.as_str() {
+            "acknowledge" => Deadline::Acknowledge,
+            "resolve" => Deadline::Resolve,
+            _ => return None,
+        };
+        Some(Escalation {
+            deadline,
+            due: self.due,
+            severity_before: self.severity_before.parse().ok()?,
+            severity: self.severity.parse().ok()?,
+        })
+    }
+}
+
+/// How many ids an escalation weighs in a notification (its deadline, due time and severities
+/// take about three ids' bytes).
+const ESCALATION_WEIGHT: usize = 4;
+
+impl Changes {
+    /// Its size in ids (see [`IDS_PER_NOTIFY`]).
+    fn weight(&self) -> usize {
+        self.opened.len() + self.updated.len() + ESCALATION_WEIGHT * self.escalated.len()
+    }
+
+    /// The escalations announced for `id`, in order (those not understood left out).
+    fn escalations_of(&self, id: &IncidentId) -> Vec<Escalation> {
+        self.escalated
+            .iter()
+            .filter(|e| e.id == id.as_str())
+            .filter_map(|e| {
+                let escalation = e.escalation();
+                if escalation.is_none() {
+                    tracing::warn!(incident = %e.id, "an escalation in a change notification not understood");
+                }
+                escalation
+            })
+            .collect()
+    }
 }
 
 /// Most incident ids in one notification (PostgreSQL's limit is 8000 bytes a payload).
@@ -260,6 +338,9 @@ pub async fn publish_changes(engine: Engine, store: Store, shutdown: Cancellatio
                         UpdateKind::Updated => &mut pending.updated,
                     };
                     let id = u.incident.id.as_str().to_owned();
+                    if let Some(e) = &u.escalation {
+                        pending.escalated.push(Escalated::new(&id, e));
+                    }
                     if !list.contains(&id) {
                         list.push(id);
                     }
@@ -270,7 +351,7 @@ pub async fn publish_changes(engine: Engine, store: Store, shutdown: Cancellatio
                 }
                 Err(RecvError::Closed) => return,
             }
-            if pending.opened.len() + pending.updated.len() >= IDS_PER_NOTIFY {
+            if pending.weight() >= IDS_PER_NOTIFY {
                 break;
             }
             next = match updates.try_recv() {
@@ -284,6 +365,38 @@ pub async fn publish_changes(engine: Engine, store: Store, shutdown: Cancellatio
         if pending.resync {
             pending.opened.clear();
             pending.updated.clear();
+            pending.escalated.clear();
+        }
+    }
+}
+
+/// How often an instance writes its per-feed counters (only the feeds that changed).
+pub const FEEDS_EVERY: Duration = Duration::from_secs(2);
+
+/// Writes `engine`'s per-feed counters as `instance`'s every [`FEEDS_EVERY`] (those that changed
+/// since the last write), and once more at `shutdown`. A failed write is tried again with the
+/// next (the counters stay in memory).
+pub async fn persist_feeds(
+    engine: Engine,
+    store: Store,
+    instance: String,
+    shutdown: CancellationToken,
+) {
+    let mut saved = std::collections::BTreeMap::new();
+    loop {
+        let stopping = tokio::select! {
+            () = shutdown.cancelled() => true,
+            () = tokio::time::sleep(FEEDS_EVERY) => false,
+        };
+        let mut before = saved.clone();
+        let rows = engine.feeds().rows(&instance, &mut saved);
+        if let Err(e) = store.save_feed_counters(&rows).await {
+            tracing::warn!(error = %e, "cannot write this instance's feed counters");
+            // Written with the next ones.
+            std::mem::swap(&mut saved, &mut before);
+        }
+        if stopping {
+            return;
         }
     }
 }
@@ -344,11 +457,25 @@ pub async fn follow_changes(engine: Engine, store: Store, shutdown: Cancellation
                     match store.incident(&IncidentId::from(id.as_str())).await {
                         Ok(Some(incident)) => {
                             caught_up_to = caught_up_to.max(incident.updated_at);
-                            engine.announce(IncidentUpdate {
-                                kind,
-                                incident: std::sync::Arc::new(incident),
-                                escalation: None,
-                            });
+                            let escalations = changes.escalations_of(&incident.id);
+                            let incident = std::sync::Arc::new(incident);
+                            if escalations.is_empty() {
+                                engine.announce(IncidentUpdate {
+                                    kind,
+                                    incident,
+                                    escalation: None,
+                                });
+                            } else {
+                                // One frame per escalation, as the leader's clients get, each
+                                // with the incident as it is now.
+                                for escalation in escalations {
+                                    engine.announce(IncidentUpdate {
+                                        kind,
+                                        incident: incident.clone(),
+                                        escalation: Some(escalation),
+                                    });
+                                }
+                            }
                         }
                         Ok(None) => {
                             tracing::warn!(incident = %id, "a changed incident is not in the store")
@@ -436,8 +563,7 @@ mod tests {
     fn notifications_name_what_changed_and_stay_small() {
         let c = Changes {
             opened: vec!["INC-1".into()],
-            updated: vec![],
-            resync: false,
+            ..Changes::default()
         };
         let text = serde_json::to_string(&c).expect("serialises");
         assert_eq!(text, r#"{"opened":["INC-1"]}"#);
@@ -447,5 +573,54 @@ mod tests {
             ..Changes::default()
         };
         assert!(serde_json::to_string(&long).expect("serialises").len() < 8000);
+        // The largest: every id escalated, the last one past the limit.
+        let n = IDS_PER_NOTIFY / (ESCALATION_WEIGHT + 1) + 1;
+        let escalated = Changes {
+            updated: (0..n).map(|i| format!("{:040}", i)).collect(),
+            escalated: (0..n)
+                .map(|i| Escalated {
+                    id: format!("{:040}", i),
+                    deadline: "acknowledge".into(),
+                    due: Some(Utc::now()),
+                    severity_before: "moderate".into(),
+                    severity: "severe".into(),
+                })
+                .collect(),
+            ..Changes::default()
+        };
+        assert!(serde_json::to_string(&escalated).expect("serialises").len() < 8000);
+    }
+
+    /// An escalation goes to the followers with its change, and comes back as it was.
+    #[test]
+    fn escalations_travel_with_their_change() {
+        let due = DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(90);
+        let e = Escalation {
+            deadline: Deadline::Resolve,
+            due: Some(due),
+            severity_before: model::Severity::Moderate,
+            severity: model::Severity::Severe,
+        };
+        let c = Changes {
+            updated: vec!["INC-1".into(), "INC-2".into()],
+            escalated: vec![Escalated::new("INC-2", &e)],
+            ..Changes::default()
+        };
+        let text = serde_json::to_string(&c).expect("serialises");
+        let back: Changes = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back.escalations_of(&IncidentId::from("INC-2")), [e]);
+        assert_eq!(back.escalations_of(&IncidentId::from("INC-1")), []);
+        // An older follower's notification (no `escalated`) still parses.
+        let old: Changes = serde_json::from_str(r#"{"updated":["INC-1"]}"#).expect("parses");
+        assert!(old.escalated.is_empty());
+        // A deadline this follower does not know: the change without the mark.
+        let odd = Changes {
+            escalated: vec![Escalated {
+                deadline: "someday".into(),
+                ..Escalated::new("INC-3", &e)
+            }],
+            ..Changes::default()
+        };
+        assert_eq!(odd.escalations_of(&IncidentId::from("INC-3")), []);
     }
 }

@@ -325,13 +325,6 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
                  share (--mqtt-url mqtt://host:port)"
             );
         }
-        if opts.tls_cert.is_some() {
-            bail!(
-                "--instance-id {instance} with --tls-cert: the instances of a cluster forward \
-                 citizens' writes to each other over plain HTTP; terminate TLS at a reverse proxy \
-                 in front of them (--trusted-proxy) instead"
-            );
-        }
     }
     // In cluster mode every instance has its own sessions: `{--mqtt-client-id}-{instance}-…`.
     let client_base = match &opts.instance_id {
@@ -431,12 +424,26 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
             instance_id: instance.clone(),
         });
     let (leader_tx, leader_rx) = tokio::sync::watch::channel(None);
-    let engine = match (&opts.instance_id, &cluster_ingest) {
-        (Some(instance), Some(cluster)) => {
-            let http_url = opts
-                .cluster_http_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{http_addr}"));
+    // Cluster mode: the URL the others reach this instance at (https with TLS), and whom the
+    // forwards to the leader trust; a certificate the others would refuse stops it here.
+    let cluster_trust = match &opts.instance_id {
+        Some(_) => {
+            let url = crate::cluster_tls::advertised_url(
+                opts.cluster_http_url.as_deref(),
+                http_addr,
+                tls.is_some(),
+            )?;
+            let trust = crate::cluster_tls::trust(opts.cluster_ca.as_deref(), tls.as_ref())?;
+            if let Some(tls) = &tls {
+                crate::cluster_tls::check_own_certificate(&url, tls, &trust)?;
+            }
+            Some((url, trust))
+        }
+        None => None,
+    };
+    let engine = match (&opts.instance_id, &cluster_ingest, &cluster_trust) {
+        (Some(instance), Some(cluster), Some((http_url, _))) => {
+            let http_url = http_url.clone();
             if http_addr.ip().is_unspecified() && opts.cluster_http_url.is_none() {
                 tracing::warn!(%http_url, "the other instances cannot reach this address; give --cluster-http-url");
             }
@@ -527,12 +534,13 @@ pub async fn run(opts: RunOptions, sim: Option<SimOptions>) -> anyhow::Result<()
     .served_over_tls(tls.is_some())
     .with_public_url(opts.public_url.clone())
     .with_limits(opts.limits.to_api());
-    let state = match &opts.instance_id {
-        Some(instance) => state.with_cluster(api::ClusterView {
+    let state = match (&opts.instance_id, cluster_trust) {
+        (Some(instance), Some((_, trust))) => state.with_cluster(api::ClusterView {
             instance: instance.clone(),
             leader: leader_rx,
-        }),
-        None => state,
+            trust: trust.into_iter().map(|c| c.to_vec()).collect(),
+        })?,
+        _ => state,
     };
     let http_shutdown = shutdown.child_token();
     let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();

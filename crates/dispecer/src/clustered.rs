@@ -60,6 +60,12 @@ pub(crate) async fn run(
         outbox_rx,
         leader,
     } = duties;
+    tracker.spawn(cluster::persist_feeds(
+        engine.clone(),
+        store.clone(),
+        membership.instance().to_owned(),
+        shutdown.child_token(),
+    ));
     let following = shutdown.child_token();
     tracker.spawn(cluster::follow_changes(
         engine.clone(),

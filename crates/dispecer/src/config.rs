@@ -247,9 +247,15 @@ pub struct RunOptions {
     #[arg(long, env = "DISPECER_INSTANCE_ID", value_parser = instance_id)]
     pub instance_id: Option<String>,
     /// Cluster mode: the base URL at which the other instances reach this one's HTTP API
-    /// (default `http://` and the address it listens on).
+    /// (default `http://`, or `https://` with --tls-cert, and the address it listens on). With
+    /// --tls-cert it must be `https://`, at a name the certificate is for.
     #[arg(long, env = "DISPECER_CLUSTER_HTTP_URL", requires = "instance_id")]
     pub cluster_http_url: Option<String>,
+    /// Cluster mode: a CA certificate (PEM) to trust, besides the system's roots and this
+    /// instance's own --tls-cert chain, in the other instances' HTTPS certificates (a follower
+    /// forwards writes to the leader's URL).
+    #[arg(long, env = "DISPECER_CLUSTER_CA", requires = "instance_id")]
+    pub cluster_ca: Option<PathBuf>,
     /// Base map tiles for the dashboards (`https://…/{z}/{x}/{y}.png`); none by default, as a
     /// dispatch center must work offline.
     #[arg(long, env = "DISPECER_TILE_URL")]
@@ -458,8 +464,8 @@ mod tests {
         }
     }
 
-    /// The certificate and its key come together; the broker's TLS address and the external
-    /// broker's CA only with what they belong to.
+    /// The certificate and its key come together; the broker's TLS address, the external
+    /// broker's CA and the cluster's CA only with what they belong to.
     #[test]
     fn tls_flags() {
         let run = |args: &[&str]| Cli::try_parse_from(["dispecer", "run"].iter().chain(args));
@@ -474,11 +480,13 @@ mod tests {
         ])
         .is_ok());
         assert!(run(&["--mqtt-url", "mqtts://b:8883", "--mqtt-ca", "ca.pem"]).is_ok());
+        assert!(run(&["--instance-id", "a", "--cluster-ca", "ca.pem"]).is_ok());
         for refused in [
             &["--tls-cert", "c.pem"][..],
             &["--tls-key", "k.pem"][..],
             &["--mqtt-tls-listen", "127.0.0.1:8883"][..],
             &["--mqtt-ca", "ca.pem"][..],
+            &["--cluster-ca", "ca.pem"][..],
         ] {
             assert!(run(refused).is_err(), "{refused:?} must be refused");
         }

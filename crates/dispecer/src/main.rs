@@ -5,6 +5,7 @@
 
 mod app;
 mod broker;
+mod cluster_tls;
 mod clustered;
 mod config;
 mod rebuild;

@@ -60,6 +60,8 @@ pub struct ServerTls {
     pub cert: PathBuf,
     /// The private key file (PEM: PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+    /// The chain as read, the server's own certificate first.
+    chain: Vec<CertificateDer<'static>>,
     config: Arc<ServerConfig>,
 }
 
@@ -99,7 +101,7 @@ impl ServerTls {
             .map_err(pem_error(key, "no PEM private key in it"))?;
         let config = ServerConfig::builder()
             .with_no_client_auth()
-            .with_single_cert(chain, private)
+            .with_single_cert(chain.clone(), private)
             .map_err(|source| TlsError::Refused {
                 cert: cert.to_owned(),
                 key: key.to_owned(),
@@ -108,8 +110,14 @@ impl ServerTls {
         Ok(ServerTls {
             cert: cert.to_owned(),
             key: key.to_owned(),
+            chain,
             config: Arc::new(config),
         })
+    }
+
+    /// The certificate chain, the server's own certificate first.
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.chain
     }
 }
 

@@ -1,5 +1,9 @@
 //! Per-feed accounting: what each source sent, what was taken, refused or recognised as a
 //! redelivery, and when it was last heard from. Read by `/api/v1/feeds` and `/metrics`.
+//!
+//! Each process counts what it received itself. In cluster mode each instance also writes its
+//! counters to the store now and then ([`Feeds::rows`], `store::Store::save_feed_counters`),
+//! and the cluster's counts are the sum of every instance's ([`sum`]).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -32,6 +36,55 @@ pub struct FeedCounters {
     pub last_seen: Option<DateTime<Utc>>,
     /// Seconds between the sender's time and arrival, for the last message that had one.
     pub last_lag_s: Option<f64>,
+}
+
+impl FeedCounters {
+    /// Adds `other` (another instance's counters of the same feed): counts summed, the later
+    /// `last_seen` kept, with the lag of the instance that saw it.
+    pub fn add(&mut self, other: &FeedCounters) {
+        self.received += other.received;
+        self.accepted += other.accepted;
+        self.rejected += other.rejected;
+        self.duplicates += other.duplicates;
+        if other.last_seen > self.last_seen {
+            self.last_seen = other.last_seen;
+            if other.last_lag_s.is_some() {
+                self.last_lag_s = other.last_lag_s;
+            }
+        }
+        if self.last_lag_s.is_none() {
+            self.last_lag_s = other.last_lag_s;
+        }
+    }
+}
+
+impl From<&store::FeedRow> for FeedCounters {
+    fn from(r: &store::FeedRow) -> Self {
+        FeedCounters {
+            received: r.received,
+            accepted: r.accepted,
+            rejected: r.rejected,
+            duplicates: r.duplicates,
+            last_seen: r.last_seen,
+            last_lag_s: r.last_lag_s,
+        }
+    }
+}
+
+/// The cluster's counters: `own` (this instance's, live) and the stored `rows` of every other
+/// instance (`own_instance`'s own stored row, older than `own`, is left out), summed per feed.
+pub fn sum(
+    own_instance: &str,
+    own: BTreeMap<String, FeedCounters>,
+    rows: &[store::FeedRow],
+) -> BTreeMap<String, FeedCounters> {
+    let mut all = own;
+    for r in rows.iter().filter(|r| r.instance_id != own_instance) {
+        all.entry(r.feed.clone())
+            .or_default()
+            .add(&FeedCounters::from(r));
+    }
+    all
 }
 
 /// Every feed's counters. Feeds are named `citizen`, `utility:{operator}`, `traffic:{sensor}`.
@@ -67,6 +120,32 @@ impl Feeds {
         }
     }
 
+    /// The feeds whose counters differ from `saved` (what was last written), as `instance`'s
+    /// rows; `saved` becomes the current counters.
+    pub fn rows(
+        &self,
+        instance: &str,
+        saved: &mut BTreeMap<String, FeedCounters>,
+    ) -> Vec<store::FeedRow> {
+        let now = self.snapshot();
+        let rows = now
+            .iter()
+            .filter(|(feed, c)| saved.get(*feed) != Some(*c))
+            .map(|(feed, c)| store::FeedRow {
+                instance_id: instance.to_owned(),
+                feed: feed.clone(),
+                received: c.received,
+                accepted: c.accepted,
+                rejected: c.rejected,
+                duplicates: c.duplicates,
+                last_seen: c.last_seen,
+                last_lag_s: c.last_lag_s,
+            })
+            .collect();
+        *saved = now;
+        rows
+    }
+
     /// A copy of every feed's counters, by name.
     pub fn snapshot(&self) -> BTreeMap<String, FeedCounters> {
         self.inner
@@ -100,5 +179,65 @@ mod tests {
         );
         assert_eq!(c.last_lag_s, Some(2.0));
         assert_eq!(s["traffic:tc-1"].rejected, 1);
+    }
+
+    /// Only what changed since the last write is written again.
+    #[test]
+    fn rows_name_what_changed() {
+        let feeds = Feeds::default();
+        let t = Utc::now();
+        let mut saved = BTreeMap::new();
+        feeds.record("citizen", FeedOutcome::Accepted, t, None);
+        feeds.record("utility:x", FeedOutcome::Rejected, t, None);
+        let first: Vec<String> = feeds
+            .rows("a", &mut saved)
+            .into_iter()
+            .map(|r| r.feed)
+            .collect();
+        assert_eq!(first, ["citizen", "utility:x"]);
+        assert!(feeds.rows("a", &mut saved).is_empty());
+        feeds.record("citizen", FeedOutcome::Duplicate, t, None);
+        let next = feeds.rows("a", &mut saved);
+        assert_eq!(next.len(), 1);
+        assert_eq!((next[0].instance_id.as_str(), next[0].received), ("a", 2));
+    }
+
+    /// The cluster's counts: this instance's live counters plus every other instance's row.
+    #[test]
+    fn the_cluster_sums_every_instance() {
+        let t = Utc::now();
+        let row = |instance: &str, feed: &str, accepted: u64, at, lag| store::FeedRow {
+            instance_id: instance.into(),
+            feed: feed.into(),
+            received: accepted,
+            accepted,
+            rejected: 0,
+            duplicates: 0,
+            last_seen: Some(at),
+            last_lag_s: lag,
+        };
+        let mut own = BTreeMap::new();
+        own.insert(
+            "citizen".to_owned(),
+            FeedCounters {
+                received: 2,
+                rejected: 2,
+                last_seen: Some(t),
+                last_lag_s: Some(1.0),
+                ..FeedCounters::default()
+            },
+        );
+        let later = t + chrono::Duration::seconds(5);
+        let rows = [
+            // This instance's own stored row is older than its live counters: left out.
+            row("b", "citizen", 100, t, None),
+            row("a", "citizen", 7, later, Some(0.5)),
+            row("a", "utility:x", 3, t, None),
+        ];
+        let all = sum("b", own, &rows);
+        let c = &all["citizen"];
+        assert_eq!((c.received, c.accepted, c.rejected), (9, 7, 2));
+        assert_eq!((c.last_seen, c.last_lag_s), (Some(later), Some(0.5)));
+        assert_eq!(all["utility:x"].accepted, 3);
     }
 }

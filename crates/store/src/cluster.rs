@@ -18,6 +18,10 @@
 //!   leader whose lock connection dropped while the database stayed reachable thus commits
 //!   nothing once its successor's term began, even before its own lock check notices.
 //!
+//! - Per-feed counters (migration 0016): each instance writes its own counters
+//!   ([`Store::save_feed_counters`], one row per instance and feed); any instance reads every
+//!   instance's ([`Store::feed_counters`]) to show the cluster's.
+//!
 //! Every function answers [`StoreError::NotPostgres`] on SQLite.
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -67,6 +71,27 @@ pub struct InboxMessage {
     pub payload: Vec<u8>,
     /// When the follower received it.
     pub received_at: DateTime<Utc>,
+}
+
+/// One instance's counters of one feed (see `engine::feeds`), as kept in `feed_counters`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedRow {
+    /// `--instance-id`.
+    pub instance_id: String,
+    /// The feed's name (`citizen`, `utility:{operator}`, …).
+    pub feed: String,
+    /// Messages received.
+    pub received: u64,
+    /// Messages taken.
+    pub accepted: u64,
+    /// Messages refused.
+    pub rejected: u64,
+    /// Redeliveries recognised.
+    pub duplicates: u64,
+    /// When the last message arrived.
+    pub last_seen: Option<DateTime<Utc>>,
+    /// Seconds between the sender's time and arrival, for the last message that had one.
+    pub last_lag_s: Option<f64>,
 }
 
 /// A notification on a channel this store listens to.
@@ -414,6 +439,71 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Writes `rows` (one instance's counters; each replaces the row of its instance and feed)
+    /// in one statement.
+    pub async fn save_feed_counters(&self, rows: &[FeedRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let count = |f: fn(&FeedRow) -> u64| -> Vec<i64> {
+            rows.iter()
+                .map(|r| i64::try_from(f(r)).unwrap_or(i64::MAX))
+                .collect()
+        };
+        let instances: Vec<&str> = rows.iter().map(|r| r.instance_id.as_str()).collect();
+        let feeds: Vec<&str> = rows.iter().map(|r| r.feed.as_str()).collect();
+        let seen: Vec<Option<DateTime<Utc>>> =
+            rows.iter().map(|r| r.last_seen.map(stored_time)).collect();
+        let lags: Vec<Option<f64>> = rows.iter().map(|r| r.last_lag_s).collect();
+        sqlx::query(
+            "INSERT INTO feed_counters (instance_id, feed, received, accepted, rejected, \
+             duplicates, last_seen, last_lag_s) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], \
+             $5::bigint[], $6::bigint[], $7::timestamptz[], $8::float8[]) \
+             ON CONFLICT (instance_id, feed) DO UPDATE SET received = excluded.received, \
+             accepted = excluded.accepted, rejected = excluded.rejected, \
+             duplicates = excluded.duplicates, last_seen = excluded.last_seen, \
+             last_lag_s = excluded.last_lag_s",
+        )
+        .bind(&instances)
+        .bind(&feeds)
+        .bind(count(|r| r.received))
+        .bind(count(|r| r.accepted))
+        .bind(count(|r| r.rejected))
+        .bind(count(|r| r.duplicates))
+        .bind(&seen)
+        .bind(&lags)
+        .execute(self.postgres()?)
+        .await?;
+        Ok(())
+    }
+
+    /// Every instance's counters of every feed, by instance and feed.
+    pub async fn feed_counters(&self) -> Result<Vec<FeedRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT instance_id, feed, received, accepted, rejected, duplicates, last_seen, \
+             last_lag_s FROM feed_counters ORDER BY instance_id, feed",
+        )
+        .fetch_all(self.postgres()?)
+        .await?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        rows.iter()
+            .map(|r| {
+                Ok(FeedRow {
+                    instance_id: r.try_get("instance_id")?,
+                    feed: r.try_get("feed")?,
+                    received: count(r.try_get("received")?),
+                    accepted: count(r.try_get("accepted")?),
+                    rejected: count(r.try_get("rejected")?),
+                    duplicates: count(r.try_get("duplicates")?),
+                    last_seen: r.try_get("last_seen")?,
+                    last_lag_s: r.try_get("last_lag_s")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
     }
 
     /// Sends `payload` on `channel` (PostgreSQL's `NOTIFY`; at most 8000 bytes).

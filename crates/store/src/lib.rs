@@ -61,7 +61,7 @@ use crate::url::Target;
 
 pub use crate::accounts::{Role, Session, User};
 pub use crate::cluster::{
-    ClusterConnection, InboxMessage, Listener, Member, Notification, CHANGES_CHANNEL,
+    ClusterConnection, FeedRow, InboxMessage, Listener, Member, Notification, CHANGES_CHANNEL,
     INBOX_CHANNEL, LEADER_LOCK,
 };
 pub use crate::config::CityConfig;

@@ -58,7 +58,14 @@ async fn a_stale_term_commits_nothing_and_the_current_one_commits() {
         // Its lock connection drops (the database stays reachable); another instance leads.
         old_lock.close().await;
         let mut new_lock = new.cluster_connection().await.expect("new lock connection");
-        assert!(new_lock.try_lead().await.expect("try lead"));
+        // The server frees the lock once it has seen the old connection end, a moment after
+        // `close` returns (as an instance would, try again until it is free).
+        let mut tries = 0;
+        while !new_lock.try_lead().await.expect("try lead") {
+            tries += 1;
+            assert!(tries < 50, "the old leader's lock was never freed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let mut taking = tokio::spawn(async move {
             let term = new_lock.take_term("b", t0).await;
             (term, new_lock)

@@ -5,6 +5,7 @@
 //! database there and drops it at the end.
 
 mod accounts;
+mod feed_counters;
 mod fencing;
 mod fixtures;
 mod postgres;

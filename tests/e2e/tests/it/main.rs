@@ -9,6 +9,7 @@ mod browser;
 mod browser_journey;
 mod citizen_page;
 mod cluster;
+mod cluster_tls;
 mod congestion;
 mod console;
 mod console_map;
