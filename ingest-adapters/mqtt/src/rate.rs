@@ -125,9 +125,19 @@ impl SenderLimiter {
     }
 }
 
-/// The sender a topic names, if the city knows it; else `unknown`.
+/// The sender a topic names, if the city knows it; what the embedded broker refused counts
+/// against its login (`login:{name}`) when that is one of the city's operators or agencies
+/// (a gateway may log in under any name: those share `unknown`, so that made-up names cannot
+/// grow the table); else `unknown`.
 fn sender(topic: &str, city: &City) -> String {
     let known_agency = |a: &str| city.agency(a).is_some();
+    if let Some((login, _)) = topics::refused_parts(topic) {
+        return if known_agency(&login) {
+            format!("login:{login}")
+        } else {
+            "unknown".into()
+        };
+    }
     if let Some(op) = topics::utility_operator(topic).filter(|a| known_agency(a)) {
         return format!("utility:{op}");
     }
@@ -216,5 +226,27 @@ mod tests {
         }
         assert!(l.check("dispecer/v1/in/traffic/made-up-3", &city).is_err());
         assert_eq!(l.senders.len(), 1, "one key for all of them");
+    }
+
+    #[test]
+    fn what_the_broker_refused_counts_against_the_login() {
+        let city = brasov();
+        let forged = topics::refused("apa-brasov", "dispecer/v1/in/utilities/electrica/events");
+        assert_eq!(sender(&forged, &city), "login:apa-brasov");
+        let l = SenderLimiter::new(rate(1, 1));
+        assert_eq!(l.check(&forged, &city), Ok(()));
+        assert!(l.check(&forged, &city).is_err());
+        // Not the victim's allowance.
+        assert_eq!(
+            l.check("dispecer/v1/in/utilities/electrica/events", &city),
+            Ok(())
+        );
+        assert_eq!(
+            sender(
+                &topics::refused("gateway-7", topics::CITIZEN_REPORTS),
+                &city
+            ),
+            "unknown"
+        );
     }
 }
