@@ -220,9 +220,12 @@ pub struct CityIndex {
     grid: Option<AreaGrid>,
     /// The jurisdictions by rank.
     ranked: Vec<Ranked>,
+    /// The jurisdictions' agency and area ids by rank, side by side (what a lookup answers, one
+    /// read away).
+    ids: Vec<(AgencyId, AreaId)>,
     /// Each category's index, for [`CityIndex::handles`] (foldhash: hashed once per lookup).
     category_index: foldhash::HashMap<CategoryId, usize>,
-    /// `words` words per agency: a bit per category index it handles.
+    /// `words` words per jurisdiction, by rank: a bit per category index its agency handles.
     handles: Vec<u64>,
     words: usize,
     /// Per category index, its inform targets, resolved.
@@ -297,14 +300,21 @@ impl CityIndex {
             .map(|(i, c)| (c.id.clone(), i))
             .collect();
         let words = city.categories.len().div_ceil(64);
-        let mut handles = vec![0u64; words * city.agencies.len()];
-        for (ai, agency) in city.agencies.iter().enumerate() {
-            for c in &agency.categories {
+        let mut handles = vec![0u64; words * ranked.len()];
+        for (rank, r) in ranked.iter().enumerate() {
+            for c in &city.agencies[r.agency as usize].categories {
                 if let Some(&i) = category_index.get(c) {
-                    handles[ai * words + i / 64] |= 1 << (i % 64);
+                    handles[rank * words + i / 64] |= 1 << (i % 64);
                 }
             }
         }
+        let ids = ranked
+            .iter()
+            .map(|r| {
+                let agency = &city.agencies[r.agency as usize];
+                (agency.id.clone(), agency.areas[r.area as usize].id.clone())
+            })
+            .collect();
         let inform = city
             .categories
             .iter()
@@ -329,6 +339,7 @@ impl CityIndex {
         CityIndex {
             grid,
             ranked,
+            ids,
             category_index,
             handles,
             words,
@@ -344,15 +355,18 @@ impl CityIndex {
         }
     }
 
-    /// Whether agency `ai` handles `category`, of index `index` among the city's categories (a
-    /// bit test; by name for a category the city does not list).
-    fn handles(&self, ai: usize, index: Option<usize>, category: &CategoryId) -> bool {
+    /// Whether the agency of the jurisdiction of rank `rank` handles `category`, of index
+    /// `index` among the city's categories (a bit test; by name for a category the city does
+    /// not list).
+    fn handles(&self, rank: u32, index: Option<usize>, category: &CategoryId) -> bool {
         match index {
             Some(i) => self
                 .handles
-                .get(ai * self.words + i / 64)
+                .get(rank as usize * self.words + i / 64)
                 .is_some_and(|w| w & (1 << (i % 64)) != 0),
-            None => self.city.agencies[ai].handles(category),
+            None => {
+                self.city.agencies[self.ranked[rank as usize].agency as usize].handles(category)
+            }
         }
     }
 
@@ -389,7 +403,7 @@ impl CityIndex {
         let mut ranked = held.iter().filter_map(|&rank| {
             let r = self.ranked[rank as usize];
             // Best first: an agency's first area is its best.
-            let wanted = self.handles(r.agency as usize, category_index, category)
+            let wanted = self.handles(rank, category_index, category)
                 && !agencies.as_slice().contains(&r.agency);
             wanted.then(|| {
                 agencies.push(r.agency);
@@ -421,11 +435,10 @@ impl CityIndex {
     /// `ST_Contains` and a category test; [`CityIndex::route`] ranks the same areas.
     pub fn jurisdictions(&self, category: &CategoryId, point: Point) -> Jurisdictions<'_> {
         let category_index = self.category_index.get(category).copied();
-        let mut held = Small::<64>::default();
+        let mut held = Small::default();
         if let Some(grid) = &self.grid {
             grid.holding(point, |rank| {
-                let agency = self.ranked[rank as usize].agency as usize;
-                if self.handles(agency, category_index, category) {
+                if self.handles(rank, category_index, category) {
                     held.push(rank);
                 }
             });
@@ -526,7 +539,8 @@ impl CityIndex {
 #[derive(Debug)]
 pub struct Jurisdictions<'a> {
     index: &'a CityIndex,
-    held: Small<64>,
+    /// The usual few inline (the answer is moved to the caller).
+    held: Small<16>,
     next: usize,
 }
 
@@ -536,9 +550,8 @@ impl<'a> Iterator for Jurisdictions<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         let rank = *self.held.as_slice().get(self.next)?;
         self.next += 1;
-        let r = self.index.ranked[rank as usize];
-        let agency = &self.index.city.agencies[r.agency as usize];
-        Some((&agency.id, &agency.areas[r.area as usize].id))
+        let (agency, area) = &self.index.ids[rank as usize];
+        Some((agency, area))
     }
 }
 
