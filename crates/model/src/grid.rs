@@ -255,6 +255,9 @@ pub struct AreaGrid {
     max: Coord,
     /// Top cell width and height, degrees.
     size: Coord,
+    /// Their inverses (a point's cell by multiplication: the same in building and lookups,
+    /// and the margin covers its rounding).
+    inverse: Coord,
     cols: usize,
     rows: usize,
     /// The top cells, row-major, then the cells they split into, four siblings side by side
@@ -384,6 +387,10 @@ impl AreaGrid {
             min: extent.min(),
             max: extent.max(),
             size,
+            inverse: Coord {
+                x: 1.0 / size.x,
+                y: 1.0 / size.y,
+            },
             cols,
             rows,
             nodes: Vec::with_capacity(cols * rows),
@@ -468,8 +475,8 @@ impl AreaGrid {
     /// The cell of `p`, clamped into the grid.
     fn cell_of(&self, p: Coord) -> (usize, usize) {
         // `as` truncates, which is `floor` at and above 0 (and NaN goes to 0).
-        let c = ((p.x - self.min.x) / self.size.x).max(0.0) as usize;
-        let r = ((p.y - self.min.y) / self.size.y).max(0.0) as usize;
+        let c = ((p.x - self.min.x) * self.inverse.x).max(0.0) as usize;
+        let r = ((p.y - self.min.y) * self.inverse.y).max(0.0) as usize;
         (c.min(self.cols - 1), r.min(self.rows - 1))
     }
 

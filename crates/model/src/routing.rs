@@ -6,7 +6,7 @@ use geo::{Area as _, BoundingRect, MultiPolygon, Point};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
 
-use crate::city::{City, InformTarget};
+use crate::city::{Category, City, InformTarget};
 use crate::grid::{AreaGrid, GridMemory};
 use crate::ids::{AgencyId, AreaId, CategoryId, DistrictId, IncidentId};
 use crate::pip::PreparedArea;
@@ -198,6 +198,75 @@ struct Ranked {
     kind: u32,
 }
 
+/// The city's categories by id, for the one look-up each question about a place makes: an
+/// open-addressed table (linear probing, at least twice as many slots as categories) keyed by
+/// a short multiplicative hash of the id's first and last eight bytes. Ids are a few bytes; a
+/// general-purpose hash of them was a fifth of a jurisdiction lookup's instructions.
+#[derive(Debug)]
+struct CategoryTable {
+    /// (id, index among the city's categories), or `None` for an empty slot; a power of two
+    /// long, with an empty slot at least.
+    /// The id as a plain `str` (compared without decoding a `SmolStr` again).
+    slots: Vec<Option<(Box<str>, usize)>>,
+}
+
+impl CategoryTable {
+    /// The index of each category's first occurrence, as `City::category` finds it.
+    fn new(categories: &[Category]) -> Self {
+        let len = (2 * categories.len()).next_power_of_two().max(2);
+        let mut table = CategoryTable {
+            slots: vec![None; len],
+        };
+        for (index, category) in categories.iter().enumerate() {
+            let id = category.id.as_str();
+            let mut i = table.slot(id);
+            while let Some((k, _)) = &table.slots[i] {
+                if **k == *id {
+                    break;
+                }
+                i = (i + 1) & (len - 1);
+            }
+            if table.slots[i].is_none() {
+                table.slots[i] = Some((id.into(), index));
+            }
+        }
+        table
+    }
+
+    /// Where the search for `id` starts.
+    fn slot(&self, id: &str) -> usize {
+        const K: u64 = 0x9E37_79B9_7F4A_7C15;
+        let bytes = id.as_bytes();
+        let mut h = (bytes.len() as u64).wrapping_mul(K);
+        // The first and the last eight bytes (overlapping in a shorter id), else each byte.
+        match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+            (Some(first), Some(last)) => {
+                h = (h ^ u64::from_le_bytes(*first)).wrapping_mul(K);
+                h = (h ^ u64::from_le_bytes(*last)).wrapping_mul(K);
+            }
+            _ => {
+                for b in bytes {
+                    h = (h ^ u64::from(*b)).wrapping_mul(K);
+                }
+            }
+        }
+        (h >> 32) as usize & (self.slots.len() - 1)
+    }
+
+    /// The index of `id` among the city's categories, if it is one.
+    fn get(&self, id: &CategoryId) -> Option<usize> {
+        let id = id.as_str();
+        let mut i = self.slot(id);
+        loop {
+            match &self.slots[i] {
+                None => return None,
+                Some((k, index)) if **k == *id => return Some(*index),
+                Some(_) => i = (i + 1) & (self.slots.len() - 1),
+            }
+        }
+    }
+}
+
 /// An [`InformTarget`] resolved once, when the index is built.
 #[derive(Debug, Clone)]
 enum Inform {
@@ -223,8 +292,8 @@ pub struct CityIndex {
     /// The jurisdictions' agency and area ids by rank, side by side (what a lookup answers, one
     /// read away).
     ids: Vec<(AgencyId, AreaId)>,
-    /// Each category's index, for [`CityIndex::handles`] (foldhash: hashed once per lookup).
-    category_index: foldhash::HashMap<CategoryId, usize>,
+    /// Each category's index, for [`CityIndex::handles`] (found once per lookup).
+    category_index: CategoryTable,
     /// `words` words per jurisdiction, by rank: a bit per category index its agency handles.
     handles: Vec<u64>,
     words: usize,
@@ -292,18 +361,12 @@ impl CityIndex {
         let grid = AreaGrid::build(&prepared.iter().collect::<Vec<_>>());
         drop(prepared);
         // The first category of an id, as `City::category` finds it (later ones overwritten).
-        let category_index: foldhash::HashMap<CategoryId, usize> = city
-            .categories
-            .iter()
-            .enumerate()
-            .rev()
-            .map(|(i, c)| (c.id.clone(), i))
-            .collect();
+        let category_index = CategoryTable::new(&city.categories);
         let words = city.categories.len().div_ceil(64);
         let mut handles = vec![0u64; words * ranked.len()];
         for (rank, r) in ranked.iter().enumerate() {
             for c in &city.agencies[r.agency as usize].categories {
-                if let Some(&i) = category_index.get(c) {
+                if let Some(i) = category_index.get(c) {
                     handles[rank * words + i / 64] |= 1 << (i % 64);
                 }
             }
@@ -394,7 +457,7 @@ impl CityIndex {
     /// first, then the smallest (most specific) area, then the agency id; the city's fallback
     /// agency when there is none.
     pub fn route(&self, category: &CategoryId, point: Point) -> RoutingDecision {
-        let category_index = self.category_index.get(category).copied();
+        let category_index = self.category_index.get(category);
         // Each area's test once: the responsible agency and those informed are chosen from it.
         let mut holding = Small::<64>::default();
         self.holding(point, &mut holding);
@@ -434,7 +497,7 @@ impl CityIndex {
     /// (the rank of [`CityIndex::new`]). The question a spatial database answers with
     /// `ST_Contains` and a category test; [`CityIndex::route`] ranks the same areas.
     pub fn jurisdictions(&self, category: &CategoryId, point: Point) -> Jurisdictions<'_> {
-        let category_index = self.category_index.get(category).copied();
+        let category_index = self.category_index.get(category);
         let mut held = Small::default();
         if let Some(grid) = &self.grid {
             grid.holding(point, |rank| {
@@ -470,7 +533,7 @@ impl CityIndex {
         point: Point,
         responsible: &AgencyId,
     ) -> Vec<Informed> {
-        let category_index = self.category_index.get(category).copied();
+        let category_index = self.category_index.get(category);
         let mut holding = Small::<64>::default();
         self.holding(point, &mut holding);
         self.informed_among(category_index, holding.as_slice(), responsible)
@@ -604,6 +667,57 @@ mod tests {
     use crate::i18n::{Language, Localized};
     use crate::incident::Severity;
     use geo::{polygon, Rect};
+
+    /// The category table finds each id (shorter and longer than its eight-byte words, ids
+    /// sharing their first or last eight bytes), the first of a repeated id, and nothing else.
+    #[test]
+    fn the_category_table_finds_each_id_once() {
+        let ids = [
+            "a",
+            "ab",
+            "pothole",
+            "potholes",
+            "water_leak",
+            "water_leaks",
+            "x_water_leak",
+            "district_heating_failure",
+            "district_heating_fallen",
+            "",
+            "pothole",
+        ];
+        let categories: Vec<Category> = ids
+            .iter()
+            .map(|id| Category {
+                id: (*id).into(),
+                name: loc(id),
+                family: "f".into(),
+                default_severity: Severity::Moderate,
+                agency_kind: "k".into(),
+                merge_radius_m: 1.0,
+                merge_window: chrono::Duration::hours(1),
+                sla: crate::lifecycle::SlaPolicy::uniform(crate::lifecycle::Deadlines {
+                    acknowledge: chrono::Duration::minutes(30),
+                    resolve: chrono::Duration::hours(8),
+                }),
+                inform: vec![],
+            })
+            .collect();
+        let table = CategoryTable::new(&categories);
+        for (i, id) in ids.iter().enumerate() {
+            let first = ids.iter().position(|o| o == id);
+            assert_eq!(table.get(&CategoryId::from(*id)), first, "{id:?} at {i}");
+        }
+        for other in [
+            "b",
+            "potholE",
+            "water_leak_",
+            "district_heating_failurE",
+            "pot",
+        ] {
+            assert_eq!(table.get(&CategoryId::from(other)), None, "{other}");
+        }
+        assert_eq!(CategoryTable::new(&[]).get(&CategoryId::from("a")), None);
+    }
 
     fn square(x0: f64, y0: f64, x1: f64, y1: f64) -> MultiPolygon {
         MultiPolygon(vec![
