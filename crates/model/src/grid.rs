@@ -15,7 +15,9 @@
 //! the leaf covers it whole: no test at all.
 //!
 //! Layout, for a lookup's few cache misses: a node is 4 bytes, and a leaf is one contiguous run
-//! of words (reference point, entries, masks, edges); leaves lying whole in the same areas share
+//! of words (reference point, entries, masks, edges); a leaf's edges of the same areas that meet
+//! end to end are stored as a chain of vertices (a polygon's boundary through a leaf is one or
+//! two chains: a vertex per edge, not two); leaves lying whole in the same areas share
 //! one run, and a leaf lying whole in one area is only its node (the area's number in it). Areas are numbered by the caller ([`AreaGrid::build`]'s order), and a lookup reports
 //! them in that order, so a caller that numbers its areas in the order it ranks them needs no
 //! sorting.
@@ -61,9 +63,12 @@ const HAS_REFERENCE: u64 = 1 << 32;
 /// Group header: its entries are answered with the prepared test (`exact`), not edges; bits
 /// 0–7 count the entries, bits 32–63 the edges.
 const EXACT: u64 = 1 << 8;
-/// Words of a stored edge: `a.x`, `a.y`, `b.x`, `b.y`, and the mask of the group's entries it
-/// bounds.
-const EDGE_WORDS: usize = 5;
+/// A chain's header (a group of at most this many entries): the mask of the entries its edges
+/// bound in the low bits, its vertices from bit [`CHAIN_COUNT`] up. A group of more entries
+/// gives a chain two header words: the mask, then the vertices.
+const NARROW: usize = 48;
+/// The shift of a narrow chain header's vertex count.
+const CHAIN_COUNT: u32 = 48;
 
 type Edge = (Coord, Coord);
 
@@ -114,10 +119,17 @@ fn crosses(p: Coord, r: Coord, (a, b): Edge) -> bool {
     op != Orientation::Collinear && or != Orientation::Collinear && op != or
 }
 
-/// The entries of a group holding `p` (a bit each), given the mask of those whose polygon holds
-/// `reference` (a point on none of `edges`) and, as [`EDGE_WORDS`] words each, every edge of
+/// The entries of a group of `entries` holding `p` (a bit each), given the mask of those whose
+/// polygon holds `reference` (a point on none of the edges) and, as chains of vertices (a
+/// header, then `x` and `y` of each vertex; consecutive vertices are an edge), every edge of
 /// theirs that may meet the segment from `p` to `reference`.
-fn group_holds(p: Coord, reference: Coord, reference_inside: u64, edges: &[u64]) -> u64 {
+fn group_holds(
+    p: Coord,
+    reference: Coord,
+    reference_inside: u64,
+    entries: usize,
+    chains: &[u64],
+) -> u64 {
     let mut inside = reference_inside;
     let mut boundary = 0u64;
     // The segment's box: an edge whose box misses it neither holds `p` (which is in it) nor
@@ -132,29 +144,91 @@ fn group_holds(p: Coord, reference: Coord, reference_inside: u64, edges: &[u64])
             y: p.y.max(reference.y),
         },
     );
-    for e in edges.chunks_exact(EDGE_WORDS) {
-        let edge = (
-            Coord {
-                x: f64::from_bits(e[0]),
-                y: f64::from_bits(e[1]),
-            },
-            Coord {
-                x: f64::from_bits(e[2]),
-                y: f64::from_bits(e[3]),
-            },
-        );
-        let (a, b) = edge;
-        if a.x.max(b.x) < lo.x || a.x.min(b.x) > hi.x || a.y.max(b.y) < lo.y || a.y.min(b.y) > hi.y
-        {
-            continue;
-        }
-        if on_edge(edge, p) {
-            boundary |= e[4];
-        } else if crosses(p, reference, edge) {
-            inside ^= e[4];
+    let vertex = |w: &[u64]| Coord {
+        x: f64::from_bits(w[0]),
+        y: f64::from_bits(w[1]),
+    };
+    let mut i = 0;
+    while i < chains.len() {
+        let (mask, vertices, at) = if entries <= NARROW {
+            let h = chains[i];
+            (
+                h & ((1 << CHAIN_COUNT) - 1),
+                (h >> CHAIN_COUNT) as usize,
+                i + 1,
+            )
+        } else {
+            (chains[i], chains[i + 1] as usize, i + 2)
+        };
+        let words = &chains[at..at + 2 * vertices];
+        i = at + 2 * vertices;
+        let mut a = vertex(words);
+        for w in words[2..].chunks_exact(2) {
+            let b = vertex(w);
+            let edge = (a, b);
+            a = b;
+            if edge.0.x.max(edge.1.x) < lo.x
+                || edge.0.x.min(edge.1.x) > hi.x
+                || edge.0.y.max(edge.1.y) < lo.y
+                || edge.0.y.min(edge.1.y) > hi.y
+            {
+                continue;
+            }
+            if on_edge(edge, p) {
+                boundary |= mask;
+            } else if crosses(p, reference, edge) {
+                inside ^= mask;
+            }
         }
     }
     inside | boundary
+}
+
+/// `edges` (each once, with the mask of the entries it bounds) as chains: runs of edges of the
+/// same mask end to end, each edge in exactly one chain (a chain's vertices in order; each
+/// edge's direction does not matter: the tests are symmetric in its ends).
+fn chains(edges: &[([u64; 4], u64)]) -> Vec<(u64, Vec<[u64; 2]>)> {
+    let mut out = Vec::new();
+    let mut order: Vec<usize> = (0..edges.len()).collect();
+    order.sort_by_key(|&e| edges[e].1);
+    for same in order.chunk_by(|a, b| edges[*a].1 == edges[*b].1) {
+        let ends = |e: usize| {
+            let k = edges[e].0;
+            ([k[0], k[1]], [k[2], k[3]])
+        };
+        let mut at: HashMap<[u64; 2], Vec<usize>> = HashMap::new();
+        for &e in same {
+            let (a, b) = ends(e);
+            at.entry(a).or_default().push(e);
+            at.entry(b).or_default().push(e);
+        }
+        let mut used = vec![false; edges.len()];
+        // Paths start where an odd number of edges meet (their ends), then what is left
+        // (closed loops) anywhere.
+        let starts = same
+            .iter()
+            .flat_map(|&e| {
+                let (a, b) = ends(e);
+                [a, b]
+            })
+            .filter(|v| at[v].len() % 2 == 1)
+            .chain(same.iter().map(|&e| ends(e).0))
+            .collect::<Vec<_>>();
+        for start in starts {
+            let mut vertices = vec![start];
+            let mut current = start;
+            while let Some(&e) = at[&current].iter().find(|e| !used[**e]) {
+                used[e] = true;
+                let (a, b) = ends(e);
+                current = if a == current { b } else { a };
+                vertices.push(current);
+            }
+            if vertices.len() > 1 {
+                out.push((edges[same[0]].1, vertices));
+            }
+        }
+    }
+    out
 }
 
 /// Quarter `k` of `rect`, whose centre is `centre` (the same arithmetic in building and lookups).
@@ -181,6 +255,9 @@ pub struct AreaGrid {
     max: Coord,
     /// Top cell width and height, degrees.
     size: Coord,
+    /// Their inverses (a point's cell by multiplication: the same in building and lookups,
+    /// and the margin covers its rounding).
+    inverse: Coord,
     cols: usize,
     rows: usize,
     /// The top cells, row-major, then the cells they split into, four siblings side by side
@@ -191,7 +268,8 @@ pub struct AreaGrid {
     /// The leaves, one run of words each: a header (groups, [`HAS_REFERENCE`]), the reference
     /// point if any, then each group: a header (entries, edges, [`EXACT`]), the mask of entries
     /// holding the reference point, the entries' area numbers (two to a word; one a word with
-    /// the index in `exact` in the high half if [`EXACT`]), the edges ([`EDGE_WORDS`] each).
+    /// the index in `exact` in the high half if [`EXACT`]), the edges as chains of vertices
+    /// (consecutive edges of the same entries share a vertex; [`NARROW`]).
     /// Word 0 is the empty leaf.
     leaves: Vec<u64>,
     /// Where each list of areas lying whole over a leaf starts in `leaves` (while building).
@@ -309,6 +387,10 @@ impl AreaGrid {
             min: extent.min(),
             max: extent.max(),
             size,
+            inverse: Coord {
+                x: 1.0 / size.x,
+                y: 1.0 / size.y,
+            },
             cols,
             rows,
             nodes: Vec::with_capacity(cols * rows),
@@ -393,8 +475,8 @@ impl AreaGrid {
     /// The cell of `p`, clamped into the grid.
     fn cell_of(&self, p: Coord) -> (usize, usize) {
         // `as` truncates, which is `floor` at and above 0 (and NaN goes to 0).
-        let c = ((p.x - self.min.x) / self.size.x).max(0.0) as usize;
-        let r = ((p.y - self.min.y) / self.size.y).max(0.0) as usize;
+        let c = ((p.x - self.min.x) * self.inverse.x).max(0.0) as usize;
+        let r = ((p.y - self.min.y) * self.inverse.y).max(0.0) as usize;
         (c.min(self.cols - 1), r.min(self.rows - 1))
     }
 
@@ -570,18 +652,28 @@ impl AreaGrid {
                     None => edges.push((key, 1 << bit)),
                 }
             }
-            let count = u64::try_from(edges.len())
+            let narrow = group.len() <= NARROW;
+            let mut words: Vec<u64> = Vec::new();
+            for (mask, vertices) in chains(&edges) {
+                let n = vertices.len() as u64;
+                if narrow {
+                    // No vertex count that reaches the mask's bits (a leaf's few edges).
+                    (n < 1 << (64 - CHAIN_COUNT)).then_some(())?;
+                    words.push(mask | n << CHAIN_COUNT);
+                } else {
+                    words.extend([mask, n]);
+                }
+                words.extend(vertices.into_iter().flatten());
+            }
+            let count = u64::try_from(words.len())
                 .ok()
                 .filter(|n| *n <= u32::MAX as u64)?;
             self.leaves.push(group.len() as u64 | count << 32);
             self.leaves.push(inside);
             let numbers: Vec<u32> = group.iter().map(|i| i.area).collect();
             self.push_pairs(&numbers);
-            for (key, mask) in edges {
-                self.leaves.extend(key);
-                self.leaves.push(mask);
-            }
-            self.counts.edges += count as usize;
+            self.leaves.extend(words);
+            self.counts.edges += edges.len();
         }
         Some(start)
     }
@@ -664,25 +756,20 @@ impl AreaGrid {
                 i += 2 + n;
                 continue;
             }
-            let edges = (group >> 32) as usize;
+            let words = (group >> 32) as usize;
             let numbers = &leaves[i + 2..i + 2 + n.div_ceil(2)];
             let from = i + 2 + numbers.len();
-            let mut held = if edges == 0 {
+            let mut held = if words == 0 {
                 leaves[i + 1]
             } else {
-                group_holds(
-                    p,
-                    reference,
-                    leaves[i + 1],
-                    &leaves[from..from + edges * EDGE_WORDS],
-                )
+                group_holds(p, reference, leaves[i + 1], n, &leaves[from..from + words])
             };
             while held != 0 {
                 let bit = held.trailing_zeros() as usize;
                 held &= held - 1;
                 report((numbers[bit / 2] >> (32 * (bit % 2))) as u32);
             }
-            i = from + edges * EDGE_WORDS;
+            i = from + words;
         }
     }
 
@@ -739,17 +826,17 @@ mod tests {
         out
     }
 
-    /// `edges` as a group's words, each bounding entry 0.
+    /// `edges` as a group's words, each its own chain bounding entry 0.
     fn one_entry(edges: &[Edge]) -> Vec<u64> {
         edges
             .iter()
             .flat_map(|(a, b)| {
                 [
+                    1 | 2 << CHAIN_COUNT,
                     a.x.to_bits(),
                     a.y.to_bits(),
                     b.x.to_bits(),
                     b.y.to_bits(),
-                    1,
                 ]
             })
             .collect()
@@ -758,7 +845,13 @@ mod tests {
     /// Whether `p` is in the polygon of `edges` (inside or on them), counting crossings from
     /// `reference` (on none of them), whose status is `reference_inside`.
     fn holds(p: Coord, reference: Coord, reference_inside: bool, edges: &[Edge]) -> bool {
-        group_holds(p, reference, u64::from(reference_inside), &one_entry(edges)) == 1
+        group_holds(
+            p,
+            reference,
+            u64::from(reference_inside),
+            1,
+            &one_entry(edges),
+        ) == 1
     }
 
     fn square(x0: f64, y0: f64, x1: f64, y1: f64) -> Polygon {
@@ -942,6 +1035,37 @@ mod tests {
             out.push(Point(r.center()));
         }
         out
+    }
+
+    proptest! {
+        /// Chains hold every edge exactly once, with its mask, end to end: edges on a small
+        /// lattice (so many share ends, some twice, some of no length) under a few masks.
+        #[test]
+        fn chains_hold_every_edge_once(
+            edges in prop::collection::vec(((0u8..4, 0u8..4), (0u8..4, 0u8..4), 1u64..4), 0..40),
+        ) {
+            let c = |(x, y): (u8, u8)| [f64::from(x).to_bits(), f64::from(y).to_bits()];
+            let keyed: Vec<([u64; 4], u64)> = edges
+                .iter()
+                .map(|(a, b, m)| {
+                    let (a, b) = (c(*a), c(*b));
+                    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                    ([lo[0], lo[1], hi[0], hi[1]], *m)
+                })
+                .collect();
+            let mut want: Vec<([u64; 4], u64)> = keyed.clone();
+            want.sort_unstable();
+            let mut got: Vec<([u64; 4], u64)> = Vec::new();
+            for (mask, vertices) in chains(&keyed) {
+                prop_assert!(vertices.len() >= 2);
+                for w in vertices.windows(2) {
+                    let (lo, hi) = if w[0] <= w[1] { (w[0], w[1]) } else { (w[1], w[0]) };
+                    got.push(([lo[0], lo[1], hi[0], hi[1]], mask));
+                }
+            }
+            got.sort_unstable();
+            prop_assert_eq!(got, want);
+        }
     }
 
     proptest! {

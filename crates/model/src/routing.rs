@@ -6,7 +6,7 @@ use geo::{Area as _, BoundingRect, MultiPolygon, Point};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
 
-use crate::city::{City, InformTarget};
+use crate::city::{Category, City, InformTarget};
 use crate::grid::{AreaGrid, GridMemory};
 use crate::ids::{AgencyId, AreaId, CategoryId, DistrictId, IncidentId};
 use crate::pip::PreparedArea;
@@ -198,6 +198,75 @@ struct Ranked {
     kind: u32,
 }
 
+/// The city's categories by id, for the one look-up each question about a place makes: an
+/// open-addressed table (linear probing, at least twice as many slots as categories) keyed by
+/// a short multiplicative hash of the id's first and last eight bytes. Ids are a few bytes; a
+/// general-purpose hash of them was a fifth of a jurisdiction lookup's instructions.
+#[derive(Debug)]
+struct CategoryTable {
+    /// (id, index among the city's categories), or `None` for an empty slot; a power of two
+    /// long, with an empty slot at least.
+    /// The id as a plain `str` (compared without decoding a `SmolStr` again).
+    slots: Vec<Option<(Box<str>, usize)>>,
+}
+
+impl CategoryTable {
+    /// The index of each category's first occurrence, as `City::category` finds it.
+    fn new(categories: &[Category]) -> Self {
+        let len = (2 * categories.len()).next_power_of_two().max(2);
+        let mut table = CategoryTable {
+            slots: vec![None; len],
+        };
+        for (index, category) in categories.iter().enumerate() {
+            let id = category.id.as_str();
+            let mut i = table.slot(id);
+            while let Some((k, _)) = &table.slots[i] {
+                if **k == *id {
+                    break;
+                }
+                i = (i + 1) & (len - 1);
+            }
+            if table.slots[i].is_none() {
+                table.slots[i] = Some((id.into(), index));
+            }
+        }
+        table
+    }
+
+    /// Where the search for `id` starts.
+    fn slot(&self, id: &str) -> usize {
+        const K: u64 = 0x9E37_79B9_7F4A_7C15;
+        let bytes = id.as_bytes();
+        let mut h = (bytes.len() as u64).wrapping_mul(K);
+        // The first and the last eight bytes (overlapping in a shorter id), else each byte.
+        match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+            (Some(first), Some(last)) => {
+                h = (h ^ u64::from_le_bytes(*first)).wrapping_mul(K);
+                h = (h ^ u64::from_le_bytes(*last)).wrapping_mul(K);
+            }
+            _ => {
+                for b in bytes {
+                    h = (h ^ u64::from(*b)).wrapping_mul(K);
+                }
+            }
+        }
+        (h >> 32) as usize & (self.slots.len() - 1)
+    }
+
+    /// The index of `id` among the city's categories, if it is one.
+    fn get(&self, id: &CategoryId) -> Option<usize> {
+        let id = id.as_str();
+        let mut i = self.slot(id);
+        loop {
+            match &self.slots[i] {
+                None => return None,
+                Some((k, index)) if **k == *id => return Some(*index),
+                Some(_) => i = (i + 1) & (self.slots.len() - 1),
+            }
+        }
+    }
+}
+
 /// An [`InformTarget`] resolved once, when the index is built.
 #[derive(Debug, Clone)]
 enum Inform {
@@ -220,9 +289,12 @@ pub struct CityIndex {
     grid: Option<AreaGrid>,
     /// The jurisdictions by rank.
     ranked: Vec<Ranked>,
-    /// Each category's index, for [`CityIndex::handles`] (foldhash: hashed once per lookup).
-    category_index: foldhash::HashMap<CategoryId, usize>,
-    /// `words` words per agency: a bit per category index it handles.
+    /// The jurisdictions' agency and area ids by rank, side by side (what a lookup answers, one
+    /// read away).
+    ids: Vec<(AgencyId, AreaId)>,
+    /// Each category's index, for [`CityIndex::handles`] (found once per lookup).
+    category_index: CategoryTable,
+    /// `words` words per jurisdiction, by rank: a bit per category index its agency handles.
     handles: Vec<u64>,
     words: usize,
     /// Per category index, its inform targets, resolved.
@@ -289,22 +361,23 @@ impl CityIndex {
         let grid = AreaGrid::build(&prepared.iter().collect::<Vec<_>>());
         drop(prepared);
         // The first category of an id, as `City::category` finds it (later ones overwritten).
-        let category_index: foldhash::HashMap<CategoryId, usize> = city
-            .categories
-            .iter()
-            .enumerate()
-            .rev()
-            .map(|(i, c)| (c.id.clone(), i))
-            .collect();
+        let category_index = CategoryTable::new(&city.categories);
         let words = city.categories.len().div_ceil(64);
-        let mut handles = vec![0u64; words * city.agencies.len()];
-        for (ai, agency) in city.agencies.iter().enumerate() {
-            for c in &agency.categories {
-                if let Some(&i) = category_index.get(c) {
-                    handles[ai * words + i / 64] |= 1 << (i % 64);
+        let mut handles = vec![0u64; words * ranked.len()];
+        for (rank, r) in ranked.iter().enumerate() {
+            for c in &city.agencies[r.agency as usize].categories {
+                if let Some(i) = category_index.get(c) {
+                    handles[rank * words + i / 64] |= 1 << (i % 64);
                 }
             }
         }
+        let ids = ranked
+            .iter()
+            .map(|r| {
+                let agency = &city.agencies[r.agency as usize];
+                (agency.id.clone(), agency.areas[r.area as usize].id.clone())
+            })
+            .collect();
         let inform = city
             .categories
             .iter()
@@ -329,6 +402,7 @@ impl CityIndex {
         CityIndex {
             grid,
             ranked,
+            ids,
             category_index,
             handles,
             words,
@@ -344,15 +418,18 @@ impl CityIndex {
         }
     }
 
-    /// Whether agency `ai` handles `category`, of index `index` among the city's categories (a
-    /// bit test; by name for a category the city does not list).
-    fn handles(&self, ai: usize, index: Option<usize>, category: &CategoryId) -> bool {
+    /// Whether the agency of the jurisdiction of rank `rank` handles `category`, of index
+    /// `index` among the city's categories (a bit test; by name for a category the city does
+    /// not list).
+    fn handles(&self, rank: u32, index: Option<usize>, category: &CategoryId) -> bool {
         match index {
             Some(i) => self
                 .handles
-                .get(ai * self.words + i / 64)
+                .get(rank as usize * self.words + i / 64)
                 .is_some_and(|w| w & (1 << (i % 64)) != 0),
-            None => self.city.agencies[ai].handles(category),
+            None => {
+                self.city.agencies[self.ranked[rank as usize].agency as usize].handles(category)
+            }
         }
     }
 
@@ -380,7 +457,7 @@ impl CityIndex {
     /// first, then the smallest (most specific) area, then the agency id; the city's fallback
     /// agency when there is none.
     pub fn route(&self, category: &CategoryId, point: Point) -> RoutingDecision {
-        let category_index = self.category_index.get(category).copied();
+        let category_index = self.category_index.get(category);
         // Each area's test once: the responsible agency and those informed are chosen from it.
         let mut holding = Small::<64>::default();
         self.holding(point, &mut holding);
@@ -389,7 +466,7 @@ impl CityIndex {
         let mut ranked = held.iter().filter_map(|&rank| {
             let r = self.ranked[rank as usize];
             // Best first: an agency's first area is its best.
-            let wanted = self.handles(r.agency as usize, category_index, category)
+            let wanted = self.handles(rank, category_index, category)
                 && !agencies.as_slice().contains(&r.agency);
             wanted.then(|| {
                 agencies.push(r.agency);
@@ -420,12 +497,11 @@ impl CityIndex {
     /// (the rank of [`CityIndex::new`]). The question a spatial database answers with
     /// `ST_Contains` and a category test; [`CityIndex::route`] ranks the same areas.
     pub fn jurisdictions(&self, category: &CategoryId, point: Point) -> Jurisdictions<'_> {
-        let category_index = self.category_index.get(category).copied();
-        let mut held = Small::<64>::default();
+        let category_index = self.category_index.get(category);
+        let mut held = Small::default();
         if let Some(grid) = &self.grid {
             grid.holding(point, |rank| {
-                let agency = self.ranked[rank as usize].agency as usize;
-                if self.handles(agency, category_index, category) {
+                if self.handles(rank, category_index, category) {
                     held.push(rank);
                 }
             });
@@ -457,7 +533,7 @@ impl CityIndex {
         point: Point,
         responsible: &AgencyId,
     ) -> Vec<Informed> {
-        let category_index = self.category_index.get(category).copied();
+        let category_index = self.category_index.get(category);
         let mut holding = Small::<64>::default();
         self.holding(point, &mut holding);
         self.informed_among(category_index, holding.as_slice(), responsible)
@@ -526,7 +602,8 @@ impl CityIndex {
 #[derive(Debug)]
 pub struct Jurisdictions<'a> {
     index: &'a CityIndex,
-    held: Small<64>,
+    /// The usual few inline (the answer is moved to the caller).
+    held: Small<16>,
     next: usize,
 }
 
@@ -536,9 +613,8 @@ impl<'a> Iterator for Jurisdictions<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         let rank = *self.held.as_slice().get(self.next)?;
         self.next += 1;
-        let r = self.index.ranked[rank as usize];
-        let agency = &self.index.city.agencies[r.agency as usize];
-        Some((&agency.id, &agency.areas[r.area as usize].id))
+        let (agency, area) = &self.index.ids[rank as usize];
+        Some((agency, area))
     }
 }
 
@@ -591,6 +667,57 @@ mod tests {
     use crate::i18n::{Language, Localized};
     use crate::incident::Severity;
     use geo::{polygon, Rect};
+
+    /// The category table finds each id (shorter and longer than its eight-byte words, ids
+    /// sharing their first or last eight bytes), the first of a repeated id, and nothing else.
+    #[test]
+    fn the_category_table_finds_each_id_once() {
+        let ids = [
+            "a",
+            "ab",
+            "pothole",
+            "potholes",
+            "water_leak",
+            "water_leaks",
+            "x_water_leak",
+            "district_heating_failure",
+            "district_heating_fallen",
+            "",
+            "pothole",
+        ];
+        let categories: Vec<Category> = ids
+            .iter()
+            .map(|id| Category {
+                id: (*id).into(),
+                name: loc(id),
+                family: "f".into(),
+                default_severity: Severity::Moderate,
+                agency_kind: "k".into(),
+                merge_radius_m: 1.0,
+                merge_window: chrono::Duration::hours(1),
+                sla: crate::lifecycle::SlaPolicy::uniform(crate::lifecycle::Deadlines {
+                    acknowledge: chrono::Duration::minutes(30),
+                    resolve: chrono::Duration::hours(8),
+                }),
+                inform: vec![],
+            })
+            .collect();
+        let table = CategoryTable::new(&categories);
+        for (i, id) in ids.iter().enumerate() {
+            let first = ids.iter().position(|o| o == id);
+            assert_eq!(table.get(&CategoryId::from(*id)), first, "{id:?} at {i}");
+        }
+        for other in [
+            "b",
+            "potholE",
+            "water_leak_",
+            "district_heating_failurE",
+            "pot",
+        ] {
+            assert_eq!(table.get(&CategoryId::from(other)), None, "{other}");
+        }
+        assert_eq!(CategoryTable::new(&[]).get(&CategoryId::from("a")), None);
+    }
 
     fn square(x0: f64, y0: f64, x1: f64, y1: f64) -> MultiPolygon {
         MultiPolygon(vec![
