@@ -374,6 +374,9 @@ impl Store {
             }
             SqlitePoolOptions::new()
                 .max_connections(SQLITE_CONNECTIONS)
+                // No ping before each use: a connection to a local file does not go stale, and
+                // the ping is a round trip to the connection's thread on every write.
+                .test_before_acquire(false)
                 // A connection whose transaction did not end cleanly (a COMMIT refused by a full
                 // disk, then a ROLLBACK that found nothing to undo) must never be reused: sqlx
                 // would take its next transaction for a nested one, and "commit" a savepoint
