@@ -42,7 +42,7 @@ fn readings(n: usize, start: DateTime<Utc>) -> Vec<Reading> {
             let (sensor, minute) = (rest % SENSORS, rest / SENSORS);
             Reading {
                 sensor: sensors[sensor].clone(),
-                metric: ["count", "speed", "occupancy"][metric].to_owned(),
+                metric: ["count", "speed", "occupancy"][metric].into(),
                 time: start + chrono::Duration::minutes(minute as i64),
                 value: ((i * 37) % 1000) as f64 / 10.0,
             }

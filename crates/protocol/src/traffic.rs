@@ -118,7 +118,7 @@ fn convert<'c>(
         }
         out.push(Reading {
             sensor: site.id.clone(),
-            metric: (*metric).to_owned(),
+            metric: (*metric).into(),
             time: r.time,
             value,
         });

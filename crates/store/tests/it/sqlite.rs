@@ -70,7 +70,7 @@ async fn a_failed_batch_of_readings_leaves_nothing_and_the_store_writes_on() {
     let base = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH + chrono::Duration::days(20_000);
     let reading = |second: i64, value: f64| model::Reading {
         sensor: "tc-a".into(),
-        metric: "speed".to_owned(),
+        metric: "speed".into(),
         time: base + chrono::Duration::seconds(second),
         value,
     };
