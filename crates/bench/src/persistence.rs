@@ -195,7 +195,7 @@ pub async fn sqlite(quick: bool) -> Result<Row> {
             for r in chunk {
                 q = q
                     .bind(r.sensor.as_str())
-                    .bind(&r.metric)
+                    .bind(r.metric.as_str())
                     .bind(r.time.timestamp_micros())
                     .bind(r.value);
             }
