@@ -172,20 +172,52 @@ async fn insert_readings_pg(pool: &sqlx::PgPool, readings: &[Reading]) -> Result
 /// (WAL, `synchronous=FULL`). That is one round trip to the connection's thread instead of three
 /// (`BEGIN`, `INSERT`, `COMMIT`), each two thread wake-ups, which under CPU contention was most
 /// of a small batch's time. Larger batches go in several statements inside `BEGIN … COMMIT`.
-/// Returns how many were new, after the commit.
+/// Returns how many were new, after the commit. Runs on the writer kept in `slot` (see
+/// [`crate::WriterSlot`]) when there is one to keep.
 async fn insert_readings_sqlite(
     pool: &sqlx::SqlitePool,
+    slot: Option<&mut crate::WriterSlot>,
+    readings: &[Reading],
+) -> Result<u64, sqlx::Error> {
+    // An in-memory database has one connection: keeping it would starve everyone else.
+    let Some(slot) = slot.filter(|_| pool.options().get_max_connections() > 1) else {
+        let mut conn = pool.acquire().await?;
+        return insert_readings_on(&mut conn, readings).await;
+    };
+    // A batch cancelled halfway leaves its transaction to roll back: not ours to reuse.
+    if slot
+        .as_mut()
+        .is_some_and(|conn| sqlx::Connection::is_in_transaction(&**conn))
+    {
+        *slot = None;
+    }
+    let conn = match slot {
+        Some(conn) => conn,
+        None => slot.insert(pool.acquire().await?),
+    };
+    let result = insert_readings_on(conn, readings).await;
+    if result.is_err() {
+        // Back to the pool, which closes it if a transaction was left open.
+        *slot = None;
+    }
+    result
+}
+
+/// `readings` into SQLite through `conn`: one statement when they fit in one, else several in
+/// one transaction. Returns how many were new, after the commit.
+async fn insert_readings_on(
+    conn: &mut sqlx::SqliteConnection,
     readings: &[Reading],
 ) -> Result<u64, sqlx::Error> {
     if readings.len() <= ROWS_PER_STATEMENT {
         return Ok(insert_statement(readings)
             .build()
             .persistent(false)
-            .execute(pool)
+            .execute(&mut *conn)
             .await?
             .rows_affected());
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = sqlx::Connection::begin(conn).await?;
     let mut inserted = 0;
     for chunk in readings.chunks(ROWS_PER_STATEMENT) {
         inserted += insert_statement(chunk)
@@ -219,19 +251,24 @@ impl Store {
     /// time) is skipped. Returns how many were new. Returns only after commit.
     pub async fn record_readings(&self, readings: &[Reading]) -> Result<u64, StoreError> {
         let result = {
-            let _turn = self.write_turn().await;
-            self.record_readings_once(readings).await
+            let mut turn = self.write_turn().await;
+            self.record_readings_once(readings, turn.as_deref_mut())
+                .await
         };
         self.writes.note(&result);
         result
     }
 
-    async fn record_readings_once(&self, readings: &[Reading]) -> Result<u64, StoreError> {
+    async fn record_readings_once(
+        &self,
+        readings: &[Reading],
+        writer: Option<&mut crate::WriterSlot>,
+    ) -> Result<u64, StoreError> {
         if readings.is_empty() {
             return Ok(0);
         }
         match &self.pool {
-            Pool::Sqlite(pool) => Ok(insert_readings_sqlite(pool, readings).await?),
+            Pool::Sqlite(pool) => Ok(insert_readings_sqlite(pool, writer, readings).await?),
             Pool::Postgres(pool) => {
                 // The fast path is COPY, the server's bulk load; it refuses the whole batch when
                 // one reading is stored already (a redelivery after a crash or a reconnect), and
