@@ -919,7 +919,9 @@ impl<'de> Visitor<'de> for RecordSeed<'_, 'de> {
                 None => {
                     map.next_value_seed(Skip)?;
                     raw.unknown(&label);
-                    !unknown.get_or_insert_with(HashSet::new).insert(label.clone())
+                    !unknown
+                        .get_or_insert_with(HashSet::new)
+                        .insert(label.clone())
                 }
             };
             if duplicate {

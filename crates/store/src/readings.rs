@@ -148,7 +148,10 @@ fn copy_time(text: &mut String, t: DateTime<Utc>) {
 
 /// `s` as a field of COPY's text format: backslash, tab, newline and carriage return escaped.
 fn copy_escaped(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.bytes().any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r')) {
+    if !s
+        .bytes()
+        .any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r'))
+    {
         return s.into();
     }
     let mut out = String::with_capacity(s.len() + 4);
