@@ -606,6 +606,8 @@ struct RawRecord<'a> {
 
 impl<'a> RawRecord<'a> {
     /// Notes an unknown label.
+    // A `Cow`, not a `&str`: kept, it is cloned as it came (borrowed from the payload: no copy).
+    #[allow(clippy::ptr_arg)]
     fn unknown(&mut self, label: &Cow<'a, str>) {
         if label.ends_with('_')
             && self
