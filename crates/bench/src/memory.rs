@@ -152,7 +152,7 @@ async fn seed(
             ] {
                 batch.push(model::Reading {
                     sensor: s.id.clone(),
-                    metric: metric.to_owned(),
+                    metric: metric.into(),
                     time,
                     value,
                 });

@@ -42,7 +42,7 @@ fn readings(n: usize, start: DateTime<Utc>) -> Vec<Reading> {
             let (sensor, minute) = (rest % SENSORS, rest / SENSORS);
             Reading {
                 sensor: sensors[sensor].clone(),
-                metric: ["count", "speed", "occupancy"][metric].to_owned(),
+                metric: ["count", "speed", "occupancy"][metric].into(),
                 time: start + chrono::Duration::minutes(minute as i64),
                 value: ((i * 37) % 1000) as f64 / 10.0,
             }
@@ -195,7 +195,7 @@ pub async fn sqlite(quick: bool) -> Result<Row> {
             for r in chunk {
                 q = q
                     .bind(r.sensor.as_str())
-                    .bind(&r.metric)
+                    .bind(r.metric.as_str())
                     .bind(r.time.timestamp_micros())
                     .bind(r.value);
             }

@@ -64,7 +64,7 @@ async fn rows(store: &Store, label: &str, city: &model::City, quick: bool) -> Re
     for s in 0..seconds {
         batch.push(Reading {
             sensor: sensor.clone(),
-            metric: "speed".to_owned(),
+            metric: "speed".into(),
             time: start + chrono::Duration::seconds(s),
             value: 30.0 + (s % 600) as f64 / 20.0,
         });

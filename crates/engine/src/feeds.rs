@@ -107,7 +107,13 @@ impl Feeds {
             .inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let c = map.entry(feed.to_owned()).or_default();
+        // The feed's name is copied only the first time it is seen (a record per message).
+        if !map.contains_key(feed) {
+            map.insert(feed.to_owned(), FeedCounters::default());
+        }
+        let Some(c) = map.get_mut(feed) else {
+            return;
+        };
         c.received += 1;
         match outcome {
             FeedOutcome::Accepted => c.accepted += 1,

@@ -34,12 +34,14 @@
 //! [`MAX_RECORDS`] records of names up to [`MAX_NAME_LEN`] bytes and units up to
 //! [`MAX_UNIT_LEN`] bytes from a payload of at most [`MAX_PAYLOAD`] bytes.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::fmt;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
 /// Most records accepted in one pack.
 pub const MAX_RECORDS: usize = 10_000;
@@ -292,18 +294,22 @@ pub fn parse_cbor(payload: &[u8], now: DateTime<Utc>) -> Result<Vec<Record>, Sen
             limit: MAX_PAYLOAD,
         });
     }
-    resolve_pack(&cbor::read_pack(payload)?, now)
+    let raw: Vec<RawRecord<'static>> = cbor::read_pack(payload)?
+        .into_iter()
+        .map(RawRecord::from_map)
+        .collect();
+    resolve_pack(&raw, now)
 }
 
 /// Resolves the records of a pack read from JSON or CBOR.
-fn resolve_pack(raw: &[Map<String, Value>], now: DateTime<Utc>) -> Result<Vec<Record>, SenmlError> {
+fn resolve_pack(raw: &[RawRecord<'_>], now: DateTime<Utc>) -> Result<Vec<Record>, SenmlError> {
     if raw.is_empty() {
         return Err(SenmlError::Empty);
     }
     let mut base = Base::default();
     let mut records = Vec::with_capacity(raw.len());
     for (index, fields) in raw.iter().enumerate() {
-        let fields = Fields { index, map: fields };
+        let fields = Fields { index, raw: fields };
         if let Some(record) = resolve(&fields, &mut base, now)? {
             records.push(record);
         }
@@ -342,10 +348,10 @@ fn resolve(
     now: DateTime<Utc>,
 ) -> Result<Option<Record>, SenmlError> {
     let index = f.index;
-    if let Some(label) = f.map.keys().find(|k| k.ends_with('_')) {
+    if let Some(label) = &f.raw.must_understand {
         return Err(SenmlError::MustUnderstand {
             index,
-            field: label.clone(),
+            field: label.clone().into_owned(),
         });
     }
 
@@ -394,8 +400,8 @@ fn resolve(
         base.sum = Some(bs);
     }
 
-    if !REGULAR.iter().any(|label| f.map.contains_key(*label)) {
-        if BASE.iter().any(|label| f.map.contains_key(*label)) {
+    if !REGULAR.iter().any(|label| f.has(label)) {
+        if BASE.iter().any(|label| f.has(label)) {
             return Ok(None);
         }
         return Err(SenmlError::NoValue { index });
@@ -419,7 +425,7 @@ fn resolve(
 
     let present: Vec<&'static str> = ["v", "vs", "vb", "vd"]
         .into_iter()
-        .filter(|label| f.map.contains_key(*label))
+        .filter(|label| f.has(label))
         .collect();
     if let [first, second, ..] = present[..] {
         return Err(SenmlError::SeveralValues {
@@ -550,34 +556,120 @@ fn time(seconds: f64, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         .filter(|t| (0..YEAR_10000).contains(&t.timestamp()))
 }
 
+/// Labels of the fields this parser knows, in the order of [`RawRecord::fields`].
+const KNOWN: [&str; 15] = [
+    "bn", "bt", "bu", "bv", "bs", "bver", "n", "u", "v", "vs", "vb", "vd", "s", "t", "ut",
+];
+
+/// A known field's value as read, kept as far as the resolver needs it: a string borrowed from
+/// the payload where it has no escapes, a number as JSON gave it, and only the kind of anything
+/// else (for the wrong-type message).
+#[derive(Debug, Clone, PartialEq)]
+enum Scalar<'a> {
+    Str(Cow<'a, str>),
+    Num(Number),
+    Bool(bool),
+    /// `null`, an array or an object: what [`kind`] calls it.
+    Other(&'static str),
+}
+
+impl Scalar<'_> {
+    /// From a JSON value (the CBOR reader's).
+    fn from_value(value: Value) -> Scalar<'static> {
+        match value {
+            Value::String(s) => Scalar::Str(Cow::Owned(s)),
+            Value::Number(n) => Scalar::Num(n),
+            Value::Bool(b) => Scalar::Bool(b),
+            other => Scalar::Other(kind(&other)),
+        }
+    }
+
+    /// Its JSON type, for messages.
+    fn kind(&self) -> &'static str {
+        match self {
+            Scalar::Str(_) => "a string",
+            Scalar::Num(_) => "a number",
+            Scalar::Bool(_) => "a boolean",
+            Scalar::Other(kind) => kind,
+        }
+    }
+}
+
+/// One record as read, before its type checks: the known fields (at their place in [`KNOWN`])
+/// and, of the other labels, the first ending with `_` in byte order (which a map of the
+/// labels would list first). Unknown fields' values are read, checked as JSON, and dropped.
+#[derive(Debug, Default)]
+struct RawRecord<'a> {
+    fields: [Option<Scalar<'a>>; KNOWN.len()],
+    must_understand: Option<Cow<'a, str>>,
+}
+
+impl<'a> RawRecord<'a> {
+    /// Notes an unknown label.
+    // A `Cow`, not a `&str`: kept, it is cloned as it came (borrowed from the payload: no copy).
+    #[allow(clippy::ptr_arg)]
+    fn unknown(&mut self, label: &Cow<'a, str>) {
+        if label.ends_with('_')
+            && self
+                .must_understand
+                .as_ref()
+                .is_none_or(|first| **label < **first)
+        {
+            self.must_understand = Some(label.clone());
+        }
+    }
+
+    /// From the fields of a CBOR record, labelled as in JSON.
+    fn from_map(map: Map<String, Value>) -> RawRecord<'static> {
+        let mut raw = RawRecord::default();
+        for (label, value) in map {
+            match KNOWN.iter().position(|k| *k == label) {
+                Some(i) => raw.fields[i] = Some(Scalar::from_value(value)),
+                None => raw.unknown(&Cow::Owned(label)),
+            }
+        }
+        raw
+    }
+}
+
 /// The fields of one record, typed on demand.
 struct Fields<'a> {
     index: usize,
-    map: &'a Map<String, Value>,
+    raw: &'a RawRecord<'a>,
 }
 
 impl Fields<'_> {
-    fn wrong(&self, field: &'static str, expected: &'static str, found: &Value) -> SenmlError {
+    fn get(&self, field: &str) -> Option<&Scalar<'_>> {
+        let i = KNOWN.iter().position(|k| *k == field)?;
+        self.raw.fields[i].as_ref()
+    }
+
+    /// Whether the record has the known field `field`.
+    fn has(&self, field: &str) -> bool {
+        self.get(field).is_some()
+    }
+
+    fn wrong(&self, field: &'static str, expected: &'static str, found: &Scalar<'_>) -> SenmlError {
         SenmlError::WrongType {
             index: self.index,
             field,
             expected,
-            found: kind(found),
+            found: found.kind(),
         }
     }
 
     fn string(&self, field: &'static str) -> Result<Option<&str>, SenmlError> {
-        match self.map.get(field) {
+        match self.get(field) {
             None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
+            Some(Scalar::Str(s)) => Ok(Some(s)),
             Some(other) => Err(self.wrong(field, "a string", other)),
         }
     }
 
     fn number(&self, field: &'static str) -> Result<Option<f64>, SenmlError> {
-        match self.map.get(field) {
+        match self.get(field) {
             None => Ok(None),
-            Some(Value::Number(n)) => match n.as_f64() {
+            Some(Scalar::Num(n)) => match n.as_f64() {
                 Some(x) => self.finite(field, x, "the number").map(Some),
                 None => Err(self.invalid(field, format!("is {n}, not a double"))),
             },
@@ -586,9 +678,9 @@ impl Fields<'_> {
     }
 
     fn boolean(&self, field: &'static str) -> Result<Option<bool>, SenmlError> {
-        match self.map.get(field) {
+        match self.get(field) {
             None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Scalar::Bool(b)) => Ok(Some(*b)),
             Some(other) => Err(self.wrong(field, "true or false", other)),
         }
     }
@@ -596,9 +688,9 @@ impl Fields<'_> {
     /// `bver`: a positive integer, at most [`VERSION`].
     fn version(&self) -> Result<Option<u64>, SenmlError> {
         let field = "bver";
-        match self.map.get(field) {
+        match self.get(field) {
             None => Ok(None),
-            Some(Value::Number(n)) => match n.as_u64() {
+            Some(Scalar::Num(n)) => match n.as_u64() {
                 Some(0) | None => Err(self.invalid(
                     field,
                     format!("is {n}, and a version is a positive integer"),
@@ -675,13 +767,13 @@ fn number(x: f64) -> String {
 /// Where the reader is, so that a JSON error names the record and field, and the refusal a
 /// visitor found (serde only carries text through its errors).
 #[derive(Debug, Default)]
-struct Tracker {
+struct Tracker<'de> {
     record: Cell<Option<usize>>,
-    field: RefCell<Option<String>>,
+    field: RefCell<Option<Cow<'de, str>>>,
     refusal: RefCell<Option<SenmlError>>,
 }
 
-impl Tracker {
+impl Tracker<'_> {
     fn refuse<E: de::Error, T>(&self, refusal: SenmlError) -> Result<T, E> {
         let text = refusal.to_string();
         *self.refusal.borrow_mut() = Some(refusal);
@@ -690,8 +782,9 @@ impl Tracker {
 }
 
 /// Reads the pack into its records' fields, refusing what is not an array of at most
-/// [`MAX_RECORDS`] objects without duplicate labels.
-fn read_pack(text: &str) -> Result<Vec<Map<String, Value>>, SenmlError> {
+/// [`MAX_RECORDS`] objects without duplicate labels. Labels and strings without escapes are
+/// borrowed from `text`.
+fn read_pack(text: &str) -> Result<Vec<RawRecord<'_>>, SenmlError> {
     let tracker = Tracker::default();
     let mut de = serde_json::Deserializer::from_str(text);
     let read = serde::Deserializer::deserialize_any(&mut de, PackVisitor(&tracker))
@@ -703,7 +796,7 @@ fn read_pack(text: &str) -> Result<Vec<Map<String, Value>>, SenmlError> {
         match tracker.record.get() {
             Some(index) => SenmlError::InvalidJson {
                 index,
-                field: tracker.field.take(),
+                field: tracker.field.take().map(Cow::into_owned),
                 reason: e.to_string(),
             },
             None => SenmlError::NotJson(e.to_string()),
@@ -736,16 +829,16 @@ macro_rules! refuse_scalars {
 }
 
 /// The pack: an array of records.
-struct PackVisitor<'t>(&'t Tracker);
+struct PackVisitor<'t, 'de>(&'t Tracker<'de>);
 
-impl PackVisitor<'_> {
+impl PackVisitor<'_, '_> {
     fn refuse<E: de::Error, T>(&self, found: &'static str) -> Result<T, E> {
         self.0.refuse(SenmlError::NotAPack(found))
     }
 }
 
-impl<'de> Visitor<'de> for PackVisitor<'_> {
-    type Value = Vec<Map<String, Value>>;
+impl<'de> Visitor<'de> for PackVisitor<'_, 'de> {
+    type Value = Vec<RawRecord<'de>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a SenML pack (a JSON array of records)")
@@ -780,12 +873,12 @@ impl<'de> Visitor<'de> for PackVisitor<'_> {
 }
 
 /// One record: a JSON object.
-struct RecordSeed<'t> {
-    tracker: &'t Tracker,
+struct RecordSeed<'t, 'de> {
+    tracker: &'t Tracker<'de>,
     index: usize,
 }
 
-impl RecordSeed<'_> {
+impl RecordSeed<'_, '_> {
     fn refuse<E: de::Error, T>(&self, found: &'static str) -> Result<T, E> {
         self.tracker.refuse(SenmlError::NotAnObject {
             index: self.index,
@@ -794,16 +887,16 @@ impl RecordSeed<'_> {
     }
 }
 
-impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
-    type Value = Map<String, Value>;
+impl<'de> DeserializeSeed<'de> for RecordSeed<'_, 'de> {
+    type Value = RawRecord<'de>;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for RecordSeed<'_> {
-    type Value = Map<String, Value>;
+impl<'de> Visitor<'de> for RecordSeed<'_, 'de> {
+    type Value = RawRecord<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a SenML record (a JSON object)")
@@ -811,23 +904,36 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let tracker = self.tracker;
-        let mut fields = Map::new();
+        let mut raw = RawRecord::default();
+        // Unknown labels seen, for duplicates (made at the first one; most packs have none).
+        let mut unknown: Option<HashSet<Cow<'de, str>>> = None;
         loop {
             *tracker.field.borrow_mut() = None;
-            let Some(label) = map.next_key::<String>()? else {
+            let Some(label) = map.next_key_seed(Text)? else {
                 break;
             };
             *tracker.field.borrow_mut() = Some(label.clone());
-            let value: Value = map.next_value()?;
-            if fields.contains_key(&label) {
+            let duplicate = match KNOWN.iter().position(|k| *k == label) {
+                Some(i) => {
+                    let value = map.next_value_seed(ScalarSeed)?;
+                    raw.fields[i].replace(value).is_some()
+                }
+                None => {
+                    map.next_value_seed(Skip)?;
+                    raw.unknown(&label);
+                    !unknown
+                        .get_or_insert_with(HashSet::new)
+                        .insert(label.clone())
+                }
+            };
+            if duplicate {
                 return tracker.refuse(SenmlError::DuplicateField {
                     index: self.index,
-                    field: label,
+                    field: label.into_owned(),
                 });
             }
-            fields.insert(label, value);
         }
-        Ok(fields)
+        Ok(raw)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
@@ -835,6 +941,171 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
     }
 
     refuse_scalars!();
+}
+
+/// A label or string: borrowed from the payload unless it has escapes.
+struct Text;
+
+impl<'de> DeserializeSeed<'de> for Text {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Text {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(s))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(s.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(s))
+    }
+}
+
+/// A known field's value. Read as `serde_json::Value` reads one (`deserialize_any`, so the same
+/// JSON is refused with the same words), keeping no more than a [`Scalar`].
+struct ScalarSeed;
+
+impl<'de> DeserializeSeed<'de> for ScalarSeed {
+    type Value = Scalar<'de>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ScalarSeed {
+    type Value = Scalar<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(Scalar::Bool(b))
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+        Ok(Scalar::Num(n.into()))
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+        Ok(Scalar::Num(n.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, x: f64) -> Result<Self::Value, E> {
+        // As serde_json's Value: a double that is no JSON number is null.
+        Ok(Number::from_f64(x).map_or(Scalar::Other("null"), Scalar::Num))
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Borrowed(s)))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(s.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(s)))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Other("null"))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Other("null"))
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        Skip.visit_seq(seq).map(|()| Scalar::Other("an array"))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        Skip.visit_map(map).map(|()| Scalar::Other("an object"))
+    }
+}
+
+/// Any JSON value, read in full as `serde_json::Value` reads one (`deserialize_any`: numbers out
+/// of a double's range and nesting beyond serde_json's limit are refused alike) and dropped.
+/// `serde::de::IgnoredAny` would skip numbers without reading them.
+struct Skip;
+
+impl<'de> DeserializeSeed<'de> for Skip {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Skip)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key_seed(Text)?.is_some() {
+            map.next_value_seed(Skip)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

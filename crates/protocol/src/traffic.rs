@@ -33,9 +33,11 @@ pub fn readings(
     now: DateTime<Utc>,
 ) -> Result<Vec<Reading>, WireError> {
     let site = site(city, sensor)?;
-    let prefix = format!("{sensor}/");
     convert(payload, now, |name| {
-        Ok((site, name.strip_prefix(&prefix).unwrap_or(name)))
+        let metric = name
+            .strip_prefix(sensor)
+            .and_then(|rest| rest.strip_prefix('/'));
+        Ok((site, metric.unwrap_or(name)))
     })
 }
 
@@ -77,8 +79,8 @@ fn convert<'c>(
         // Named as the SenML parser names records: their place in the pack, from 0.
         let i = r.index;
         let (site, metric) = resolve(&r.name)?;
-        let prefix = format!("{}/", site.id);
         let Some((metric, unit)) = TRAFFIC_METRICS.iter().find(|(m, _)| *m == metric) else {
+            let prefix = format!("{}/", site.id);
             return Err(WireError::Senml(format!(
                 "record {i}: name {:?} is not {prefix}count, {prefix}speed or {prefix}occupancy",
                 r.name
@@ -116,7 +118,7 @@ fn convert<'c>(
         }
         out.push(Reading {
             sensor: site.id.clone(),
-            metric: (*metric).to_owned(),
+            metric: (*metric).into(),
             time: r.time,
             value,
         });

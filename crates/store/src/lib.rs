@@ -259,11 +259,23 @@ pub struct Store {
     /// growing steps (up to 100 ms), so a citizen report waiting behind a batch of readings
     /// could wait several times as long as the batch took (`dispecer-bench --row latency`).
     /// Unused on PostgreSQL, which has row locks.
-    write_turns: Arc<tokio::sync::Mutex<()>>,
+    ///
+    /// The turn holds the connection that stores readings ([`WriterSlot`]).
+    write_turns: Arc<tokio::sync::Mutex<WriterSlot>>,
     /// Cluster mode's leadership term, once this instance leads (see `cluster.rs`): the
     /// engine's writes check it in their transactions. Unused outside cluster mode.
     fence: Arc<cluster::Fence>,
 }
+
+/// The SQLite connection that stores readings, kept out of the pool between batches. SQLite
+/// drops a connection's page cache whenever another connection wrote since its last
+/// transaction, and the pool hands out its idle connections in turn, so every batch of readings
+/// read the pages of the readings' B-tree it touched back from the OS (copies from the kernel
+/// and page allocations were a third of SQLite's time in `dispecer-bench --row sqlite-embedded`);
+/// one connection keeps its cache warm from batch to batch. `None` before the first batch, after
+/// a failed one (the connection goes back to the pool, which closes it if a transaction was
+/// left open), on an in-memory database (its one connection stays the pool's) and once closed.
+pub(crate) type WriterSlot = Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>;
 
 /// Writes that keep failing (a full disk, a database that went away): since when, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -338,7 +350,7 @@ impl Store {
 
     /// This writer's turn on SQLite (held until the returned guard drops); nothing to wait for on
     /// PostgreSQL.
-    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, WriterSlot>> {
         match self.pool {
             Pool::Sqlite(_) => Some(self.write_turns.lock().await),
             Pool::Postgres(_) => None,
@@ -374,6 +386,9 @@ impl Store {
             }
             SqlitePoolOptions::new()
                 .max_connections(SQLITE_CONNECTIONS)
+                // No ping before each use: a connection to a local file does not go stale, and
+                // the ping is a round trip to the connection's thread on every write.
+                .test_before_acquire(false)
                 // A connection whose transaction did not end cleanly (a COMMIT refused by a full
                 // disk, then a ROLLBACK that found nothing to undo) must never be reused: sqlx
                 // would take its next transaction for a nested one, and "commit" a savepoint
@@ -1005,6 +1020,10 @@ impl Store {
     /// Waits for queries in flight, then closes every connection. Clones of this store are
     /// closed too; their calls fail with [`StoreError::Unavailable`].
     pub async fn close(&self) {
+        // Closing the pool waits for every connection, the kept writer's too.
+        if let Some(mut turn) = self.write_turn().await {
+            turn.take();
+        }
         with_pool!(self, |pool| pool.close().await)
     }
 }

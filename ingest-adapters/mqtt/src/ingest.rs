@@ -111,9 +111,15 @@ pub struct IngestStats {
 /// is also what sends the worker's acknowledgements and the keep-alive pings (a full bounded
 /// hand-off deadlocked the two: the worker waiting to queue an ack, the event loop waiting to
 /// hand over a message). What waits there is what the broker sent without an acknowledgement:
-/// its in-flight window (rumqttd: 100; Mosquitto: `max_inflight_messages`, which Debian's
-/// Mosquitto 2.0.11 was seen to exceed by thousands).
+/// its in-flight window (the vendored rumqttd: 1000; Mosquitto: `max_inflight_messages`, which
+/// Debian's Mosquitto 2.0.11 was seen to exceed by thousands).
 const HANDOFF_WARNING: usize = 10_000;
+
+/// Requests (mostly acknowledgements) the worker may queue for the event loop before it waits:
+/// at least the broker's in-flight window (the vendored rumqttd's: 1000), so the commit stage
+/// queues a whole commit's acknowledgements and goes on to the next commit while the event loop
+/// writes them. When full, the commit stage waits for the event loop.
+const REQUESTS: usize = 1024;
 
 /// Most bytes of a refused payload kept in its dead letter (the reason says what was wrong).
 const MAX_DEAD_LETTER_BYTES: usize = 64 * 1024;
@@ -214,7 +220,7 @@ pub(crate) fn connection(endpoint: &Endpoint, client_id: String) -> (AsyncClient
         .set_manual_acks(true)
         .set_keep_alive(Duration::from_secs(15))
         .set_max_packet_size(inbound::MAX_PAYLOAD + 4096, inbound::MAX_PAYLOAD + 4096);
-    let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
+    let (client, mut eventloop) = AsyncClient::new(mqtt, REQUESTS);
     let mut network = NetworkOptions::new();
     network.set_tcp_nodelay(true);
     network.set_connection_timeout(5);
@@ -294,7 +300,7 @@ async fn poll(
 
 /// Most messages the worker takes from the hand-off at once: whatever is already waiting, never
 /// more (it never waits for a batch to fill, so a lone message is not delayed).
-pub(crate) const MAX_BATCH: usize = 256;
+pub(crate) const MAX_BATCH: usize = 1024;
 
 /// Most readings committed in one transaction.
 const MAX_BATCH_READINGS: usize = 10_000;
@@ -499,16 +505,25 @@ impl Inbound {
     }
 }
 
-/// The worker: takes every message already waiting (up to [`MAX_BATCH`]), makes each durable
-/// and acknowledges them in the order they arrived. Consecutive SenML packs share one
-/// transaction (one commit, one disk flush for all of them), and so do consecutive events (the
-/// engine's group commit, [`Engine::ingest_batch`]); anything else (an agency's update, a
-/// refusal, a redelivery) is committed on its own, after everything before it. Brokers require acknowledgements in order (rumqttd
+/// Batches parsed and waiting for the commit stage: when full, the parse stage waits, and what
+/// waits meanwhile is in the hand-off, which the broker's in-flight window bounds. A few keep the
+/// commit stage fed (it merges the batches waiting into one) without parsing far ahead of it.
+const STAGED_BATCHES: usize = 4;
+
+/// The worker, in two stages that overlap: the parse stage takes every message already waiting
+/// (up to [`MAX_BATCH`]) and parses it; the commit stage makes each message durable and
+/// acknowledges them in the order they arrived, while the parse stage already parses what the
+/// broker sent meanwhile. The batches parsed during a commit are merged into the next one.
+/// Consecutive SenML packs share one transaction (one commit, one disk flush for all of them),
+/// and so do consecutive events (the engine's group commit, [`Engine::ingest_batch`]); anything
+/// else (an agency's update, a refusal, a redelivery) is committed on its own, after everything
+/// before it. In cluster mode a follower puts what it accepts into the inbox instead (decided
+/// per merged batch, as it is committed). Brokers require acknowledgements in order (rumqttd
 /// drops a client that acknowledges out of order; MQTT 3.1.1 §4.6 requires it): every message
 /// is acknowledged only after it and every message before it are durable.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn work(
-    mut rx: mpsc::UnboundedReceiver<Publish>,
+    rx: mpsc::UnboundedReceiver<Publish>,
     client: AsyncClient,
     engine: Engine,
     store: Store,
@@ -517,7 +532,35 @@ pub(crate) async fn work(
     cluster: Option<ClusterIngest>,
     shutdown: CancellationToken,
 ) {
-    let acker = Acker::Mqtt(client);
+    // Bounded: when full, the parse stage waits for the commit stage (see STAGED_BATCHES).
+    let (parsed_tx, parsed_rx) = mpsc::channel(STAGED_BATCHES);
+    // Its own task, so that parsing a large batch never delays the next commit; awaited here,
+    // so the worker ends only once it has. Either stage ending ends the other (the channel
+    // closes), and nothing parsed but not committed is acknowledged.
+    let commit = tokio::spawn(commit_stage(
+        parsed_rx,
+        Acker::Mqtt(client),
+        engine.clone(),
+        store,
+        stats,
+        cluster,
+        shutdown.clone(),
+    ));
+    parse_stage(rx, parsed_tx, engine, limiter, shutdown).await;
+    if let Err(e) = commit.await {
+        tracing::error!(error = %e, "mqtt ingest commit stage failed");
+    }
+}
+
+/// The parse stage: every message waiting in the hand-off (up to [`MAX_BATCH`]), parsed and
+/// handed to the commit stage as one batch, in arrival order.
+async fn parse_stage(
+    mut rx: mpsc::UnboundedReceiver<Publish>,
+    parsed: mpsc::Sender<Vec<Inbound>>,
+    engine: Engine,
+    limiter: Option<Arc<SenderLimiter>>,
+    shutdown: CancellationToken,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut warned = false;
     loop {
@@ -543,6 +586,39 @@ pub(crate) async fn work(
             .drain(..)
             .map(|p| Inbound::parse(Origin::Mqtt(p), &engine, limiter.as_deref()))
             .collect();
+        let sent = tokio::select! {
+            () = shutdown.cancelled() => false,
+            sent = parsed.send(msgs) => sent.is_ok(),
+        };
+        if !sent {
+            return;
+        }
+    }
+}
+
+/// The commit stage: each parsed batch, with the batches already waiting behind it, made
+/// durable (or, on a follower, put into the inbox), counted and acknowledged, in order.
+async fn commit_stage(
+    mut parsed: mpsc::Receiver<Vec<Inbound>>,
+    acker: Acker,
+    engine: Engine,
+    store: Store,
+    stats: Arc<IngestStats>,
+    cluster: Option<ClusterIngest>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let mut msgs = tokio::select! {
+            () = shutdown.cancelled() => return,
+            msgs = parsed.recv() => match msgs {
+                Some(msgs) => msgs,
+                None => return,
+            },
+        };
+        // What was parsed while the previous commit was in flight goes with it.
+        while let Ok(more) = parsed.try_recv() {
+            msgs.extend(more);
+        }
         let done = match &cluster {
             // A follower: the leader's engine decides, through the inbox.
             Some(cluster) if !engine.is_leading() => {
@@ -775,6 +851,7 @@ async fn commit_packs(
     }
     let groups: Vec<&[model::Reading]> = packs.iter().map(Inbound::readings).collect();
     let (rows, fresh) = first_occurrences(&groups);
+    let started = std::time::Instant::now();
     let Some(new) = durably(shutdown, || async {
         Ok::<_, EngineError>(store.record_readings(&rows).await?)
     })
@@ -782,6 +859,12 @@ async fn commit_packs(
     else {
         return false;
     };
+    tracing::debug!(
+        packs = packs.len(),
+        readings = rows.len(),
+        commit_us = started.elapsed().as_micros() as u64,
+        "readings committed"
+    );
     // Committed: the congestion detector may look (it never makes us wait).
     engine.readings_stored(&rows);
     let feeds = engine.feeds();
@@ -970,7 +1053,7 @@ mod tests {
             .iter()
             .map(|m| model::Reading {
                 sensor: model::SensorId::new(sensor),
-                metric: (*m).to_owned(),
+                metric: (*m).into(),
                 time: DateTime::<Utc>::UNIX_EPOCH
                     + chrono::Duration::seconds(1_795_000_000 + second),
                 value: 1.0,
