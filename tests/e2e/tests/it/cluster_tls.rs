@@ -8,31 +8,12 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use serde_json::Value;
 
 use e2e::{
     dispecer_bin, dispecer_token, repo_root, Broker, Dispecer, Mosquitto, PgDatabase, TempDir,
     GENEROUS_LIMITS,
 };
-
-/// The test CA (PEM), and a certificate for localhost and 127.0.0.1 it signed, with its key.
-fn make_pki() -> Result<(String, String, String)> {
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "Dispecer cluster e2e CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_key = KeyPair::generate()?;
-    let ca = ca.self_signed(&ca_key)?;
-    let mut server = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
-    server
-        .distinguished_name
-        .push(DnType::CommonName, "dispecer cluster e2e");
-    let key = KeyPair::generate()?;
-    let cert = server.signed_by(&key, &ca, &ca_key)?;
-    Ok((ca.pem(), cert.pem(), key.serialize_pem()))
-}
 
 /// Starts instance `name` with `tls` (`--tls-cert` and `--tls-key` flags).
 async fn instance(
@@ -106,7 +87,7 @@ async fn a_follower_forwards_to_the_leader_over_https() -> Result<()> {
     let db = PgDatabase::create().await?;
     let mosquitto = Mosquitto::start().await?;
     let broker = Broker::External(mosquitto.url());
-    let (ca, cert, key) = make_pki()?;
+    let crate::tls::Pki { ca, cert, key } = crate::tls::make_pki("Dispecer cluster e2e CA")?;
     let chain = dir.path().join("chain.pem");
     std::fs::write(&chain, format!("{cert}{ca}"))?;
     let key_file = dir.path().join("server.key");

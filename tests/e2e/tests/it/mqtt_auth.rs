@@ -95,6 +95,23 @@ async fn embedded_broker_lets_in_only_clients_with_tokens() -> Result<()> {
     Ok(())
 }
 
+/// Publishes `payload` on `topic` at QoS 1 with `mosquitto_pub` (a client nobody here wrote),
+/// logged in as `login`, and asserts the broker acknowledged it.
+fn mosquitto_pub(port: u16, login: (&str, &str), topic: &str, payload: &str) -> Result<()> {
+    let out = std::process::Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+        .args(["-u", login.0, "-P", login.1, "-i", "e2e-forger"])
+        .args(["-t", topic, "-m", payload])
+        .output()
+        .context("mosquitto_pub (scripts/deps.sh installs mosquitto-clients)")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "mosquitto_pub: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
 /// Waits until the feed `name` counts `accepted` messages.
 async fn accepted(server: &Dispecer, name: &str, accepted: u64) -> Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
@@ -147,18 +164,12 @@ async fn mosquitto_with_the_documented_acl_keeps_each_utility_to_its_own_topic()
     // (it drops the connection and, with a clean session, what it had not sent yet), hence
     // mosquitto_pub here. Then one under its own topic, which Dispecer receives after anything
     // the broker took before it.
-    let forged = std::process::Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
-        .args(["-u", "apa-brasov", "-P", "pw-apa", "-i", "e2e-forger"])
-        .args(["-t", "dispecer/v1/in/utilities/deer-brasov/events", "-m"])
-        .arg(feature("forged-1"))
-        .output()
-        .context("mosquitto_pub (scripts/deps.sh installs mosquitto-clients)")?;
-    assert!(
-        forged.status.success(),
-        "{}",
-        String::from_utf8_lossy(&forged.stderr)
-    );
+    mosquitto_pub(
+        port,
+        ("apa-brasov", "pw-apa"),
+        "dispecer/v1/in/utilities/deer-brasov/events",
+        &feature("forged-1"),
+    )?;
     let mut apa = MqttClient::connect_as(port, &[], Some(("apa-brasov", "pw-apa"))).await?;
     apa.publish(
         "dispecer/v1/in/utilities/apa-brasov/events",
@@ -229,18 +240,12 @@ async fn embedded_broker_keeps_each_login_to_its_own_topics() -> Result<()> {
     };
 
     // The water company under the power company's topic, with a client nobody here wrote.
-    let forged = std::process::Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
-        .args(["-u", "apa-brasov", "-P", &water, "-i", "e2e-forger"])
-        .args(["-t", "dispecer/v1/in/utilities/electrica/events", "-m"])
-        .arg(feature("forged-1"))
-        .output()
-        .context("mosquitto_pub (scripts/deps.sh installs mosquitto-clients)")?;
-    assert!(
-        forged.status.success(),
-        "the broker acknowledges the forged publish: {}",
-        String::from_utf8_lossy(&forged.stderr)
-    );
+    mosquitto_pub(
+        port,
+        ("apa-brasov", &water),
+        "dispecer/v1/in/utilities/electrica/events",
+        &feature("forged-1"),
+    )?;
     // A gateway tries a citizen's report carrying the citizen's contact.
     let mut gw = MqttClient::connect_as(port, &[], Some(("gateway-7", gateway.as_str()))).await?;
     let report = json!({"type": "Feature",

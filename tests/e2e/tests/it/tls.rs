@@ -21,14 +21,15 @@ use e2e::{
 const REPORTS: &str = "dispecer/v1/in/citizen/reports";
 
 /// A certificate authority and a server certificate it signed, as PEM.
-struct Pki {
-    ca: String,
-    cert: String,
-    key: String,
+pub(crate) struct Pki {
+    pub(crate) ca: String,
+    pub(crate) cert: String,
+    pub(crate) key: String,
 }
 
-/// A CA of its own (`name`) and a server certificate for localhost and 127.0.0.1.
-fn make_pki(name: &str) -> Result<Pki> {
+/// A CA of its own (`name`) and a server certificate for localhost and 127.0.0.1 (also the
+/// cluster's TLS test's).
+pub(crate) fn make_pki(name: &str) -> Result<Pki> {
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.distinguished_name.push(DnType::CommonName, name);
