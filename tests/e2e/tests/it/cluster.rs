@@ -108,10 +108,11 @@ async fn wait_frame(frames: &Mutex<Vec<Value>>, lon: f64, lat: f64, who: &str) -
     }
 }
 
-const BOUNDARY: &str = "dispecer-cluster-boundary";
+pub(crate) const BOUNDARY: &str = "dispecer-cluster-boundary";
 
-/// A citizen's report as the citizens' page sends it (multipart, no photo).
-fn report_form(id: &str, lon: f64, lat: f64) -> String {
+/// A citizen's report as the citizens' page sends it (multipart, no photo); also the cluster
+/// TLS test's.
+pub(crate) fn report_form(id: &str, lon: f64, lat: f64) -> String {
     let (lon, lat) = (lon.to_string(), lat.to_string());
     let fields = [
         ("id", id),

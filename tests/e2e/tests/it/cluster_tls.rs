@@ -60,27 +60,6 @@ async fn wait_role(client: &reqwest::Client, base: &str, role: &str) -> Result<V
     }
 }
 
-const BOUNDARY: &str = "dispecer-cluster-tls";
-
-/// A citizen's report as the citizens' page sends it (multipart, no photo).
-fn report_form(id: &str) -> String {
-    let fields = [
-        ("id", id),
-        ("category", "pothole"),
-        ("lat", "45.6447"),
-        ("lon", "25.6031"),
-        ("description", "Groapă în fața școlii"),
-    ];
-    let mut body = String::new();
-    for (name, value) in fields {
-        body.push_str(&format!(
-            "--{BOUNDARY}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-        ));
-    }
-    body.push_str(&format!("--{BOUNDARY}--\r\n"));
-    body
-}
-
 #[tokio::test]
 async fn a_follower_forwards_to_the_leader_over_https() -> Result<()> {
     let dir = TempDir::new("dispecer-cluster-tls");
@@ -114,9 +93,13 @@ async fn a_follower_forwards_to_the_leader_over_https() -> Result<()> {
         .post(format!("{b_url}/api/v1/reports"))
         .header(
             "content-type",
-            format!("multipart/form-data; boundary={BOUNDARY}"),
+            format!("multipart/form-data; boundary={}", crate::cluster::BOUNDARY),
         )
-        .body(report_form("cl-over-https"))
+        .body(crate::cluster::report_form(
+            "cl-over-https",
+            25.6031,
+            45.6447,
+        ))
         .send()
         .await?;
     let status = filed.status().as_u16();

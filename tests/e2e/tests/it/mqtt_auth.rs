@@ -95,6 +95,14 @@ async fn embedded_broker_lets_in_only_clients_with_tokens() -> Result<()> {
     Ok(())
 }
 
+/// A utility's power fault in the city centre, as a GeoJSON Feature.
+fn power_fault(id: &str) -> String {
+    json!({"type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [25.6050, 45.6500]},
+        "properties": {"id": id, "kind": "fault", "category": "power_outage"}})
+    .to_string()
+}
+
 /// Publishes `payload` on `topic` at QoS 1 with `mosquitto_pub` (a client nobody here wrote),
 /// logged in as `login`, and asserts the broker acknowledged it.
 fn mosquitto_pub(port: u16, login: (&str, &str), topic: &str, payload: &str) -> Result<()> {
@@ -152,12 +160,6 @@ async fn mosquitto_with_the_documented_acl_keeps_each_utility_to_its_own_topic()
     let url = format!("mqtt://dispecer:pw-dispecer@127.0.0.1:{port}");
     let server = Dispecer::start(&dir, &db, &Broker::External(url)).await?;
 
-    let feature = |id: &str| {
-        json!({"type": "Feature",
-            "geometry": {"type": "Point", "coordinates": [25.6050, 45.6500]},
-            "properties": {"id": id, "kind": "fault", "category": "power_outage"}})
-        .to_string()
-    };
     // Under another operator's topic first, with a client nobody here wrote: Mosquitto
     // acknowledges it and drops it (MQTT 3.1.1 has no way to refuse a publish). Mosquitto 2.0.11
     // answers with a PUBACK carrying a v5 reason code, which rumqttc takes for a malformed packet
@@ -168,7 +170,7 @@ async fn mosquitto_with_the_documented_acl_keeps_each_utility_to_its_own_topic()
         port,
         ("apa-brasov", "pw-apa"),
         "dispecer/v1/in/utilities/deer-brasov/events",
-        &feature("forged-1"),
+        &power_fault("forged-1"),
     )?;
     let mut apa = MqttClient::connect_as(port, &[], Some(("apa-brasov", "pw-apa"))).await?;
     apa.publish(
@@ -190,7 +192,7 @@ async fn mosquitto_with_the_documented_acl_keeps_each_utility_to_its_own_topic()
     let mut deer = MqttClient::connect_as(port, &[], Some(("deer-brasov", "pw-deer"))).await?;
     deer.publish(
         "dispecer/v1/in/utilities/deer-brasov/events",
-        feature("avarie-acl-2"),
+        power_fault("avarie-acl-2"),
     )
     .await
     .with_context(|| format!("deer publish; mosquitto log:\n{}", mosquitto.log()))?;
@@ -232,19 +234,13 @@ async fn embedded_broker_keeps_each_login_to_its_own_topics() -> Result<()> {
     )?;
     let port = free_port();
     let server = Dispecer::start(&dir, &db, &Broker::EmbeddedTokens(port)).await?;
-    let feature = |id: &str| {
-        json!({"type": "Feature",
-            "geometry": {"type": "Point", "coordinates": [25.6050, 45.6500]},
-            "properties": {"id": id, "kind": "fault", "category": "power_outage"}})
-        .to_string()
-    };
 
     // The water company under the power company's topic, with a client nobody here wrote.
     mosquitto_pub(
         port,
         ("apa-brasov", &water),
         "dispecer/v1/in/utilities/electrica/events",
-        &feature("forged-1"),
+        &power_fault("forged-1"),
     )?;
     // A gateway tries a citizen's report carrying the citizen's contact.
     let mut gw = MqttClient::connect_as(port, &[], Some(("gateway-7", gateway.as_str()))).await?;
@@ -386,7 +382,7 @@ async fn embedded_broker_keeps_each_login_to_its_own_topics() -> Result<()> {
     opts.set_credentials("apa-brasov", water.as_str());
     opts.set_last_will(LastWill::new(
         "dispecer/v1/in/utilities/electrica/events",
-        feature("will-1"),
+        power_fault("will-1"),
         QoS::AtLeastOnce,
         false,
     ));
