@@ -648,6 +648,18 @@ pub(crate) async fn start_leader_duties(
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
 ) -> anyhow::Result<()> {
+    // The agencies' publisher first: the engine waits on its queue (nothing it announces is
+    // dropped), and the congestion detector below asks the engine, which may have a whole
+    // backlog of escalations to announce as it starts.
+    mqtt::run_agency_publisher(
+        PublisherOptions {
+            endpoint: endpoint.clone(),
+            client_id: format!("{client_base}-out"),
+        },
+        outbox_rx,
+        shutdown.child_token(),
+        tracker,
+    );
     // Congestion from the counters' readings, as derived events through the engine.
     engine::traffic::start(
         engine,
@@ -659,15 +671,6 @@ pub(crate) async fn start_leader_duties(
         tracker,
     )
     .await?;
-    mqtt::run_agency_publisher(
-        PublisherOptions {
-            endpoint: endpoint.clone(),
-            client_id: format!("{client_base}-out"),
-        },
-        outbox_rx,
-        shutdown.child_token(),
-        tracker,
-    );
     Ok(())
 }
 

@@ -482,6 +482,45 @@ async fn standby(
     }
 }
 
+/// Escalations written in one transaction.
+const ESCALATION_BATCH: usize = 500;
+
+/// `current` escalated for its missed `deadline` at `now`: the new state, its timeline entry,
+/// and what the announcement says of it.
+fn escalation_of(
+    current: &Incident,
+    deadline: Deadline,
+    now: DateTime<Utc>,
+) -> (Incident, NewTimelineEntry, lifecycle::Escalation) {
+    let next = lifecycle::escalate(current, deadline, now);
+    let due_at = match deadline {
+        Deadline::Acknowledge => current.sla.ack_due,
+        Deadline::Resolve => current.sla.resolve_due,
+    };
+    let entry = NewTimelineEntry {
+        at: now,
+        kind: "escalated".to_owned(),
+        actor: "system".to_owned(),
+        reason: Some(format!("{} deadline missed", deadline.as_str())),
+        from: Some(current.status),
+        to: Some(next.status),
+        request_id: None,
+        detail: serde_json::json!({
+            "deadline": deadline.as_str(),
+            "due": due_at.map(|t| t.to_rfc3339()),
+            "severity_before": current.severity.as_str(),
+            "severity": next.severity.as_str(),
+        }),
+    };
+    let escalation = lifecycle::Escalation {
+        deadline,
+        due: due_at,
+        severity_before: current.severity,
+        severity: next.severity,
+    };
+    (next, entry, escalation)
+}
+
 impl Actor {
     /// The actor with the open incidents loaded from `store` and the spatial index built.
     async fn load(
@@ -1732,8 +1771,9 @@ impl Actor {
         .await
     }
 
-    /// Escalates every deadline missed by `now` and not escalated yet. A store failure stops the
-    /// round; the next check tries again.
+    /// Escalates every deadline missed by `now` and not escalated yet, [`ESCALATION_BATCH`] at
+    /// a time, each batch in one transaction (a restart after a long stop may find a whole city's
+    /// incidents overdue). A store failure stops the round; the next check tries again.
     async fn escalate_overdue(&mut self, now: DateTime<Utc>) {
         let mut due: Vec<(IncidentId, Deadline)> = self
             .incidents
@@ -1742,50 +1782,34 @@ impl Actor {
             .collect();
         // Oldest deadlines first, so a slow round handles the longest waiting first.
         due.sort_by_key(|(id, _)| self.incidents.get(id).and_then(lifecycle::next_deadline));
-        for (id, deadline) in due {
-            let Some(current) = self.incidents.get(&id).cloned() else {
-                continue;
-            };
-            let next = lifecycle::escalate(&current, deadline, now);
-            let due_at = match deadline {
-                Deadline::Acknowledge => current.sla.ack_due,
-                Deadline::Resolve => current.sla.resolve_due,
-            };
-            let entry = NewTimelineEntry {
-                at: now,
-                kind: "escalated".to_owned(),
-                actor: "system".to_owned(),
-                reason: Some(format!("{} deadline missed", deadline.as_str())),
-                from: Some(current.status),
-                to: Some(next.status),
-                request_id: None,
-                detail: serde_json::json!({
-                    "deadline": deadline.as_str(),
-                    "due": due_at.map(|t| t.to_rfc3339()),
-                    "severity_before": current.severity.as_str(),
-                    "severity": next.severity.as_str(),
-                }),
-            };
-            if let Err(e) = self.store.record_transition(&next, &entry).await {
+        for chunk in due.chunks(ESCALATION_BATCH) {
+            let mut escalated = Vec::with_capacity(chunk.len());
+            for (id, deadline) in chunk {
+                let Some(current) = self.incidents.get(id) else {
+                    continue;
+                };
+                escalated.push(escalation_of(current, *deadline, now));
+            }
+            let changes: Vec<(&Incident, &NewTimelineEntry)> = escalated
+                .iter()
+                .map(|(next, entry, _)| (next, entry))
+                .collect();
+            if let Err(e) = self.store.record_transition_batch(&changes).await {
                 self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(incident = %id, error = %e, "escalation not recorded; retrying later");
+                tracing::warn!(incidents = changes.len(), error = %e, "escalations not recorded; retrying later");
                 return;
             }
-            self.stats.escalations.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(
-                incident = %id,
-                deadline = deadline.as_str(),
-                severity = %next.severity,
-                "deadline missed; incident escalated"
-            );
-            let escalation = lifecycle::Escalation {
-                deadline,
-                due: due_at,
-                severity_before: current.severity,
-                severity: next.severity,
-            };
-            self.announce_escalation(next, UpdateKind::Updated, Some(escalation))
-                .await;
+            for (next, _, escalation) in escalated {
+                self.stats.escalations.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    incident = %next.id,
+                    deadline = escalation.deadline.as_str(),
+                    severity = %next.severity,
+                    "deadline missed; incident escalated"
+                );
+                self.announce_escalation(next, UpdateKind::Updated, Some(escalation))
+                    .await;
+            }
         }
     }
 }

@@ -714,6 +714,30 @@ impl Store {
         moves: &[EventId],
         to: &IncidentId,
     ) -> Result<(), StoreError> {
+        self.write_transitions(changes, Some((moves, to))).await
+    }
+
+    /// Durably records several incidents' changes, each with its timeline entry, in one
+    /// transaction: all or none (the escalations of one deadline check).
+    pub async fn record_transition_batch(
+        &self,
+        changes: &[(&Incident, &NewTimelineEntry)],
+    ) -> Result<(), StoreError> {
+        self.write_transitions(changes, None).await
+    }
+
+    /// The incidents' changes, then the events moved (`moves`: which, and to what incident).
+    async fn write_transitions(
+        &self,
+        changes: &[(&Incident, &NewTimelineEntry)],
+        moves: Option<(&[EventId], &IncidentId)>,
+    ) -> Result<(), StoreError> {
+        let nowhere = IncidentId::new("");
+        let (moves, to) = moves.unwrap_or((&[], &nowhere));
+        if changes.is_empty() && moves.is_empty() {
+            return Ok(());
+        }
+        let _turn = self.write_turn().await;
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             check_fence!(self, &mut *tx);

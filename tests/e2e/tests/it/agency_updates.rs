@@ -315,6 +315,83 @@ async fn escalations_reach_the_supervisors_and_are_marked_on_the_stream() -> Res
     Ok(())
 }
 
+/// A restart after a long stop finds a backlog of overdue incidents, more than the agencies'
+/// publisher queues at once: every one escalates (each reaching the supervisors, each with its
+/// timeline entry), and the server is ready all the same. Before, start-up waited on an engine
+/// blocked behind the agencies' publisher it had not yet started, and never got ready.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backlog_of_overdue_incidents_escalates_as_the_server_starts() -> Result<()> {
+    const SUPERVISORS: &str = "dispecer/v1/out/supervisors/escalations";
+    const BACKLOG: i64 = 3_000;
+    let dir = TempDir::new("dispecer-escalation-backlog");
+    let db = format!("sqlite://{}/d.sqlite", dir.path().display());
+    let mosquitto = e2e::Mosquitto::start().await?;
+    let broker = Broker::External(mosquitto.url());
+    let server = Dispecer::start(&dir, &db, &broker).await?;
+    let (mut stream, _) = server.stream().await?;
+    let mut watch = MqttClient::connect(mosquitto.port(), &[SUPERVISORS]).await?;
+    watch
+        .publish(
+            "dispecer/v1/in/citizen/reports",
+            citizen_report("backlog-1", "pothole", 25.5887, 45.6419),
+        )
+        .await?;
+    stream.next_incident(|_| true).await?;
+    server.stop();
+
+    // The one incident copied into a backlog, all past their acknowledgement deadline.
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db).await?;
+    for statement in [
+        "CREATE TEMP TABLE copies AS WITH RECURSIVE n(i) AS \
+         (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
+         SELECT incidents.* FROM incidents, n",
+        "UPDATE copies SET id = id || '-' || rowid",
+        "INSERT INTO incidents SELECT * FROM copies",
+    ] {
+        sqlx::query(statement)
+            .bind(BACKLOG - 1)
+            .execute(&mut conn)
+            .await?;
+    }
+    sqlx::query("UPDATE incidents SET ack_due = $1")
+        .bind(chrono::Utc::now() - chrono::Duration::minutes(5))
+        .execute(&mut conn)
+        .await?;
+    let open: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM incidents")
+        .fetch_one(&mut conn)
+        .await?;
+    assert_eq!(open, BACKLOG);
+    drop(conn);
+
+    let server = Dispecer::start(&dir, &db, &broker).await?;
+    let mut told = std::collections::HashSet::new();
+    while told.len() < BACKLOG as usize {
+        let (_, v) = watch.next_matching(|t, _| t == SUPERVISORS).await?;
+        assert_eq!(v["escalation"]["deadline"], "acknowledge", "{v}");
+        told.insert(v["incident"]["id"].as_str().context("id")?.to_owned());
+    }
+    // The engine decides again after its backlog: a new report opens a new incident.
+    let (mut stream, _) = server.stream().await?;
+    watch
+        .publish(
+            "dispecer/v1/in/citizen/reports",
+            citizen_report("backlog-2", "water_leak", 25.6100, 45.6500),
+        )
+        .await?;
+    stream
+        .next_incident(|i| i["properties"]["category"] == "water_leak")
+        .await?;
+    server.stop();
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db).await?;
+    let escalated: i64 = sqlx::query_scalar(
+        "SELECT COUNT(DISTINCT incident_id) FROM incident_timeline WHERE kind = 'escalated'",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    assert_eq!(escalated, BACKLOG);
+    Ok(())
+}
+
 /// A burst water main informs the traffic police and public transport: the incident reaches
 /// their topics too, its routing saying who is informed and why.
 #[tokio::test(flavor = "multi_thread")]
