@@ -4,6 +4,11 @@
 # the executions and the coverage libFuzzer reached (cov: edges, ft: features, corp: corpus size).
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]      (default: 15 seconds, every target)
+#   scripts/fuzz.sh --plateau MINUTES SECONDS [TARGET...]
+#
+# With --plateau, each target runs until MINUTES of fuzzing have passed without a new edge (libFuzzer's
+# `cov`), SECONDS at most; the summary says which targets reached that plateau and which ran out
+# of time, and how many executions the last window without a new edge held.
 #
 # Toolchain: nightly with AddressSanitizer when a nightly toolchain is installed; otherwise the
 # stable toolchain with RUSTC_BOOTSTRAP=1 and no sanitizer (the code is safe Rust: panics,
@@ -18,13 +23,20 @@
 set -euo pipefail
 cd "$(dirname -- "${BASH_SOURCE[0]}")/.."
 
+usage() {
+	echo "usage: scripts/fuzz.sh [SECONDS] [TARGET...] | --plateau MINUTES SECONDS [TARGET...]" >&2
+	exit 2
+}
+plateau=""
+if [ "${1:-}" = --plateau ]; then
+	plateau="${2:-}"
+	shift 2 || usage
+	case "$plateau" in '' | *[!0-9]*) usage ;; esac
+fi
 seconds="${1:-15}"
 shift || true
 case "$seconds" in
-'' | *[!0-9]*)
-	echo "usage: scripts/fuzz.sh [SECONDS] [TARGET...]" >&2
-	exit 2
-	;;
+'' | *[!0-9]*) usage ;;
 esac
 
 CARGO_FUZZ_VERSION=0.13.2
@@ -83,22 +95,55 @@ else
 fi
 
 summary=()
+unfinished=()
 for target in "${targets[@]}"; do
 	mkdir -p "fuzz/work/$target" "fuzz/corpus/$target"
 	log="fuzz/work/$target.log"
 	args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1)
 	dict="$(dict_for "$target")"
 	[ -n "$dict" ] && args+=(-dict="$dict")
-	echo "== fuzz: $target, ${seconds} s" >&2
-	if ! "${fuzz[@]}" run "${flags[@]}" "$target" "fuzz/work/$target" "fuzz/corpus/$target" \
-		-- "${args[@]}" >"$log" 2>&1; then
+	echo "== fuzz: $target, ${seconds} s${plateau:+ at most, until $plateau min without a new edge}" >&2
+	# Its own process group, so that a plateau can interrupt libFuzzer under cargo.
+	setsid "${fuzz[@]}" run "${flags[@]}" "$target" "fuzz/work/$target" "fuzz/corpus/$target" \
+		-- "${args[@]}" >"$log" 2>&1 &
+	pid=$!
+	reached=""
+	if [ -n "$plateau" ]; then
+		best=-1
+		rose=$(date +%s)
+		rose_execs=0
+		while kill -0 "$pid" 2>/dev/null; do
+			sleep 10
+			last="$(grep -E '^#[0-9]+' "$log" | tail -n 1 || true)"
+			cov="$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")"
+			execs_now="$(sed -n 's/^#\([0-9]*\).*/\1/p' <<<"$last")"
+			[ -n "$cov" ] || continue
+			if [ "$cov" -gt "$best" ]; then
+				best=$cov
+				rose=$(date +%s)
+				rose_execs=${execs_now:-0}
+			elif [ $(($(date +%s) - rose)) -ge $((plateau * 60)) ]; then
+				reached="plateau: no new edge in the last ${plateau} min ($((${execs_now:-0} - rose_execs)) executions)"
+				kill -INT -- "-$pid" 2>/dev/null || true
+				break
+			fi
+		done
+	fi
+	rc=0
+	wait "$pid" || rc=$?
+	# An interrupt at the plateau ends libFuzzer with its own exit code, after its statistics.
+	if [ "$rc" -ne 0 ] && ! { [ -n "$reached" ] && grep -q "run interrupted" "$log"; }; then
 		# The panic or sanitizer report and how to reproduce it (not the input's bytes).
 		grep -E -A4 "panicked at|ERROR: libFuzzer|ERROR: AddressSanitizer|SUMMARY:|Reproduce with:" "$log" |
 			cut -c1-300 | head -n 40 >&2 || tail -n 20 "$log" | cut -c1-300 >&2
 		echo "FAILED: fuzz target $target (log: $log; input: fuzz/artifacts/$target/)" >&2
 		exit 1
 	fi
-	done_line="$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 || true)"
+	done_line="$(grep -E '^#[0-9]+[[:space:]]+(DONE|NEW|REDUCE|pulse|RELOAD)' "$log" | tail -n 1 || true)"
+	if [ -n "$plateau" ]; then
+		echo "   $target: ${reached:-no plateau: still finding new edges after ${seconds} s}" >&2
+		[ -n "$reached" ] || unfinished+=("$target")
+	fi
 	execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
 	cov="$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$done_line")"
 	ft="$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$done_line")"
@@ -109,3 +154,10 @@ done
 echo "== fuzz: no crash ($toolchain, ${seconds} s per target, $(($(date +%s) - started)) s in all)" >&2
 printf '%-16s %12s %8s %8s %14s\n' target executions cov ft corpus >&2
 printf '%s\n' "${summary[@]}" >&2
+if [ -n "$plateau" ]; then
+	if [ "${#unfinished[@]}" -eq 0 ]; then
+		echo "== fuzz: every target reached its plateau ($plateau min without a new edge)" >&2
+	else
+		echo "== fuzz: no plateau within ${seconds} s: ${unfinished[*]}" >&2
+	fi
+fi
