@@ -34,7 +34,7 @@ use chrono::{DateTime, Days, FixedOffset, NaiveDate, NaiveTime};
 use geo::{Coord, LineString, Point, Polygon};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{NamespaceResolver, ResolveResult};
-use quick_xml::reader::{NsReader, Reader};
+use quick_xml::reader::NsReader;
 
 /// Largest CAP document accepted, in bytes.
 pub const MAX_CAP_BYTES: usize = 1024 * 1024;
@@ -348,7 +348,8 @@ fn decode(payload: &[u8]) -> Result<Cow<'_, str>, CapError> {
             "UTF-16 is not accepted: send UTF-8".into(),
         ));
     }
-    match declared_encoding(bytes).as_deref() {
+    let declared = xml_declaration(bytes)?.and_then(|d| d.encoding);
+    match declared.as_deref() {
         None | Some("utf-8" | "utf8") => utf8(bytes),
         Some(other) if bom => Err(CapError::Encoding(format!(
             "the byte-order mark says UTF-8 but the XML declaration says {other:?}"
@@ -375,24 +376,139 @@ fn decode(payload: &[u8]) -> Result<Cow<'_, str>, CapError> {
 pub fn to_utf8(payload: &[u8]) -> Result<String, CapError> {
     match decode(payload)? {
         Cow::Borrowed(text) => Ok(text.to_owned()),
-        Cow::Owned(text) => relabel_utf8(&text).ok_or_else(|| {
-            CapError::Encoding("the XML declaration's encoding cannot be rewritten".into())
-        }),
+        Cow::Owned(text) => {
+            // Transcoded: the document had a declaration naming its encoding (`decode`), which is
+            // ASCII, so it ends at the same offset in the text as in the bytes.
+            let decl = xml_declaration(text.as_bytes())?.ok_or_else(|| {
+                CapError::Encoding("the XML declaration's encoding cannot be rewritten".into())
+            })?;
+            let standalone = match decl.standalone {
+                Some(yes) => format!(" standalone=\"{}\"", if yes { "yes" } else { "no" }),
+                None => String::new(),
+            };
+            Ok(format!(
+                "<?xml version=\"{}\" encoding=\"UTF-8\"{standalone}?>{}",
+                decl.version,
+                &text[decl.end..]
+            ))
+        }
     }
 }
 
-/// `text`, which starts with an XML declaration naming an encoding, with that encoding's label
-/// replaced by `UTF-8`.
-fn relabel_utf8(text: &str) -> Option<String> {
-    let decl_end = text.find("?>")?;
-    let decl = &text[..decl_end];
-    let after_name = decl.find("encoding")? + "encoding".len();
-    let eq = after_name + decl[after_name..].find('=')? + 1;
-    let open = eq + decl[eq..].find(['"', '\''])?;
-    let quote = decl[open..].chars().next()?;
-    let start = open + 1;
-    let end = start + decl[start..].find(quote)?;
-    Some(format!("{}UTF-8{}", &text[..start], &text[end..]))
+/// An XML declaration, as XML 1.0 (§2.8) writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct XmlDecl {
+    /// `1.` and digits.
+    version: String,
+    /// The encoding's label in lower case.
+    encoding: Option<String>,
+    standalone: Option<bool>,
+    /// Offset just after `?>`.
+    end: usize,
+}
+
+/// The XML declaration `bytes` start with, if they start with one (`<?xml` and a space);
+/// refused unless well-formed: `version`, then optionally `encoding` and `standalone`, in that
+/// order, nothing else. (quick-xml reads a declaration leniently: an attribute named
+/// `vers&lencodingt;ion` went unnoticed, and the label rewritten for the event log was the wrong
+/// one.)
+fn xml_declaration(bytes: &[u8]) -> Result<Option<XmlDecl>, CapError> {
+    const OPEN: &[u8] = b"<?xml";
+    let Some(rest) = bytes.strip_prefix(OPEN) else {
+        return Ok(None);
+    };
+    if !rest.first().is_some_and(|b| is_xml_space(*b)) {
+        // `<?xml-stylesheet …?>` and the like are processing instructions, not a declaration.
+        return Ok(None);
+    }
+    let bad = |what: &str| CapError::NotXml(format!("line 1: malformed XML declaration: {what}"));
+    let mut at = OPEN.len();
+    let mut pairs: Vec<(&[u8], &[u8])> = Vec::with_capacity(3);
+    loop {
+        let spaced = skip_spaces(bytes, &mut at);
+        if bytes[at..].starts_with(b"?>") {
+            at += 2;
+            break;
+        }
+        if !spaced {
+            return Err(bad("attributes must be separated by white space"));
+        }
+        let name_start = at;
+        while at < bytes.len() && bytes[at].is_ascii_alphabetic() {
+            at += 1;
+        }
+        let name = &bytes[name_start..at];
+        skip_spaces(bytes, &mut at);
+        if bytes.get(at) != Some(&b'=') {
+            return Err(bad(
+                "expected version, encoding or standalone followed by =",
+            ));
+        }
+        at += 1;
+        skip_spaces(bytes, &mut at);
+        let quote = match bytes.get(at) {
+            Some(q @ (b'"' | b'\'')) => *q,
+            _ => return Err(bad("an attribute's value must be quoted")),
+        };
+        at += 1;
+        let value_start = at;
+        let Some(len) = bytes[at..].iter().take(64).position(|b| *b == quote) else {
+            return Err(bad("an attribute's value is not closed"));
+        };
+        at += len + 1;
+        pairs.push((name, &bytes[value_start..value_start + len]));
+        if pairs.len() > 3 {
+            return Err(bad("more than version, encoding and standalone"));
+        }
+    }
+    let mut pairs = pairs.into_iter().peekable();
+    let version = match pairs.next() {
+        Some((b"version", v))
+            if v.len() > 2 && v.starts_with(b"1.") && v[2..].iter().all(u8::is_ascii_digit) =>
+        {
+            String::from_utf8_lossy(v).into_owned()
+        }
+        _ => return Err(bad("it must start with version=\"1.0\"")),
+    };
+    let encoding = match pairs.next_if(|(n, _)| *n == b"encoding") {
+        Some((_, v))
+            if v.first().is_some_and(u8::is_ascii_alphabetic)
+                && v.iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) =>
+        {
+            Some(String::from_utf8_lossy(v).to_ascii_lowercase())
+        }
+        Some(_) => return Err(bad("the encoding's name is not a name")),
+        None => None,
+    };
+    let standalone = match pairs.next_if(|(n, _)| *n == b"standalone") {
+        Some((_, b"yes")) => Some(true),
+        Some((_, b"no")) => Some(false),
+        Some(_) => return Err(bad("standalone must be \"yes\" or \"no\"")),
+        None => None,
+    };
+    if pairs.next().is_some() {
+        return Err(bad("only version, encoding and standalone, in that order"));
+    }
+    Ok(Some(XmlDecl {
+        version,
+        encoding,
+        standalone,
+        end: at,
+    }))
+}
+
+fn is_xml_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Moves `at` past white space; whether there was any.
+fn skip_spaces(bytes: &[u8], at: &mut usize) -> bool {
+    let start = *at;
+    while bytes.get(*at).is_some_and(|b| is_xml_space(*b)) {
+        *at += 1;
+    }
+    *at > start
 }
 
 fn utf8(bytes: &[u8]) -> Result<Cow<'_, str>, CapError> {
@@ -402,18 +518,6 @@ fn utf8(bytes: &[u8]) -> Result<Cow<'_, str>, CapError> {
             e.valid_up_to()
         ))
     })
-}
-
-/// The `encoding` of the XML declaration, in lower case, if the document starts with one.
-fn declared_encoding(bytes: &[u8]) -> Option<String> {
-    let mut reader = Reader::from_reader(bytes);
-    match reader.read_event() {
-        Ok(Event::Decl(decl)) => match decl.encoding() {
-            Some(Ok(label)) => Some(String::from_utf8_lossy(&label).trim().to_ascii_lowercase()),
-            _ => None,
-        },
-        _ => None,
-    }
 }
 
 /// Refuses characters that XML 1.0 does not allow anywhere (control characters, U+FFFE, U+FFFF).
@@ -1579,13 +1683,50 @@ mod tests {
             original.infos[0].headline.as_deref(),
             Some("Întrerupere în Brasov")
         );
-        let single = r#"<?xml version='1.0' encoding='latin1' standalone='yes'?><a/>"#;
+        let single = b"<?xml version='1.0' encoding='latin1' standalone='yes'?><a>\xE2</a>";
         assert_eq!(
-            relabel_utf8(single).as_deref(),
-            Some(r#"<?xml version='1.0' encoding='UTF-8' standalone='yes'?><a/>"#)
+            to_utf8(single).as_deref(),
+            Ok(r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><a>â</a>"#)
         );
         let utf8 = alert_with("", "Pană");
         assert_eq!(to_utf8(utf8.as_bytes()), Ok(utf8));
+    }
+
+    /// Found by the `cap` fuzz target (2026-11-30): a declaration with an attribute named
+    /// `vers&lencodingt;ion` and then `encoding="ISO-8859-1"` was read as Latin-1, and the event
+    /// log's copy had the wrong label rewritten, so a rebuild read it back as mojibake. A
+    /// declaration is now read as XML 1.0 writes it, and anything else is refused.
+    #[test]
+    fn a_malformed_xml_declaration_is_refused() {
+        let doc = alert_with("", "Pană");
+        for decl in [
+            r#"<?xml vers&lencodingt;ion=".1.0" encoding="ISO-8859-1"?>"#,
+            r#"<?xml encoding="UTF-8"?>"#,
+            r#"<?xml version="1.0" standalone="yes" encoding="UTF-8"?>"#,
+            r#"<?xml version="1.0" encoding="UTF-8" foo="bar"?>"#,
+            r#"<?xml version=1.0 encoding="UTF-8"?>"#,
+            r#"<?xml version="1.0"encoding="UTF-8"?>"#,
+            r#"<?xml version="2.0" encoding="UTF-8"?>"#,
+            r#"<?xml version="1.0" encoding="8bit"?>"#,
+            r#"<?xml version="1.0" encoding="UTF-8" standalone="maybe"?>"#,
+            r#"<?xml version="1.0" encoding="UTF-8"#,
+        ] {
+            let bad = doc.replacen(r#"<?xml version="1.0" encoding="UTF-8"?>"#, decl, 1);
+            match parse(bad.as_bytes()) {
+                Err(CapError::NotXml(why)) => {
+                    assert!(why.contains("XML declaration"), "{decl}: {why}");
+                }
+                other => panic!("{decl}: {other:?}"),
+            }
+        }
+        for decl in [
+            r#"<?xml version = '1.0'  encoding = 'utf-8' ?>"#,
+            "<?xml\tversion=\"1.1\"\nstandalone=\"no\"?>",
+            r#"<?xml version="1.0"?>"#,
+        ] {
+            let good = doc.replacen(r#"<?xml version="1.0" encoding="UTF-8"?>"#, decl, 1);
+            assert!(parse(good.as_bytes()).is_ok(), "{decl}");
+        }
     }
 
     /// A valid alert whose `<headline>` is `headline` (raw XML), after an optional prologue.
