@@ -107,6 +107,11 @@ for target in "${targets[@]}"; do
 	setsid "${fuzz[@]}" run "${flags[@]}" "$target" "fuzz/work/$target" "fuzz/corpus/$target" \
 		-- "${args[@]}" >"$log" 2>&1 &
 	pid=$!
+	# A new session is a new scheduler autogroup, where `nice` no longer yields to the rest of
+	# the machine: give the group this script's niceness.
+	if [ -w "/proc/$pid/autogroup" ]; then
+		echo "$(nice)" >"/proc/$pid/autogroup" 2>/dev/null || true
+	fi
 	reached=""
 	if [ -n "$plateau" ]; then
 		best=-1
