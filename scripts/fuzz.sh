@@ -109,6 +109,7 @@ for target in "${targets[@]}"; do
 	pid=$!
 	# A new session is a new scheduler autogroup, where `nice` no longer yields to the rest of
 	# the machine: give the group this script's niceness.
+	sleep 1 # (setsid has made the new session by then)
 	if [ -w "/proc/$pid/autogroup" ]; then
 		echo "$(nice)" >"/proc/$pid/autogroup" 2>/dev/null || true
 	fi
