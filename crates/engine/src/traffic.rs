@@ -5,7 +5,8 @@
 //!
 //! At start the detector's baselines learn from the last [`HISTORY_DAYS`] days of stored speeds
 //! (15-minute means), and every open congestion incident that follows a counter resumes its
-//! episode, so a recovery after a restart still resolves it.
+//! episode, so a recovery after a restart still resolves it. That happens in the detector's own
+//! task, after start-up: readings stored meanwhile wait in its queue.
 //!
 //! Boundary: no wire format here; the caller gives the function that writes a derived event
 //! (`protocol::derived::congestion_event`).
@@ -20,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use model::traffic::{Change, Detector, Sample};
-use model::{City, Event, Reading, SensorId};
+use model::{CategoryId, City, Event, Reading, SensorId};
 use store::{Step, Store};
 
 use crate::{Engine, EngineError};
@@ -52,10 +53,53 @@ pub async fn start(
         tracing::info!("no congestion category: traffic congestion is not detected");
         return Ok(());
     };
+    let (tx, rx) = mpsc::channel(QUEUE);
+    if engine.traffic.set(tx).is_err() {
+        tracing::warn!("the congestion detector was started twice; keeping the first");
+        return Ok(());
+    }
+    // Readings stored from now on wait in the queue while the detector learns its baselines and
+    // resumes the open episodes, off the start-up path: the history of a large city takes
+    // seconds to read, and the engine may first have a backlog of escalations to announce.
+    let engine = engine.clone();
+    tracker.spawn(async move {
+        let prepared = tokio::select! {
+            () = shutdown.cancelled() => None,
+            d = prepare(&engine, &store, &category) => d,
+        };
+        let Some(detector) = prepared else {
+            return;
+        };
+        tracing::info!(
+            sensors = city.city().sensors.len(),
+            "congestion detector started"
+        );
+        let task = Task {
+            engine,
+            detector,
+            derive,
+            city,
+        };
+        task.run(rx, shutdown).await;
+    });
+    Ok(())
+}
+
+/// The detector with its baselines learnt and every open congestion incident that follows a
+/// counter resumed; `None` when the engine has stopped.
+async fn prepare(engine: &Engine, store: &Store, category: &CategoryId) -> Option<Detector> {
+    let city = engine.city().clone();
     let mut detector = Detector::new(city.city());
-    learn_history(&mut detector, &store, city.city(), Utc::now()).await;
-    for i in engine.open_incidents().await? {
-        if i.category != category {
+    learn_history(&mut detector, store, city.city(), Utc::now()).await;
+    let open = match engine.open_incidents().await {
+        Ok(open) => open,
+        Err(e) => {
+            tracing::warn!(error = %e, "congestion detector not started: the engine stopped");
+            return None;
+        }
+    };
+    for i in open {
+        if &i.category != category {
             continue;
         }
         // The subject of a counter's congestion notices (`protocol::derived`).
@@ -68,23 +112,7 @@ pub async fn start(
         };
         detector.resume(&SensorId::new(sensor), i.opened_at);
     }
-    let (tx, rx) = mpsc::channel(QUEUE);
-    if engine.traffic.set(tx).is_err() {
-        tracing::warn!("the congestion detector was started twice; keeping the first");
-        return Ok(());
-    }
-    let task = Task {
-        engine: engine.clone(),
-        detector,
-        derive,
-        city: city.clone(),
-    };
-    tracker.spawn(task.run(rx, shutdown));
-    tracing::info!(
-        sensors = city.city().sensors.len(),
-        "congestion detector started"
-    );
-    Ok(())
+    Some(detector)
 }
 
 /// Feeds the detector the stored 15-minute mean speeds of every counter over the
