@@ -218,7 +218,8 @@ struct Changes {
     resync: bool,
     /// Escalations among the changes (of incidents named above, in order; two when both
     /// deadlines of one were missed at once), so that a follower's clients see each escalation
-    /// mark as the leader's do. Dropped with a `resync` (a catch-up reads states, not marks).
+    /// mark as the leader's do. Dropped with a `resync` (a catch-up reads them from the
+    /// incidents' timelines).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     escalated: Vec<Escalated>,
 }
@@ -409,13 +410,14 @@ const CATCH_UP: Duration = Duration::from_secs(60);
 pub async fn follow_changes(engine: Engine, store: Store, shutdown: CancellationToken) {
     let mut listener = None;
     let mut caught_up_to = Utc::now();
+    let mut marks = Marks::default();
     loop {
         if listener.is_none() {
             match store.listen(&[store::CHANGES_CHANNEL]).await {
                 Ok(l) => {
                     listener = Some(l);
                     // Whatever changed while not listening.
-                    caught_up_to = catch_up(&engine, &store, caught_up_to).await;
+                    caught_up_to = catch_up(&engine, &store, caught_up_to, &mut marks).await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot listen to the leader's changes");
@@ -445,7 +447,7 @@ pub async fn follow_changes(engine: Engine, store: Store, shutdown: Cancellation
                     }
                 };
                 if changes.resync {
-                    caught_up_to = catch_up(&engine, &store, caught_up_to).await;
+                    caught_up_to = catch_up(&engine, &store, caught_up_to, &mut marks).await;
                     continue;
                 }
                 let named = changes
@@ -469,6 +471,7 @@ pub async fn follow_changes(engine: Engine, store: Store, shutdown: Cancellation
                                 // One frame per escalation, as the leader's clients get, each
                                 // with the incident as it is now.
                                 for escalation in escalations {
+                                    marks.insert(&incident.id, &escalation);
                                     engine.announce(IncidentUpdate {
                                         kind,
                                         incident: incident.clone(),
@@ -496,9 +499,15 @@ pub async fn follow_changes(engine: Engine, store: Store, shutdown: Cancellation
     }
 }
 
-/// Announces every incident changed since `since` − [`CATCH_UP`]; returns the latest change
-/// seen.
-async fn catch_up(engine: &Engine, store: &Store, since: DateTime<Utc>) -> DateTime<Utc> {
+/// Announces every incident changed since `since` − [`CATCH_UP`], each escalation among those
+/// changes with its mark (read from the incident's timeline) unless `marks` says it was
+/// announced already; returns the latest change seen.
+async fn catch_up(
+    engine: &Engine,
+    store: &Store,
+    since: DateTime<Utc>,
+    marks: &mut Marks,
+) -> DateTime<Utc> {
     let from = since - chrono::Duration::from_std(CATCH_UP).unwrap_or_default();
     let filter = IncidentFilter {
         since: Some(from),
@@ -511,11 +520,41 @@ async fn catch_up(engine: &Engine, store: &Store, since: DateTime<Utc>) -> DateT
             // Oldest first, as they happened.
             for incident in incidents.into_iter().rev() {
                 latest = latest.max(incident.updated_at);
-                engine.announce(IncidentUpdate {
-                    kind: UpdateKind::Updated,
-                    incident: std::sync::Arc::new(incident),
-                    escalation: None,
-                });
+                let escalated_lately = [
+                    incident.sla.ack_escalated_at,
+                    incident.sla.resolve_escalated_at,
+                ]
+                .into_iter()
+                .flatten()
+                .any(|at| at >= from);
+                let mut missed = Vec::new();
+                if escalated_lately {
+                    match store.timeline(&incident.id).await {
+                        Ok(entries) => {
+                            missed = escalations_since(&entries, from)
+                                .into_iter()
+                                .filter(|e| marks.insert(&incident.id, e))
+                                .collect();
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, incident = %incident.id, "cannot read an escalated incident's timeline; its mark is not shown");
+                        }
+                    }
+                }
+                // One frame per escalation, as the leader's clients got (the state alone if none).
+                let frames: Vec<Option<Escalation>> = if missed.is_empty() {
+                    vec![None]
+                } else {
+                    missed.into_iter().map(Some).collect()
+                };
+                let incident = std::sync::Arc::new(incident);
+                for escalation in frames {
+                    engine.announce(IncidentUpdate {
+                        kind: UpdateKind::Updated,
+                        incident: incident.clone(),
+                        escalation,
+                    });
+                }
             }
             latest
         }
@@ -523,6 +562,60 @@ async fn catch_up(engine: &Engine, store: &Store, since: DateTime<Utc>) -> DateT
             tracing::warn!(error = %e, "cannot catch up with the leader's changes");
             since
         }
+    }
+}
+
+/// The escalations a timeline records at or after `from`, in order (an entry not understood is
+/// left out).
+fn escalations_since(entries: &[store::TimelineEntry], from: DateTime<Utc>) -> Vec<Escalation> {
+    entries
+        .iter()
+        .filter(|e| e.kind == "escalated" && e.at >= from)
+        .filter_map(|e| {
+            let text = |key: &str| {
+                e.detail
+                    .get(key)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            };
+            Escalated {
+                id: String::new(),
+                deadline: text("deadline")?,
+                due: text("due")
+                    .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                    .map(|t| t.with_timezone(&Utc)),
+                severity_before: text("severity_before")?,
+                severity: text("severity")?,
+            }
+            .escalation()
+        })
+        .collect()
+}
+
+/// The escalation marks a follower announced lately (the last [`Marks::KEPT`]), so that a
+/// catch-up, which reads back a minute of changes, does not mark one twice.
+#[derive(Debug, Default)]
+struct Marks {
+    seen: std::collections::HashSet<(IncidentId, Deadline, Option<DateTime<Utc>>)>,
+    order: std::collections::VecDeque<(IncidentId, Deadline, Option<DateTime<Utc>>)>,
+}
+
+impl Marks {
+    const KEPT: usize = 10_000;
+
+    /// Records `e` of `id`; whether it is new.
+    fn insert(&mut self, id: &IncidentId, e: &Escalation) -> bool {
+        let key = (id.clone(), e.deadline, e.due);
+        if !self.seen.insert(key.clone()) {
+            return false;
+        }
+        self.order.push_back(key);
+        if self.order.len() > Self::KEPT {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
     }
 }
 
@@ -540,6 +633,32 @@ mod tests {
             leader_since: None,
             drained_at: drained.map(t),
         }
+    }
+
+    #[test]
+    fn an_escalation_mark_is_announced_once() {
+        let id = IncidentId::from("i-1");
+        let e = Escalation {
+            deadline: Deadline::Acknowledge,
+            due: Some(Utc::now()),
+            severity_before: model::Severity::Minor,
+            severity: model::Severity::Moderate,
+        };
+        let mut marks = Marks::default();
+        assert!(marks.insert(&id, &e));
+        assert!(!marks.insert(&id, &e), "the same mark twice");
+        let resolve = Escalation {
+            deadline: Deadline::Resolve,
+            ..e
+        };
+        assert!(
+            marks.insert(&id, &resolve),
+            "the other deadline is another mark"
+        );
+        for i in 0..Marks::KEPT {
+            marks.insert(&IncidentId::from(format!("other-{i}").as_str()), &e);
+        }
+        assert!(marks.insert(&id, &e), "forgotten after KEPT newer marks");
     }
 
     #[test]

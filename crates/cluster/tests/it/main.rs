@@ -168,3 +168,82 @@ async fn a_followers_clients_see_the_escalation_mark() {
     })
     .await;
 }
+
+/// A follower that was not listening when the leader escalated (no notification reached it: here
+/// the leader sends none) marks the escalation all the same as it catches up from the store, with
+/// the leader's mark, read from the incident's timeline.
+#[tokio::test]
+async fn a_follower_catching_up_shows_an_escalation_it_was_not_told_of() {
+    in_fresh_database(|url| async move {
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let city = brasov();
+        let on_leader = Store::connect(&url).await.expect("leader's store");
+        let on_follower = Store::connect(&url).await.expect("follower's store");
+        let options = EngineOptions {
+            wall_clock: false,
+            ..EngineOptions::default()
+        };
+        let leader = Engine::start_with(
+            options,
+            city.clone(),
+            on_leader.clone(),
+            None,
+            shutdown.child_token(),
+            &tracker,
+        )
+        .await
+        .expect("the leader's engine");
+        let mut leaders_clients = leader.subscribe();
+        let at = Utc::now();
+        let report = Event {
+            id: "citizen:escalated-unheard".into(),
+            subject: None,
+            source: Source::Citizen,
+            kind: EventKind::Report,
+            category: "pothole".into(),
+            location: geo::Point::new(25.5887, 45.6419),
+            area: None,
+            description: Some("Groapă".into()),
+            occurred_at: at,
+            received_at: at,
+            payload: "{}".into(),
+            contact: None,
+        };
+        let IngestOutcome::Opened(id) = leader.ingest(report).await.expect("ingest") else {
+            panic!("a new incident");
+        };
+        let opened = next_of(&mut leaders_clients, &id, |_| true).await;
+        let ack_due = opened.incident.sla.ack_due.expect("a deadline");
+        leader
+            .escalate_due(ack_due + chrono::Duration::seconds(1))
+            .await
+            .expect("escalate");
+        let marked = next_of(&mut leaders_clients, &id, |u| u.escalation.is_some()).await;
+
+        // The follower starts listening only now, and catches up.
+        let follower = Engine::standby(
+            options,
+            city,
+            on_follower.clone(),
+            shutdown.child_token(),
+            &tracker,
+        );
+        let mut followers_clients = follower.subscribe();
+        tracker.spawn(cluster::follow_changes(
+            follower.clone(),
+            on_follower.clone(),
+            shutdown.child_token(),
+        ));
+        let followed = next_of(&mut followers_clients, &id, |_| true).await;
+        assert_eq!(followed.escalation, marked.escalation);
+        assert_eq!(followed.incident.severity, marked.incident.severity);
+
+        shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
+        on_leader.close().await;
+        on_follower.close().await;
+    })
+    .await;
+}
