@@ -100,3 +100,133 @@ fn database_urls() {
     );
     assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
 }
+
+/// Readings written by `Store::record_readings` (binary COPY) and read back as stored: every
+/// time to the microsecond (before and after PostgreSQL's epoch of 2000, at the ends of its
+/// range, a leap second) and every value bit for bit; texts with the characters COPY's text
+/// format escaped; a time PostgreSQL cannot hold refuses the whole batch.
+async fn readings_round_trip(url: String) {
+    use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+    use model::Reading;
+
+    let store = store::Store::connect(&url).await.expect("connect");
+    let at = |y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, us: u32| -> DateTime<Utc> {
+        NaiveDate::from_ymd_opt(y, mo, d)
+            .and_then(|d| d.and_hms_micro_opt(h, mi, s, us))
+            .expect("a valid date")
+            .and_utc()
+    };
+    let times = [
+        at(2026, 11, 29, 21, 50, 0, 123_456),
+        DateTime::<Utc>::UNIX_EPOCH,
+        // 1969-12-31 23:59:59.999998001: stored as …998.
+        DateTime::<Utc>::from_timestamp_nanos(-1_999),
+        at(2000, 1, 1, 0, 0, 0, 0),
+        at(1999, 12, 31, 23, 59, 59, 999_999),
+        at(9999, 12, 31, 23, 59, 59, 999_999),
+        at(1, 1, 1, 0, 0, 0, 0),
+        // PostgreSQL's first and (nearly) last representable instants: 4714-11-24 BC, 294276.
+        at(-4713, 11, 24, 0, 0, 0, 0),
+        at(200_000, 6, 1, 12, 0, 0, 1),
+        // A leap second: PostgreSQL reads 23:59:60.5 as the next day's 00:00:00.5.
+        NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|d| d.and_hms_micro_opt(23, 59, 59, 1_500_000))
+            .expect("a leap second")
+            .and_utc(),
+    ];
+    let values = [
+        0.1 + 0.2,
+        -0.0,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::MIN_POSITIVE,
+        5e-324,
+        f64::MAX,
+        -1e300,
+        12.0,
+    ];
+    let sensors = ["tc-a", "tc-ş\t\\\n\r b"];
+    let mut batch = Vec::new();
+    for (i, (time, value)) in times.iter().zip(values).enumerate() {
+        batch.push(Reading {
+            sensor: sensors[i % 2].into(),
+            metric: if i % 3 == 0 { "speed" } else { "m\\t" }.into(),
+            time: *time,
+            value,
+        });
+    }
+    assert_eq!(
+        store.record_readings(&batch).await.expect("record"),
+        batch.len() as u64
+    );
+    // Again: every one a duplicate (COPY refuses the batch, the INSERT skips them all).
+    assert_eq!(store.record_readings(&batch).await.expect("again"), 0);
+    // A time before PostgreSQL's range: the whole batch is refused, nothing is stored.
+    let too_early = Reading {
+        time: at(-5000, 1, 1, 0, 0, 0, 0),
+        ..batch[0].clone()
+    };
+    let fresh = Reading {
+        time: batch[0].time + chrono::Duration::seconds(1),
+        ..batch[0].clone()
+    };
+    assert!(store.record_readings(&[fresh, too_early]).await.is_err());
+
+    let mut conn = PgConnection::connect(&url).await.expect("connect");
+    let stored: Vec<(DateTime<Utc>, String, String, f64)> =
+        sqlx::query_as("SELECT time, sensor, metric, value FROM readings")
+            .fetch_all(&mut conn)
+            .await
+            .expect("read back");
+    assert_eq!(stored.len(), batch.len());
+    for r in &batch {
+        let time = Utc
+            .timestamp_micros(r.time.timestamp_micros())
+            .single()
+            .expect("a time");
+        let found = stored
+            .iter()
+            .find(|(t, s, m, _)| *t == time && s == r.sensor.as_str() && m == r.metric.as_str())
+            .unwrap_or_else(|| panic!("{r:?} not stored as {time:?}"));
+        assert!(
+            found.3.to_bits() == r.value.to_bits() || (found.3.is_nan() && r.value.is_nan()),
+            "{r:?} stored as {found:?}"
+        );
+    }
+    // The server reads the times as meant, not only as this client decodes them.
+    let texts: Vec<String> = sqlx::query_scalar(
+        "SELECT to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US BC') FROM readings \
+         ORDER BY time",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("read as text");
+    assert_eq!(
+        texts,
+        [
+            "4714-11-24 00:00:00.000000 BC",
+            "0001-01-01 00:00:00.000000 AD",
+            "1969-12-31 23:59:59.999998 AD",
+            "1970-01-01 00:00:00.000000 AD",
+            "1999-12-31 23:59:59.999999 AD",
+            "2000-01-01 00:00:00.000000 AD",
+            "2017-01-01 00:00:00.500000 AD",
+            "2026-11-29 21:50:00.123456 AD",
+            "9999-12-31 23:59:59.999999 AD",
+            "200000-06-01 12:00:00.000001 AD",
+        ]
+    );
+    let _ = conn.close().await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn readings_round_trip_on_timescaledb() {
+    in_fresh_database(readings_round_trip).await;
+}
+
+#[tokio::test]
+async fn readings_round_trip_on_plain_postgresql() {
+    in_fresh_database(|url| readings_round_trip(format!("{url}?timescaledb=off"))).await;
+}
