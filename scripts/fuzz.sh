@@ -120,7 +120,7 @@ for target in "${targets[@]}"; do
 		rose_execs=0
 		while kill -0 "$pid" 2>/dev/null; do
 			sleep 10
-			last="$(grep -E '^#[0-9]+' "$log" | tail -n 1 || true)"
+			last="$(grep -a -E '^#[0-9]+' "$log" | tail -n 1 || true)"
 			cov="$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")"
 			execs_now="$(sed -n 's/^#\([0-9]*\).*/\1/p' <<<"$last")"
 			[ -n "$cov" ] || continue
@@ -138,14 +138,14 @@ for target in "${targets[@]}"; do
 	rc=0
 	wait "$pid" || rc=$?
 	# An interrupt at the plateau ends libFuzzer with its own exit code, after its statistics.
-	if [ "$rc" -ne 0 ] && ! { [ -n "$reached" ] && grep -q "run interrupted" "$log"; }; then
+	if [ "$rc" -ne 0 ] && ! { [ -n "$reached" ] && grep -a -q "run interrupted" "$log"; }; then
 		# The panic or sanitizer report and how to reproduce it (not the input's bytes).
-		grep -E -A4 "panicked at|ERROR: libFuzzer|ERROR: AddressSanitizer|SUMMARY:|Reproduce with:" "$log" |
+		grep -a -E -A4 "panicked at|ERROR: libFuzzer|ERROR: AddressSanitizer|SUMMARY:|Reproduce with:" "$log" |
 			cut -c1-300 | head -n 40 >&2 || tail -n 20 "$log" | cut -c1-300 >&2
 		echo "FAILED: fuzz target $target (log: $log; input: fuzz/artifacts/$target/)" >&2
 		exit 1
 	fi
-	done_line="$(grep -E '^#[0-9]+[[:space:]]+(DONE|NEW|REDUCE|pulse|RELOAD)' "$log" | tail -n 1 || true)"
+	done_line="$(grep -a -E '^#[0-9]+[[:space:]]+(DONE|NEW|REDUCE|pulse|RELOAD)' "$log" | tail -n 1 || true)"
 	if [ -n "$plateau" ]; then
 		echo "   $target: ${reached:-no plateau: still finding new edges after ${seconds} s}" >&2
 		[ -n "$reached" ] || unfinished+=("$target")
