@@ -72,6 +72,59 @@ async fn next_of(
     .expect("the update within 10 s")
 }
 
+/// The engines' options here: deadlines checked only when asked (the tests move the clock).
+fn options() -> EngineOptions {
+    EngineOptions {
+        wall_clock: false,
+        ..EngineOptions::default()
+    }
+}
+
+/// The leader's and the follower's stores on `url`, and the leader's engine.
+async fn leader_on(
+    url: &str,
+    city: &Arc<CityIndex>,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> (Store, Store, Engine) {
+    let on_leader = Store::connect(url).await.expect("leader's store");
+    let on_follower = Store::connect(url).await.expect("follower's store");
+    let leader = Engine::start_with(
+        options(),
+        city.clone(),
+        on_leader.clone(),
+        None,
+        shutdown.child_token(),
+        tracker,
+    )
+    .await
+    .expect("the leader's engine");
+    (on_leader, on_follower, leader)
+}
+
+/// A citizen's pothole report `id`, now, that opens an incident on `leader`.
+async fn open_pothole(leader: &Engine, id: &str) -> IncidentId {
+    let at = Utc::now();
+    let report = Event {
+        id: id.into(),
+        subject: None,
+        source: Source::Citizen,
+        kind: EventKind::Report,
+        category: "pothole".into(),
+        location: geo::Point::new(25.5887, 45.6419),
+        area: None,
+        description: Some("Groapă".into()),
+        occurred_at: at,
+        received_at: at,
+        payload: "{}".into(),
+        contact: None,
+    };
+    let IngestOutcome::Opened(id) = leader.ingest(report).await.expect("ingest") else {
+        panic!("a new incident");
+    };
+    id
+}
+
 /// An incident that misses its acknowledgement deadline on the leader escalates; the follower's
 /// listeners get the change with the same escalation mark as the leader's.
 #[tokio::test]
@@ -80,25 +133,9 @@ async fn a_followers_clients_see_the_escalation_mark() {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let city = brasov();
-        let on_leader = Store::connect(&url).await.expect("leader's store");
-        let on_follower = Store::connect(&url).await.expect("follower's store");
-        // Deadlines checked only when asked: the test moves the leader's clock.
-        let options = EngineOptions {
-            wall_clock: false,
-            ..EngineOptions::default()
-        };
-        let leader = Engine::start_with(
-            options,
-            city.clone(),
-            on_leader.clone(),
-            None,
-            shutdown.child_token(),
-            &tracker,
-        )
-        .await
-        .expect("the leader's engine");
+        let (on_leader, on_follower, leader) = leader_on(&url, &city, &shutdown, &tracker).await;
         let follower = Engine::standby(
-            options,
+            options(),
             city,
             on_follower.clone(),
             shutdown.child_token(),
@@ -117,24 +154,7 @@ async fn a_followers_clients_see_the_escalation_mark() {
             shutdown.child_token(),
         ));
 
-        let at = Utc::now();
-        let report = Event {
-            id: "citizen:escalates".into(),
-            subject: None,
-            source: Source::Citizen,
-            kind: EventKind::Report,
-            category: "pothole".into(),
-            location: geo::Point::new(25.5887, 45.6419),
-            area: None,
-            description: Some("Groapă".into()),
-            occurred_at: at,
-            received_at: at,
-            payload: "{}".into(),
-            contact: None,
-        };
-        let IngestOutcome::Opened(id) = leader.ingest(report).await.expect("ingest") else {
-            panic!("a new incident");
-        };
+        let id = open_pothole(&leader, "citizen:escalates").await;
         // The follower hears of it (from a notification, or from its catch-up as it starts
         // listening): it listens from now on.
         let opened = next_of(&mut followers_clients, &id, |_| true).await;
@@ -178,41 +198,9 @@ async fn a_follower_catching_up_shows_an_escalation_it_was_not_told_of() {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let city = brasov();
-        let on_leader = Store::connect(&url).await.expect("leader's store");
-        let on_follower = Store::connect(&url).await.expect("follower's store");
-        let options = EngineOptions {
-            wall_clock: false,
-            ..EngineOptions::default()
-        };
-        let leader = Engine::start_with(
-            options,
-            city.clone(),
-            on_leader.clone(),
-            None,
-            shutdown.child_token(),
-            &tracker,
-        )
-        .await
-        .expect("the leader's engine");
+        let (on_leader, on_follower, leader) = leader_on(&url, &city, &shutdown, &tracker).await;
         let mut leaders_clients = leader.subscribe();
-        let at = Utc::now();
-        let report = Event {
-            id: "citizen:escalated-unheard".into(),
-            subject: None,
-            source: Source::Citizen,
-            kind: EventKind::Report,
-            category: "pothole".into(),
-            location: geo::Point::new(25.5887, 45.6419),
-            area: None,
-            description: Some("Groapă".into()),
-            occurred_at: at,
-            received_at: at,
-            payload: "{}".into(),
-            contact: None,
-        };
-        let IngestOutcome::Opened(id) = leader.ingest(report).await.expect("ingest") else {
-            panic!("a new incident");
-        };
+        let id = open_pothole(&leader, "citizen:escalated-unheard").await;
         let opened = next_of(&mut leaders_clients, &id, |_| true).await;
         let ack_due = opened.incident.sla.ack_due.expect("a deadline");
         leader
@@ -223,7 +211,7 @@ async fn a_follower_catching_up_shows_an_escalation_it_was_not_told_of() {
 
         // The follower starts listening only now, and catches up.
         let follower = Engine::standby(
-            options,
+            options(),
             city,
             on_follower.clone(),
             shutdown.child_token(),
