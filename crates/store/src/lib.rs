@@ -732,9 +732,7 @@ impl Store {
         changes: &[(&Incident, &NewTimelineEntry)],
         moves: Option<(&[EventId], &IncidentId)>,
     ) -> Result<(), StoreError> {
-        let nowhere = IncidentId::new("");
-        let (moves, to) = moves.unwrap_or((&[], &nowhere));
-        if changes.is_empty() && moves.is_empty() {
+        if changes.is_empty() && moves.is_none_or(|(m, _)| m.is_empty()) {
             return Ok(());
         }
         let _turn = self.write_turn().await;
@@ -744,37 +742,24 @@ impl Store {
             for (incident, entry) in changes {
                 let routing = routing_json(&incident.routing);
                 upsert_incident!(&mut *tx, incident, &routing);
-                sqlx::query(
-                    "INSERT INTO incident_timeline \
-                     (incident_id, at, kind, actor, detail, reason, from_status, to_status, \
-                     request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(incident.id.as_str())
-                .bind(stored_time(entry.at))
-                .bind(&entry.kind)
-                .bind(&entry.actor)
-                .bind(entry.detail.to_string())
-                .bind(entry.reason.as_deref())
-                .bind(entry.from.map(IncidentStatus::as_str))
-                .bind(entry.to.map(IncidentStatus::as_str))
-                .bind(entry.request_id.as_deref())
-                .execute(&mut *tx)
-                .await?;
+                insert_timeline!(&mut *tx, incident.id.as_str(), entry);
             }
-            for event in moves {
-                sqlx::query(
-                    "UPDATE events SET logged_incident = COALESCE(logged_incident, incident_id), \
-                     incident_id = $2 WHERE id = $1",
-                )
-                .bind(event.as_str())
-                .bind(to.as_str())
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("UPDATE citizen_contacts SET incident_id = $2 WHERE event_id = $1")
+            if let Some((moves, to)) = moves {
+                for event in moves {
+                    sqlx::query(
+                        "UPDATE events SET logged_incident = COALESCE(logged_incident, incident_id), \
+                         incident_id = $2 WHERE id = $1",
+                    )
                     .bind(event.as_str())
                     .bind(to.as_str())
                     .execute(&mut *tx)
                     .await?;
+                    sqlx::query("UPDATE citizen_contacts SET incident_id = $2 WHERE event_id = $1")
+                        .bind(event.as_str())
+                        .bind(to.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
             tx.commit().await?;
         });
