@@ -669,8 +669,7 @@ pub(crate) async fn start_leader_duties(
         },
         shutdown.child_token(),
         tracker,
-    )
-    .await?;
+    );
     Ok(())
 }
 

@@ -41,22 +41,22 @@ pub type Derive = fn(&Change, &City, DateTime<Utc>) -> Result<Event, String>;
 
 /// Starts the detector on `tracker` for `engine`'s city, unless the city detects no
 /// congestion; stops with `shutdown`. From then on [`Engine::readings_stored`] feeds it.
-pub async fn start(
+pub fn start(
     engine: &Engine,
     store: Store,
     derive: Derive,
     shutdown: CancellationToken,
     tracker: &TaskTracker,
-) -> Result<(), EngineError> {
+) {
     let city = engine.city().clone();
     let Some(category) = city.city().traffic.category.clone() else {
         tracing::info!("no congestion category: traffic congestion is not detected");
-        return Ok(());
+        return;
     };
     let (tx, rx) = mpsc::channel(QUEUE);
     if engine.traffic.set(tx).is_err() {
         tracing::warn!("the congestion detector was started twice; keeping the first");
-        return Ok(());
+        return;
     }
     // Readings stored from now on wait in the queue while the detector learns its baselines and
     // resumes the open episodes, off the start-up path: the history of a large city takes
@@ -82,7 +82,6 @@ pub async fn start(
         };
         task.run(rx, shutdown).await;
     });
-    Ok(())
 }
 
 /// The detector with its baselines learnt and every open congestion incident that follows a

@@ -100,9 +100,7 @@ impl Running {
             },
             self.shutdown.clone(),
             &self.tracker,
-        )
-        .await
-        .expect("the detector starts");
+        );
     }
 
     pub(crate) async fn stop(self) {
