@@ -230,3 +230,127 @@ async fn readings_round_trip_on_timescaledb() {
 async fn readings_round_trip_on_plain_postgresql() {
     in_fresh_database(|url| readings_round_trip(format!("{url}?timescaledb=off"))).await;
 }
+
+/// Migration 0017 on a database that already holds readings: the readings stay, each is still
+/// stored once, and the table keeps one B-tree, the unique `(sensor, time, metric)` (plus the
+/// BRIN index on plain PostgreSQL), on the hypertable's chunks as well.
+async fn readings_migrate_to_one_index(url: String, timescale: bool) {
+    use chrono::{Duration, TimeZone, Utc};
+    use model::Reading;
+    use sqlx::migrate::Migrator;
+
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    if timescale {
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            .execute(&pool)
+            .await
+            .expect("timescaledb");
+    }
+    // The schema as the release before 0017 left it, with readings in two days (two chunks).
+    let mut before = Migrator::new(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/postgres"
+    )))
+    .await
+    .expect("the migrations");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < 17)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&pool).await.expect("migrate to 0016");
+    let old_indexes: Vec<String> =
+        sqlx::query_scalar("SELECT indexname FROM pg_indexes WHERE tablename = 'readings'")
+            .fetch_all(&pool)
+            .await
+            .expect("indexes");
+    assert!(
+        old_indexes.iter().any(|i| i == "readings_identity"),
+        "{old_indexes:?}"
+    );
+    let t0 = Utc
+        .with_ymd_and_hms(2026, 11, 29, 23, 59, 0)
+        .single()
+        .expect("a time");
+    let old: Vec<Reading> = (0..4)
+        .map(|i| Reading {
+            sensor: "tc-old".into(),
+            metric: if i % 2 == 0 { "speed" } else { "count" }.into(),
+            time: t0 + Duration::minutes(i),
+            value: i as f64,
+        })
+        .collect();
+    for r in &old {
+        sqlx::query("INSERT INTO readings (time, sensor, metric, value) VALUES ($1, $2, $3, $4)")
+            .bind(r.time)
+            .bind(r.sensor.as_str())
+            .bind(r.metric.as_str())
+            .bind(r.value)
+            .execute(&pool)
+            .await
+            .expect("an old reading");
+    }
+
+    let store = store::Store::connect(&url)
+        .await
+        .expect("connect and migrate");
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexdef FROM pg_indexes WHERE tablename = 'readings' ORDER BY indexname",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("indexes");
+    let unique = "CREATE UNIQUE INDEX readings_sensor_time ON public.readings USING btree (sensor, \"time\", metric)";
+    if timescale {
+        assert_eq!(indexes, [unique]);
+    } else {
+        let brin = "CREATE INDEX readings_time_brin ON public.readings USING brin (\"time\")";
+        assert_eq!(indexes, [unique, brin]);
+    }
+    // No chunk kept an index of the old schema.
+    let stale: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_indexes \
+         WHERE indexname LIKE '%readings_identity' OR indexname LIKE '%readings_time_idx'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("stale indexes");
+    assert_eq!(stale, 0);
+    if timescale {
+        let chunks: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = 'readings'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("chunks");
+        assert_eq!(chunks, 2);
+    }
+    // Identity as before: the old readings are duplicates, a new one is new.
+    assert_eq!(store.record_readings(&old).await.expect("again"), 0);
+    let mut more = old.clone();
+    more.push(Reading {
+        time: t0 + Duration::minutes(10),
+        ..old[0].clone()
+    });
+    assert_eq!(store.record_readings(&more).await.expect("one more"), 1);
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM readings")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(count, 5);
+    pool.close().await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn readings_migrate_to_one_index_on_timescaledb() {
+    in_fresh_database(|url| readings_migrate_to_one_index(url, true)).await;
+}
+
+#[tokio::test]
+async fn readings_migrate_to_one_index_on_plain_postgresql() {
+    in_fresh_database(|url| readings_migrate_to_one_index(format!("{url}?timescaledb=off"), false))
+        .await;
+}

@@ -1,0 +1,5 @@
+//! Rebuild the crate when a migration is added or changed: `sqlx::migrate!` embeds the
+//! `migrations/` folders at compile time, and cargo does not otherwise look at them.
+fn main() {
+    println!("cargo:rerun-if-changed=migrations");
+}
