@@ -507,16 +507,20 @@ fn totals(feeds: &Value, carries: Carries) -> (u64, u64, u64) {
     totals
 }
 
-/// Rows in the `readings` table (the `events` table), counted in the database itself.
+/// Readings stored (events stored), counted in the database itself.
 async fn count_stored(
     carries: Carries,
     db: Db,
     database_url: &str,
     sqlite_file: &Path,
 ) -> Result<u64> {
-    let query = match carries {
-        Carries::Readings => "SELECT count(*) FROM readings",
-        Carries::Events => "SELECT count(*) FROM events",
+    let query = match (carries, db) {
+        // SQLite keeps a row per reading, PostgreSQL a row per sensor and instant.
+        (Carries::Readings, Db::Sqlite) => "SELECT count(*) FROM readings",
+        (Carries::Readings, Db::Timescale) => {
+            "SELECT count(count) + count(speed) + count(occupancy) FROM readings"
+        }
+        (Carries::Events, _) => "SELECT count(*) FROM events",
     };
     let n: i64 = match db {
         Db::Sqlite => {

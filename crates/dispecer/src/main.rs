@@ -68,9 +68,8 @@ fn init_tracing() {
     // every message published, with the topic formatted into it, which cost the broker's thread a
     // few per cent of its time in ingest and is never read (its warnings and errors are still
     // logged). A `DISPECER_LOG` chosen by hand gets them all.
-    let broker_spans = filter_fn(move |meta| {
-        chosen || !(meta.is_span() && meta.target().starts_with("rumqttd"))
-    });
+    let broker_spans =
+        filter_fn(move |meta| chosen || !(meta.is_span() && meta.target().starts_with("rumqttd")));
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()

@@ -48,6 +48,15 @@ pub enum StoreError {
         /// The term the database holds now.
         current: i64,
     },
+    /// A reading of a metric the store has no place for (the metrics are
+    /// `model::reading::TRAFFIC_METRICS`). Nothing of the batch was written.
+    #[error("a reading of {sensor} has metric {metric:?}, not count, speed or occupancy")]
+    UnknownMetric {
+        /// The sensor of the reading.
+        sensor: String,
+        /// Its metric.
+        metric: String,
+    },
 }
 
 impl StoreError {
@@ -62,6 +71,10 @@ impl StoreError {
             },
             StoreError::InvalidUrl(what) => StoreError::InvalidUrl(what.clone()),
             StoreError::NotPostgres => StoreError::NotPostgres,
+            StoreError::UnknownMetric { sensor, metric } => StoreError::UnknownMetric {
+                sensor: sensor.clone(),
+                metric: metric.clone(),
+            },
             StoreError::Fenced { term, current } => StoreError::Fenced {
                 term: *term,
                 current: *current,

@@ -151,7 +151,7 @@ async fn readings_round_trip(url: String) {
     for (i, (time, value)) in times.iter().zip(values).enumerate() {
         batch.push(Reading {
             sensor: sensors[i % 2].into(),
-            metric: if i % 3 == 0 { "speed" } else { "m\\t" }.into(),
+            metric: ["count", "speed", "occupancy"][i % 3].into(),
             time: *time,
             value,
         });
@@ -160,9 +160,29 @@ async fn readings_round_trip(url: String) {
         store.record_readings(&batch).await.expect("record"),
         batch.len() as u64
     );
-    // Again: every one a duplicate (COPY refuses the batch, the INSERT skips them all).
+    // Again: every one a duplicate (COPY refuses the batch, the merge finds them all stored).
     assert_eq!(store.record_readings(&batch).await.expect("again"), 0);
-    // A time before PostgreSQL's range: the whole batch is refused, nothing is stored.
+    // A stored instant with a metric it lacked, beside a duplicate: one new reading, merged
+    // into the instant's row; the stored value of the duplicate is kept.
+    let another_metric = Reading {
+        metric: "occupancy".into(),
+        value: 42.0,
+        ..batch[1].clone()
+    };
+    let changed_duplicate = Reading {
+        value: -1.0,
+        ..batch[0].clone()
+    };
+    assert_eq!(
+        store
+            .record_readings(&[changed_duplicate, another_metric.clone()])
+            .await
+            .expect("merge"),
+        1
+    );
+    batch.push(another_metric);
+    // A time before PostgreSQL's range, or a metric with no column: the whole batch is refused,
+    // nothing is stored.
     let too_early = Reading {
         time: at(-5000, 1, 1, 0, 0, 0, 0),
         ..batch[0].clone()
@@ -171,14 +191,28 @@ async fn readings_round_trip(url: String) {
         time: batch[0].time + chrono::Duration::seconds(1),
         ..batch[0].clone()
     };
-    assert!(store.record_readings(&[fresh, too_early]).await.is_err());
+    assert!(store
+        .record_readings(&[fresh.clone(), too_early])
+        .await
+        .is_err());
+    let unknown = Reading {
+        metric: "m\\t".into(),
+        ..fresh.clone()
+    };
+    assert!(matches!(
+        store.record_readings(&[fresh, unknown]).await,
+        Err(store::StoreError::UnknownMetric { .. })
+    ));
 
     let mut conn = PgConnection::connect(&url).await.expect("connect");
-    let stored: Vec<(DateTime<Utc>, String, String, f64)> =
-        sqlx::query_as("SELECT time, sensor, metric, value FROM readings")
-            .fetch_all(&mut conn)
-            .await
-            .expect("read back");
+    let stored: Vec<(DateTime<Utc>, String, String, f64)> = sqlx::query_as(
+        "SELECT r.time, r.sensor, m.metric, m.value FROM readings r CROSS JOIN LATERAL \
+             (VALUES ('count', r.count), ('speed', r.speed), ('occupancy', r.occupancy)) \
+             AS m(metric, value) WHERE m.value IS NOT NULL",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("read back");
     assert_eq!(stored.len(), batch.len());
     for r in &batch {
         let time = Utc
@@ -231,13 +265,15 @@ async fn readings_round_trip_on_plain_postgresql() {
     in_fresh_database(|url| readings_round_trip(format!("{url}?timescaledb=off"))).await;
 }
 
-/// Migration 0017 on a database that already holds readings: the readings stay, each is still
-/// stored once, and the table keeps one B-tree, the unique `(sensor, time, metric)` (plus the
-/// BRIN index on plain PostgreSQL), on the hypertable's chunks as well.
-async fn readings_migrate_to_one_index(url: String, timescale: bool) {
+/// Migration 0017 on a database that already holds readings (one row per metric): they are
+/// copied into one row per sensor and instant, each still stored once; the table has one
+/// B-tree, the unique `(sensor, time)` (plus the BRIN index on plain PostgreSQL), on the
+/// hypertable's chunks as well, and the sensor compares byte by byte.
+async fn readings_migrate_to_one_row_per_instant(url: String, timescale: bool) {
     use chrono::{Duration, TimeZone, Utc};
     use model::Reading;
     use sqlx::migrate::Migrator;
+    use store::Step;
 
     let pool = sqlx::PgPool::connect(&url).await.expect("connect");
     if timescale {
@@ -261,27 +297,22 @@ async fn readings_migrate_to_one_index(url: String, timescale: bool) {
         .collect::<Vec<_>>()
         .into();
     before.run(&pool).await.expect("migrate to 0016");
-    let old_indexes: Vec<String> =
-        sqlx::query_scalar("SELECT indexname FROM pg_indexes WHERE tablename = 'readings'")
-            .fetch_all(&pool)
-            .await
-            .expect("indexes");
-    assert!(
-        old_indexes.iter().any(|i| i == "readings_identity"),
-        "{old_indexes:?}"
-    );
     let t0 = Utc
         .with_ymd_and_hms(2026, 11, 29, 23, 59, 0)
         .single()
         .expect("a time");
-    let old: Vec<Reading> = (0..4)
-        .map(|i| Reading {
-            sensor: "tc-old".into(),
-            metric: if i % 2 == 0 { "speed" } else { "count" }.into(),
-            time: t0 + Duration::minutes(i),
-            value: i as f64,
-        })
-        .collect();
+    let reading = |metric: &str, minutes, value| Reading {
+        sensor: "tc-old".into(),
+        metric: metric.into(),
+        time: t0 + Duration::minutes(minutes),
+        value,
+    };
+    let old = [
+        reading("count", 0, 10.0),
+        reading("speed", 0, 41.5),
+        reading("count", 2, 12.0),
+        reading("occupancy", 2, 7.25),
+    ];
     for r in &old {
         sqlx::query("INSERT INTO readings (time, sensor, metric, value) VALUES ($1, $2, $3, $4)")
             .bind(r.time)
@@ -302,21 +333,30 @@ async fn readings_migrate_to_one_index(url: String, timescale: bool) {
     .fetch_all(&pool)
     .await
     .expect("indexes");
-    let unique = "CREATE UNIQUE INDEX readings_sensor_time ON public.readings USING btree (sensor, \"time\", metric)";
+    let unique =
+        "CREATE UNIQUE INDEX readings_sensor_time ON public.readings USING btree (sensor, \"time\")";
     if timescale {
         assert_eq!(indexes, [unique]);
     } else {
         let brin = "CREATE INDEX readings_time_brin ON public.readings USING brin (\"time\")";
         assert_eq!(indexes, [unique, brin]);
     }
-    // No chunk kept an index of the old schema.
-    let stale: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_indexes \
-         WHERE indexname LIKE '%readings_identity' OR indexname LIKE '%readings_time_idx'",
+    let collation: Option<String> = sqlx::query_scalar(
+        "SELECT collation_name::text FROM information_schema.columns \
+         WHERE table_name = 'readings' AND column_name = 'sensor'",
     )
     .fetch_one(&pool)
     .await
-    .expect("stale indexes");
+    .expect("collation");
+    assert_eq!(collation.as_deref(), Some("C"));
+    // Nothing of the old table is left, on no chunk.
+    let stale: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_class WHERE relname LIKE '%readings_by_metric%' \
+         OR relname LIKE '%readings_identity' OR relname LIKE '%readings_time_idx'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("stale relations");
     assert_eq!(stale, 0);
     if timescale {
         let chunks: i64 = sqlx::query_scalar(
@@ -327,30 +367,57 @@ async fn readings_migrate_to_one_index(url: String, timescale: bool) {
         .expect("chunks");
         assert_eq!(chunks, 2);
     }
-    // Identity as before: the old readings are duplicates, a new one is new.
-    assert_eq!(store.record_readings(&old).await.expect("again"), 0);
-    let mut more = old.clone();
-    more.push(Reading {
-        time: t0 + Duration::minutes(10),
-        ..old[0].clone()
-    });
-    assert_eq!(store.record_readings(&more).await.expect("one more"), 1);
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM readings")
+    // The old readings read back as they were, two instants.
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM readings")
         .fetch_one(&pool)
         .await
-        .expect("count");
-    assert_eq!(count, 5);
+        .expect("rows");
+    assert_eq!(rows, 2);
+    let back = store
+        .readings_rollup(&"tc-old".into(), t0, t0 + Duration::minutes(5), Step::Raw)
+        .await
+        .expect("read back");
+    let back: Vec<_> = back
+        .iter()
+        .map(|r| (r.bucket, r.metric.as_str(), r.avg))
+        .collect();
+    assert_eq!(
+        back,
+        [
+            (old[0].time, "count", 10.0),
+            (old[1].time, "speed", 41.5),
+            (old[2].time, "count", 12.0),
+            (old[3].time, "occupancy", 7.25),
+        ]
+    );
+    // Identity as before: the old readings are duplicates; a metric an instant lacked and a
+    // new instant are new.
+    assert_eq!(store.record_readings(&old).await.expect("again"), 0);
+    let more = [
+        reading("count", 0, 99.0),
+        reading("occupancy", 0, 3.0),
+        reading("speed", 10, 50.0),
+    ];
+    assert_eq!(store.record_readings(&more).await.expect("more"), 2);
+    let readings: i64 =
+        sqlx::query_scalar("SELECT count(count) + count(speed) + count(occupancy) FROM readings")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    assert_eq!(readings, 6);
     pool.close().await;
     store.close().await;
 }
 
 #[tokio::test]
-async fn readings_migrate_to_one_index_on_timescaledb() {
-    in_fresh_database(|url| readings_migrate_to_one_index(url, true)).await;
+async fn readings_migrate_to_one_row_per_instant_on_timescaledb() {
+    in_fresh_database(|url| readings_migrate_to_one_row_per_instant(url, true)).await;
 }
 
 #[tokio::test]
-async fn readings_migrate_to_one_index_on_plain_postgresql() {
-    in_fresh_database(|url| readings_migrate_to_one_index(format!("{url}?timescaledb=off"), false))
-        .await;
+async fn readings_migrate_to_one_row_per_instant_on_plain_postgresql() {
+    in_fresh_database(|url| {
+        readings_migrate_to_one_row_per_instant(format!("{url}?timescaledb=off"), false)
+    })
+    .await;
 }

@@ -203,16 +203,23 @@ pub async fn run(target: Target) {
     match Store::connect(&target.url).await {
         Err(e @ StoreError::SchemaTooNew { database, binary }) => {
             assert_eq!(database, 99_990_101_000_000);
-            // The newest migration file's number (so that adding a migration needs no edit here).
-            let newest =
-                std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
-                    .expect("migrations")
-                    .filter_map(|f| {
-                        let name = f.ok()?.file_name().into_string().ok()?;
-                        name.split('_').next()?.parse::<i64>().ok()
-                    })
-                    .max()
-                    .expect("a migration");
+            // The newest migration file's number of this backend (so that adding a migration
+            // needs no edit here).
+            let folder = match target.backend {
+                Backend::Sqlite => "sqlite",
+                Backend::Postgres | Backend::Timescale => "postgres",
+            };
+            let newest = std::fs::read_dir(format!(
+                "{}/migrations/{folder}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .expect("migrations")
+            .filter_map(|f| {
+                let name = f.ok()?.file_name().into_string().ok()?;
+                name.split('_').next()?.parse::<i64>().ok()
+            })
+            .max()
+            .expect("a migration");
             assert_eq!(binary, newest, "the binary's newest migration");
             let message = e.to_string();
             assert!(
