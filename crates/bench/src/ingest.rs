@@ -514,13 +514,10 @@ async fn count_stored(
     database_url: &str,
     sqlite_file: &Path,
 ) -> Result<u64> {
-    let query = match (carries, db) {
-        // SQLite keeps a row per reading, PostgreSQL a row per sensor and instant.
-        (Carries::Readings, Db::Sqlite) => "SELECT count(*) FROM readings",
-        (Carries::Readings, Db::Timescale) => {
-            "SELECT count(count) + count(speed) + count(occupancy) FROM readings"
-        }
-        (Carries::Events, _) => "SELECT count(*) FROM events",
+    let query = match carries {
+        // A row per sensor and instant, a column per metric.
+        Carries::Readings => "SELECT count(count) + count(speed) + count(occupancy) FROM readings",
+        Carries::Events => "SELECT count(*) FROM events",
     };
     let n: i64 = match db {
         Db::Sqlite => {

@@ -57,6 +57,15 @@ pub enum StoreError {
         /// Its metric.
         metric: String,
     },
+    /// A reading whose value is NaN, on SQLite (which reads NaN back as NULL). Nothing of the
+    /// batch was written.
+    #[error("a reading of {sensor}'s {metric} is NaN, which SQLite cannot store")]
+    NotANumber {
+        /// The sensor of the reading.
+        sensor: String,
+        /// Its metric.
+        metric: String,
+    },
 }
 
 impl StoreError {
@@ -72,6 +81,10 @@ impl StoreError {
             StoreError::InvalidUrl(what) => StoreError::InvalidUrl(what.clone()),
             StoreError::NotPostgres => StoreError::NotPostgres,
             StoreError::UnknownMetric { sensor, metric } => StoreError::UnknownMetric {
+                sensor: sensor.clone(),
+                metric: metric.clone(),
+            },
+            StoreError::NotANumber { sensor, metric } => StoreError::NotANumber {
                 sensor: sensor.clone(),
                 metric: metric.clone(),
             },

@@ -14,9 +14,9 @@ use model::{Reading, SensorId};
 
 use crate::{Backend, Pool, Store, StoreError};
 
-/// Rows per INSERT statement on SQLite: 4 parameters each, under SQLite's limit of 32 766
+/// Rows per INSERT statement on SQLite: 5 parameters each, under SQLite's limit of 32 766
 /// bound parameters per statement (the bundled SQLite's `SQLITE_MAX_VARIABLE_NUMBER`).
-const ROWS_PER_STATEMENT: usize = 8000;
+const ROWS_PER_STATEMENT: usize = 6000;
 
 /// Most rows a rollup query returns.
 pub const MAX_ROLLUP_ROWS: i64 = 100_000;
@@ -292,23 +292,27 @@ async fn merge_readings_pg(pool: &sqlx::PgPool, rows: &[Instant<'_>]) -> Result<
     Ok(new)
 }
 
-/// `readings` into SQLite in one transaction. A batch that fits in one statement (every batch
-/// of the MQTT adapter on the embedded broker) is that statement alone: outside an explicit
+/// `rows` into SQLite, all or nothing. A batch that fits in one statement (every batch of the
+/// MQTT adapter on the embedded broker) is that statement alone: outside an explicit
 /// transaction a statement is its own transaction, all or nothing, and durable when it returns
 /// (WAL, `synchronous=FULL`). That is one round trip to the connection's thread instead of three
 /// (`BEGIN`, `INSERT`, `COMMIT`), each two thread wake-ups, which under CPU contention was most
 /// of a small batch's time. Larger batches go in several statements inside `BEGIN … COMMIT`.
-/// Returns how many were new, after the commit. Runs on the writer kept in `slot` (see
+/// The plain INSERT refuses the batch when one instant is stored already (a redelivery), as
+/// PostgreSQL's COPY does, and the batch is then merged into what is stored
+/// ([`merge_readings_sqlite`]). Returns how many readings were new (`distinct`, the batch's,
+/// when every instant was), after the commit. Runs on the writer kept in `slot` (see
 /// [`crate::WriterSlot`]) when there is one to keep.
 async fn insert_readings_sqlite(
     pool: &sqlx::SqlitePool,
     slot: Option<&mut crate::WriterSlot>,
-    readings: &[Reading],
+    rows: &[Instant<'_>],
+    distinct: u64,
 ) -> Result<u64, sqlx::Error> {
     // An in-memory database has one connection: keeping it would starve everyone else.
     let Some(slot) = slot.filter(|_| pool.options().get_max_connections() > 1) else {
         let mut conn = pool.acquire().await?;
-        return insert_readings_on(&mut conn, readings).await;
+        return insert_readings_on(&mut conn, rows, distinct).await;
     };
     // A batch cancelled halfway leaves its transaction to roll back: not ours to reuse.
     if slot
@@ -321,7 +325,7 @@ async fn insert_readings_sqlite(
         Some(conn) => conn,
         None => slot.insert(pool.acquire().await?),
     };
-    let result = insert_readings_on(conn, readings).await;
+    let result = insert_readings_on(conn, rows, distinct).await;
     if result.is_err() {
         // Back to the pool, which closes it if a transaction was left open.
         *slot = None;
@@ -329,46 +333,125 @@ async fn insert_readings_sqlite(
     result
 }
 
-/// `readings` into SQLite through `conn`: one statement when they fit in one, else several in
-/// one transaction. Returns how many were new, after the commit.
+/// `rows` into SQLite through `conn`; see [`insert_readings_sqlite`].
 async fn insert_readings_on(
     conn: &mut sqlx::SqliteConnection,
-    readings: &[Reading],
+    rows: &[Instant<'_>],
+    distinct: u64,
 ) -> Result<u64, sqlx::Error> {
-    if readings.len() <= ROWS_PER_STATEMENT {
-        return Ok(insert_statement(readings)
+    let inserted = if rows.len() <= ROWS_PER_STATEMENT {
+        insert_statement(rows, false)
             .build()
             .persistent(false)
             .execute(&mut *conn)
-            .await?
-            .rows_affected());
+            .await
+            .map(|_| ())
+    } else {
+        insert_in_transaction(conn, rows).await
+    };
+    match inserted {
+        Ok(()) => Ok(distinct),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            merge_readings_sqlite(conn, rows).await
+        }
+        Err(e) => Err(e),
     }
+}
+
+/// `rows` in several INSERT statements inside one transaction.
+async fn insert_in_transaction(
+    conn: &mut sqlx::SqliteConnection,
+    rows: &[Instant<'_>],
+) -> Result<(), sqlx::Error> {
     let mut tx = sqlx::Connection::begin(conn).await?;
-    let mut inserted = 0;
-    for chunk in readings.chunks(ROWS_PER_STATEMENT) {
-        inserted += insert_statement(chunk)
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        insert_statement(chunk, false)
             .build()
             .persistent(false)
             .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            .await?;
     }
-    tx.commit().await?;
-    Ok(inserted)
+    tx.commit().await
 }
 
-/// One INSERT of `rows` into SQLite's readings, skipping those already stored. Not kept in the
-/// statement cache (`persistent(false)` where it is run): its text changes with the number of
-/// rows, and would push the events' statements out.
-fn insert_statement(rows: &[Reading]) -> QueryBuilder<'_, sqlx::Sqlite> {
-    let mut q = QueryBuilder::new("INSERT INTO readings (sensor, metric, time_us, value) ");
+/// `rows` merged into what SQLite stores, in one transaction: an instant not stored yet is
+/// inserted, one stored already gets the metrics it lacked (a value stored is never replaced).
+/// Returns how many readings were new: the stored instants are read first, inside the
+/// transaction, and SQLite has one writer at a time.
+async fn merge_readings_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    rows: &[Instant<'_>],
+) -> Result<u64, sqlx::Error> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    let mut stored: foldhash::HashMap<(String, i64), [bool; 3]> = Default::default();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT sensor, time_us, count IS NOT NULL, speed IS NOT NULL, \
+             occupancy IS NOT NULL FROM readings WHERE (sensor, time_us) IN (",
+        );
+        q.push_values(chunk, |mut b, r| {
+            b.push_bind(r.sensor).push_bind(micros(r.time));
+        });
+        q.push(")");
+        let found: Vec<(String, i64, bool, bool, bool)> = q
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(&mut *tx)
+            .await?;
+        stored.extend(
+            found
+                .into_iter()
+                .map(|(sensor, time, c, s, o)| ((sensor, time), [c, s, o])),
+        );
+    }
+    let new = rows
+        .iter()
+        .map(|r| {
+            let had = stored
+                .get(&(r.sensor.to_owned(), micros(r.time)))
+                .copied()
+                .unwrap_or_default();
+            r.values
+                .iter()
+                .zip(had)
+                .filter(|(v, had)| v.is_some() && !had)
+                .count() as u64
+        })
+        .sum();
+    if new > 0 {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            insert_statement(chunk, true)
+                .build()
+                .persistent(false)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(new)
+}
+
+/// One INSERT of `rows` into SQLite's readings: plain (refused as a whole when an instant is
+/// stored already), or with `merge` adding to a stored instant the metrics it lacks. Not kept in
+/// the statement cache (`persistent(false)` where it is run): its text changes with the number
+/// of rows, and would push the events' statements out.
+fn insert_statement<'a>(rows: &'a [Instant<'a>], merge: bool) -> QueryBuilder<'a, sqlx::Sqlite> {
+    let mut q =
+        QueryBuilder::new("INSERT INTO readings (sensor, time_us, count, speed, occupancy) ");
     q.push_values(rows, |mut b, r| {
-        b.push_bind(r.sensor.as_str())
-            .push_bind(r.metric.as_str())
-            .push_bind(micros(r.time))
-            .push_bind(r.value);
+        b.push_bind(r.sensor).push_bind(micros(r.time));
+        for v in r.values {
+            b.push_bind(v);
+        }
     });
-    q.push(" ON CONFLICT DO NOTHING");
+    if merge {
+        q.push(
+            " ON CONFLICT (sensor, time_us) DO UPDATE SET \
+             count = coalesce(count, excluded.count), \
+             speed = coalesce(speed, excluded.speed), \
+             occupancy = coalesce(occupancy, excluded.occupancy)",
+        );
+    }
     q
 }
 
@@ -395,17 +478,18 @@ impl Store {
         }
         match &self.pool {
             Pool::Sqlite(pool) => {
-                // The same metrics as PostgreSQL has columns for, whatever SQLite could hold.
-                if let Some(r) = readings
-                    .iter()
-                    .find(|r| !METRICS.contains(&r.metric.as_str()))
-                {
-                    return Err(StoreError::UnknownMetric {
-                        sensor: r.sensor.to_string(),
-                        metric: r.metric.to_string(),
+                let (rows, distinct) = instants(readings)?;
+                // SQLite reads NaN back as NULL: a reading it would lose is refused.
+                if let Some((r, m)) = rows.iter().find_map(|r| {
+                    let m = r.values.iter().position(|v| v.is_some_and(f64::is_nan))?;
+                    Some((r, m))
+                }) {
+                    return Err(StoreError::NotANumber {
+                        sensor: r.sensor.to_owned(),
+                        metric: METRICS[m].to_owned(),
                     });
                 }
-                Ok(insert_readings_sqlite(pool, writer, readings).await?)
+                Ok(insert_readings_sqlite(pool, writer, &rows, distinct).await?)
             }
             Pool::Postgres(pool) => {
                 let (rows, distinct) = instants(readings)?;
@@ -435,13 +519,28 @@ impl Store {
         let rows: Vec<RollupRow> = match &self.pool {
             Pool::Sqlite(pool) => {
                 let width = step.seconds() * 1_000_000;
+                // One row per instant, as on PostgreSQL (there without LATERAL: a SELECT per
+                // metric, and each bucket aggregated once, column by column).
                 let sql = if step == Step::Raw {
-                    "SELECT time_us, metric, value, value, value, 1 FROM readings \
-                     WHERE sensor = $1 AND time_us >= $2 AND time_us < $3 AND $5 >= 0 ORDER BY time_us, metric LIMIT $4"
+                    "SELECT time_us, metric, value, value, value, 1 FROM ( \
+                     SELECT time_us, 'count' AS metric, count AS value FROM readings \
+                      WHERE sensor = $1 AND time_us >= $2 AND time_us < $3 AND count IS NOT NULL \
+                     UNION ALL SELECT time_us, 'occupancy', occupancy FROM readings \
+                      WHERE sensor = $1 AND time_us >= $2 AND time_us < $3 AND occupancy IS NOT NULL \
+                     UNION ALL SELECT time_us, 'speed', speed FROM readings \
+                      WHERE sensor = $1 AND time_us >= $2 AND time_us < $3 AND speed IS NOT NULL) \
+                     WHERE $5 >= 0 ORDER BY time_us, metric LIMIT $4"
                 } else {
-                    "SELECT (time_us / $5) * $5 AS b, metric, avg(value), min(value), max(value), count(*) \
-                     FROM readings WHERE sensor = $1 AND time_us >= $2 AND time_us < $3 \
-                     GROUP BY b, metric ORDER BY b, metric LIMIT $4"
+                    "WITH g AS (SELECT (time_us / $5) * $5 AS b, \
+                      avg(count) AS ca, min(count) AS cmin, max(count) AS cmax, count(count) AS cn, \
+                      avg(occupancy) AS oa, min(occupancy) AS omin, max(occupancy) AS omax, \
+                      count(occupancy) AS on_, \
+                      avg(speed) AS sa, min(speed) AS smin, max(speed) AS smax, count(speed) AS sn \
+                      FROM readings WHERE sensor = $1 AND time_us >= $2 AND time_us < $3 GROUP BY b) \
+                     SELECT b, 'count', ca, cmin, cmax, cn FROM g WHERE cn > 0 \
+                     UNION ALL SELECT b, 'occupancy', oa, omin, omax, on_ FROM g WHERE on_ > 0 \
+                     UNION ALL SELECT b, 'speed', sa, smin, smax, sn FROM g WHERE sn > 0 \
+                     ORDER BY 1, 2 LIMIT $4"
                 };
                 let raw: Vec<(i64, String, f64, f64, f64, i64)> = sqlx::query_as(sql)
                     .bind(sensor.as_str())

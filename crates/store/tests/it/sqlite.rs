@@ -74,26 +74,147 @@ async fn a_failed_batch_of_readings_leaves_nothing_and_the_store_writes_on() {
         time: base + chrono::Duration::seconds(second),
         value,
     };
-    // SQLite stores NaN as NULL, which the table refuses: the batch's script fails after its
-    // first rows went in, and must leave none of them.
+    // SQLite reads NaN back as NULL: a batch holding one is refused, none of it stored.
     let bad = [reading(0, 40.0), reading(1, f64::NAN)];
-    // More failures than the pool has connections: a connection left inside the failed
-    // transaction would hold the write lock and the next batch would time out.
     for _ in 0..6 {
-        assert!(store.record_readings(&bad).await.is_err());
+        assert!(matches!(
+            store.record_readings(&bad).await,
+            Err(store::StoreError::NotANumber { .. })
+        ));
     }
     let good: Vec<_> = (0..3).map(|s| reading(s, 40.0)).collect();
     assert_eq!(store.record_readings(&good).await.expect("readings"), 3);
     assert_eq!(store.record_readings(&good).await.expect("again"), 0);
-    let raw = store
+    // A batch of more instants than one statement takes, whose second statement meets an
+    // instant stored already: the transaction's first statement is rolled back, and the batch
+    // merged (each new reading counted once: none of the first statement's is left over). More
+    // times than the pool has connections: a connection left inside the failed transaction
+    // would hold the write lock and the next batch would time out.
+    for round in 0..6 {
+        let from = 100 + round * 10_000;
+        let stored_before = reading(from + 6_500, 1.0);
+        assert_eq!(
+            store
+                .record_readings(std::slice::from_ref(&stored_before))
+                .await
+                .expect("one"),
+            1
+        );
+        let big: Vec<_> = (from..from + 7_000).map(|s| reading(s, 40.0)).collect();
+        assert_eq!(store.record_readings(&big).await.expect("merged"), 6_999);
+    }
+    let all = store
         .readings_rollup(
             &"tc-a".into(),
             base,
-            base + chrono::Duration::minutes(1),
+            base + chrono::Duration::days(1),
             store::Step::Raw,
         )
         .await
         .expect("rollup");
-    assert_eq!(raw.len(), 3);
+    assert_eq!(all.len(), 3 + 6 * 7_000);
+    // The stored value was kept, not replaced by the batch's.
+    let kept = all
+        .iter()
+        .find(|r| r.bucket == base + chrono::Duration::seconds(6_600))
+        .expect("the instant stored before");
+    assert_eq!(kept.avg, 1.0);
     store.close().await;
+}
+
+/// Migration 0017 on a file that already holds readings (one row per metric): they are copied
+/// into one row per sensor and instant, and read back as they were; each is still stored once.
+#[tokio::test]
+async fn readings_migrate_to_one_row_per_instant() {
+    use chrono::{Duration, TimeZone, Utc};
+    use model::Reading;
+    use sqlx::migrate::Migrator;
+
+    let dir = TempDir::new();
+    std::fs::create_dir_all(&dir.0).expect("the folder");
+    let url = format!("sqlite://{}?mode=rwc", dir.0.join("old.sqlite").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
+    let mut before = Migrator::new(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/sqlite"
+    )))
+    .await
+    .expect("the migrations");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < 17)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&pool).await.expect("migrate to 0016");
+    let t0 = Utc
+        .with_ymd_and_hms(2026, 11, 29, 23, 59, 0)
+        .single()
+        .expect("a time");
+    let reading = |metric: &str, minutes, value| Reading {
+        sensor: "tc-old".into(),
+        metric: metric.into(),
+        time: t0 + Duration::minutes(minutes),
+        value,
+    };
+    let old = [
+        reading("count", 0, 10.0),
+        reading("speed", 0, 41.5),
+        reading("count", 2, 12.0),
+        reading("occupancy", 2, 7.25),
+    ];
+    for r in &old {
+        sqlx::query("INSERT INTO readings (sensor, metric, time_us, value) VALUES (?, ?, ?, ?)")
+            .bind(r.sensor.as_str())
+            .bind(r.metric.as_str())
+            .bind(r.time.timestamp_micros())
+            .bind(r.value)
+            .execute(&pool)
+            .await
+            .expect("an old reading");
+    }
+    pool.close().await;
+
+    let store = Store::connect(&url).await.expect("connect and migrate");
+    let back = store
+        .readings_rollup(
+            &"tc-old".into(),
+            t0,
+            t0 + Duration::minutes(5),
+            store::Step::Raw,
+        )
+        .await
+        .expect("read back");
+    let back: Vec<_> = back
+        .iter()
+        .map(|r| (r.bucket, r.metric.as_str(), r.avg))
+        .collect();
+    assert_eq!(
+        back,
+        [
+            (old[0].time, "count", 10.0),
+            (old[1].time, "speed", 41.5),
+            (old[2].time, "count", 12.0),
+            (old[3].time, "occupancy", 7.25),
+        ]
+    );
+    assert_eq!(store.record_readings(&old).await.expect("again"), 0);
+    let more = [
+        reading("count", 0, 99.0),
+        reading("occupancy", 0, 3.0),
+        reading("speed", 10, 50.0),
+    ];
+    assert_eq!(store.record_readings(&more).await.expect("more"), 2);
+    store.close().await;
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
+    let (rows, readings, old_tables): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(count) + count(speed) + count(occupancy), \
+         (SELECT count(*) FROM sqlite_master WHERE name = 'readings_by_metric') FROM readings",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("counts");
+    assert_eq!((rows, readings, old_tables), (3, 6, 0));
+    pool.close().await;
 }
