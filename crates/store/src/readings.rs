@@ -226,6 +226,21 @@ fn copy_text_field(out: &mut Vec<u8>, s: &str) -> Result<(), CopyEncodeError> {
     Ok(())
 }
 
+/// How many of the readings of `rows` are not stored yet, `stored` telling which metrics of an
+/// instant are (`None`: the instant is not).
+fn new_readings(rows: &[Instant<'_>], stored: impl Fn(&Instant<'_>) -> Option<[bool; 3]>) -> u64 {
+    rows.iter()
+        .map(|r| {
+            let had = stored(r).unwrap_or_default();
+            r.values
+                .iter()
+                .zip(had)
+                .filter(|(v, had)| v.is_some() && !had)
+                .count() as u64
+        })
+        .sum()
+}
+
 /// `rows` merged into what is stored, in one transaction: an instant not stored yet is inserted,
 /// one stored already gets the metrics it lacked (a value stored is never replaced). Returns
 /// how many readings were new. The stored instants are read and locked first, so that the count
@@ -256,20 +271,9 @@ async fn merge_readings_pg(pool: &sqlx::PgPool, rows: &[Instant<'_>]) -> Result<
         .iter()
         .map(|(sensor, time, c, s, o)| ((sensor.as_str(), time.timestamp_micros()), [*c, *s, *o]))
         .collect();
-    let new = rows
-        .iter()
-        .map(|r| {
-            let had = stored
-                .get(&(r.sensor, r.time.timestamp_micros()))
-                .copied()
-                .unwrap_or_default();
-            r.values
-                .iter()
-                .zip(had)
-                .filter(|(v, had)| v.is_some() && !had)
-                .count() as u64
-        })
-        .sum();
+    let new = new_readings(rows, |r| {
+        stored.get(&(r.sensor, r.time.timestamp_micros())).copied()
+    });
     if new > 0 {
         let [count, speed, occupancy] = &columns;
         sqlx::query(
@@ -404,20 +408,9 @@ async fn merge_readings_sqlite(
                 .map(|(sensor, time, c, s, o)| ((sensor, time), [c, s, o])),
         );
     }
-    let new = rows
-        .iter()
-        .map(|r| {
-            let had = stored
-                .get(&(r.sensor.to_owned(), micros(r.time)))
-                .copied()
-                .unwrap_or_default();
-            r.values
-                .iter()
-                .zip(had)
-                .filter(|(v, had)| v.is_some() && !had)
-                .count() as u64
-        })
-        .sum();
+    let new = new_readings(rows, |r| {
+        stored.get(&(r.sensor.to_owned(), micros(r.time))).copied()
+    });
     if new > 0 {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             insert_statement(chunk, true)
