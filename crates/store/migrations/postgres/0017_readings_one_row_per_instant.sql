@@ -13,7 +13,8 @@
 -- The sensor compares byte by byte (COLLATE "C"): an identifier, and a locale's collation made
 -- every comparison in the index a call to strcoll.
 --
--- An existing database's readings are copied over as the migration runs, at start-up.
+-- An existing database's readings are copied over as the migration runs, at start-up (measured
+-- on a two-CPU machine: 6.4 s for 3 million readings, 1 million instants).
 ALTER TABLE readings RENAME TO readings_by_metric;
 DROP INDEX IF EXISTS readings_time_brin;
 

