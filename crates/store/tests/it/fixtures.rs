@@ -214,3 +214,86 @@ impl Raw {
         }
     }
 }
+
+/// The migrations of `backend` ("sqlite" or "postgres") before `version`: the schema a database
+/// had when the release before that migration left it.
+pub async fn migrations_before(backend: &str, version: i64) -> sqlx::migrate::Migrator {
+    let mut m = sqlx::migrate::Migrator::new(std::path::PathBuf::from(format!(
+        "{}/migrations/{backend}",
+        env!("CARGO_MANIFEST_DIR")
+    )))
+    .await
+    .expect("the migrations");
+    m.migrations = m
+        .migrations
+        .iter()
+        .filter(|m| m.version < version)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    m
+}
+
+/// A reading of sensor `tc-old` at `minutes` after 2026-11-29 23:59 UTC (the next day from
+/// minute 1: two TimescaleDB chunks).
+pub fn old_reading(metric: &str, minutes: i64, value: f64) -> model::Reading {
+    model::Reading {
+        sensor: "tc-old".into(),
+        metric: metric.into(),
+        time: old_t0() + Duration::minutes(minutes),
+        value,
+    }
+}
+
+/// The first instant of [`old_reading`]s.
+pub fn old_t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 29, 23, 59, 0)
+        .single()
+        .expect("a time")
+}
+
+/// Readings stored by the schema before migration 0017 (one row per metric): two instants, two
+/// metrics each.
+pub fn old_readings() -> [model::Reading; 4] {
+    [
+        old_reading("count", 0, 10.0),
+        old_reading("speed", 0, 41.5),
+        old_reading("count", 2, 12.0),
+        old_reading("occupancy", 2, 7.25),
+    ]
+}
+
+/// What `store` reads back of [`old_readings`] (raw), and that a second write of them is
+/// all duplicates while a metric an instant lacked and a new instant are new.
+pub async fn old_readings_read_back_and_merge(store: &store::Store) {
+    let old = old_readings();
+    let back = store
+        .readings_rollup(
+            &"tc-old".into(),
+            old_t0(),
+            old_t0() + Duration::minutes(5),
+            store::Step::Raw,
+        )
+        .await
+        .expect("read back");
+    let back: Vec<_> = back
+        .iter()
+        .map(|r| (r.bucket, r.metric.as_str(), r.avg))
+        .collect();
+    assert_eq!(
+        back,
+        [
+            (old[0].time, "count", 10.0),
+            (old[1].time, "speed", 41.5),
+            (old[2].time, "count", 12.0),
+            (old[3].time, "occupancy", 7.25),
+        ]
+    );
+    assert_eq!(store.record_readings(&old).await.expect("again"), 0);
+    let more = [
+        old_reading("count", 0, 99.0),
+        old_reading("occupancy", 0, 3.0),
+        old_reading("speed", 10, 50.0),
+    ];
+    assert_eq!(store.record_readings(&more).await.expect("more"), 2);
+}

@@ -270,11 +270,6 @@ async fn readings_round_trip_on_plain_postgresql() {
 /// B-tree, the unique `(sensor, time)` (plus the BRIN index on plain PostgreSQL), on the
 /// hypertable's chunks as well, and the sensor compares byte by byte.
 async fn readings_migrate_to_one_row_per_instant(url: String, timescale: bool) {
-    use chrono::{Duration, TimeZone, Utc};
-    use model::Reading;
-    use sqlx::migrate::Migrator;
-    use store::Step;
-
     let pool = sqlx::PgPool::connect(&url).await.expect("connect");
     if timescale {
         sqlx::query("CREATE EXTENSION IF NOT EXISTS timescaledb")
@@ -283,36 +278,12 @@ async fn readings_migrate_to_one_row_per_instant(url: String, timescale: bool) {
             .expect("timescaledb");
     }
     // The schema as the release before 0017 left it, with readings in two days (two chunks).
-    let mut before = Migrator::new(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/migrations/postgres"
-    )))
-    .await
-    .expect("the migrations");
-    before.migrations = before
-        .migrations
-        .iter()
-        .filter(|m| m.version < 17)
-        .cloned()
-        .collect::<Vec<_>>()
-        .into();
-    before.run(&pool).await.expect("migrate to 0016");
-    let t0 = Utc
-        .with_ymd_and_hms(2026, 11, 29, 23, 59, 0)
-        .single()
-        .expect("a time");
-    let reading = |metric: &str, minutes, value| Reading {
-        sensor: "tc-old".into(),
-        metric: metric.into(),
-        time: t0 + Duration::minutes(minutes),
-        value,
-    };
-    let old = [
-        reading("count", 0, 10.0),
-        reading("speed", 0, 41.5),
-        reading("count", 2, 12.0),
-        reading("occupancy", 2, 7.25),
-    ];
+    crate::fixtures::migrations_before("postgres", 17)
+        .await
+        .run(&pool)
+        .await
+        .expect("migrate to 0016");
+    let old = crate::fixtures::old_readings();
     for r in &old {
         sqlx::query("INSERT INTO readings (time, sensor, metric, value) VALUES ($1, $2, $3, $4)")
             .bind(r.time)
@@ -373,32 +344,7 @@ async fn readings_migrate_to_one_row_per_instant(url: String, timescale: bool) {
         .await
         .expect("rows");
     assert_eq!(rows, 2);
-    let back = store
-        .readings_rollup(&"tc-old".into(), t0, t0 + Duration::minutes(5), Step::Raw)
-        .await
-        .expect("read back");
-    let back: Vec<_> = back
-        .iter()
-        .map(|r| (r.bucket, r.metric.as_str(), r.avg))
-        .collect();
-    assert_eq!(
-        back,
-        [
-            (old[0].time, "count", 10.0),
-            (old[1].time, "speed", 41.5),
-            (old[2].time, "count", 12.0),
-            (old[3].time, "occupancy", 7.25),
-        ]
-    );
-    // Identity as before: the old readings are duplicates; a metric an instant lacked and a
-    // new instant are new.
-    assert_eq!(store.record_readings(&old).await.expect("again"), 0);
-    let more = [
-        reading("count", 0, 99.0),
-        reading("occupancy", 0, 3.0),
-        reading("speed", 10, 50.0),
-    ];
-    assert_eq!(store.record_readings(&more).await.expect("more"), 2);
+    crate::fixtures::old_readings_read_back_and_merge(&store).await;
     let readings: i64 =
         sqlx::query_scalar("SELECT count(count) + count(speed) + count(occupancy) FROM readings")
             .fetch_one(&pool)

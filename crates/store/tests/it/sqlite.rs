@@ -126,44 +126,16 @@ async fn a_failed_batch_of_readings_leaves_nothing_and_the_store_writes_on() {
 /// into one row per sensor and instant, and read back as they were; each is still stored once.
 #[tokio::test]
 async fn readings_migrate_to_one_row_per_instant() {
-    use chrono::{Duration, TimeZone, Utc};
-    use model::Reading;
-    use sqlx::migrate::Migrator;
-
     let dir = TempDir::new();
     std::fs::create_dir_all(&dir.0).expect("the folder");
     let url = format!("sqlite://{}?mode=rwc", dir.0.join("old.sqlite").display());
     let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
-    let mut before = Migrator::new(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/migrations/sqlite"
-    )))
-    .await
-    .expect("the migrations");
-    before.migrations = before
-        .migrations
-        .iter()
-        .filter(|m| m.version < 17)
-        .cloned()
-        .collect::<Vec<_>>()
-        .into();
-    before.run(&pool).await.expect("migrate to 0016");
-    let t0 = Utc
-        .with_ymd_and_hms(2026, 11, 29, 23, 59, 0)
-        .single()
-        .expect("a time");
-    let reading = |metric: &str, minutes, value| Reading {
-        sensor: "tc-old".into(),
-        metric: metric.into(),
-        time: t0 + Duration::minutes(minutes),
-        value,
-    };
-    let old = [
-        reading("count", 0, 10.0),
-        reading("speed", 0, 41.5),
-        reading("count", 2, 12.0),
-        reading("occupancy", 2, 7.25),
-    ];
+    crate::fixtures::migrations_before("sqlite", 17)
+        .await
+        .run(&pool)
+        .await
+        .expect("migrate to 0016");
+    let old = crate::fixtures::old_readings();
     for r in &old {
         sqlx::query("INSERT INTO readings (sensor, metric, time_us, value) VALUES (?, ?, ?, ?)")
             .bind(r.sensor.as_str())
@@ -177,35 +149,7 @@ async fn readings_migrate_to_one_row_per_instant() {
     pool.close().await;
 
     let store = Store::connect(&url).await.expect("connect and migrate");
-    let back = store
-        .readings_rollup(
-            &"tc-old".into(),
-            t0,
-            t0 + Duration::minutes(5),
-            store::Step::Raw,
-        )
-        .await
-        .expect("read back");
-    let back: Vec<_> = back
-        .iter()
-        .map(|r| (r.bucket, r.metric.as_str(), r.avg))
-        .collect();
-    assert_eq!(
-        back,
-        [
-            (old[0].time, "count", 10.0),
-            (old[1].time, "speed", 41.5),
-            (old[2].time, "count", 12.0),
-            (old[3].time, "occupancy", 7.25),
-        ]
-    );
-    assert_eq!(store.record_readings(&old).await.expect("again"), 0);
-    let more = [
-        reading("count", 0, 99.0),
-        reading("occupancy", 0, 3.0),
-        reading("speed", 10, 50.0),
-    ];
-    assert_eq!(store.record_readings(&more).await.expect("more"), 2);
+    crate::fixtures::old_readings_read_back_and_merge(&store).await;
     store.close().await;
     let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
     let (rows, readings, old_tables): (i64, i64, i64) = sqlx::query_as(
